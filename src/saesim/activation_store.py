@@ -1,0 +1,338 @@
+"""HDF5 activation stores: one file holds the activations of one hook point.
+
+Layout (format ``saesim.activation_store/1``)::
+
+    /activations   [n_rows, d]  float32 or float16, chunked (chunk_rows, d)
+    /token_ids     [n_rows]     int32   (language models only)
+    /positions     [n_rows]     int32   position of the token in its context
+    /context_ids   [n_rows]     int32   index of the context the row came from
+    /ground_truth/ (toy models only) features [n_features, d], firing_probabilities,
+                   correlation_matrix, ... ; anything a producer wants to keep
+    attrs: format, model, hook, dtype, n_rows, d, content_hash (sha256 over the
+           stored bytes of every dataset above, in order), saesim_version,
+           producer (JSON: versions of torch/h5py/...), config (JSON), complete
+
+A store is complete or absent: :class:`StoreWriter` writes to a temporary name in
+the same directory and renames it into place only after the last byte and the
+hash are written.  A killed job leaves at most a ``*.partial-*`` file that no
+reader accepts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .errors import SaesimError
+
+STORE_FORMAT = "saesim.activation_store/1"
+ROW_DATASETS = ("token_ids", "positions", "context_ids")
+_DTYPES = {"float32": np.float32, "float16": np.float16}
+
+
+def producer_versions() -> dict[str, str]:
+    """Versions of the packages that shape the bytes of an artifact."""
+    import importlib.metadata as md
+
+    out = {"saesim": __version__, "numpy": np.__version__, "h5py": h5py.__version__}
+    for name in ("torch", "sae-lens", "transformer-lens", "transformers"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+class StoreWriter:
+    """Append rows to a new store; publish it atomically on :meth:`close`.
+
+    Use as a context manager: leaving the block by an exception removes the
+    temporary file, so no partial store is ever visible under ``path``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        d: int,
+        *,
+        dtype: str = "float32",
+        chunk_rows: int = 4096,
+        with_tokens: bool = False,
+        attrs: Mapping[str, Any] | None = None,
+    ):
+        if dtype not in _DTYPES:
+            raise SaesimError(f"{path}: store dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        self.path = Path(path)
+        self.d = int(d)
+        self.dtype = np.dtype(_DTYPES[dtype])
+        self.chunk_rows = int(chunk_rows)
+        self.with_tokens = with_tokens
+        self.attrs = dict(attrs or {})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp_path = self.path.with_name(f"{self.path.name}.partial-{os.getpid()}")
+        self._file = h5py.File(self.tmp_path, "w")
+        self._n = 0
+        self._hashers = {"activations": hashlib.sha256()}
+        self._file.create_dataset(
+            "activations",
+            shape=(0, self.d),
+            maxshape=(None, self.d),
+            dtype=self.dtype,
+            chunks=(min(self.chunk_rows, 1 << 20), self.d),
+        )
+        if with_tokens:
+            for name in ROW_DATASETS:
+                self._file.create_dataset(
+                    name, shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(self.chunk_rows,)
+                )
+                self._hashers[name] = hashlib.sha256()
+
+    @property
+    def n_rows(self) -> int:
+        return self._n
+
+    def append(
+        self,
+        activations: np.ndarray,
+        *,
+        token_ids: np.ndarray | None = None,
+        positions: np.ndarray | None = None,
+        context_ids: np.ndarray | None = None,
+    ) -> None:
+        """Append ``[rows, d]`` activations (and, for token stores, their token metadata)."""
+        acts = np.ascontiguousarray(activations, dtype=self.dtype)
+        if acts.ndim != 2 or acts.shape[1] != self.d:
+            raise SaesimError(f"{self.path}: expected activations of shape [rows, {self.d}], got {acts.shape}")
+        if not np.isfinite(acts).all():
+            bad = int(np.flatnonzero(~np.isfinite(acts).all(axis=1))[0]) + self._n
+            raise SaesimError(f"{self.path}: non-finite activation (NaN/inf) at row {bad}; refusing to write it")
+        rows = acts.shape[0]
+        meta = {"token_ids": token_ids, "positions": positions, "context_ids": context_ids}
+        if self.with_tokens:
+            for name, arr in meta.items():
+                if arr is None or np.shape(arr) != (rows,):
+                    raise SaesimError(f"{self.path}: {name} must be given with shape [{rows}]")
+        elif any(v is not None for v in meta.values()):
+            raise SaesimError(f"{self.path}: store was opened without token metadata")
+        start, stop = self._n, self._n + rows
+        ds = self._file["activations"]
+        ds.resize(stop, axis=0)
+        ds[start:stop] = acts
+        self._hashers["activations"].update(acts.tobytes())
+        if self.with_tokens:
+            for name, arr in meta.items():
+                arr = np.ascontiguousarray(arr, dtype=np.int32)
+                self._file[name].resize(stop, axis=0)
+                self._file[name][start:stop] = arr
+                self._hashers[name].update(arr.tobytes())
+        self._n = stop
+
+    def add_group(self, name: str, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any] | None = None):
+        """Keep extra arrays (e.g. the toy model's ground-truth features) in the store."""
+        group = self._file.require_group(name)
+        for key, arr in arrays.items():
+            arr = np.ascontiguousarray(arr)
+            group.create_dataset(key, data=arr)
+            self._hashers[f"{name}/{key}"] = hashlib.sha256(arr.tobytes())
+        for key, value in (attrs or {}).items():
+            group.attrs[key] = value
+
+    def close(self) -> Path:
+        """Write the attributes and hash, then rename the store into place."""
+        if self._n == 0:
+            self.abort()
+            raise SaesimError(f"{self.path}: no rows were written")
+        total = hashlib.sha256()
+        for name in sorted(self._hashers):
+            total.update(name.encode())
+            total.update(self._hashers[name].digest())
+        attrs = {
+            "format": STORE_FORMAT,
+            "n_rows": self._n,
+            "d": self.d,
+            "dtype": self.dtype.name,
+            "content_hash": total.hexdigest(),
+            "saesim_version": __version__,
+            "producer": json.dumps(producer_versions(), sort_keys=True),
+        }
+        for key, value in self.attrs.items():
+            attrs[key] = value if isinstance(value, (str, int, float, bool, np.number)) else json.dumps(value, sort_keys=True)
+        for key, value in attrs.items():
+            self._file.attrs[key] = value
+        self._file.attrs["complete"] = True
+        self._file.flush()
+        self._file.close()
+        os.replace(self.tmp_path, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self._file.close()
+        except Exception:  # noqa: BLE001 - file may already be closed
+            pass
+        self.tmp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+@dataclass
+class ActivationStore:
+    """A complete, validated store opened read-only."""
+
+    path: Path
+    file: h5py.File
+
+    @property
+    def activations(self) -> h5py.Dataset:
+        return self.file["activations"]
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.activations.shape[0])
+
+    @property
+    def d(self) -> int:
+        return int(self.activations.shape[1])
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return {k: (v.item() if hasattr(v, "item") else v) for k, v in self.file.attrs.items()}
+
+    @property
+    def content_hash(self) -> str:
+        return str(self.file.attrs["content_hash"])
+
+    @property
+    def has_tokens(self) -> bool:
+        return "token_ids" in self.file
+
+    def row_array(self, name: str) -> np.ndarray:
+        if name not in self.file:
+            raise SaesimError(f"{self.path}: store has no {name!r} dataset")
+        return self.file[name][:]
+
+    def group(self, name: str) -> dict[str, np.ndarray]:
+        if name not in self.file:
+            raise SaesimError(f"{self.path}: store has no {name!r} group")
+        return {k: v[:] for k, v in self.file[name].items()}
+
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` as float32, refusing NaN/inf with the file and row named."""
+        block = np.asarray(self.activations[start:stop], dtype=np.float32)
+        if not np.isfinite(block).all():
+            bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+            raise SaesimError(f"{self.path}: non-finite activation (NaN/inf) at row {bad}")
+        return block
+
+    def chunk_rows(self) -> int:
+        chunks = self.activations.chunks
+        return int(chunks[0]) if chunks else 4096
+
+    def iter_chunks(self, chunk_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start_row, block)`` in file order with bounded memory."""
+        step = chunk_rows or self.chunk_rows()
+        for start in range(0, self.n_rows, step):
+            yield start, self.read_rows(start, min(start + step, self.n_rows))
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> "ActivationStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_store(path: str | os.PathLike) -> ActivationStore:
+    """Open a store for reading; any problem is one :class:`SaesimError` naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise SaesimError(f"{path}: activation store does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise SaesimError(f"{path}: not an HDF5 activation store ({exc.__class__.__name__})") from None
+    if f.attrs.get("format") != STORE_FORMAT:
+        f.close()
+        raise SaesimError(f"{path}: not a saesim activation store (format attribute is not {STORE_FORMAT!r})")
+    if not bool(f.attrs.get("complete", False)):
+        f.close()
+        raise SaesimError(f"{path}: activation store is incomplete (written by a job that did not finish)")
+    if "activations" not in f or f["activations"].ndim != 2:
+        f.close()
+        raise SaesimError(f"{path}: store has no 2-D 'activations' dataset")
+    n = f["activations"].shape[0]
+    for name in ROW_DATASETS:
+        if name in f and f[name].shape != (n,):
+            f.close()
+            raise SaesimError(f"{path}: {name} has {f[name].shape[0]} rows but activations have {n}")
+    return ActivationStore(path=path, file=f)
+
+
+def training_rows(store: ActivationStore, exclude_positions: tuple[int, ...] = ()) -> np.ndarray | None:
+    """Boolean mask of rows used for SAE training, or None for all rows.
+
+    Language-model stores exclude BOS / position 0 by default; positions come
+    from the store's ``positions`` dataset.
+    """
+    if not exclude_positions or not store.has_tokens:
+        return None
+    positions = store.row_array("positions")
+    return ~np.isin(positions, np.asarray(exclude_positions, dtype=positions.dtype))
+
+
+def iter_shuffled_batches(
+    store: ActivationStore,
+    batch_size: int,
+    *,
+    seed: int,
+    chunk_rows: int | None = None,
+    buffer_chunks: int = 4,
+    row_mask: np.ndarray | None = None,
+) -> Iterator[np.ndarray]:
+    """Endless stream of float32 ``[batch_size, d]`` batches in a seeded shuffled order.
+
+    Memory is bounded by ``buffer_chunks * chunk_rows * d``: each epoch visits the
+    store's chunks in a random order, loads ``buffer_chunks`` of them at a time,
+    shuffles their rows together and yields batches.  The order depends only on
+    ``seed`` and the store, so the same seed gives the same batches.
+    """
+    if row_mask is not None and not row_mask.any():
+        raise SaesimError(f"{store.path}: no rows left for training after excluding positions")
+    rng = np.random.default_rng(seed)
+    step = chunk_rows or store.chunk_rows()
+    starts = np.arange(0, store.n_rows, step)
+    carry = np.empty((0, store.d), dtype=np.float32)
+    while True:
+        order = rng.permutation(len(starts))
+        for i in range(0, len(order), buffer_chunks):
+            blocks = []
+            for j in order[i : i + buffer_chunks]:
+                start = int(starts[j])
+                stop = min(start + step, store.n_rows)
+                block = store.read_rows(start, stop)
+                if row_mask is not None:
+                    block = block[row_mask[start:stop]]
+                blocks.append(block)
+            buf = np.concatenate([carry, *blocks])
+            buf = buf[rng.permutation(len(buf))]
+            n_full = len(buf) // batch_size
+            for b in range(n_full):
+                yield buf[b * batch_size : (b + 1) * batch_size]
+            carry = buf[n_full * batch_size :]
