@@ -1,0 +1,29 @@
+# saesim: do sparse autoencoders learn the same features?
+#
+#   snakemake --cores all                         # the default experiments (config.yaml)
+#   snakemake --cores 8 --resources gpu=1         # a GPU workstation
+#   snakemake --profile profiles/slurm            # a SLURM cluster
+#   snakemake --cores 2 results/figures/toy_stability_vs_l0.pdf   # one figure and what it needs
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/stores.smk"
+include: "workflow/rules/saes.smk"
+include: "workflow/rules/similarity.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,28 @@
+"""Decoder similarity of two SAEs of one variant (rule compare_seed_pair)."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
+
+from saesim.checkpoints import load_sae_weights  # noqa: E402
+from saesim.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.similarity import compare_decoders  # noqa: E402
+
+
+def main(smk):
+    a = load_sae_weights(smk.input.a)
+    b = load_sae_weights(smk.input.b)
+    result = compare_decoders(
+        a.W_dec,
+        b.W_dec,
+        a.W_enc,
+        b.W_enc,
+        memory_budget_mb=smk.params.memory_budget_mb,
+        with_baseline=False,
+    )
+    result.update(sae_a=str(smk.input.a), sae_b=str(smk.input.b))
+    write_json_atomic(smk.output[0], result)
+    print(result)
+
+
+run(snakemake, main)  # noqa: F821

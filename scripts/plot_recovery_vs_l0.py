@@ -1,0 +1,23 @@
+"""Ground-truth feature recovery against L0 (rule plot_recovery_vs_l0)."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
+
+import pandas as pd  # noqa: E402
+
+from saesim.plotting import recovery_vs_l0, save_figure  # noqa: E402
+from saesim.rulekit import run  # noqa: E402
+
+
+def main(smk):
+    fig = recovery_vs_l0(
+        pd.read_csv(smk.input.stability),
+        pd.read_csv(smk.input.saes),
+        true_l0=smk.params.true_l0,
+        title=f"{smk.wildcards.exp}: do SAEs find the true features?",
+    )
+    save_figure(fig, smk.output.pdf, smk.output.png)
+
+
+run(snakemake, main)  # noqa: F821

@@ -1,0 +1,23 @@
+"""Cross-seed stability against L0, with the random baseline (rule plot_stability_vs_l0)."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
+
+import pandas as pd  # noqa: E402
+
+from saesim.plotting import save_figure, stability_vs_l0  # noqa: E402
+from saesim.rulekit import run  # noqa: E402
+
+
+def main(smk):
+    fig = stability_vs_l0(
+        pd.read_csv(smk.input.stability),
+        pd.read_csv(smk.input.pairs),
+        true_l0=smk.params.true_l0,
+        title=f"{smk.wildcards.exp}: do SAEs trained with different seeds agree?",
+    )
+    save_figure(fig, smk.output.pdf, smk.output.png)
+
+
+run(snakemake, main)  # noqa: F821

@@ -1,0 +1,184 @@
+"""Workflow configuration: validation with one clear message, and expansion into jobs.
+
+Kept free of heavy imports: the Snakefile imports this module at parse time.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+import yaml
+
+from .errors import SaesimError
+
+SPARSITY_KEYS = {
+    "standard": "l1_coefficient",
+    "topk": "k",
+    "batchtopk": "k",
+    "jumprelu": "l0_coefficient",
+    "matryoshka_batchtopk": "k",
+}
+SPARSITY_TAGS = {"k": "k", "l1_coefficient": "l1c", "l0_coefficient": "l0c"}
+
+
+def _key_path(path: Iterable[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = _key_path(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "enum":
+        return f"{key}: {error.instance!r} is not allowed; allowed values: {', '.join(map(str, schema['enum']))}"
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        return f"{key}: unknown key(s) {', '.join(extra)}; allowed keys: {', '.join(allowed)}"
+    if error.validator == "required":
+        return f"{key}: {error.message}"
+    if error.validator == "type":
+        return f"{key}: {error.instance!r} has the wrong type; expected {schema.get('type')}"
+    if error.validator == "propertyNames":
+        return f"{key}: name {error.instance!r} must match {schema.get('pattern') or error.message}"
+    return f"{key}: {error.message}"
+
+
+def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """Descend into allOf/if-then wrappers to the error that names the real key."""
+    while error.context:
+        error = max(error.context, key=lambda e: len(e.absolute_path))
+    return error
+
+
+def set_defaults(instance: Any, schema: dict, root: dict) -> None:
+    """Fill ``default`` values from the schema into the config, recursively."""
+    if "$ref" in schema:
+        ref = schema["$ref"].split("/")[-1]
+        schema = {**root["$defs"][ref], **{k: v for k, v in schema.items() if k != "$ref"}}
+    if isinstance(instance, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key not in instance and isinstance(sub, dict) and "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+            if key in instance and isinstance(sub, dict):
+                set_defaults(instance[key], sub, root)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key in set(instance) - set(schema.get("properties", {})):
+                set_defaults(instance[key], extra, root)
+        for part in schema.get("allOf", []):
+            cond = part.get("if")
+            if cond is None or jsonschema.Draft202012Validator(cond).is_valid(instance):
+                if "then" in part:
+                    set_defaults(instance, part["then"], root)
+    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        for item in instance:
+            set_defaults(item, schema["items"], root)
+
+
+def validate_config(config: dict, schema_path: str | Path, *, source: str = "config") -> dict:
+    """Validate ``config`` against the JSON schema and the rules a schema can't say.
+
+    Returns a copy with defaults filled in. Raises :class:`SaesimError` with one
+    line naming the key, the value and what is allowed.
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    if errors:
+        raise SaesimError(f"{source}: {_describe(_deepest(errors[0]))}")
+    config = copy.deepcopy(config)
+    set_defaults(config, schema, schema)
+    for name, exp in config["experiments"].items():
+        for i, variant in enumerate(exp["sae"]["variants"]):
+            key = SPARSITY_KEYS[variant["architecture"]]
+            where = f"{source}: experiments.{name}.sae.variants[{i}]"
+            wrong = [k for k in ("k", "l1_coefficient", "l0_coefficient") if k in variant and k != key]
+            if wrong:
+                raise SaesimError(f"{where}: {variant['architecture']} takes {key}, not {', '.join(wrong)}")
+            if key == "k":
+                for k in variant["k"]:
+                    if k >= variant["width"]:
+                        raise SaesimError(f"{where}.k: k={k} must be smaller than width={variant['width']}")
+                    if variant["architecture"] == "topk" and k != int(k):
+                        raise SaesimError(f"{where}.k: topk needs whole numbers, got {k}")
+            for w in variant.get("matryoshka_widths", []):
+                if w > variant["width"]:
+                    raise SaesimError(f"{where}.matryoshka_widths: {w} exceeds width={variant['width']}")
+        if exp["source"]["kind"] == "toy":
+            src = exp["source"]
+            if src["p_min"] > src["p_max"]:
+                raise SaesimError(f"{source}: experiments.{name}.source.p_min={src['p_min']} exceeds p_max={src['p_max']}")
+            if src.get("orthogonal", True) and src["n_features"] > src["d"]:
+                raise SaesimError(
+                    f"{source}: experiments.{name}.source: orthogonal features need n_features <= d "
+                    f"({src['n_features']} > {src['d']})"
+                )
+    return config
+
+
+def format_number(x: float) -> str:
+    """Compact, filename-safe number: 11 -> '11', 0.003 -> '0.003', 1e-5 -> '1e-05'."""
+    return f"{int(x)}" if float(x) == int(x) else f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One SAE variant: architecture x width x one sparsity value."""
+
+    id: str
+    architecture: str
+    width: int
+    sparsity_key: str
+    sparsity: float
+    options: tuple[tuple[str, Any], ...]  # per-variant overrides (lr, matryoshka_widths, ...)
+
+
+def expand_variants(exp: dict) -> list[Variant]:
+    """Every (architecture, width, sparsity) of an experiment, with a stable id like ``topk-w50-k11``."""
+    out = []
+    for entry in exp["sae"]["variants"]:
+        key = SPARSITY_KEYS[entry["architecture"]]
+        options = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in entry.items() if k not in ("architecture", "width", key)))
+        for value in entry[key]:
+            vid = f"{entry['architecture']}-w{entry['width']}-{SPARSITY_TAGS[key]}{format_number(value)}"
+            out.append(Variant(vid, entry["architecture"], entry["width"], key, float(value), options))
+    ids = [v.id for v in out]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise SaesimError(f"config: duplicate SAE variants {dupes}")
+    return out
+
+
+def seed_pair(exp: dict, seed: int) -> tuple[int, int]:
+    """``(init_seed, data_seed)`` for a seed label, following ``sae.seed_mode``."""
+    mode = exp["sae"].get("seed_mode", "both")
+    fixed = exp["sae"].get("fixed_seed", 0)
+    if mode == "both":
+        return seed, seed
+    if mode == "init_only":
+        return seed, fixed
+    return fixed, seed
+
+
+def expected_l0(source: dict) -> float | None:
+    """The toy model's expected L0 from its config (linear firing probabilities), else None."""
+    if source.get("kind") != "toy":
+        return None
+    return source["n_features"] * (source["p_max"] + source["p_min"]) / 2
+
+
+def source_hash(paths: Iterable[str | Path]) -> str:
+    """Hash of source files: a rule's ``params`` entry, so editing the code reruns the rule."""
+    h = hashlib.sha256()
+    for path in sorted(map(str, paths)):
+        h.update(path.encode())
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()[:16]

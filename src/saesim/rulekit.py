@@ -1,0 +1,56 @@
+"""Glue for Snakemake rule scripts: logging to the job's log, one clear error line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import SaesimError
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON to a temporary name and rename, so the file is complete or absent."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable))
+    os.replace(tmp, path)
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj)}")
+
+
+def run(snakemake: Any, main: Callable[[Any], None]) -> None:
+    """Run ``main(snakemake)`` with stdout/stderr (tqdm included) going to the job's log.
+
+    A :class:`SaesimError` ends the job with its one-line message in the log and
+    on the terminal, without a traceback. Other exceptions keep their traceback
+    in the log (they are bugs).
+    """
+    log_path = Path(snakemake.log[0])
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    terminal = sys.__stderr__
+    with open(log_path, "w", buffering=1) as log:
+        sys.stdout = sys.stderr = log
+        logging.basicConfig(stream=log, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+        try:
+            main(snakemake)
+        except SaesimError as err:
+            print(f"saesim error: {err}", file=log)
+            print(f"saesim error in rule {snakemake.rule}: {err}", file=terminal)
+            sys.exit(1)
+        except Exception:
+            traceback.print_exc(file=log)
+            raise
+        finally:
+            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__

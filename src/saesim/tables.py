@@ -1,0 +1,179 @@
+"""Tables of SAE quality and cross-seed stability, with random baselines beside every metric."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+#: stability metrics, as columns of pairs.csv (name -> how to read it from a pair result)
+STABILITY_METRICS = {
+    "mmcs": lambda r: r["mmcs"],
+    "hungarian_mean_cos": lambda r: r["hungarian_mean_cos"],
+    "frac_matched_0.7": lambda r: r["frac_matched_above"]["0.7"],
+}
+METRIC_LABELS = {
+    "mmcs": "mean max |cos| (PWMCC)",
+    "hungarian_mean_cos": "Hungarian mean matched |cos|",
+    "frac_matched_0.7": "fraction matched at |cos| >= 0.7",
+}
+
+_PAIR = re.compile(r"results/(?P<exp>[^/]+)/pairs/(?P<hook>[^/]+)/(?P<variant>[^/]+)/seed(?P<a>\d+)-seed(?P<b>\d+)\.json$")
+_SAE = re.compile(r"results/(?P<exp>[^/]+)/saes/(?P<hook>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/?$")
+_GT = re.compile(r"results/(?P<exp>[^/]+)/ground_truth/(?P<hook>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)\.json$")
+_BASE = re.compile(r"results/(?P<exp>[^/]+)/baselines/(?P<hook>[^/]+)/w(?P<width>\d+)\.json$")
+
+
+def _match(pattern: re.Pattern, path: str) -> dict:
+    m = pattern.search(str(path).replace("\\", "/"))
+    if not m:
+        raise ValueError(f"{path}: not a saesim artifact path ({pattern.pattern})")
+    return m.groupdict()
+
+
+def _scalar(x):
+    """Baselines may store ``{"mean": .., "std": ..}`` or a plain number."""
+    return x["mean"] if isinstance(x, dict) and "mean" in x else x
+
+
+def sae_table(sae_dirs: Iterable[str], ground_truth_files: Iterable[str] = ()) -> pd.DataFrame:
+    """One row per trained SAE: its quality metrics and (toy) ground-truth recovery."""
+    rows = []
+    for path in sae_dirs:
+        key = _match(_SAE, path)
+        m = json.loads((Path(path) / "metrics.json").read_text())
+        rows.append(
+            {
+                "hook": key["hook"],
+                "variant": key["variant"],
+                "seed": int(key["seed"]),
+                "architecture": m["architecture"],
+                "width": m["width"],
+                "sparsity_key": m["sparsity_key"],
+                "sparsity": m["sparsity"],
+                "l0": m["l0"],
+                "explained_variance": m["explained_variance"],
+                "mse": m["mse"],
+                "dead_fraction": m["dead_fraction"],
+                "training_seconds": m["training_seconds"],
+            }
+        )
+    df = pd.DataFrame(rows)
+    gt_rows = []
+    for path in ground_truth_files:
+        key = _match(_GT, path)
+        g = json.loads(Path(path).read_text())
+        gt_rows.append(
+            {
+                "hook": key["hook"],
+                "variant": key["variant"],
+                "seed": int(key["seed"]),
+                "gt_mean_max_cos": g["gt_mean_max_cos"],
+                "gt_frac_recovered": g["gt_frac_recovered"],
+                "gt_mean_max_cos_baseline": g["baseline"]["gt_mean_max_cos"],
+                "gt_frac_recovered_baseline": g["baseline"]["gt_frac_recovered"],
+            }
+        )
+    if gt_rows:
+        df = df.merge(pd.DataFrame(gt_rows), on=["hook", "variant", "seed"], how="left")
+    return df.sort_values(["hook", "architecture", "width", "sparsity", "seed"]).reset_index(drop=True)
+
+
+def pair_table(pair_files: Iterable[str], saes: pd.DataFrame) -> pd.DataFrame:
+    """One row per seed pair of one variant, with every stability metric."""
+    rows = []
+    for path in pair_files:
+        key = _match(_PAIR, path)
+        r = json.loads(Path(path).read_text())
+        row = {"hook": key["hook"], "variant": key["variant"], "seed_a": int(key["a"]), "seed_b": int(key["b"])}
+        row.update({name: float(get(r)) for name, get in STABILITY_METRICS.items()})
+        row["mmcs_a_to_b"] = r["mmcs_a_to_b"]
+        row["mmcs_b_to_a"] = r["mmcs_b_to_a"]
+        row["shared_latents_frac"] = r.get("shared_latents_frac")
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    info = saes.drop_duplicates(["hook", "variant"])[["hook", "variant", "architecture", "width", "sparsity_key", "sparsity"]]
+    return df.merge(info, on=["hook", "variant"], how="left").sort_values(["hook", "architecture", "width", "sparsity", "seed_a", "seed_b"]).reset_index(drop=True)
+
+
+def load_baselines(baseline_files: Iterable[str]) -> dict[tuple[str, int], dict]:
+    """``(hook, width) -> baseline result`` of random decoders of that shape."""
+    out = {}
+    for path in baseline_files:
+        key = _match(_BASE, path)
+        out[(key["hook"], int(key["width"]))] = json.loads(Path(path).read_text())
+    return out
+
+
+def baseline_value(baseline: dict, metric: str) -> float:
+    if metric == "frac_matched_0.7":
+        return float(_scalar(baseline["frac_matched_above"]["0.7"]))
+    return float(_scalar(baseline[metric]))
+
+
+def stability_table(saes: pd.DataFrame, pairs: pd.DataFrame, baselines: dict) -> pd.DataFrame:
+    """One row per (hook, variant): SAE quality, each stability metric's spread over seed pairs,
+    its random baseline and the ratio value / baseline."""
+    rows = []
+    for (hook, variant), group in saes.groupby(["hook", "variant"], sort=False):
+        first = group.iloc[0]
+        row = {
+            "hook": hook,
+            "variant": variant,
+            "architecture": first["architecture"],
+            "width": int(first["width"]),
+            "sparsity_key": first["sparsity_key"],
+            "sparsity": first["sparsity"],
+            "n_seeds": len(group),
+            "l0_mean": group["l0"].mean(),
+            "l0_std": group["l0"].std(ddof=0),
+            "explained_variance_mean": group["explained_variance"].mean(),
+            "dead_fraction_mean": group["dead_fraction"].mean(),
+        }
+        p = pairs[(pairs["hook"] == hook) & (pairs["variant"] == variant)]
+        row["n_pairs"] = len(p)
+        base = baselines[(hook, int(first["width"]))]
+        for metric in STABILITY_METRICS:
+            values = p[metric].to_numpy(dtype=float)
+            b = baseline_value(base, metric)
+            row[f"{metric}_mean"] = values.mean()
+            row[f"{metric}_std"] = values.std(ddof=0)
+            row[f"{metric}_min"] = values.min()
+            row[f"{metric}_max"] = values.max()
+            row[f"{metric}_baseline"] = b
+            row[f"{metric}_ratio"] = values.mean() / b if b > 0 else np.nan
+        for col in ("gt_mean_max_cos", "gt_frac_recovered"):
+            if col in group:
+                row[f"{col}_mean"] = group[col].mean()
+                row[f"{col}_baseline"] = group[f"{col}_baseline"].mean()
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["hook", "architecture", "width", "sparsity"]).reset_index(drop=True)
+
+
+def summary_markdown(stability: pd.DataFrame, true_l0: float | None = None) -> str:
+    """A readable Markdown table: every variant, its quality, and stability vs baseline."""
+    cols = {
+        "hook": "hook",
+        "variant": "variant",
+        "l0_mean": "L0",
+        "explained_variance_mean": "expl. var.",
+        "dead_fraction_mean": "dead",
+        "mmcs_mean": "MMCS",
+        "mmcs_baseline": "MMCS random",
+        "mmcs_ratio": "MMCS / random",
+        "hungarian_mean_cos_mean": "Hungarian",
+        "hungarian_mean_cos_baseline": "Hungarian random",
+        "frac_matched_0.7_mean": "matched >= 0.7",
+        "frac_matched_0.7_baseline": "matched >= 0.7 random",
+    }
+    if "gt_mean_max_cos_mean" in stability:
+        cols.update({"gt_mean_max_cos_mean": "GT recovery (mean max cos)", "gt_frac_recovered_mean": "GT recovered >= 0.9", "gt_mean_max_cos_baseline": "GT random"})
+    table = stability[list(cols)].rename(columns=cols)
+    header = "Cross-seed stability per SAE variant (means over seeds / seed pairs; 'random' = same metric on random decoders of the same shape).\n\n"
+    if true_l0 is not None:
+        header += f"True L0 of the toy data: {true_l0:.2f}.\n\n"
+    return header + table.to_markdown(index=False, floatfmt=".3f") + "\n"

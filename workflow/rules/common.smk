@@ -1,0 +1,195 @@
+# Configuration validation, path helpers and input functions shared by all rules.
+
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from saesim.config import (  # noqa: E402
+    expand_variants,
+    expected_l0,
+    seed_pair,
+    source_hash,
+    validate_config,
+)
+from saesim.errors import SaesimError  # noqa: E402
+
+try:
+    _validated = validate_config(
+        dict(config), workflow.source_path("../schemas/config.schema.yaml"), source="config"
+    )
+except SaesimError as _err:
+    raise WorkflowError(f"Invalid configuration: {_err}") from None
+config.clear()
+config.update(_validated)
+
+EXPERIMENTS = config["experiments"]
+SRC = Path(workflow.basedir) / "src" / "saesim"
+DEVICE = config["device"]
+
+
+def code(*modules):
+    """Hash of the library modules a rule runs: editing one of them reruns the rule."""
+    return source_hash(SRC / f"{m}.py" for m in modules)
+
+
+def uses_gpu():
+    if DEVICE == "cuda":
+        return True
+    if DEVICE == "cpu":
+        return False
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+GPU = 1 if uses_gpu() else 0
+
+
+def experiments_of_kind(*kinds):
+    names = [n for n, e in EXPERIMENTS.items() if e["source"]["kind"] in kinds]
+    return "|".join(names) if names else "(?!x)x"
+
+
+def hooks(exp):
+    return EXPERIMENTS[exp].get("hooks", ["toy"])
+
+
+def variants(exp):
+    return {v.id: v for v in expand_variants(EXPERIMENTS[exp])}
+
+
+def seeds(exp):
+    return EXPERIMENTS[exp]["sae"]["seeds"]
+
+
+def seed_pairs(exp):
+    s = sorted(seeds(exp))
+    return [(a, b) for i, a in enumerate(s) for b in s[i + 1 :]]
+
+
+def has_ground_truth(exp):
+    return EXPERIMENTS[exp]["source"]["kind"] == "toy"
+
+
+def store_path(exp, hook):
+    return f"results/{exp}/stores/{hook}.h5"
+
+
+def sae_dir(exp, hook, variant, seed):
+    return f"results/{exp}/saes/{hook}/{variant}/seed{seed}"
+
+
+def sae_spec(wildcards):
+    """Keyword arguments of saesim.training.SAESpec for one SAE job."""
+    exp = EXPERIMENTS[wildcards.exp]
+    v = variants(wildcards.exp)[wildcards.variant]
+    init_seed, data_seed = seed_pair(exp, int(wildcards.seed))
+    training = dict(exp["sae"]["training"])
+    options = dict(v.options)
+    training["lr"] = options.pop("lr", training["lr"])
+    spec = dict(
+        architecture=v.architecture,
+        width=v.width,
+        sparsity=v.sparsity,
+        init_seed=init_seed,
+        data_seed=data_seed,
+        exclude_positions=list(exp["sae"].get("exclude_positions", [])),
+        threads=config["threads_per_job"],
+        device=DEVICE,
+        **training,
+    )
+    if "matryoshka_widths" in options:
+        spec["matryoshka_widths"] = list(options.pop("matryoshka_widths"))
+    spec.update(options)
+    return spec
+
+
+def training_mem_mb(wildcards):
+    v = variants(wildcards.exp)[wildcards.variant]
+    return 2000 + v.width * 8 // 1000
+
+
+def all_sae_dirs(exp):
+    return [
+        sae_dir(exp, h, v, s) for h in hooks(exp) for v in variants(exp) for s in seeds(exp)
+    ]
+
+
+def all_pair_files(exp):
+    return [
+        f"results/{exp}/pairs/{h}/{v}/seed{a}-seed{b}.json"
+        for h in hooks(exp)
+        for v in variants(exp)
+        for a, b in seed_pairs(exp)
+    ]
+
+
+def all_baseline_files(exp):
+    widths = sorted({v.width for v in variants(exp).values()})
+    return [f"results/{exp}/baselines/{h}/w{w}.json" for h in hooks(exp) for w in widths]
+
+
+def all_ground_truth_files(exp):
+    if not has_ground_truth(exp):
+        return []
+    return [
+        f"results/{exp}/ground_truth/{h}/{v}/seed{s}.json"
+        for h in hooks(exp)
+        for v in variants(exp)
+        for s in seeds(exp)
+    ]
+
+
+def truth_heatmap_saes(wildcards):
+    """The first seed's SAE below, nearest to, and above the true L0, for one architecture.
+
+    The architecture is the k-sparse one with the most sparsities (batchtopk first).
+    """
+    exp = EXPERIMENTS[wildcards.exp]
+    true_l0 = expected_l0(exp["source"])
+    by_arch = {}
+    for v in variants(wildcards.exp).values():
+        if v.sparsity_key == "k":
+            by_arch.setdefault(v.architecture, []).append(v)
+    if not by_arch:
+        raise WorkflowError(
+            f"experiments.{wildcards.exp}: the latent x true-feature heatmap needs a k-sparse SAE variant"
+        )
+    order = ["batchtopk", "topk", "matryoshka_batchtopk"]
+    arch = max(by_arch, key=lambda a: (len(by_arch[a]), -order.index(a)))
+    vs = sorted(by_arch[arch], key=lambda v: v.sparsity)
+    at = min(vs, key=lambda v: abs(v.sparsity - true_l0))
+    picked = [vs[0], at, vs[-1]]
+    seed = seeds(wildcards.exp)[0]
+    return [sae_dir(wildcards.exp, hooks(wildcards.exp)[0], v.id, seed) for v in picked]
+
+
+FIGURES = {
+    "stability_vs_l0": lambda exp: True,
+    "seed_heatmap": lambda exp: True,
+    "recovery_vs_l0": has_ground_truth,
+    "latent_vs_truth": has_ground_truth,
+}
+
+
+def figure_files(exp):
+    return [
+        f"results/figures/{exp}_{name}.{ext}"
+        for name, applies in FIGURES.items()
+        if applies(exp)
+        for ext in ("pdf", "png")
+    ]
+
+
+def all_targets():
+    out = []
+    for exp in EXPERIMENTS:
+        out += [f"results/{exp}/tables/stability.csv", f"results/{exp}/tables/summary.md"]
+        out += figure_files(exp)
+    return out

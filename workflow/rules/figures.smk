@@ -1,0 +1,104 @@
+# Figures: each is its own target, results/figures/<experiment>_<name>.{pdf,png}.
+
+
+rule plot_stability_vs_l0:
+    input:
+        stability="results/{exp}/tables/stability.csv",
+        pairs="results/{exp}/tables/pairs.csv",
+    output:
+        pdf=report(
+            "results/figures/{exp}_stability_vs_l0.pdf",
+            caption="../report/stability_vs_l0.rst",
+            category="{exp}",
+            subcategory="Stability",
+        ),
+        png="results/figures/{exp}_stability_vs_l0.png",
+    log:
+        "results/logs/plot_stability_vs_l0/{exp}.log",
+    params:
+        true_l0=lambda w: expected_l0(EXPERIMENTS[w.exp]["source"]),
+        code=code("plotting"),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/plot_stability_vs_l0.py"
+
+
+rule plot_recovery_vs_l0:
+    input:
+        stability="results/{exp}/tables/stability.csv",
+        saes="results/{exp}/tables/saes.csv",
+    output:
+        pdf=report(
+            "results/figures/{exp}_recovery_vs_l0.pdf",
+            caption="../report/recovery_vs_l0.rst",
+            category="{exp}",
+            subcategory="Ground truth",
+        ),
+        png="results/figures/{exp}_recovery_vs_l0.png",
+    log:
+        "results/logs/plot_recovery_vs_l0/{exp}.log",
+    params:
+        true_l0=lambda w: expected_l0(EXPERIMENTS[w.exp]["source"]),
+        code=code("plotting"),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/plot_recovery_vs_l0.py"
+
+
+rule plot_seed_heatmap:
+    input:
+        pairs="results/{exp}/tables/pairs.csv",
+        stability="results/{exp}/tables/stability.csv",
+    output:
+        pdf=report(
+            "results/figures/{exp}_seed_heatmap.pdf",
+            caption="../report/seed_heatmap.rst",
+            category="{exp}",
+            subcategory="Stability",
+        ),
+        png="results/figures/{exp}_seed_heatmap.png",
+    log:
+        "results/logs/plot_seed_heatmap/{exp}.log",
+    params:
+        code=code("plotting"),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/plot_seed_heatmap.py"
+
+
+rule plot_latent_vs_truth:
+    input:
+        saes=truth_heatmap_saes,
+        store=lambda w: store_path(w.exp, "toy"),
+    output:
+        pdf=report(
+            "results/figures/{exp}_latent_vs_truth.pdf",
+            caption="../report/latent_vs_truth.rst",
+            category="{exp}",
+            subcategory="Ground truth",
+        ),
+        png="results/figures/{exp}_latent_vs_truth.png",
+    log:
+        "results/logs/plot_latent_vs_truth/{exp}.log",
+    params:
+        true_l0=lambda w: expected_l0(EXPERIMENTS[w.exp]["source"]),
+        code=code("plotting", "ground_truth", "checkpoints"),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/plot_latent_vs_truth.py"

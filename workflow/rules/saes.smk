@@ -1,0 +1,24 @@
+# SAE checkpoints: one sae-lens folder per (experiment, hook, variant, seed).
+
+
+rule train_sae:
+    input:
+        store=lambda w: store_path(w.exp, w.hook),
+    output:
+        directory("results/{exp}/saes/{hook}/{variant}/seed{seed}"),
+    log:
+        "results/logs/train_sae/{exp}/{hook}/{variant}/seed{seed}.log",
+    wildcard_constraints:
+        seed=r"\d+",
+    params:
+        spec=sae_spec,
+        code=code("training", "activation_store"),
+    threads: config["threads_per_job"]
+    resources:
+        mem_mb=training_mem_mb,
+        runtime=60,
+        gpu=GPU,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/train_sae.py"

@@ -1,0 +1,102 @@
+# Pairwise similarity of SAEs, their random baselines, ground-truth recovery and tables.
+
+
+rule compare_seed_pair:
+    input:
+        a="results/{exp}/saes/{hook}/{variant}/seed{a}",
+        b="results/{exp}/saes/{hook}/{variant}/seed{b}",
+    output:
+        "results/{exp}/pairs/{hook}/{variant}/seed{a}-seed{b}.json",
+    log:
+        "results/logs/compare_seed_pair/{exp}/{hook}/{variant}/seed{a}-seed{b}.log",
+    wildcard_constraints:
+        a=r"\d+",
+        b=r"\d+",
+    params:
+        memory_budget_mb=config["memory_budget_mb"],
+        code=code("similarity", "checkpoints"),
+    resources:
+        mem_mb=lambda w: 1000 + config["memory_budget_mb"],
+        runtime=30,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/compare_seed_pair.py"
+
+
+rule decoder_baseline:
+    input:
+        store=lambda w: store_path(w.exp, w.hook),
+    output:
+        "results/{exp}/baselines/{hook}/w{width}.json",
+    log:
+        "results/logs/decoder_baseline/{exp}/{hook}/w{width}.log",
+    wildcard_constraints:
+        width=r"\d+",
+    params:
+        draws=config["baseline_draws"],
+        memory_budget_mb=config["memory_budget_mb"],
+        code=code("similarity", "activation_store"),
+    resources:
+        mem_mb=lambda w: 1000 + config["memory_budget_mb"],
+        runtime=30,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/decoder_baseline.py"
+
+
+rule ground_truth_recovery:
+    input:
+        sae="results/{exp}/saes/{hook}/{variant}/seed{seed}",
+        store=lambda w: store_path(w.exp, w.hook),
+    output:
+        "results/{exp}/ground_truth/{hook}/{variant}/seed{seed}.json",
+    log:
+        "results/logs/ground_truth_recovery/{exp}/{hook}/{variant}/seed{seed}.log",
+    wildcard_constraints:
+        seed=r"\d+",
+    params:
+        code=code("ground_truth", "checkpoints", "activation_store"),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/ground_truth_recovery.py"
+
+
+rule stability_table:
+    input:
+        saes=lambda w: all_sae_dirs(w.exp),
+        pairs=lambda w: all_pair_files(w.exp),
+        baselines=lambda w: all_baseline_files(w.exp),
+        ground_truth=lambda w: all_ground_truth_files(w.exp),
+    output:
+        stability=report(
+            "results/{exp}/tables/stability.csv",
+            caption="../report/stability_table.rst",
+            category="{exp}",
+            subcategory="Tables",
+        ),
+        pairs="results/{exp}/tables/pairs.csv",
+        saes="results/{exp}/tables/saes.csv",
+        summary=report(
+            "results/{exp}/tables/summary.md",
+            caption="../report/summary_table.rst",
+            category="{exp}",
+            subcategory="Tables",
+        ),
+    log:
+        "results/logs/stability_table/{exp}.log",
+    params:
+        true_l0=lambda w: expected_l0(EXPERIMENTS[w.exp]["source"]),
+        code=code("tables"),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/stability_table.py"

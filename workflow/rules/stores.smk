@@ -1,0 +1,21 @@
+# Activation stores: one HDF5 file per (experiment, hook point).
+
+
+rule make_toy_store:
+    output:
+        "results/{exp}/stores/toy.h5",
+    log:
+        "results/logs/make_toy_store/{exp}.log",
+    wildcard_constraints:
+        exp=experiments_of_kind("toy"),
+    params:
+        source=lambda w: EXPERIMENTS[w.exp]["source"],
+        store=lambda w: EXPERIMENTS[w.exp].get("store", {}),
+        code=code("toy_model", "activation_store"),
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/make_toy_store.py"
