@@ -1,0 +1,74 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from saesim.config import expand_variants, expected_l0, seed_pair, validate_config
+from saesim.errors import SaesimError
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@pytest.fixture
+def default_config():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def toy(cfg):
+    return cfg["experiments"]["toy"]
+
+
+def test_default_config_is_valid_and_gets_defaults(default_config):
+    cfg = validate_config(default_config, SCHEMA)
+    assert cfg["device"] == "auto"
+    assert toy(cfg)["source"]["orthogonal"] is True  # filled from the schema default
+    assert expected_l0(toy(cfg)["source"]) == pytest.approx(11.0)
+
+
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda c: toy(c)["sae"]["variants"][0].update(architecture="gated-ish"),
+         r"experiments\.toy\.sae\.variants\[0\]\.architecture: 'gated-ish' is not allowed; allowed values: standard, topk, batchtopk, jumprelu, matryoshka_batchtopk"),
+        (lambda c: toy(c)["sae"]["variants"][0].update(k=[4, 50]),
+         r"experiments\.toy\.sae\.variants\[0\]\.k: k=50 must be smaller than width=50"),
+        (lambda c: toy(c)["sae"]["variants"][2].update(l1_coefficient=[-0.1]),
+         r"experiments\.toy\.sae\.variants\[2\]\.l1_coefficient\[0\]: -0\.1 is less than the minimum of 0"),
+        (lambda c: toy(c)["sae"].pop("seeds"),
+         r"experiments\.toy\.sae: 'seeds' is a required property"),
+        (lambda c: toy(c)["sae"]["training"].update(batch_size="big"),
+         r"experiments\.toy\.sae\.training\.batch_size: 'big' has the wrong type; expected integer"),
+        (lambda c: toy(c)["sae"]["training"].update(learning_rate=0.1),
+         r"experiments\.toy\.sae\.training: unknown key\(s\) learning_rate; allowed keys: .*lr"),
+        (lambda c: toy(c)["sae"]["variants"][0].pop("k"),
+         r"experiments\.toy\.sae\.variants\[0\]: 'k' is a required property"),
+        (lambda c: toy(c)["sae"]["variants"][2].update(k=[3]),
+         r"variants\[2\]: standard takes l1_coefficient, not k"),
+        (lambda c: c.update(device="tpu"), r"device: 'tpu' is not allowed; allowed values: auto, cpu, cuda"),
+        (lambda c: toy(c)["source"].update(n_features=500), r"orthogonal features need n_features <= d"),
+    ],
+)
+def test_bad_config_gives_one_message_naming_the_key(default_config, mutate, message):
+    cfg = copy.deepcopy(default_config)
+    mutate(cfg)
+    with pytest.raises(SaesimError, match=message) as info:
+        validate_config(cfg, SCHEMA)
+    assert "\n" not in str(info.value)
+
+
+def test_variants_expand_with_stable_ids(default_config):
+    cfg = validate_config(default_config, SCHEMA)
+    ids = [v.id for v in expand_variants(toy(cfg))]
+    assert "topk-w50-k11" in ids and "standard-w50-l1c0.1" in ids
+    assert len(ids) == len(set(ids))
+
+
+def test_seed_modes(default_config):
+    exp = toy(validate_config(default_config, SCHEMA))
+    assert seed_pair(exp, 3) == (3, 3)
+    exp["sae"].update(seed_mode="init_only", fixed_seed=7)
+    assert seed_pair(exp, 3) == (3, 7)
+    exp["sae"]["seed_mode"] = "data_only"
+    assert seed_pair(exp, 3) == (7, 3)
