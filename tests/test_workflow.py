@@ -1,0 +1,220 @@
+"""The whole workflow on a tiny config, in a temporary copy of the repository.
+
+Covers: a complete run, a second run that starts no job, what a config change
+reruns, what a library edit reruns (and that an unrelated edit reruns nothing),
+the bad-config message, and bad input stopping a job with one line naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "device": "cpu",
+    "baseline_draws": 2,
+    "experiments": {
+        "toy": {
+            "source": {"kind": "toy", "n_features": 8, "d": 16, "p_max": 0.4, "p_min": 0.1, "data_seed": 0},
+            "store": {"n_rows": 6000, "chunk_rows": 1024},
+            "sae": {
+                "seeds": [0, 1],
+                "training": {"lr": 0.01, "training_samples": 12000, "batch_size": 256, "eval_rows": 1024},
+                "variants": [
+                    {"architecture": "topk", "width": 12, "k": [2, 4]},
+                    {"architecture": "standard", "width": 12, "l1_coefficient": [0.05]},
+                ],
+            },
+        }
+    },
+}
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--quiet", "rules", *args]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run into {rule: count}."""
+    counts = {}
+    for line in dry_run_output.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def dry_run(workdir: Path) -> dict[str, int]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "2"], cwd=workdir, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return job_counts(proc.stdout + proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def workflow_copy(tmp_path_factory):
+    """A copy of the workflow with the tiny config, run once to completion."""
+    work = tmp_path_factory.mktemp("wf")
+    for name in ("Snakefile", "workflow", "scripts", "src", "profiles", "envs"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(src, work / name)
+    (work / "config.yaml").write_text(yaml.safe_dump(TINY))
+    snakemake(work)
+    return work
+
+
+def test_complete_run_produces_tables_and_figures(workflow_copy):
+    w = workflow_copy
+    for name in ("stability_vs_l0", "seed_heatmap", "recovery_vs_l0", "latent_vs_truth"):
+        for ext in ("pdf", "png"):
+            assert (w / f"results/figures/toy_{name}.{ext}").stat().st_size > 1000
+    import pandas as pd
+
+    st = pd.read_csv(w / "results/toy/tables/stability.csv")
+    assert set(st["variant"]) == {"topk-w12-k2", "topk-w12-k4", "standard-w12-l1c0.05"}
+    assert (st["n_pairs"] == 1).all()
+    # every stability number has its baseline and ratio beside it
+    for metric in ("mmcs", "hungarian_mean_cos", "frac_matched_0.7"):
+        assert st[f"{metric}_baseline"].notna().all() and st[f"{metric}_ratio"].notna().all()
+    assert st["mmcs_baseline"].between(0.2, 0.9).all()
+    topk = st[st["architecture"] == "topk"].set_index("variant")
+    assert topk.loc["topk-w12-k2", "l0_mean"] == pytest.approx(2, abs=0.05)
+    # SAE checkpoints are in sae-lens format with metrics
+    sae = w / "results/toy/saes/toy/topk-w12-k2/seed0"
+    assert {p.name for p in sae.iterdir()} == {"cfg.json", "sae_weights.safetensors", "metrics.json"}
+    assert "gt_mean_max_cos_mean" in st
+    # logs exist for every job
+    assert (w / "results/logs/train_sae/toy/toy/topk-w12-k2/seed0.log").read_text().strip()
+
+
+def test_second_run_starts_no_job(workflow_copy):
+    assert dry_run(workflow_copy) == {}
+
+
+def test_library_edit_reruns_dependants_only(workflow_copy):
+    w = workflow_copy
+    plotting = w / "src/saesim/plotting.py"
+    original = plotting.read_text()
+    plotting.write_text(original + "\n# an edit\n")
+    try:
+        counts = dry_run(w)
+        assert set(counts) - {"all"} == {
+            "plot_stability_vs_l0",
+            "plot_recovery_vs_l0",
+            "plot_seed_heatmap",
+            "plot_latent_vs_truth",
+        }, counts
+    finally:
+        plotting.write_text(original)
+    # an edit to a module no rule runs (the CLI) reruns nothing
+    unrelated = w / "src/saesim/errors.py"
+    text = unrelated.read_text()
+    unrelated.write_text(text + "\n# an unrelated edit\n")
+    try:
+        assert dry_run(w) == {}
+    finally:
+        unrelated.write_text(text)
+    training = w / "src/saesim/training.py"
+    text = training.read_text()
+    training.write_text(text + "\n# a training edit\n")
+    try:
+        counts = dry_run(w)
+        assert counts["train_sae"] == 6 and counts["compare_seed_pair"] == 3 and "make_toy_store" not in counts
+    finally:
+        training.write_text(text)
+
+
+def test_changing_k_reruns_only_what_depends_on_it(workflow_copy):
+    w = workflow_copy
+    cfg = yaml.safe_load((w / "config.yaml").read_text())
+    cfg["experiments"]["toy"]["sae"]["variants"][0]["k"] = [2, 5]
+    (w / "config.yaml").write_text(yaml.safe_dump(cfg))
+    try:
+        counts = dry_run(w)
+    finally:
+        (w / "config.yaml").write_text(yaml.safe_dump(TINY))
+    assert counts.get("train_sae") == 2  # k=5, two seeds
+    assert counts.get("compare_seed_pair") == 1
+    assert counts.get("ground_truth_recovery") == 2
+    assert "make_toy_store" not in counts and "decoder_baseline" not in counts
+    assert counts.get("stability_table") == 1
+
+
+def test_adding_a_seed_computes_only_new_pairs(workflow_copy):
+    w = workflow_copy
+    cfg = yaml.safe_load((w / "config.yaml").read_text())
+    cfg["experiments"]["toy"]["sae"]["seeds"] = [0, 1, 2]
+    (w / "config.yaml").write_text(yaml.safe_dump(cfg))
+    try:
+        counts = dry_run(w)
+    finally:
+        (w / "config.yaml").write_text(yaml.safe_dump(TINY))
+    assert counts.get("train_sae") == 3  # one new SAE per variant
+    assert counts.get("compare_seed_pair") == 6  # (0,2) and (1,2) per variant
+
+
+def test_one_figure_alone(workflow_copy):
+    w = workflow_copy
+    target = w / "results/figures/toy_seed_heatmap.pdf"
+    target.unlink()
+    (w / "results/figures/toy_seed_heatmap.png").unlink()
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "results/figures/toy_seed_heatmap.pdf"],
+        cwd=w, capture_output=True, text=True, timeout=300,
+    )
+    assert job_counts(proc.stdout) == {"plot_seed_heatmap": 1}
+    snakemake(w, "results/figures/toy_seed_heatmap.pdf")
+    assert target.exists()
+
+
+def test_bad_config_fails_before_any_job(workflow_copy, tmp_path):
+    w = workflow_copy
+    bad = tmp_path / "bad.yaml"
+    cfg = json.loads(json.dumps(TINY))
+    cfg["experiments"]["toy"]["sae"]["variants"][0]["k"] = [2, 12]
+    bad.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile", str(bad)],
+        cwd=w, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "experiments.toy.sae.variants[0].k: k=12 must be smaller than width=12" in proc.stderr
+
+
+def test_nan_weights_stop_the_comparison_with_one_line(workflow_copy):
+    from safetensors.numpy import load_file, save_file
+
+    w = workflow_copy
+    sae = w / "results/toy/saes/toy/standard-w12-l1c0.05/seed1"
+    weights = sae / "sae_weights.safetensors"
+    backup = weights.read_bytes()
+    tensors = load_file(str(weights))
+    tensors["W_dec"][0, 0] = np.nan
+    save_file(tensors, str(weights))
+    try:
+        proc = snakemake(w, "results/toy/pairs/toy/standard-w12-l1c0.05/seed0-seed1.json", "--forcerun", "compare_seed_pair", check=False)
+        assert proc.returncode != 0
+        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("saesim error")]
+        assert len(lines) == 1, proc.stderr[-3000:]
+        assert "seed1" in lines[0] and "NaN" in lines[0] or "non-finite" in lines[0]
+        assert not (w / "results/toy/pairs/toy/standard-w12-l1c0.05/seed0-seed1.json").exists()
+    finally:
+        weights.write_bytes(backup)
