@@ -142,6 +142,7 @@ def best_silent_partners(
     ratio_y: np.ndarray,
     usable_y: np.ndarray,
     cofire_pattern: Callable[[np.ndarray, np.ndarray], sp.spmatrix],
+    cofire_counts: np.ndarray | None = None,
     first_candidates: int = 64,
 ) -> BestPartners:
     """Best partner of each x latent among the y latents it never co-fires with.
@@ -151,6 +152,8 @@ def best_silent_partners(
     latents with ``ratio_x < 0``), in blocks that grow 4x; for each block
     ``cofire_pattern(x_latents, y_candidates)`` gives the co-firing pattern
     ``[len(x_latents), len(y_candidates)]`` and the first candidate outside it wins.
+    Latents whose ``cofire_counts`` (number of usable y latents they co-fire
+    with) equals the number of usable y latents have no silent partner and are skipped.
     """
     n_x = ratio_x.shape[0]
     partner = np.full(n_x, -1, dtype=np.int64)
@@ -159,6 +162,8 @@ def best_silent_partners(
     if y_ok.size == 0:
         return BestPartners(partner, corr)
     ascending = y_ok[np.argsort(ratio_y[y_ok], kind="stable")]
+    if cofire_counts is not None:
+        usable_x = usable_x & (cofire_counts < y_ok.size)
     for order, mask in (
         (ascending, usable_x & (ratio_x >= 0)),
         (ascending[::-1], usable_x & (ratio_x < 0)),
@@ -236,6 +241,8 @@ def cross_correlation(
     row_best = BestPartners(np.full(n_a, -1, dtype=np.int64), np.full(n_a, np.nan))
     col_corr = np.full(n_b, -np.inf)
     col_partner = np.full(n_b, -1, dtype=np.int64)
+    row_cofire = np.zeros(n_a, dtype=np.int64)  # usable partners each latent co-fires with
+    col_cofire = np.zeros(n_b, dtype=np.int64)
     edges_a, edges_b, edges_c = [], [], []
     n_pairs_total = 0
     max_tile_pairs = 0
@@ -251,7 +258,11 @@ def cross_correlation(
         corr *= inv_sd_a[tile_rows][local_row]
         corr *= inv_sd_b[cols]
         corr[np.isnan(corr)] = -np.inf  # B latents that are not usable
-        n_pairs_total += int(np.count_nonzero(np.isfinite(corr)))
+        finite = np.isfinite(corr)
+        n_pairs_total += int(np.count_nonzero(finite))
+        row_cofire[tile_rows] = np.bincount(local_row[finite], minlength=t)
+        col_cofire += np.bincount(cols[finite], minlength=n_b)
+        del finite
         max_tile_pairs = max(max_tile_pairs, int(corr.size))
 
         best, pos = _segment_argmax(corr, prod.indptr, local_row)
@@ -284,8 +295,8 @@ def cross_correlation(
     def cofire_ba(b_cols: np.ndarray, a_cands: np.ndarray) -> sp.spmatrix:
         return (a_lat[a_cands] @ b_tok).tocsc()[:, b_cols].T
 
-    silent_a = best_silent_partners(ratio_a, usable_a, ratio_b, usable_b, cofire_ab)
-    silent_b = best_silent_partners(ratio_b, usable_b, ratio_a, usable_a, cofire_ba)
+    silent_a = best_silent_partners(ratio_a, usable_a, ratio_b, usable_b, cofire_ab, row_cofire)
+    silent_b = best_silent_partners(ratio_b, usable_b, ratio_a, usable_a, cofire_ba, col_cofire)
     a_to_b = _merge_best(row_best, silent_a)
     b_to_a = _merge_best(col_best, silent_b)
 

@@ -141,9 +141,11 @@ def _prepare_rsa(x, y) -> Scorer:
     zy[ju, iu] = zy_vec
     del zy_vec
     m = zx.size
+    zy_flat = zy.ravel()
 
     def score(perm):
-        vy = zy[iu, ju] if perm is None else zy[perm[iu], perm[ju]]
+        p = np.arange(n) if perm is None else perm
+        vy = np.take(zy_flat, p[iu] * n + p[ju])
         return float(np.dot(zx, vy) / m)
 
     return score
