@@ -1,0 +1,947 @@
+"""Similarity between two SAE dictionaries, in memory bounded by a budget.
+
+An SAE dictionary here is a 2-D array with one latent per row (a decoder
+``W_dec`` of shape ``[n_latents, d]``, or the transposed encoder ``W_enc.T``).
+Every function takes numpy arrays and returns numpy arrays or plain Python
+values; torch is used inside for the matrix products, on CPU or CUDA.
+
+The |cosine| matrix between two dictionaries of 65,536 latents holds 4.3e9
+numbers (17 GB in float32), so nothing here builds it unless it fits the memory
+budget. Instead :func:`top_abs_cosines` walks over tiles of it once and keeps,
+for each latent on either side, its ``m`` best partners on the other side.
+Mean max |cos|, best-match fractions and the candidate lists of the sparse
+one-to-one matching all come from that one pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from saesim.errors import SaesimError
+
+DEFAULT_THRESHOLDS: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9)
+DEFAULT_MEMORY_BUDGET_MB = 1024
+DEFAULT_TOP_M = 16
+# Largest tile side. Bigger tiles do not make the matrix product faster on
+# CPU, and the per-tile reductions touch less memory with tiles this size.
+MAX_TILE = 4096
+
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "MatchingResult",
+    "MaxCosineResult",
+    "SharedLatentsResult",
+    "TopCosines",
+    "abs_cosine_matrix",
+    "best_match_frac_above",
+    "compare_decoders",
+    "expected_max_abs_cosine",
+    "frac_above",
+    "max_abs_cosine",
+    "mean_max_cosine",
+    "normalize_rows",
+    "one_to_one_matching",
+    "per_latent_arrays",
+    "prob_abs_cosine_below",
+    "random_decoder_baseline",
+    "shared_latents",
+    "tile_shape",
+    "top_abs_cosines",
+]
+
+
+# --------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TopCosines:
+    """Each latent's ``m`` best partners on the other side, by |cos|, best first.
+
+    ``idx_a[i]`` are rows of B closest to row ``i`` of A and ``val_a[i]`` their
+    |cos|; ``idx_b``/``val_b`` the same from B's side. Slots that could not be
+    filled (the other side has fewer than ``m`` rows) hold index -1, value -1.
+    """
+
+    val_a: np.ndarray  # float32 [n_a, m]
+    idx_a: np.ndarray  # int64 [n_a, m]
+    val_b: np.ndarray  # float32 [n_b, m]
+    idx_b: np.ndarray  # int64 [n_b, m]
+
+    @property
+    def m(self) -> int:
+        return int(self.val_a.shape[1])
+
+
+@dataclass(frozen=True)
+class MaxCosineResult:
+    """Each latent's best match on the other side, and mean max |cos| both ways.
+
+    ``mmcs_a_to_b`` is the mean over rows of A of the largest |cos| to any row
+    of B; ``mmcs`` is the mean of the two directions.
+    """
+
+    mmcs_a_to_b: float
+    mmcs_b_to_a: float
+    mmcs: float
+    best_b_for_a: np.ndarray  # int64 [n_a]
+    best_cos_a: np.ndarray  # float32 [n_a]
+    best_a_for_b: np.ndarray  # int64 [n_b]
+    best_cos_b: np.ndarray  # float32 [n_b]
+
+
+@dataclass(frozen=True)
+class MatchingResult:
+    """A one-to-one matching of A's latents to B's latents maximising total |cos|.
+
+    ``rows[k]`` (a row of A) is matched to ``cols[k]`` (a row of B) with
+    |cos| ``cos[k]``; there are ``min(n_a, n_b)`` pairs, sorted by ``rows``.
+    ``exact`` is True when the assignment was solved on the full |cos| matrix
+    (Hungarian), False when restricted to each latent's top-m candidates.
+    """
+
+    rows: np.ndarray  # int64 [k]
+    cols: np.ndarray  # int64 [k]
+    cos: np.ndarray  # float32 [k]
+    exact: bool
+    mean_matched_cos: float
+    n_a: int
+    n_b: int
+
+    def partner_of_a(self) -> np.ndarray:
+        """int64 [n_a]: the row of B matched to each row of A, -1 where unmatched."""
+        out = np.full(self.n_a, -1, dtype=np.int64)
+        out[self.rows] = self.cols
+        return out
+
+    def cos_of_a(self) -> np.ndarray:
+        """float32 [n_a]: |cos| of each row of A to its partner, NaN where unmatched."""
+        out = np.full(self.n_a, np.nan, dtype=np.float32)
+        out[self.rows] = self.cos
+        return out
+
+
+@dataclass(frozen=True)
+class SharedLatentsResult:
+    """Latents shared in the sense of Paulo & Belrose (2025).
+
+    ``mask[i]`` is True when row ``i`` of A has the same partner in B under the
+    decoder matching and under the encoder matching, with both |cos| at or
+    above the threshold. ``frac`` is ``mask.sum() / min(n_a, n_b)``.
+    """
+
+    frac: float
+    mask: np.ndarray  # bool [n_a]
+    threshold: float
+
+
+# --------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------
+
+
+def _as_matrix(x: Any, name: str) -> np.ndarray:
+    """A 2-D float numpy array view of ``x`` (no copy when already one)."""
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise SaesimError(f"{name}: expected a 2-D array [n_latents, d], got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float32)
+    return arr
+
+
+def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape[1] != b.shape[1]:
+        raise SaesimError(
+            f"dimension mismatch: A has d={a.shape[1]}, B has d={b.shape[1]}"
+        )
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        raise SaesimError(f"empty dictionary: A has {a.shape[0]} rows, B has {b.shape[0]}")
+
+
+def normalize_rows(x: Any) -> np.ndarray:
+    """float32 copy of ``x`` with each row scaled to unit L2 norm; zero rows stay zero."""
+    arr = np.array(x, dtype=np.float32, copy=True)
+    if arr.ndim != 2:
+        raise SaesimError(f"expected a 2-D array, got shape {arr.shape}")
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    np.divide(arr, norms, out=arr, where=norms > 0)
+    return arr
+
+
+def _torch():
+    import torch  # deferred: saesim's light commands do not need it
+
+    return torch
+
+
+def _unit_chunk(x: np.ndarray, device, pad_to: int | None = None):
+    """Rows of ``x`` as a float32 torch tensor on ``device``, unit-normalised.
+
+    With ``pad_to``, zero rows are appended up to that many rows.
+    """
+    torch = _torch()
+    t = torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=torch.float32)
+    norms = torch.linalg.vector_norm(t, dim=1, keepdim=True)
+    # zero rows: 0 / tiny = 0
+    t = t / norms.clamp_min(torch.finfo(torch.float32).tiny)
+    if pad_to is not None and pad_to > t.shape[0]:
+        t = torch.cat([t, t.new_zeros(pad_to - t.shape[0], t.shape[1])])
+    return t
+
+
+# bytes of working memory per tile entry: the float32 tile, the gathered
+# candidate blocks (at most the tile again), masks and index lists
+_BYTES_PER_TILE_ENTRY = 12
+# side of the blocks whose maxima screen a tile for candidates
+_BLOCK = 32
+
+
+def tile_shape(n_a: int, n_b: int, d: int, memory_budget_mb: float) -> tuple[int, int]:
+    """Tile sides (rows of A, rows of B) for a scan whose working memory fits the budget.
+
+    A square tile of side s costs about 12 s^2 bytes (tile, candidate blocks,
+    masks) plus 12 s d bytes (normalised chunks of A and B and a copy in
+    flight). The returned per-latent lists are not counted. The side is a
+    power of two, at most ``MAX_TILE``, at least 1, and no larger than needed.
+    """
+    avail = float(memory_budget_mb) * 2**20
+    if not avail > 0:
+        raise SaesimError(f"memory budget must be positive, got {memory_budget_mb} MB")
+
+    def cost(s):
+        return _BYTES_PER_TILE_ENTRY * s * s + 12.0 * s * d
+
+    s = 1
+    while s < MAX_TILE and cost(2 * s) <= avail:
+        s *= 2
+    return min(s, n_a), min(s, n_b)
+
+
+# --------------------------------------------------------------------------
+# The scan: every latent's top-m partners in both directions, one pass
+# --------------------------------------------------------------------------
+
+
+def _merge_candidates(run_v, run_i, key, cand, vals):
+    """Fold candidate (key, partner, |cos|) triples into running top-m lists.
+
+    ``run_v``/``run_i`` are [L, m] tensors sorted best first; ``key`` (the line
+    each candidate belongs to) must be sorted. Each line's old entries and
+    candidates are laid out in one padded row and the best m kept (topk):
+    no global sort, which is slow on CPU. Exact ties are broken arbitrarily.
+    """
+    torch = _torch()
+    L, m = run_v.shape
+    counts = torch.bincount(key, minlength=L)
+    width = m + int(counts.max())
+    starts = torch.cumsum(counts, 0) - counts
+    pos = m + torch.arange(key.numel(), device=key.device) - starts[key]
+    pv = run_v.new_full((L, width), -2.0)
+    pv[:, :m] = run_v
+    pv[key, pos] = vals
+    pi = run_i.new_full((L, width), -1)
+    pi[:, :m] = run_i
+    pi[key, pos] = cand
+    v, j = pv.topk(m, dim=1)
+    run_v.copy_(v)
+    run_i.copy_(pi.gather(1, j))
+
+
+def _block_bound(bmax, m: int, dim: int):
+    """A lower bound on each line's final m-th best: the m-th largest block maximum.
+
+    Block maxima are |cos| values of distinct pairs, so the m-th best overall is
+    at least the m-th largest of them. -inf where a line has fewer than m blocks.
+    """
+    torch = _torch()
+    nb = bmax.shape[dim]
+    if nb < m:
+        shape = (bmax.shape[0],) if dim == 1 else (bmax.shape[1],)
+        return torch.full(shape, -float("inf"), dtype=bmax.dtype, device=bmax.device)
+    vals = bmax.topk(m, dim=dim).values
+    return vals[:, m - 1] if dim == 1 else vals[m - 1, :]
+
+
+def _update_rows(run_v, run_i, tile, offset, bs):
+    """Fold the entries of ``tile`` [R, C] into the running top-m of its rows.
+
+    Blocks of ``bs`` consecutive columns are screened by their maxima; only
+    blocks that can hold a new top-m entry are looked at element by element.
+    """
+    torch = _torch()
+    R, C = tile.shape
+    m = run_v.shape[1]
+    blocks = tile.view(R, C // bs, bs)
+    bmax = blocks.amax(dim=2)  # [R, nb]
+    t_run = run_v[:, m - 1]
+    t_blk = _block_bound(bmax, m, 1)
+    sel = (bmax > t_run[:, None]) & (bmax >= t_blk[:, None])
+    r_idx, b_idx = torch.nonzero(sel, as_tuple=True)
+    if r_idx.numel() == 0:
+        return
+    vals = blocks[r_idx, b_idx]  # [K, bs]
+    ok = (vals > t_run[r_idx, None]) & (vals >= t_blk[r_idx, None])
+    k, off = torch.nonzero(ok, as_tuple=True)
+    _merge_candidates(run_v, run_i, r_idx[k], b_idx[k] * bs + off + offset, vals[k, off])
+
+
+def _update_cols(run_v, run_i, tile, offset, bs):
+    """Fold the entries of ``tile`` [R, C] into the running top-m of its first ``len(run_v)`` columns.
+
+    Rows are screened in blocks of ``bs``; any further columns are padding.
+    """
+    torch = _torch()
+    R, C = tile.shape
+    m = run_v.shape[1]
+    blocks = tile.view(R // bs, bs, C)
+    bmax = blocks.amax(dim=1)[:, : run_v.shape[0]]  # [nb, c]
+    t_run = run_v[:, m - 1]
+    t_blk = _block_bound(bmax, m, 0)
+    sel = (bmax > t_run[None, :]) & (bmax >= t_blk[None, :])
+    # transposed so that candidates come sorted by column, as the merge needs
+    c_idx, b_idx = torch.nonzero(sel.T.contiguous(), as_tuple=True)
+    if c_idx.numel() == 0:
+        return
+    vals = blocks[b_idx, :, c_idx]  # [K, bs]
+    ok = (vals > t_run[c_idx, None]) & (vals >= t_blk[c_idx, None])
+    k, off = torch.nonzero(ok, as_tuple=True)
+    _merge_candidates(run_v, run_i, c_idx[k], b_idx[k] * bs + off + offset, vals[k, off])
+
+
+def _ceil_to(x: int, k: int) -> int:
+    return -(-x // k) * k
+
+
+def top_abs_cosines(
+    a: Any,
+    b: Any,
+    m: int = DEFAULT_TOP_M,
+    *,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    device: str = "cpu",
+) -> TopCosines:
+    """Each latent's ``m`` largest |cos| partners on the other side, in one pass over tiles.
+
+    Rows of ``a`` and ``b`` need not be normalised; rows are normalised per
+    chunk so no normalised copy of either dictionary is made. Working memory
+    (beyond the inputs and the returned lists) stays within ``memory_budget_mb``.
+    Exact ties are broken arbitrarily.
+    """
+    torch = _torch()
+    a = _as_matrix(a, "A")
+    b = _as_matrix(b, "B")
+    _check_pair(a, b)
+    if m < 1:
+        raise SaesimError(f"top_m must be >= 1, got {m}")
+    n_a, n_b, d = a.shape[0], b.shape[0], a.shape[1]
+    dev = torch.device(device)
+    R, C = tile_shape(n_a, n_b, d, memory_budget_mb)
+    bs = min(_BLOCK, R, C)
+    R_pad, C_pad = _ceil_to(R, bs), _ceil_to(C, bs)
+    run_va = torch.full((n_a, m), -1.0, dtype=torch.float32, device=dev)
+    run_ia = torch.full((n_a, m), -1, dtype=torch.int64, device=dev)
+    run_vb = torch.full((n_b, m), -1.0, dtype=torch.float32, device=dev)
+    run_ib = torch.full((n_b, m), -1, dtype=torch.int64, device=dev)
+    buf = torch.empty(R_pad * C_pad, dtype=torch.float32, device=dev)
+    with torch.inference_mode():
+        for i0 in range(0, n_a, R):
+            r = min(R, n_a - i0)
+            rp = _ceil_to(r, bs)
+            ac = _unit_chunk(a[i0 : i0 + r], dev, rp)
+            for j0 in range(0, n_b, C):
+                c = min(C, n_b - j0)
+                cp = _ceil_to(c, bs)
+                bc = _unit_chunk(b[j0 : j0 + c], dev, cp)
+                tile = buf[: rp * cp].view(rp, cp)
+                torch.matmul(ac, bc.T, out=tile)
+                tile.abs_()
+                if rp > r:
+                    tile[r:, :] = -1.0  # padding never becomes a candidate
+                if cp > c:
+                    tile[:, c:] = -1.0
+                _update_rows(run_va[i0 : i0 + r], run_ia[i0 : i0 + r], tile[:r], j0, bs)
+                _update_cols(run_vb[j0 : j0 + c], run_ib[j0 : j0 + c], tile, i0, bs)
+                del tile, bc
+    return TopCosines(
+        val_a=run_va.cpu().numpy(),
+        idx_a=run_ia.cpu().numpy(),
+        val_b=run_vb.cpu().numpy(),
+        idx_b=run_ib.cpu().numpy(),
+    )
+
+
+def _max_result_from_top(top: TopCosines) -> MaxCosineResult:
+    best_cos_a = np.ascontiguousarray(top.val_a[:, 0], dtype=np.float32)
+    best_cos_b = np.ascontiguousarray(top.val_b[:, 0], dtype=np.float32)
+    a2b = float(best_cos_a.mean(dtype=np.float64))
+    b2a = float(best_cos_b.mean(dtype=np.float64))
+    return MaxCosineResult(
+        mmcs_a_to_b=a2b,
+        mmcs_b_to_a=b2a,
+        mmcs=0.5 * (a2b + b2a),
+        best_b_for_a=np.ascontiguousarray(top.idx_a[:, 0], dtype=np.int64),
+        best_cos_a=best_cos_a,
+        best_a_for_b=np.ascontiguousarray(top.idx_b[:, 0], dtype=np.int64),
+        best_cos_b=best_cos_b,
+    )
+
+
+def max_abs_cosine(
+    a: Any,
+    b: Any,
+    *,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    device: str = "cpu",
+) -> MaxCosineResult:
+    """Best match of every latent on the other side, both directions, in one pass.
+
+    ``mmcs_a_to_b`` is the mean over rows of ``a`` of max |cos| to any row of
+    ``b``; ``mmcs`` is the mean of both directions (the "PWMCC" of the
+    literature, symmetrised). Exact ties are broken arbitrarily.
+    """
+    top = top_abs_cosines(a, b, 1, memory_budget_mb=memory_budget_mb, device=device)
+    return _max_result_from_top(top)
+
+
+def mean_max_cosine(a: Any, b: Any, **kwargs) -> float:
+    """Symmetric mean max |cos| between the rows of ``a`` and ``b`` (see :func:`max_abs_cosine`)."""
+    return max_abs_cosine(a, b, **kwargs).mmcs
+
+
+def abs_cosine_matrix(
+    a: Any,
+    b: Any,
+    *,
+    dtype=np.float32,
+    negate: bool = False,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    device: str = "cpu",
+) -> np.ndarray:
+    """The full [n_a, n_b] |cos| matrix (``-|cos|`` if ``negate``), filled tile by tile.
+
+    The result itself is not counted in the budget; only the working tiles are.
+    """
+    torch = _torch()
+    a = _as_matrix(a, "A")
+    b = _as_matrix(b, "B")
+    _check_pair(a, b)
+    n_a, n_b, d = a.shape[0], b.shape[0], a.shape[1]
+    out = np.empty((n_a, n_b), dtype=dtype)
+    R, C = tile_shape(n_a, n_b, d, memory_budget_mb)
+    dev = torch.device(device)
+    with torch.inference_mode():
+        for i0 in range(0, n_a, R):
+            ac = _unit_chunk(a[i0 : i0 + R], dev)
+            for j0 in range(0, n_b, C):
+                bc = _unit_chunk(b[j0 : j0 + C], dev)
+                tile = (ac @ bc.T).abs_()
+                if negate:
+                    tile.neg_()
+                out[i0 : i0 + ac.shape[0], j0 : j0 + bc.shape[0]] = tile.cpu().numpy()
+    return out
+
+
+# --------------------------------------------------------------------------
+# One-to-one matching
+# --------------------------------------------------------------------------
+
+
+def _dense_fits(n_a: int, n_b: int, memory_budget_mb: float) -> bool:
+    """Whether a float64 cost matrix (what scipy's Hungarian works on) fits the budget.
+
+    Three quarters of the budget go to the matrix, the rest to the tiles that fill it.
+    """
+    return 8.0 * n_a * n_b <= 0.75 * float(memory_budget_mb) * 2**20
+
+
+def _matching_result(rows, cols, cos, exact, n_a, n_b) -> MatchingResult:
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    cos = np.asarray(cos, dtype=np.float32)
+    order = np.argsort(rows, kind="stable")
+    rows, cols, cos = rows[order], cols[order], cos[order]
+    k = min(n_a, n_b)
+    mean = float(cos.sum(dtype=np.float64) / k) if k else float("nan")
+    return MatchingResult(rows=rows, cols=cols, cos=cos, exact=exact, mean_matched_cos=mean, n_a=n_a, n_b=n_b)
+
+
+def _hungarian(a, b, memory_budget_mb, device) -> MatchingResult:
+    from scipy.optimize import linear_sum_assignment
+
+    n_a, n_b = a.shape[0], b.shape[0]
+    # scipy works on float64; handing it -|cos| already in float64 avoids its copy
+    cost = abs_cosine_matrix(
+        a, b, dtype=np.float64, negate=True,
+        memory_budget_mb=max(memory_budget_mb * 0.25, 1.0), device=device,
+    )
+    rows, cols = linear_sum_assignment(cost)
+    cos = -cost[rows, cols]
+    del cost
+    return _matching_result(rows, cols, cos, True, n_a, n_b)
+
+
+def _pair_cosines(a: np.ndarray, b: np.ndarray, rows: np.ndarray, cols: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """|cos| between ``a[rows[k]]`` and ``b[cols[k]]`` for each k, float32."""
+    out = np.empty(len(rows), dtype=np.float32)
+    for s in range(0, len(rows), chunk):
+        x = normalize_rows(a[rows[s : s + chunk]])
+        y = normalize_rows(b[cols[s : s + chunk]])
+        out[s : s + chunk] = np.abs(np.einsum("ij,ij->i", x, y))
+    return out
+
+
+def _greedy_completion(n_a, n_b, ea, eb, ev):
+    """A full matching built greedily from candidate edges, best |cos| first.
+
+    Latents left over once the candidates are used up are paired in index
+    order. Returns (rows, cols) of min(n_a, n_b) pairs.
+    """
+    order = np.argsort(-ev, kind="stable")
+    used_a = np.zeros(n_a, dtype=bool)
+    used_b = np.zeros(n_b, dtype=bool)
+    rows, cols = [], []
+    for e in order:
+        i, j = ea[e], eb[e]
+        if not used_a[i] and not used_b[j]:
+            used_a[i] = used_b[j] = True
+            rows.append(i)
+            cols.append(j)
+    free_a = np.flatnonzero(~used_a)
+    free_b = np.flatnonzero(~used_b)
+    k = min(len(free_a), len(free_b))
+    rows = np.concatenate([np.asarray(rows, dtype=np.int64), free_a[:k]])
+    cols = np.concatenate([np.asarray(cols, dtype=np.int64), free_b[:k]])
+    return rows, cols
+
+
+def _sparse_matching(a, b, top: TopCosines) -> MatchingResult:
+    """Optimal assignment restricted to each latent's top-m candidates (both directions).
+
+    A greedy full matching is added to the candidate edges, so a full matching
+    always exists in the sparse graph; the solver only uses its edges where the
+    candidates alone cannot match everyone.
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+    n_a, n_b = a.shape[0], b.shape[0]
+    m = top.m
+    ia = np.repeat(np.arange(n_a, dtype=np.int64), m)
+    ja = top.idx_a.reshape(-1)
+    va = top.val_a.reshape(-1)
+    jb = np.repeat(np.arange(n_b, dtype=np.int64), m)
+    ib = top.idx_b.reshape(-1)
+    vb = top.val_b.reshape(-1)
+    ea = np.concatenate([ia[ja >= 0], ib[ib >= 0]])
+    eb = np.concatenate([ja[ja >= 0], jb[ib >= 0]])
+    ev = np.concatenate([va[ja >= 0], vb[ib >= 0]]).astype(np.float64)
+    # de-duplicate edges found from both sides
+    key = ea * n_b + eb
+    key, first = np.unique(key, return_index=True)
+    ea, eb, ev = ea[first], eb[first], ev[first]
+
+    g_rows, g_cols = _greedy_completion(n_a, n_b, ea, eb, ev)
+    g_key = g_rows * n_b + g_cols
+    extra = ~np.isin(g_key, key)
+    if extra.any():
+        ea = np.concatenate([ea, g_rows[extra]])
+        eb = np.concatenate([eb, g_cols[extra]])
+        ev = np.concatenate([ev, _pair_cosines(a, b, g_rows[extra], g_cols[extra]).astype(np.float64)])
+
+    # weights must be non-zero: minimise (2 - |cos|), all full matchings have the same size
+    graph = sp.csr_array((2.0 - ev, (ea, eb)), shape=(n_a, n_b))
+    try:
+        rows, cols = min_weight_full_bipartite_matching(graph)
+    except ValueError:  # cannot happen with the greedy edges; keep the greedy matching
+        rows, cols = g_rows, g_cols
+    cos = 2.0 - np.asarray(graph[rows, cols]).ravel()
+    return _matching_result(rows, cols, cos, False, n_a, n_b)
+
+
+def one_to_one_matching(
+    a: Any,
+    b: Any,
+    *,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    top_m: int = DEFAULT_TOP_M,
+    device: str = "cpu",
+    candidates: TopCosines | None = None,
+    exact: bool | None = None,
+) -> MatchingResult:
+    """One-to-one matching of A's rows to B's rows maximising the summed |cos|.
+
+    Exact Hungarian (``scipy.optimize.linear_sum_assignment``) on the dense
+    |cos| matrix when a float64 copy of it fits in ``memory_budget_mb``;
+    otherwise the optimal assignment among each latent's ``top_m`` candidates
+    in both directions (``min_weight_full_bipartite_matching``). ``exact``
+    forces one or the other; ``candidates`` reuses a finished scan.
+    """
+    a = _as_matrix(a, "A")
+    b = _as_matrix(b, "B")
+    _check_pair(a, b)
+    n_a, n_b = a.shape[0], b.shape[0]
+    if exact is None:
+        exact = _dense_fits(n_a, n_b, memory_budget_mb)
+    if exact:
+        return _hungarian(a, b, memory_budget_mb, device)
+    if candidates is None:
+        candidates = top_abs_cosines(a, b, top_m, memory_budget_mb=memory_budget_mb, device=device)
+    return _sparse_matching(a, b, candidates)
+
+
+# --------------------------------------------------------------------------
+# Fractions and shared latents
+# --------------------------------------------------------------------------
+
+
+def _key(t: float) -> str:
+    return f"{float(t):g}"
+
+
+def frac_above(values: Any, thresholds: Sequence[float] = DEFAULT_THRESHOLDS, *, denominator: int | None = None) -> dict[str, float]:
+    """Fraction of ``values`` at or above each threshold, keyed like ``"0.7"``.
+
+    ``denominator`` overrides ``len(values)`` (e.g. to count over all latents
+    of the smaller SAE when ``values`` lists only matched ones).
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    n = len(v) if denominator is None else int(denominator)
+    if n == 0:
+        return {_key(t): float("nan") for t in thresholds}
+    return {_key(t): float(np.count_nonzero(v >= t) / n) for t in thresholds}
+
+
+def best_match_frac_above(res: MaxCosineResult, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> dict[str, float]:
+    """Cross-width measure: fraction of the smaller SAE's latents whose best match in the other is >= t.
+
+    With equal widths it is the mean of the two directions.
+    """
+    n_a, n_b = len(res.best_cos_a), len(res.best_cos_b)
+    if n_a < n_b:
+        return frac_above(res.best_cos_a, thresholds)
+    if n_b < n_a:
+        return frac_above(res.best_cos_b, thresholds)
+    fa = frac_above(res.best_cos_a, thresholds)
+    fb = frac_above(res.best_cos_b, thresholds)
+    return {k: 0.5 * (fa[k] + fb[k]) for k in fa}
+
+
+def _encoder_rows(enc: Any, n: int, d: int, name: str) -> np.ndarray:
+    """Encoder directions as rows: ``W_enc`` is [d, n_latents], so its transpose."""
+    e = _as_matrix(enc, name)
+    if e.shape != (d, n):
+        raise SaesimError(f"{name}: W_enc should have shape [d_in={d}, d_sae={n}], got {list(e.shape)}")
+    return e.T
+
+
+def shared_latents(
+    dec_a: Any,
+    dec_b: Any,
+    enc_a: Any,
+    enc_b: Any,
+    threshold: float = 0.7,
+    *,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    top_m: int = DEFAULT_TOP_M,
+    device: str = "cpu",
+    dec_matching: MatchingResult | None = None,
+    enc_matching: MatchingResult | None = None,
+) -> SharedLatentsResult:
+    """Latents shared by two SAEs, as defined by Paulo & Belrose (2025).
+
+    Decoder rows (``W_dec`` [n, d]) and encoder directions (columns of
+    ``W_enc`` [d, n]) are matched one-to-one separately; a latent of A is
+    shared when both matchings give it the same partner in B and both |cos|
+    are >= ``threshold``. ``frac`` counts over the smaller SAE's latents.
+    """
+    dec_a = _as_matrix(dec_a, "A decoder")
+    dec_b = _as_matrix(dec_b, "B decoder")
+    _check_pair(dec_a, dec_b)
+    n_a, n_b, d = dec_a.shape[0], dec_b.shape[0], dec_a.shape[1]
+    ea = _encoder_rows(enc_a, n_a, d, "A encoder")
+    eb = _encoder_rows(enc_b, n_b, d, "B encoder")
+    kw = dict(memory_budget_mb=memory_budget_mb, top_m=top_m, device=device)
+    if dec_matching is None:
+        dec_matching = one_to_one_matching(dec_a, dec_b, **kw)
+    if enc_matching is None:
+        enc_matching = one_to_one_matching(ea, eb, **kw)
+    pd, cd = dec_matching.partner_of_a(), dec_matching.cos_of_a()
+    pe, ce = enc_matching.partner_of_a(), enc_matching.cos_of_a()
+    with np.errstate(invalid="ignore"):
+        mask = (pd >= 0) & (pd == pe) & (cd >= threshold) & (ce >= threshold)
+    return SharedLatentsResult(frac=float(mask.sum() / min(n_a, n_b)), mask=mask, threshold=float(threshold))
+
+
+# --------------------------------------------------------------------------
+# Random baseline
+# --------------------------------------------------------------------------
+
+
+def prob_abs_cosine_below(x: Any, d: int) -> np.ndarray:
+    """P(|cos| <= x) for two independent uniformly random directions in R^d.
+
+    cos^2 follows Beta(1/2, (d-1)/2), so this is the regularised incomplete beta
+    function at x^2.
+    """
+    from scipy.special import betainc
+
+    x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
+    return betainc(0.5, 0.5 * (d - 1), x * x)
+
+
+def expected_max_abs_cosine(n: int, d: int, grid: int = 20001) -> float:
+    """E[max |cos|] between one direction and ``n`` independent random directions in R^d.
+
+    Given the first direction the ``n`` cosines are i.i.d. (rotation
+    invariance), so E[max] = integral over [0, 1] of (1 - F(x)^n), with F from
+    :func:`prob_abs_cosine_below`. This is exactly the expected mean max |cos|
+    from A to B for random Gaussian decoders with ``n`` rows in B.
+    """
+    x = np.linspace(0.0, 1.0, grid)
+    with np.errstate(divide="ignore"):
+        log_f = np.log(prob_abs_cosine_below(x, d))
+    surv = -np.expm1(n * log_f)  # 1 - F^n without cancellation
+    return float(np.trapezoid(surv, x))
+
+
+def _p_best_above(t: float, n: int, d: int) -> float:
+    """P(max of n random |cos| >= t) = 1 - F(t)^n."""
+    f = float(prob_abs_cosine_below(t, d))
+    if f <= 0.0:
+        return 1.0
+    return float(-np.expm1(n * np.log(f)))
+
+
+def _gaussian(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    return rng.standard_normal((n, d), dtype=np.float32)
+
+
+def random_decoder_baseline(
+    n_a: int,
+    n_b: int,
+    d: int,
+    *,
+    draws: int = 3,
+    seed: int = 0,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    shared_threshold: float = 0.7,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    top_m: int = DEFAULT_TOP_M,
+    device: str = "cpu",
+    with_encoders: bool = True,
+) -> dict[str, Any]:
+    """Every metric of :func:`compare_decoders` for random Gaussian SAEs of the same shapes.
+
+    * Max-type metrics (``mmcs*``, ``frac_best_match_above``) use their closed
+      form: given a row of A its |cos| to B's rows are i.i.d., so the expected
+      per-row max follows from the Beta law of cos^2 (:func:`expected_max_abs_cosine`).
+    * Matching metrics (``hungarian_mean_cos``, ``frac_matched_above``) are
+      averaged over ``draws`` pairs of random decoders (one scan each, matched
+      exactly as :func:`one_to_one_matching` would); ``std`` holds their spread.
+      The same scans give ``empirical`` values of the max-type metrics, as a check.
+    * ``shared_latents_frac`` needs a decoder and an encoder pair with |cos| >=
+      the threshold: when the expected number of such pairs, n_a n_b p^2, is
+      below 1e-3 the baseline is 0 (``method`` says "bound"); otherwise it is
+      measured on random encoders too.
+
+    Deterministic given ``seed``.
+    """
+    if min(n_a, n_b, d) < 1 or draws < 1:
+        raise SaesimError(f"random baseline needs positive sizes and draws, got n_a={n_a} n_b={n_b} d={d} draws={draws}")
+    a2b = expected_max_abs_cosine(n_b, d)
+    b2a = expected_max_abs_cosine(n_a, d)
+    small, large = (n_a, n_b) if n_a <= n_b else (n_b, n_a)
+    if n_a == n_b:
+        fbest = {_key(t): _p_best_above(t, n_b, d) for t in thresholds}
+    else:
+        fbest = {_key(t): _p_best_above(t, large, d) for t in thresholds}
+
+    p_pair = 1.0 - float(prob_abs_cosine_below(shared_threshold, d))
+    shared_by_bound = (not with_encoders) or (n_a * n_b * p_pair**2 < 1e-3)
+
+    rng = np.random.default_rng(seed)
+    hung, fmatched, emp_a2b, emp_b2a, shared = [], [], [], [], []
+    for _ in range(draws):
+        A = _gaussian(rng, n_a, d)
+        B = _gaussian(rng, n_b, d)
+        if _dense_fits(n_a, n_b, memory_budget_mb):
+            mr = one_to_one_matching(A, B, memory_budget_mb=memory_budget_mb, device=device, exact=True)
+            mx = max_abs_cosine(A, B, memory_budget_mb=memory_budget_mb, device=device)
+        else:
+            top = top_abs_cosines(A, B, top_m, memory_budget_mb=memory_budget_mb, device=device)
+            mr = _sparse_matching(A, B, top)
+            mx = _max_result_from_top(top)
+            del top
+        hung.append(mr.mean_matched_cos)
+        fmatched.append(frac_above(mr.cos, thresholds, denominator=small))
+        emp_a2b.append(mx.mmcs_a_to_b)
+        emp_b2a.append(mx.mmcs_b_to_a)
+        if not shared_by_bound:
+            EA = _gaussian(rng, d, n_a)
+            EB = _gaussian(rng, d, n_b)
+            sh = shared_latents(A, B, EA, EB, shared_threshold, memory_budget_mb=memory_budget_mb,
+                                top_m=top_m, device=device, dec_matching=mr)
+            shared.append(sh.frac)
+            del EA, EB
+        del A, B
+
+    def mean(xs):
+        return float(np.mean(xs))
+
+    def std(xs):
+        return float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
+
+    keys = [_key(t) for t in thresholds]
+    emp_mmcs = [0.5 * (x + y) for x, y in zip(emp_a2b, emp_b2a)]
+    out: dict[str, Any] = {
+        "n_a": int(n_a),
+        "n_b": int(n_b),
+        "d": int(d),
+        "draws": int(draws),
+        "seed": int(seed),
+        "mmcs": 0.5 * (a2b + b2a),
+        "mmcs_a_to_b": a2b,
+        "mmcs_b_to_a": b2a,
+        "hungarian_mean_cos": mean(hung),
+        "frac_matched_above": {k: mean([f[k] for f in fmatched]) for k in keys},
+        "frac_best_match_above": fbest,
+        "shared_latents_frac": 0.0 if shared_by_bound else mean(shared),
+        "std": {
+            "hungarian_mean_cos": std(hung),
+            "frac_matched_above": {k: std([f[k] for f in fmatched]) for k in keys},
+            "shared_latents_frac": 0.0 if shared_by_bound else std(shared),
+            "mmcs": std(emp_mmcs),
+            "mmcs_a_to_b": std(emp_a2b),
+            "mmcs_b_to_a": std(emp_b2a),
+        },
+        "empirical": {"mmcs": mean(emp_mmcs), "mmcs_a_to_b": mean(emp_a2b), "mmcs_b_to_a": mean(emp_b2a)},
+        "method": {
+            "mmcs": "closed_form",
+            "mmcs_a_to_b": "closed_form",
+            "mmcs_b_to_a": "closed_form",
+            "frac_best_match_above": "closed_form",
+            "hungarian_mean_cos": "empirical",
+            "frac_matched_above": "empirical",
+            "shared_latents_frac": "bound" if shared_by_bound else "empirical",
+        },
+    }
+    return out
+
+
+# --------------------------------------------------------------------------
+# Everything at once
+# --------------------------------------------------------------------------
+
+SCALAR_METRICS = ("mmcs", "mmcs_a_to_b", "mmcs_b_to_a", "hungarian_mean_cos", "shared_latents_frac")
+
+
+def _ratio(value, base):
+    if value is None or base is None or not np.isfinite(base) or base == 0:
+        return None
+    return float(value / base)
+
+
+def compare_decoders(
+    dec_a: Any,
+    dec_b: Any,
+    enc_a: Any = None,
+    enc_b: Any = None,
+    *,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    shared_threshold: float = 0.7,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    top_m: int = DEFAULT_TOP_M,
+    device: str = "cpu",
+    with_baseline: bool = True,
+    baseline_draws: int = 3,
+    seed: int = 0,
+    return_arrays: bool = False,
+):
+    """All similarity metrics between two SAEs, as a JSON-able dict.
+
+    ``dec_*`` are decoders ``W_dec`` [n, d]; ``enc_*`` (optional) encoders
+    ``W_enc`` [d, n], needed only for ``shared_latents_frac``. Fractions are
+    over the smaller SAE's latents. With ``with_baseline`` the same metrics on
+    random SAEs of the same shapes go under ``baseline`` and value / baseline
+    under ``ratio``. With ``return_arrays`` returns ``(dict, arrays)`` where
+    ``arrays`` is :func:`per_latent_arrays` of the comparison.
+    """
+    A = _as_matrix(dec_a, "A decoder")
+    B = _as_matrix(dec_b, "B decoder")
+    _check_pair(A, B)
+    n_a, n_b, d = A.shape[0], B.shape[0], A.shape[1]
+    if (enc_a is None) != (enc_b is None):
+        raise SaesimError("shared latents need both encoders (got only one)")
+    kw = dict(memory_budget_mb=memory_budget_mb, device=device)
+
+    if _dense_fits(n_a, n_b, memory_budget_mb):
+        mx = max_abs_cosine(A, B, **kw)
+        match = one_to_one_matching(A, B, exact=True, **kw)
+    else:
+        top = top_abs_cosines(A, B, top_m, **kw)
+        mx = _max_result_from_top(top)
+        match = _sparse_matching(A, B, top)
+        del top
+
+    shared = None
+    if enc_a is not None:
+        shared = shared_latents(A, B, enc_a, enc_b, shared_threshold, top_m=top_m, dec_matching=match, **kw)
+
+    small = min(n_a, n_b)
+    keys = [_key(t) for t in thresholds]
+    res: dict[str, Any] = {
+        "n_a": int(n_a),
+        "n_b": int(n_b),
+        "d": int(d),
+        "mmcs": mx.mmcs,
+        "mmcs_a_to_b": mx.mmcs_a_to_b,
+        "mmcs_b_to_a": mx.mmcs_b_to_a,
+        "hungarian_mean_cos": match.mean_matched_cos,
+        "frac_matched_above": frac_above(match.cos, thresholds, denominator=small),
+        "frac_best_match_above": best_match_frac_above(mx, thresholds),
+        "shared_latents_frac": None if shared is None else shared.frac,
+        "shared_threshold": float(shared_threshold),
+        "matching_exact": bool(match.exact),
+        "top_m": None if match.exact else int(top_m),
+        "thresholds": keys,
+    }
+    if with_baseline:
+        base = random_decoder_baseline(
+            n_a, n_b, d, draws=baseline_draws, seed=seed, thresholds=thresholds,
+            shared_threshold=shared_threshold, memory_budget_mb=memory_budget_mb,
+            top_m=top_m, device=device, with_encoders=enc_a is not None,
+        )
+        if enc_a is None:
+            base["shared_latents_frac"] = None
+        res["baseline"] = base
+        res["ratio"] = {k: _ratio(res[k], base[k]) for k in SCALAR_METRICS}
+    if return_arrays:
+        return res, per_latent_arrays(mx, match, shared)
+    return res
+
+
+def per_latent_arrays(
+    mx: MaxCosineResult,
+    match: MatchingResult | None = None,
+    shared: SharedLatentsResult | None = None,
+) -> dict[str, np.ndarray]:
+    """Per-latent results as named arrays (what ``saesim compare --out`` writes)."""
+    out = {
+        "best_b_for_a": mx.best_b_for_a,
+        "best_cos_a": mx.best_cos_a,
+        "best_a_for_b": mx.best_a_for_b,
+        "best_cos_b": mx.best_cos_b,
+    }
+    if match is not None:
+        out["matching_rows"] = match.rows
+        out["matching_cols"] = match.cols
+        out["matching_cos"] = match.cos
+    if shared is not None:
+        out["shared_mask_a"] = shared.mask
+    return out
