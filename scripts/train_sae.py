@@ -13,7 +13,13 @@ def main(smk):
     spec = dict(smk.params.spec)
     for key in ("matryoshka_widths", "exclude_positions"):
         spec[key] = tuple(spec.get(key, ()))
-    metrics = train_sae(smk.input.store, SAESpec(**spec), smk.output[0])
+    metrics = train_sae(
+        smk.input.store,
+        SAESpec(**spec),
+        smk.output[0],
+        resume_dir=smk.params.resume_dir,
+        n_checkpoints=smk.config.get("resume_checkpoints", 0),
+    )
     print({k: metrics[k] for k in ("explained_variance", "l0", "dead_fraction", "training_seconds")})
 
 

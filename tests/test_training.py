@@ -77,3 +77,36 @@ def test_nan_store_stops_training_naming_the_file(toy_store, tmp_path):
     with pytest.raises(SaesimError, match=r"bad\.h5: non-finite activation"):
         train_sae(bad, spec("topk", 3), tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_killed_training_resumes_to_identical_weights(toy_store, tmp_path):
+    """SIGKILL after a trainer checkpoint; the rerun resumes and equals an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    full = train_sae(toy_store, spec("batchtopk", 3, seed=5, training_samples=60_000), tmp_path / "full")
+    resume = tmp_path / "resume"
+    out = tmp_path / "killed"
+    code = textwrap.dedent(
+        f"""
+        from saesim.training import SAESpec, train_sae
+        spec = SAESpec("batchtopk", 16, 3, 5, 5, lr=1e-2, training_samples=60_000, batch_size=256, eval_rows=2048)
+        train_sae({str(toy_store)!r}, spec, {str(out)!r}, resume_dir={str(resume)!r}, n_checkpoints=3)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(resume.glob("*/.complete")):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list(resume.glob("*/.complete")), "no checkpoint was written before the kill"
+    assert not out.exists()  # nothing half-written under the output name
+    resumed = train_sae(toy_store, spec("batchtopk", 3, seed=5, training_samples=60_000), out, resume_dir=resume, n_checkpoints=3)
+    assert resumed["resumed_from_samples"] is not None and resumed["resumed_from_samples"] > 0
+    assert resumed["weights_sha256"] == full["weights_sha256"]
+    assert not resume.exists()

@@ -186,13 +186,45 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def train_sae(store_path: str | os.PathLike, spec: SAESpec, out_dir: str | os.PathLike) -> dict:
-    """Train one SAE and publish ``out_dir`` atomically (``cfg.json``, weights, ``metrics.json``)."""
+COMPLETE_MARKER = ".complete"
+
+
+def latest_checkpoint(resume_dir: Path | None) -> Path | None:
+    """The newest finished sae-lens trainer checkpoint under ``resume_dir`` (None if none).
+
+    sae-lens writes checkpoints non-atomically; a checkpoint counts only once our
+    callback has dropped its completion marker after sae-lens finished writing it.
+    """
+    if resume_dir is None or not resume_dir.is_dir():
+        return None
+    done = [p for p in resume_dir.iterdir() if p.is_dir() and p.name.isdigit() and (p / COMPLETE_MARKER).exists()]
+    return max(done, key=lambda p: int(p.name)) if done else None
+
+
+def train_sae(
+    store_path: str | os.PathLike,
+    spec: SAESpec,
+    out_dir: str | os.PathLike,
+    *,
+    resume_dir: str | os.PathLike | None = None,
+    n_checkpoints: int = 0,
+) -> dict:
+    """Train one SAE and publish ``out_dir`` atomically (``cfg.json``, weights, ``metrics.json``).
+
+    With ``resume_dir`` and ``n_checkpoints > 0``, sae-lens writes that many
+    trainer checkpoints (weights, optimiser, schedulers, counters) under
+    ``resume_dir`` during training, and a rerun after a kill continues from the
+    newest complete one; the batch stream is replayed to the same position, so
+    the result equals an uninterrupted run bit for bit. ``resume_dir`` must lie
+    outside ``out_dir`` (Snakemake deletes a job's outputs before it starts) and
+    is removed once the SAE is published.
+    """
     import torch
     from sae_lens import SAE, LoggingConfig, SAETrainer
     from sae_lens.config import SAETrainerConfig
 
     out_dir = Path(out_dir)
+    resume_dir = Path(resume_dir) if resume_dir is not None else None
     torch.set_num_threads(spec.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     device = resolve_device(spec.device)
@@ -215,14 +247,34 @@ def train_sae(store_path: str | os.PathLike, spec: SAESpec, out_dir: str | os.Pa
             logger=LoggingConfig(log_to_wandb=False),
             dead_feature_window=max(1, min(1000, spec.training_samples // spec.batch_size // 4)),
             feature_sampling_window=max(1, min(2000, spec.training_samples // spec.batch_size // 2)),
+            n_checkpoints=n_checkpoints if resume_dir is not None else 0,
+            checkpoint_path=str(resume_dir) if resume_dir is not None else None,
         )
+        batches = torch_batches(store, spec, train_mask)
+
+        def mark_complete(checkpoint_path=None):
+            if checkpoint_path is not None:
+                (Path(checkpoint_path) / COMPLETE_MARKER).write_text("ok")
+
+        trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=batches, save_checkpoint_fn=mark_complete)
+        resumed_from = latest_checkpoint(resume_dir)
+        if resumed_from is not None:
+            sae.load_weights_from_checkpoint(resumed_from)
+            trainer.load_trainer_state(resumed_from)
+            trainer.checkpoint_thresholds = [t for t in trainer.checkpoint_thresholds if t >= trainer.n_training_samples]
+            # sae-lens checkpoints inside a step, before it counts that step: the
+            # step counter to continue from is the number of batches consumed.
+            trainer.n_training_steps = trainer.n_training_samples // spec.batch_size
+            for _ in range(trainer.n_training_steps):  # replay the batch stream to where it stopped
+                next(batches)
+            print(f"resuming from {resumed_from} at {trainer.n_training_samples} samples", flush=True)
         started = time.perf_counter()
-        trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=torch_batches(store, spec, train_mask))
         trained = trainer.fit()
         train_seconds = time.perf_counter() - started
 
+        for stale in out_dir.parent.glob(f"{out_dir.name}.partial-*"):  # left by a killed job
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
             trained.save_inference_model(str(tmp))
@@ -238,6 +290,7 @@ def train_sae(store_path: str | os.PathLike, spec: SAESpec, out_dir: str | os.Pa
                 "init_seed": spec.init_seed,
                 "data_seed": spec.data_seed,
                 "training_seconds": train_seconds,
+                "resumed_from_samples": int(resumed_from.name) if resumed_from is not None else None,
                 "spec": spec.to_dict(),
                 "store": str(store_path),
                 "store_content_hash": store.content_hash,
@@ -251,4 +304,6 @@ def train_sae(store_path: str | os.PathLike, spec: SAESpec, out_dir: str | os.Pa
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+    if resume_dir is not None:
+        shutil.rmtree(resume_dir, ignore_errors=True)
     return metrics

@@ -12,6 +12,9 @@ rule train_sae:
         seed=r"\d+",
     params:
         spec=sae_spec,
+        # trainer checkpoints for resuming a killed job; outside the output,
+        # which Snakemake deletes before a job starts
+        resume_dir=lambda w: f"results/.resume/{w.exp}/{w.hook}/{w.variant}/seed{w.seed}",
         code=code("training", "activation_store"),
     threads: config["threads_per_job"]
     resources:
