@@ -18,6 +18,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/stores.smk"
+include: "workflow/rules/models.smk"
 include: "workflow/rules/saes.smk"
 include: "workflow/rules/similarity.smk"
 include: "workflow/rules/figures.smk"

@@ -112,6 +112,17 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
             for w in variant.get("matryoshka_widths", []):
                 if w > variant["width"]:
                     raise SaesimError(f"{where}.matryoshka_widths: {w} exceeds width={variant['width']}")
+        if exp["source"]["kind"] != "toy" and not exp.get("hooks"):
+            raise SaesimError(f"{source}: experiments.{name}.hooks: a {exp['source']['kind']} experiment needs a list of hook points")
+        if exp["source"]["kind"] == "toy" and exp.get("hooks", ["toy"]) != ["toy"]:
+            raise SaesimError(f"{source}: experiments.{name}.hooks: a toy experiment has the single hook 'toy'")
+        if exp["source"]["kind"] == "modular":
+            src = exp["source"]
+            if src["n_heads"] * src["d_head"] != src["d_model"]:
+                raise SaesimError(
+                    f"{source}: experiments.{name}.source: n_heads * d_head must equal d_model "
+                    f"({src['n_heads']} * {src['d_head']} != {src['d_model']})"
+                )
         if exp["source"]["kind"] == "toy":
             src = exp["source"]
             if src["p_min"] > src["p_max"]:

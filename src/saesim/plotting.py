@@ -181,3 +181,55 @@ def latent_vs_truth(cosines: list[np.ndarray], labels: list[str], title: str | N
         fig.suptitle(title, y=1.03)
     fig.tight_layout()
     return fig
+
+
+def grokking_curves(history: dict, title: str | None = None):
+    """Train and test loss (log scale) and accuracy of the modular model against epoch,
+    with the grokking epoch (test accuracy first >= 99%) marked."""
+    paper_style()
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    epochs = history["epochs"]
+    for split, color in (("train", "#4C72B0"), ("test", "#C44E52")):
+        ax_loss.plot(epochs, history[f"{split}_loss"], color=color, lw=1.6, label=split)
+        ax_acc.plot(epochs, history[f"{split}_acc"], color=color, lw=1.6, label=split)
+    ax_loss.set_yscale("log")
+    ax_loss.set_ylabel("cross-entropy loss")
+    ax_acc.set_ylabel("accuracy")
+    ax_acc.set_ylim(0, 1.02)
+    grok = history.get("grok_epoch")
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("epoch")
+        if grok:
+            ax.axvline(grok, color="black", ls=":", lw=1.3, label=f"groks at epoch {grok}")
+    ax_acc.legend(frameon=False, loc="lower right")
+    if title:
+        fig.suptitle(title, y=1.02)
+    fig.tight_layout()
+    return fig
+
+
+def fourier_overlap_plot(fourier: pd.DataFrame, title: str | None = None):
+    """Mean Fourier overlap of decoder rows per SAE variant, one panel per hook: bars are means
+    over seeds, dots single SAEs; the dashed line is a random direction's expected overlap
+    (subspace dimension / d_model)."""
+    paper_style()
+    hooks = list(dict.fromkeys(fourier["hook"]))
+    fig, axes = plt.subplots(1, len(hooks), figsize=(5.2 * len(hooks), 3.8), squeeze=False)
+    for ax, hook in zip(axes[0], hooks):
+        f = fourier[fourier["hook"] == hook].copy()
+        order = list(dict.fromkeys(f.sort_values(["architecture", "variant"])["variant"]))
+        palette = {v: ARCHITECTURE_COLORS.get(v.split("-")[0], "0.5") for v in order}
+        sns.barplot(data=f, x="variant", y="act_mean_overlap", order=order, hue="variant", palette=palette, errorbar=None, ax=ax, alpha=0.8, legend=False)
+        sns.stripplot(data=f, x="variant", y="act_mean_overlap", order=order, color="black", size=4, ax=ax)
+        base = f["act_random_baseline"].iloc[0]
+        ax.axhline(base, color=BASELINE_COLOR, ls="--", lw=1.3, label=f"random direction ({base:.2f})")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("")
+        ax.set_ylabel("mean Fourier overlap of decoder rows")
+        ax.set_title(hook, fontsize=10)
+        ax.tick_params(axis="x", rotation=30)
+        ax.legend(frameon=False, loc="upper right")
+    if title:
+        fig.suptitle(title, y=1.03)
+    fig.tight_layout()
+    return fig

@@ -177,3 +177,28 @@ def summary_markdown(stability: pd.DataFrame, true_l0: float | None = None) -> s
     if true_l0 is not None:
         header += f"True L0 of the toy data: {true_l0:.2f}.\n\n"
     return header + table.to_markdown(index=False, floatfmt=".3f") + "\n"
+
+
+_FOURIER = re.compile(r"results/(?P<exp>[^/]+)/fourier/(?P<hook>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)\.json$")
+
+
+def fourier_table(fourier_files: Iterable[str]) -> pd.DataFrame:
+    """One row per SAE on the modular model: mean Fourier overlap of its decoder rows with the
+    key-frequency subspace (activation and embedding versions) and the random-direction baseline."""
+    rows = []
+    for path in fourier_files:
+        key = _match(_FOURIER, path)
+        r = json.loads(Path(path).read_text())
+        row = {"hook": key["hook"], "variant": key["variant"], "seed": int(key["seed"]), "architecture": key["variant"].split("-")[0]}
+        for space, tag in (("activation_subspace", "act"), ("embedding_subspace", "emb")):
+            s = r[space]
+            row.update({
+                f"{tag}_dim": s["dim"],
+                f"{tag}_mean_overlap": s["mean_overlap"],
+                f"{tag}_frac_above_0.5": s["frac_above_0.5"],
+                f"{tag}_random_baseline": s["random_baseline"],
+                f"{tag}_ratio": s["mean_overlap"] / s["random_baseline"],
+            })
+        row["key_frequencies"] = " ".join(map(str, r["key_frequencies"]))
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["hook", "variant", "seed"]).reset_index(drop=True)

@@ -31,7 +31,7 @@ DEVICE = config["device"]
 
 
 def code(*modules):
-    """Hash of the library modules a rule runs: editing one of them reruns the rule."""
+    """Hash of the library modules a job runs; editing one of them reruns that job."""
     return source_hash(SRC / f"{m}.py" for m in modules)
 
 
@@ -170,11 +170,35 @@ def truth_heatmap_saes(wildcards):
     return [sae_dir(wildcards.exp, hooks(wildcards.exp)[0], v.id, seed) for v in picked]
 
 
+def is_modular(exp):
+    return EXPERIMENTS[exp]["source"]["kind"] == "modular"
+
+
+def modular_model_config(exp):
+    """Keyword arguments of saesim.models.modular.ModularConfig for one experiment."""
+    src = dict(EXPERIMENTS[exp]["source"])
+    for key in ("kind", "energy_frac"):
+        src.pop(key, None)
+    src["device"] = DEVICE
+    return src
+
+
+def all_fourier_files(exp):
+    return [
+        f"results/{exp}/fourier/{h}/{v}/seed{s}.json"
+        for h in hooks(exp)
+        for v in variants(exp)
+        for s in seeds(exp)
+    ]
+
+
 FIGURES = {
     "stability_vs_l0": lambda exp: True,
     "seed_heatmap": lambda exp: True,
     "recovery_vs_l0": has_ground_truth,
     "latent_vs_truth": has_ground_truth,
+    "grokking": is_modular,
+    "fourier_overlap": is_modular,
 }
 
 
@@ -191,5 +215,7 @@ def all_targets():
     out = []
     for exp in EXPERIMENTS:
         out += [f"results/{exp}/tables/stability.csv", f"results/{exp}/tables/summary.md"]
+        if is_modular(exp):
+            out.append(f"results/{exp}/tables/fourier.csv")
         out += figure_files(exp)
     return out

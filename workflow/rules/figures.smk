@@ -102,3 +102,55 @@ rule plot_latent_vs_truth:
         "../../envs/saesim.yaml"
     script:
         "../../scripts/plot_latent_vs_truth.py"
+
+
+rule plot_grokking:
+    input:
+        model="results/{exp}/model",
+    output:
+        pdf=report(
+            "results/figures/{exp}_grokking.pdf",
+            caption="../report/grokking.rst",
+            category="{exp}",
+            subcategory="Model",
+        ),
+        png="results/figures/{exp}_grokking.png",
+    log:
+        "results/logs/plot_grokking/{exp}.log",
+    wildcard_constraints:
+        exp=experiments_of_kind("modular"),
+    params:
+        code=code("plotting"),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/plot_grokking.py"
+
+
+rule plot_fourier_overlap:
+    input:
+        fourier="results/{exp}/tables/fourier.csv",
+    output:
+        pdf=report(
+            "results/figures/{exp}_fourier_overlap.pdf",
+            caption="../report/fourier_overlap.rst",
+            category="{exp}",
+            subcategory="Ground truth",
+        ),
+        png="results/figures/{exp}_fourier_overlap.png",
+    log:
+        "results/logs/plot_fourier_overlap/{exp}.log",
+    wildcard_constraints:
+        exp=experiments_of_kind("modular"),
+    params:
+        code=code("plotting"),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/plot_fourier_overlap.py"

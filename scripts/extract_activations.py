@@ -1,0 +1,41 @@
+"""Activations of several hooks of a language model in one forward pass, into one store per hook
+(rules extract_activations_*)."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
+
+from saesim.rulekit import run  # noqa: E402
+
+
+def main(smk):
+    import torch
+
+    from saesim.corpus import load_corpus
+    from saesim.extraction import extract_to_stores
+    from saesim.models.language import LanguageModelSpec, load_language_model
+
+    torch.set_num_threads(smk.threads)
+    source = smk.params.source
+    spec = LanguageModelSpec(
+        source=source["kind"], name=source.get("name"), gguf_file=source.get("gguf_file"),
+        device=smk.params.device, dtype=source.get("dtype", "float32"),
+    )
+    corpus = load_corpus(smk.input.corpus)
+    model, _ = load_language_model(spec)
+    store = smk.params.store
+    summary = extract_to_stores(
+        model,
+        corpus.tokens,
+        smk.params.hooks,
+        dict(zip(smk.params.hooks, smk.output)),
+        batch_size=source.get("batch_size", 8),
+        dtype=store.get("dtype", "float32"),
+        chunk_rows=store.get("chunk_rows", 4096),
+        model_name=spec.display_name,
+        attrs={"corpus_sha256": corpus.content_hash(), "corpus_origin": corpus.meta.get("origin", "")},
+    )
+    print(summary)
+
+
+run(snakemake, main)  # noqa: F821

@@ -1,0 +1,30 @@
+"""Every input of the modular model through its hooks, into one store per hook (rules extract_modular_stores_*)."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
+
+from saesim.rulekit import run  # noqa: E402
+
+
+def main(smk):
+    from saesim.extraction import extract_modular_stores
+    from saesim.models.modular import load_modular_model
+
+    model, cfg, history = load_modular_model(smk.input.model)
+    store = smk.params.store
+    summary = extract_modular_stores(
+        model,
+        smk.params.hooks,
+        dict(zip(smk.params.hooks, smk.output)),
+        n_rows=store.get("n_rows"),
+        dtype=store.get("dtype", "float32"),
+        chunk_rows=store.get("chunk_rows", 4096),
+        model_name=f"modular-p{cfg.p}-seed{cfg.seed}",
+        energy_frac=smk.params.energy_frac,
+        attrs={"config": cfg.to_dict(), "grok_epoch": history.get("grok_epoch") or -1},
+    )
+    print(summary)
+
+
+run(snakemake, main)  # noqa: F821

@@ -1,0 +1,150 @@
+# Real models into activation stores: the modular-addition transformer (trained here)
+# and pretrained language models (SmolLM2 offline, Hugging Face / TransformerLens online).
+#
+# One extraction job writes the stores of all hooks of one model in one forward pass.
+# Snakemake outputs cannot depend on the config through wildcards, so these rules are
+# declared once per experiment.
+
+
+rule train_modular_model:
+    output:
+        directory("results/{exp}/model"),
+    log:
+        "results/logs/train_modular_model/{exp}.log",
+    wildcard_constraints:
+        exp=experiments_of_kind("modular"),
+    params:
+        model=lambda w: modular_model_config(w.exp),
+        code=code("models/modular"),
+    threads: config["threads_per_job"]
+    resources:
+        mem_mb=2000,
+        runtime=120,
+        gpu=GPU,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/train_modular_model.py"
+
+
+for _exp in EXPERIMENTS:
+    if EXPERIMENTS[_exp]["source"]["kind"] == "modular":
+
+        rule:
+            name:
+                f"extract_modular_stores_{_exp.replace('-', '_')}"
+            input:
+                model=f"results/{_exp}/model",
+            output:
+                [store_path(_exp, h) for h in hooks(_exp)],
+            log:
+                f"results/logs/extract_modular_stores/{_exp}.log",
+            params:
+                exp=_exp,
+                hooks=hooks(_exp),
+                store=EXPERIMENTS[_exp].get("store", {}),
+                energy_frac=EXPERIMENTS[_exp]["source"]["energy_frac"],
+                code=code("extraction", "fourier", "activation_store", "models/modular"),
+            resources:
+                mem_mb=3000,
+                runtime=30,
+            conda:
+                "../../envs/saesim.yaml"
+            script:
+                "../../scripts/extract_modular_stores.py"
+
+
+rule build_corpus:
+    output:
+        "results/{exp}/corpus.npz",
+    log:
+        "results/logs/build_corpus/{exp}.log",
+    wildcard_constraints:
+        exp=experiments_of_kind("smollm2", "hf", "transformer_lens"),
+    params:
+        source=lambda w: EXPERIMENTS[w.exp]["source"],
+        code=code("corpus", "models/language"),
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/build_corpus.py"
+
+
+for _exp in EXPERIMENTS:
+    if EXPERIMENTS[_exp]["source"]["kind"] in ("smollm2", "hf", "transformer_lens"):
+
+        rule:
+            name:
+                f"extract_activations_{_exp.replace('-', '_')}"
+            input:
+                corpus=f"results/{_exp}/corpus.npz",
+            output:
+                [store_path(_exp, h) for h in hooks(_exp)],
+            log:
+                f"results/logs/extract_activations/{_exp}.log",
+            params:
+                exp=_exp,
+                hooks=hooks(_exp),
+                source=EXPERIMENTS[_exp]["source"],
+                store=EXPERIMENTS[_exp].get("store", {}),
+                device=DEVICE,
+                code=code("extraction", "activation_store", "models/language"),
+            threads: config["threads_per_job"]
+            resources:
+                mem_mb=6000,
+                runtime=120,
+                gpu=GPU,
+            conda:
+                "../../envs/saesim.yaml"
+            script:
+                "../../scripts/extract_activations.py"
+
+
+rule fourier_overlap:
+    input:
+        sae="results/{exp}/saes/{hook}/{variant}/seed{seed}",
+        store=lambda w: store_path(w.exp, w.hook),
+    output:
+        "results/{exp}/fourier/{hook}/{variant}/seed{seed}.json",
+    log:
+        "results/logs/fourier_overlap/{exp}/{hook}/{variant}/seed{seed}.log",
+    wildcard_constraints:
+        exp=experiments_of_kind("modular"),
+        seed=r"\d+",
+    params:
+        code=code("fourier", "checkpoints", "activation_store"),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/fourier_overlap.py"
+
+
+rule fourier_table:
+    input:
+        lambda w: all_fourier_files(w.exp),
+    output:
+        report(
+            "results/{exp}/tables/fourier.csv",
+            caption="../report/fourier_table.rst",
+            category="{exp}",
+            subcategory="Tables",
+        ),
+    log:
+        "results/logs/fourier_table/{exp}.log",
+    wildcard_constraints:
+        exp=experiments_of_kind("modular"),
+    params:
+        code=code("tables"),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/fourier_table.py"
