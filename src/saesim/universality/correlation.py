@@ -101,22 +101,20 @@ def plan_tiles(cost: np.ndarray, max_cost: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def _segment_argmax(values: np.ndarray, indptr: np.ndarray, segment_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _segment_argmax(values: np.ndarray, indptr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Max and position of the first maximum of each CSR segment (-inf / -1 when empty)."""
-    n_seg = len(indptr) - 1
-    best = np.full(n_seg, -np.inf)
-    where = np.full(n_seg, -1, dtype=np.int64)
-    nonempty = np.diff(indptr) > 0
+    counts = np.diff(indptr)
+    best = np.full(counts.size, -np.inf)
+    where = np.full(counts.size, -1, dtype=np.int64)
+    nonempty = counts > 0
     if not nonempty.any():
         return best, where
     best[nonempty] = np.maximum.reduceat(values, indptr[:-1][nonempty])
-    hits = np.flatnonzero(values == best[segment_ids])
-    hit_seg = segment_ids[hits]
+    hits = np.flatnonzero(values == np.repeat(best, counts))
+    hit_seg = np.searchsorted(indptr, hits, side="right") - 1
     first = np.ones(hits.size, dtype=bool)
     first[1:] = hit_seg[1:] != hit_seg[:-1]
     where[hit_seg[first]] = hits[first]
-    # segments whose max is -inf (all excluded) have no usable position
-    where[~np.isfinite(best)] = -1
     return best, where
 
 
@@ -227,13 +225,24 @@ def cross_correlation(
 
     a_lat = codes_a.as_latent_major().matrix  # [n_a, n]
     b_tok = codes_b.as_token_major().matrix  # [n, n_b]
+    if usable_b.all():
+        b_use = b_tok
+    else:  # zero the values of unusable B latents: the sparse product drops their (zero) sums
+        b_use = sp.csr_matrix(
+            (b_tok.data * usable_b[b_tok.indices], b_tok.indices, b_tok.indptr), shape=b_tok.shape, copy=False
+        )
+    # corr = S * (inv_sd_a / n) * inv_sd_b - ratio_a * ratio_b on co-firing pairs
+    scale_a = np.nan_to_num(inv_sd_a) / n
+    scale_b = np.nan_to_num(inv_sd_b)
+    ratio_a0 = np.nan_to_num(ratio_a)
+    ratio_b0 = np.nan_to_num(ratio_b)
 
     # upper bound on the co-firing pairs of each A latent, for tile planning
-    b_row_nnz = np.diff(b_tok.indptr).astype(np.float64)
+    b_row_nnz = np.diff(b_use.indptr).astype(np.float64)
     a_pattern = sp.csr_matrix(
         (np.ones(a_lat.nnz, dtype=np.float32), a_lat.indices, a_lat.indptr), shape=a_lat.shape, copy=False
     )
-    pair_bound = np.minimum(a_pattern @ b_row_nnz, float(n_b))
+    pair_bound = np.minimum(a_pattern @ b_row_nnz, float(usable_b.sum()))
     del a_pattern
     rows_todo = np.flatnonzero(usable_a & (pair_bound > 0))
     tiles = plan_tiles(pair_bound[rows_todo], max_pairs_per_tile)
@@ -248,42 +257,40 @@ def cross_correlation(
     max_tile_pairs = 0
     for start, stop in tiles:
         tile_rows = rows_todo[start:stop]
-        prod = (a_lat[tile_rows] @ b_tok).tocsr()  # S for the tile, [t, n_b], float64
-        t = tile_rows.size
-        local_row = np.repeat(np.arange(t, dtype=np.int32), np.diff(prod.indptr))
+        prod = (a_lat[tile_rows] @ b_use).tocsr()  # S for the tile, [t, n_b], float64
+        counts = np.diff(prod.indptr)
         cols = prod.indices
         corr = prod.data
-        corr /= n
-        corr -= mean_a[tile_rows][local_row] * mean_b[cols]
-        corr *= inv_sd_a[tile_rows][local_row]
-        corr *= inv_sd_b[cols]
-        corr[np.isnan(corr)] = -np.inf  # B latents that are not usable
-        finite = np.isfinite(corr)
-        n_pairs_total += int(np.count_nonzero(finite))
-        row_cofire[tile_rows] = np.bincount(local_row[finite], minlength=t)
-        col_cofire += np.bincount(cols[finite], minlength=n_b)
-        del finite
+        corr *= np.repeat(scale_a[tile_rows], counts)
+        corr *= scale_b[cols]
+        corr -= np.repeat(ratio_a0[tile_rows], counts) * ratio_b0[cols]
+        n_pairs_total += int(corr.size)
         max_tile_pairs = max(max_tile_pairs, int(corr.size))
+        row_cofire[tile_rows] = counts
+        col_cofire += np.bincount(cols, minlength=n_b)
 
-        best, pos = _segment_argmax(corr, prod.indptr, local_row)
+        best, pos = _segment_argmax(corr, prod.indptr)
         ok = pos >= 0
         row_best.partner[tile_rows[ok]] = cols[pos[ok]]
         row_best.corr[tile_rows[ok]] = best[ok]
 
-        by_col = sp.csr_matrix((corr, cols, prod.indptr), shape=prod.shape, copy=False).tocsc()
-        col_ids = np.repeat(np.arange(n_b, dtype=np.int32), np.diff(by_col.indptr))
-        cbest, cpos = _segment_argmax(by_col.data, by_col.indptr, col_ids)
-        better = (cpos >= 0) & (cbest > col_corr)
-        col_corr[better] = cbest[better]
-        col_partner[better] = tile_rows[by_col.indices[cpos[better]]]
-        del by_col, col_ids
+        # column maxima of the tile; ties go to the smallest A latent, as a dense argmax would
+        tile_col_max = np.full(n_b, -np.inf)
+        np.maximum.at(tile_col_max, cols, corr)
+        hits = np.flatnonzero(corr == tile_col_max[cols])
+        tile_col_arg = np.full(n_b, np.iinfo(np.int64).max)
+        np.minimum.at(tile_col_arg, cols[hits], np.searchsorted(prod.indptr, hits, side="right") - 1)
+        better = tile_col_max > col_corr
+        col_corr[better] = tile_col_max[better]
+        col_partner[better] = tile_rows[tile_col_arg[better]]
 
         keep = np.flatnonzero(corr >= edge_threshold)
-        er, ec, ecorr = _top_edges_per_row(local_row[keep], cols[keep], corr[keep], max_edges_per_latent)
+        keep_rows = np.searchsorted(prod.indptr, keep, side="right") - 1
+        er, ec, ecorr = _top_edges_per_row(keep_rows, cols[keep], corr[keep], max_edges_per_latent)
         edges_a.append(tile_rows[er])
         edges_b.append(ec.astype(np.int64))
         edges_c.append(ecorr)
-        del prod, local_row, cols, corr
+        del prod, cols, corr, hits, keep
 
     col_best = BestPartners(col_partner, np.where(col_partner >= 0, col_corr, np.nan))
 

@@ -107,8 +107,10 @@ def _prepare_svcca(x, y, *, variance_kept=0.99, n_components=None) -> Scorer:
 
     def score(perm):
         vy = uy if perm is None else uy[perm]
-        sv = np.linalg.svd(ux.T @ vy, compute_uv=False)
-        return float(np.mean(np.clip(sv, 0.0, 1.0)))
+        m = ux.T @ vy  # canonical correlations = singular values of m
+        gram = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
+        eig = np.linalg.eigvalsh(gram)  # squared singular values (a small symmetric problem)
+        return float(np.mean(np.sqrt(np.clip(eig, 0.0, 1.0))))
 
     return score
 
