@@ -202,6 +202,11 @@ _BYTES_PER_TILE_ENTRY = 12
 _BLOCK = 32
 
 
+def _tile_cost(s: int, d: int) -> float:
+    """Working bytes of a scan with square tiles of side ``s``."""
+    return _BYTES_PER_TILE_ENTRY * s * s + 12.0 * s * d
+
+
 def tile_shape(n_a: int, n_b: int, d: int, memory_budget_mb: float) -> tuple[int, int]:
     """Tile sides (rows of A, rows of B) for a scan whose working memory fits the budget.
 
@@ -214,11 +219,8 @@ def tile_shape(n_a: int, n_b: int, d: int, memory_budget_mb: float) -> tuple[int
     if not avail > 0:
         raise SaesimError(f"memory budget must be positive, got {memory_budget_mb} MB")
 
-    def cost(s):
-        return _BYTES_PER_TILE_ENTRY * s * s + 12.0 * s * d
-
     s = 1
-    while s < MAX_TILE and cost(2 * s) <= avail:
+    while s < MAX_TILE and _tile_cost(2 * s, d) <= avail:
         s *= 2
     return min(s, n_a), min(s, n_b)
 
@@ -228,67 +230,48 @@ def tile_shape(n_a: int, n_b: int, d: int, memory_budget_mb: float) -> tuple[int
 # --------------------------------------------------------------------------
 
 
-def _merge_candidates(run_v, run_i, key, cand, vals):
-    """Fold candidate (key, partner, |cos|) triples into running top-m lists.
-
-    ``run_v``/``run_i`` are [L, m] tensors sorted best first; ``key`` (the line
-    each candidate belongs to) must be sorted. Each line's old entries and
-    candidates are laid out in one padded row and the best m kept (topk):
-    no global sort, which is slow on CPU. Exact ties are broken arbitrarily.
-    """
+def _fold_best(run_v, run_i, vals, idx):
+    """Merge a tile's best-first candidates [L, k] into the running top-m lists [L, m]."""
     torch = _torch()
-    L, m = run_v.shape
-    counts = torch.bincount(key, minlength=L)
-    width = m + int(counts.max())
-    starts = torch.cumsum(counts, 0) - counts
-    pos = m + torch.arange(key.numel(), device=key.device) - starts[key]
-    pv = run_v.new_full((L, width), -2.0)
-    pv[:, :m] = run_v
-    pv[key, pos] = vals
-    pi = run_i.new_full((L, width), -1)
-    pi[:, :m] = run_i
-    pi[key, pos] = cand
-    v, j = pv.topk(m, dim=1)
+    m = run_v.shape[1]
+    if m == 1:
+        better = vals[:, 0] > run_v[:, 0]  # strict: on ties the earlier tile wins
+        run_v[:, 0] = torch.where(better, vals[:, 0], run_v[:, 0])
+        run_i[:, 0] = torch.where(better, idx[:, 0], run_i[:, 0])
+        return
+    v, j = torch.cat([run_v, vals], dim=1).topk(m, dim=1)
+    run_i.copy_(torch.cat([run_i, idx], dim=1).gather(1, j))
     run_v.copy_(v)
-    run_i.copy_(pi.gather(1, j))
 
 
-def _block_bound(bmax, m: int, dim: int):
-    """A lower bound on each line's final m-th best: the m-th largest block maximum.
+def _top_in_blocks(blocks, bmax, m: int):
+    """Top-m entries of each line, given the line's blocks [L, nb, bs] and their maxima [L, nb].
 
-    Block maxima are |cos| values of distinct pairs, so the m-th best overall is
-    at least the m-th largest of them. -inf where a line has fewer than m blocks.
+    The line's m best entries all lie in its m blocks with the largest maxima
+    (a block holding one of them has a maximum at least the m-th best, and at
+    most m blocks can), so only those blocks are searched. Returns values and
+    positions within the line, best first, each [L, min(m, nb * bs)].
     """
     torch = _torch()
-    nb = bmax.shape[dim]
-    if nb < m:
-        shape = (bmax.shape[0],) if dim == 1 else (bmax.shape[1],)
-        return torch.full(shape, -float("inf"), dtype=bmax.dtype, device=bmax.device)
-    vals = bmax.topk(m, dim=dim).values
-    return vals[:, m - 1] if dim == 1 else vals[m - 1, :]
+    L, nb, bs = blocks.shape
+    lines = torch.arange(L, device=blocks.device)[:, None]
+    if m == 1:
+        bv, bj = bmax.max(dim=1, keepdim=True)  # first block holding the max
+        off = blocks[lines, bj].argmax(dim=2)  # [L, 1, bs] -> first position of the max
+        return bv, bj * bs + off
+    kb = min(m, nb)
+    bj = bmax.topk(kb, dim=1).indices  # [L, kb]
+    vals = blocks[lines, bj].reshape(L, kb * bs)
+    v, j = vals.topk(min(m, kb * bs), dim=1)
+    return v, bj.gather(1, j // bs) * bs + j % bs
 
 
 def _update_rows(run_v, run_i, tile, offset, bs):
-    """Fold the entries of ``tile`` [R, C] into the running top-m of its rows.
-
-    Blocks of ``bs`` consecutive columns are screened by their maxima; only
-    blocks that can hold a new top-m entry are looked at element by element.
-    """
-    torch = _torch()
+    """Fold the entries of ``tile`` [R, C] into the running top-m of its rows (partners: columns)."""
     R, C = tile.shape
-    m = run_v.shape[1]
     blocks = tile.view(R, C // bs, bs)
-    bmax = blocks.amax(dim=2)  # [R, nb]
-    t_run = run_v[:, m - 1]
-    t_blk = _block_bound(bmax, m, 1)
-    sel = (bmax > t_run[:, None]) & (bmax >= t_blk[:, None])
-    r_idx, b_idx = torch.nonzero(sel, as_tuple=True)
-    if r_idx.numel() == 0:
-        return
-    vals = blocks[r_idx, b_idx]  # [K, bs]
-    ok = (vals > t_run[r_idx, None]) & (vals >= t_blk[r_idx, None])
-    k, off = torch.nonzero(ok, as_tuple=True)
-    _merge_candidates(run_v, run_i, r_idx[k], b_idx[k] * bs + off + offset, vals[k, off])
+    v, pos = _top_in_blocks(blocks, blocks.amax(dim=2), run_v.shape[1])
+    _fold_best(run_v, run_i, v, pos + offset)
 
 
 def _update_cols(run_v, run_i, tile, offset, bs):
@@ -296,22 +279,14 @@ def _update_cols(run_v, run_i, tile, offset, bs):
 
     Rows are screened in blocks of ``bs``; any further columns are padding.
     """
-    torch = _torch()
     R, C = tile.shape
-    m = run_v.shape[1]
+    c = run_v.shape[0]
     blocks = tile.view(R // bs, bs, C)
-    bmax = blocks.amax(dim=1)[:, : run_v.shape[0]]  # [nb, c]
-    t_run = run_v[:, m - 1]
-    t_blk = _block_bound(bmax, m, 0)
-    sel = (bmax > t_run[None, :]) & (bmax >= t_blk[None, :])
-    # transposed so that candidates come sorted by column, as the merge needs
-    c_idx, b_idx = torch.nonzero(sel.T.contiguous(), as_tuple=True)
-    if c_idx.numel() == 0:
-        return
-    vals = blocks[b_idx, :, c_idx]  # [K, bs]
-    ok = (vals > t_run[c_idx, None]) & (vals >= t_blk[c_idx, None])
-    k, off = torch.nonzero(ok, as_tuple=True)
-    _merge_candidates(run_v, run_i, c_idx[k], b_idx[k] * bs + off + offset, vals[k, off])
+    bmax = blocks.amax(dim=1)[:, :c].T  # [c, nb], a small copy
+    # [c, nb, bs] view of the blocks, column by column (strided, not copied)
+    cblocks = blocks[:, :, :c].permute(2, 0, 1)
+    v, pos = _top_in_blocks(cblocks, bmax, run_v.shape[1])
+    _fold_best(run_v, run_i, v, pos + offset)
 
 
 def _ceil_to(x: int, k: int) -> int:
@@ -328,10 +303,11 @@ def top_abs_cosines(
 ) -> TopCosines:
     """Each latent's ``m`` largest |cos| partners on the other side, in one pass over tiles.
 
-    Rows of ``a`` and ``b`` need not be normalised; rows are normalised per
-    chunk so no normalised copy of either dictionary is made. Working memory
-    (beyond the inputs and the returned lists) stays within ``memory_budget_mb``.
-    Exact ties are broken arbitrarily.
+    Rows of ``a`` and ``b`` need not be normalised: they are normalised chunk
+    by chunk. Working memory (beyond the inputs and the returned lists) stays
+    within ``memory_budget_mb``: the tiles, and the normalised chunks of B
+    when all of them fit beside the tiles (otherwise B's chunks are normalised
+    again for every chunk of A). Exact ties are broken arbitrarily.
     """
     torch = _torch()
     a = _as_matrix(a, "A")
@@ -349,6 +325,17 @@ def top_abs_cosines(
     run_vb = torch.full((n_b, m), -1.0, dtype=torch.float32, device=dev)
     run_ib = torch.full((n_b, m), -1, dtype=torch.int64, device=dev)
     buf = torch.empty(R_pad * C_pad, dtype=torch.float32, device=dev)
+    keep_b = _tile_cost(max(R, C), d) + 4.0 * (n_b + C) * d <= float(memory_budget_mb) * 2**20
+    b_chunks: dict[int, Any] = {}
+
+    def b_chunk(j0: int, c: int, cp: int):
+        if j0 in b_chunks:
+            return b_chunks[j0]
+        bc = _unit_chunk(b[j0 : j0 + c], dev, cp)
+        if keep_b:
+            b_chunks[j0] = bc
+        return bc
+
     with torch.inference_mode():
         for i0 in range(0, n_a, R):
             r = min(R, n_a - i0)
@@ -357,17 +344,18 @@ def top_abs_cosines(
             for j0 in range(0, n_b, C):
                 c = min(C, n_b - j0)
                 cp = _ceil_to(c, bs)
-                bc = _unit_chunk(b[j0 : j0 + c], dev, cp)
+                bc = b_chunk(j0, c, cp)
                 tile = buf[: rp * cp].view(rp, cp)
                 torch.matmul(ac, bc.T, out=tile)
                 tile.abs_()
                 if rp > r:
-                    tile[r:, :] = -1.0  # padding never becomes a candidate
+                    tile[r:, :] = -2.0  # padding ranks below the -1 placeholders
                 if cp > c:
-                    tile[:, c:] = -1.0
+                    tile[:, c:] = -2.0
                 _update_rows(run_va[i0 : i0 + r], run_ia[i0 : i0 + r], tile[:r], j0, bs)
                 _update_cols(run_vb[j0 : j0 + c], run_ib[j0 : j0 + c], tile, i0, bs)
                 del tile, bc
+        b_chunks.clear()
     return TopCosines(
         val_a=run_va.cpu().numpy(),
         idx_a=run_ia.cpu().numpy(),
@@ -715,7 +703,7 @@ def _p_best_above(t: float, n: int, d: int) -> float:
     f = float(prob_abs_cosine_below(t, d))
     if f <= 0.0:
         return 1.0
-    return float(-np.expm1(n * np.log(f)))
+    return max(0.0, float(-np.expm1(n * np.log(f))))
 
 
 def _gaussian(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
