@@ -1,0 +1,340 @@
+"""Reading SAE weights from disk without importing sae-lens or transformer-lens.
+
+Importing sae-lens costs about 7 s per process, more than a whole comparison
+of small SAEs, so checkpoints on disk are read here with ``safetensors``
+directly. Supported:
+
+* a sae-lens folder: ``cfg.json`` + ``sae_weights.safetensors`` with
+  ``W_dec`` [d_sae, d_in] and ``W_enc`` [d_in, d_sae];
+* a sparsify (EleutherAI) folder: ``cfg.json`` + ``sae.safetensors`` with
+  ``W_dec`` [num_latents, d_in] and ``encoder.weight`` [num_latents, d_in];
+* a sae-lens pretrained id ``release:sae_id``, resolved through sae-lens
+  (the only case that imports it).
+
+Any problem raises :class:`~saesim.errors.SaesimError` with one line naming
+the file and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from saesim.errors import SaesimError
+
+SAE_LENS_WEIGHTS = "sae_weights.safetensors"
+SPARSIFY_WEIGHTS = "sae.safetensors"
+CFG_FILE = "cfg.json"
+
+__all__ = ["SAEWeights", "decoder_rows", "is_pretrained_id", "load_sae_weights"]
+
+
+@dataclass
+class SAEWeights:
+    """The weights of one SAE that similarity measures need, as float32 numpy arrays.
+
+    ``W_dec`` is [d_sae, d_in] (one latent per row); ``W_enc`` is [d_in, d_sae]
+    (one latent per column, as in sae-lens) or None when not loaded.
+    """
+
+    W_dec: np.ndarray
+    W_enc: np.ndarray | None
+    b_dec: np.ndarray | None
+    cfg: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    format: str = ""  # "sae_lens" | "sparsify"
+
+    @property
+    def d_sae(self) -> int:
+        return int(self.W_dec.shape[0])
+
+    @property
+    def d_in(self) -> int:
+        return int(self.W_dec.shape[1])
+
+
+# --------------------------------------------------------------------------
+# safetensors
+# --------------------------------------------------------------------------
+
+
+def _safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
+    """The JSON header of a safetensors file and the offset where tensor data starts."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(8)
+            if len(raw) != 8:
+                raise SaesimError(f"{path}: not a safetensors file (too short)")
+            (n,) = struct.unpack("<Q", raw)
+            if n > 100 * 2**20 or n > path.stat().st_size - 8:
+                raise SaesimError(f"{path}: not a safetensors file (bad header length)")
+            header = json.loads(f.read(n))
+    except OSError as e:
+        raise SaesimError(f"{path}: cannot read ({e.strerror or e})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise SaesimError(f"{path}: not a safetensors file (header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise SaesimError(f"{path}: not a safetensors file (header is not an object)")
+    header.pop("__metadata__", None)
+    return header, 8 + n
+
+
+def _read_bf16(path: Path, info: dict[str, Any], data_start: int) -> np.ndarray:
+    """A bfloat16 tensor as float32 (numpy has no bfloat16): the 16 bits are the top half of a float32."""
+    begin, end = info["data_offsets"]
+    raw = np.fromfile(path, dtype="<u2", count=(end - begin) // 2, offset=data_start + begin)
+    return (raw.astype(np.uint32) << 16).view(np.float32).reshape(info["shape"])
+
+
+def _read_tensors(path: Path, names: list[str]) -> dict[str, np.ndarray]:
+    """The named tensors of a safetensors file (those present), each as float32 numpy."""
+    from safetensors import safe_open
+
+    header, data_start = _safetensors_header(path)
+    out: dict[str, np.ndarray] = {}
+    wanted = [n for n in names if n in header]
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            for name in wanted:
+                info = header[name]
+                if info.get("dtype") == "BF16":
+                    arr = _read_bf16(path, info, data_start)
+                else:
+                    arr = f.get_tensor(name)
+                if not np.issubdtype(arr.dtype, np.floating):
+                    raise SaesimError(f"{path}: tensor {name} has dtype {arr.dtype}, expected floating point")
+                out[name] = np.asarray(arr, dtype=np.float32)
+    except SaesimError:
+        raise
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise SaesimError(f"{path}: cannot read safetensors ({msg})") from None
+    return out
+
+
+# --------------------------------------------------------------------------
+# Checks
+# --------------------------------------------------------------------------
+
+
+def _read_cfg(path: Path) -> dict[str, Any]:
+    try:
+        cfg = json.loads(path.read_text())
+    except OSError as e:
+        raise SaesimError(f"{path}: cannot read ({e.strerror or e})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SaesimError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(cfg, dict):
+        raise SaesimError(f"{path}: expected a JSON object")
+    return cfg
+
+
+def _check_finite(arr: np.ndarray, file: Path, name: str) -> None:
+    bad = arr.size - int(np.count_nonzero(np.isfinite(arr)))
+    if bad:
+        kinds = []
+        if np.isnan(arr).any():
+            kinds.append("NaN")
+        if np.isinf(arr).any():
+            kinds.append("inf")
+        raise SaesimError(f"{file}: {name} has {bad} non-finite values ({'/'.join(kinds)})")
+
+
+def _cfg_int(cfg: dict[str, Any], key: str, cfg_path: Path) -> int | None:
+    v = cfg.get(key)
+    if v is None:
+        return None
+    try:
+        iv = int(v)
+    except (TypeError, ValueError):
+        raise SaesimError(f"{cfg_path}: {key} should be an integer, got {v!r}") from None
+    if iv != v or iv < 0:
+        raise SaesimError(f"{cfg_path}: {key} should be a non-negative integer, got {v!r}")
+    return iv
+
+
+def _need(tensors: dict[str, np.ndarray], name: str, file: Path, present: list[str]) -> np.ndarray:
+    if name not in tensors:
+        shown = ", ".join(present[:8]) + (", ..." if len(present) > 8 else "")
+        raise SaesimError(f"{file}: no {name} tensor, not an SAE checkpoint (tensors: {shown or 'none'})")
+    return tensors[name]
+
+
+# --------------------------------------------------------------------------
+# Formats
+# --------------------------------------------------------------------------
+
+
+def _load_sae_lens(folder: Path, with_encoder: bool) -> SAEWeights:
+    cfg_path, file = folder / CFG_FILE, folder / SAE_LENS_WEIGHTS
+    cfg = _read_cfg(cfg_path)
+    header, _ = _safetensors_header(file)
+    names = ["W_dec", "b_dec"] + (["W_enc"] if with_encoder else [])
+    t = _read_tensors(file, names)
+    W_dec = _need(t, "W_dec", file, list(header))
+    if W_dec.ndim != 2:
+        raise SaesimError(f"{file}: W_dec should be 2-D [d_sae, d_in], got shape {list(W_dec.shape)}")
+    d_sae, d_in = _cfg_int(cfg, "d_sae", cfg_path), _cfg_int(cfg, "d_in", cfg_path)
+    expect = (d_sae if d_sae is not None else W_dec.shape[0], d_in if d_in is not None else W_dec.shape[1])
+    if W_dec.shape != expect:
+        raise SaesimError(
+            f"{file}: W_dec has shape {list(W_dec.shape)} but {CFG_FILE} says [d_sae, d_in] = {list(expect)}"
+        )
+    _check_finite(W_dec, file, "W_dec")
+    W_enc = t.get("W_enc")
+    if W_enc is not None:
+        if W_enc.shape != (expect[1], expect[0]):
+            raise SaesimError(
+                f"{file}: W_enc has shape {list(W_enc.shape)}, expected [d_in, d_sae] = {[expect[1], expect[0]]}"
+            )
+        _check_finite(W_enc, file, "W_enc")
+    elif with_encoder:
+        raise SaesimError(f"{file}: no W_enc tensor")
+    b_dec = t.get("b_dec")
+    if b_dec is not None:
+        _check_finite(b_dec, file, "b_dec")
+    return SAEWeights(W_dec=W_dec, W_enc=W_enc, b_dec=b_dec, cfg=cfg, source=str(folder), format="sae_lens")
+
+
+def _orient(W: np.ndarray, n: int | None, d: int | None, file: Path, name: str) -> np.ndarray:
+    """``W`` as [n_latents, d_in], transposing it if it is stored the other way round."""
+    if W.ndim != 2:
+        raise SaesimError(f"{file}: {name} should be 2-D, got shape {list(W.shape)}")
+    rows_ok = (n is None or W.shape[0] == n) and (d is None or W.shape[1] == d)
+    if rows_ok:
+        return W
+    if (n is None or W.shape[1] == n) and (d is None or W.shape[0] == d):
+        return W.T
+    raise SaesimError(
+        f"{file}: {name} has shape {list(W.shape)}, which fits neither [num_latents, d_in] nor "
+        f"[d_in, num_latents] with num_latents={n} and d_in={d} from {CFG_FILE}"
+    )
+
+
+def _load_sparsify(folder: Path, with_encoder: bool) -> SAEWeights:
+    cfg_path, file = folder / CFG_FILE, folder / SPARSIFY_WEIGHTS
+    cfg = _read_cfg(cfg_path)
+    header, _ = _safetensors_header(file)
+    names = ["W_dec", "b_dec"] + (["encoder.weight"] if with_encoder else [])
+    t = _read_tensors(file, names)
+    W = _need(t, "W_dec", file, list(header))
+    d_in = _cfg_int(cfg, "d_in", cfg_path)
+    n = _cfg_int(cfg, "num_latents", cfg_path) or None  # sparsify writes 0 for "from expansion_factor"
+    ef = _cfg_int(cfg, "expansion_factor", cfg_path)
+    if n is None and d_in is not None and ef:
+        n = d_in * ef
+    if d_in is None and n is None:
+        raise SaesimError(f"{cfg_path}: needs d_in and num_latents or expansion_factor to orient W_dec")
+    W_dec = _orient(W, n, d_in, file, "W_dec")
+    _check_finite(W_dec, file, "W_dec")
+    n, d_in = W_dec.shape
+    W_enc = None
+    if with_encoder:
+        E = _need(t, "encoder.weight", file, list(header))
+        E = _orient(E, n, d_in, file, "encoder.weight")
+        _check_finite(E, file, "encoder.weight")
+        W_enc = E.T  # [d_in, num_latents], a view
+    b_dec = t.get("b_dec")
+    if b_dec is not None:
+        _check_finite(b_dec, file, "b_dec")
+    return SAEWeights(W_dec=W_dec, W_enc=W_enc, b_dec=b_dec, cfg=cfg, source=str(folder), format="sparsify")
+
+
+# --------------------------------------------------------------------------
+# Pretrained ids
+# --------------------------------------------------------------------------
+
+
+def is_pretrained_id(spec: str) -> bool:
+    """Whether ``spec`` reads as a sae-lens pretrained id ``release:sae_id`` rather than a path."""
+    if os.path.exists(spec) or ":" not in spec:
+        return False
+    release, _, sae_id = spec.partition(":")
+    return bool(release) and bool(sae_id) and "/" not in release and "\\" not in release
+
+
+def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _load_pretrained(spec: str, with_encoder: bool) -> SAEWeights:
+    release, _, sae_id = spec.partition(":")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    if not offline and not _hub_reachable():
+        # read only the local cache rather than retrying the network for a minute
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        offline = True
+    try:
+        from sae_lens import SAE  # the only place saesim imports sae-lens
+
+        loaded = SAE.from_pretrained(release, sae_id, device="cpu")
+    except ImportError as e:
+        raise SaesimError(f"{spec}: pretrained ids need sae-lens, which cannot be imported ({e})") from None
+    except Exception as e:
+        reason = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        if offline:
+            raise SaesimError(
+                f"{spec}: cannot load this sae-lens pretrained SAE offline (huggingface.co unreachable "
+                f"and not in the local cache): {reason}"
+            ) from None
+        raise SaesimError(f"{spec}: sae-lens could not load this pretrained SAE: {reason}") from None
+    sae = loaded[0] if isinstance(loaded, tuple) else loaded
+    W_dec = sae.W_dec.detach().float().cpu().numpy()
+    W_enc = sae.W_enc.detach().float().cpu().numpy() if with_encoder and hasattr(sae, "W_enc") else None
+    b_dec = sae.b_dec.detach().float().cpu().numpy() if hasattr(sae, "b_dec") else None
+    _check_finite(W_dec, Path(spec), "W_dec")
+    if W_enc is not None:
+        _check_finite(W_enc, Path(spec), "W_enc")
+    cfg = sae.cfg.to_dict() if hasattr(sae.cfg, "to_dict") else {}
+    return SAEWeights(W_dec=W_dec, W_enc=W_enc, b_dec=b_dec, cfg=cfg, source=spec, format="sae_lens")
+
+
+# --------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------
+
+
+def load_sae_weights(path: str | os.PathLike, *, with_encoder: bool = True) -> SAEWeights:
+    """Read an SAE's weights from a sae-lens or sparsify folder, or a sae-lens pretrained id.
+
+    ``path`` may also name the weights file inside such a folder. Raises
+    :class:`SaesimError` (one line naming the file and the problem) for a
+    missing path, a folder that is not an SAE, unreadable or non-finite
+    weights, or shapes that disagree with ``cfg.json``.
+    """
+    spec = os.fspath(path)
+    if is_pretrained_id(spec):
+        return _load_pretrained(spec, with_encoder)
+    p = Path(spec)
+    if not p.exists():
+        raise SaesimError(f"{p}: no such file or directory")
+    if p.is_file():
+        if p.name not in (SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS):
+            raise SaesimError(
+                f"{p}: not an SAE checkpoint (expected a folder with {CFG_FILE} and "
+                f"{SAE_LENS_WEIGHTS} or {SPARSIFY_WEIGHTS})"
+            )
+        p = p.parent
+    if not (p / CFG_FILE).is_file():
+        raise SaesimError(f"{p}: not an SAE folder (no {CFG_FILE})")
+    if (p / SAE_LENS_WEIGHTS).is_file():
+        return _load_sae_lens(p, with_encoder)
+    if (p / SPARSIFY_WEIGHTS).is_file():
+        return _load_sparsify(p, with_encoder)
+    raise SaesimError(f"{p}: not an SAE folder (no {SAE_LENS_WEIGHTS} or {SPARSIFY_WEIGHTS})")
+
+
+def decoder_rows(path: str | os.PathLike) -> np.ndarray:
+    """An SAE's decoder as float32 [d_sae, d_in], one latent direction per row."""
+    return load_sae_weights(path, with_encoder=False).W_dec
