@@ -14,6 +14,8 @@ measure), at most 4 of the 32 p-values may be under 0.05 (1.6 expected) and
 their median must exceed 0.2 (0.5 expected).
 """
 
+import json
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -68,6 +70,7 @@ def test_planted_permutation_is_recovered_and_geometry_is_shared(planted):
         chunk_rows=700, n_null=100, seed=0, min_freq=1e-3,
     )
     s, arr = res.summary, res.arrays
+    json.loads(json.dumps(s, allow_nan=False))  # the summary is plain JSON
     perm = planted["perm"]
     live = np.flatnonzero(~arr["rare_a"])
     assert live.size > 0.95 * N_LATENTS
