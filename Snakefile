@@ -17,6 +17,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/resources.smk"
 include: "workflow/rules/stores.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/saes.smk"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import SaesimError
+from .gpu import acquire_gpus, job_gpu_count
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
@@ -36,6 +37,10 @@ def run(snakemake: Any, main: Callable[[Any], None]) -> None:
     A :class:`SaesimError` ends the job with its one-line message in the log and
     on the terminal, without a traceback. Other exceptions keep their traceback
     in the log (they are bugs).
+
+    A job with a ``gpu`` resource > 0 first gets its own device(s)
+    (:func:`saesim.gpu.acquire_gpus`: ``CUDA_VISIBLE_DEVICES``, set before torch
+    initialises CUDA; under SLURM, the devices SLURM gave the job).
     """
     log_path = Path(snakemake.log[0])
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,7 +48,11 @@ def run(snakemake: Any, main: Callable[[Any], None]) -> None:
     with open(log_path, "w", buffering=1) as log:
         sys.stdout = sys.stderr = log
         logging.basicConfig(stream=log, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+        gpus = None
         try:
+            n_gpus = job_gpu_count(snakemake)
+            if n_gpus > 0:
+                gpus = acquire_gpus(n_gpus, log=lambda msg: print(msg, file=log))
             main(snakemake)
         except SaesimError as err:
             print(f"saesim error: {err}", file=log)
@@ -53,4 +62,6 @@ def run(snakemake: Any, main: Callable[[Any], None]) -> None:
             traceback.print_exc(file=log)
             raise
         finally:
+            if gpus is not None:
+                gpus.release()
             sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__

@@ -110,11 +110,6 @@ def sae_spec(wildcards):
     return spec
 
 
-def training_mem_mb(wildcards):
-    v = variants(wildcards.exp)[wildcards.variant]
-    return 2000 + v.width * 8 // 1000
-
-
 def all_sae_dirs(exp):
     return [
         sae_dir(exp, h, v, s) for h in hooks(exp) for v in variants(exp) for s in seeds(exp)

@@ -18,9 +18,10 @@ rule plot_stability_vs_l0:
     params:
         true_l0=lambda w: expected_l0(EXPERIMENTS[w.exp]["source"]),
         code=code("plotting"),
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -44,9 +45,10 @@ rule plot_recovery_vs_l0:
     params:
         true_l0=lambda w: expected_l0(EXPERIMENTS[w.exp]["source"]),
         code=code("plotting"),
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -69,9 +71,10 @@ rule plot_seed_heatmap:
         "results/logs/plot_seed_heatmap/{exp}.log",
     params:
         code=code("plotting"),
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -95,9 +98,10 @@ rule plot_latent_vs_truth:
     params:
         true_l0=lambda w: expected_l0(EXPERIMENTS[w.exp]["source"]),
         code=code("plotting", "ground_truth", "checkpoints"),
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=plot_latent_vs_truth_mem_mb,
+        runtime=short_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -121,9 +125,10 @@ rule plot_grokking:
         exp=experiments_of_kind("modular"),
     params:
         code=code("plotting"),
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -147,9 +152,10 @@ rule plot_fourier_overlap:
         exp=experiments_of_kind("modular"),
     params:
         code=code("plotting"),
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:

@@ -18,8 +18,8 @@ rule train_modular_model:
         code=code("models/modular"),
     threads: config["threads_per_job"]
     resources:
-        mem_mb=2000,
-        runtime=120,
+        mem_mb=train_modular_model_mem_mb,
+        runtime=train_modular_model_runtime,
         gpu=GPU,
     conda:
         "../../envs/saesim.yaml"
@@ -45,9 +45,10 @@ for _exp in EXPERIMENTS:
                 store=EXPERIMENTS[_exp].get("store", {}),
                 energy_frac=EXPERIMENTS[_exp]["source"]["energy_frac"],
                 code=code("extraction", "fourier", "activation_store", "models/modular"),
+            threads: 1
             resources:
-                mem_mb=3000,
-                runtime=30,
+                mem_mb=extract_modular_mem_mb(_exp),
+                runtime=extract_modular_runtime(_exp),
             conda:
                 "../../envs/saesim.yaml"
             script:
@@ -64,9 +65,10 @@ rule build_corpus:
     params:
         source=lambda w: EXPERIMENTS[w.exp]["source"],
         code=code("corpus", "models/language"),
+    threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=build_corpus_mem_mb,
+        runtime=build_corpus_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -94,8 +96,8 @@ for _exp in EXPERIMENTS:
                 code=code("extraction", "activation_store", "models/language"),
             threads: config["threads_per_job"]
             resources:
-                mem_mb=6000,
-                runtime=120,
+                mem_mb=extract_mem_mb(_exp),
+                runtime=extract_runtime(_exp),
                 gpu=GPU,
             conda:
                 "../../envs/saesim.yaml"
@@ -116,9 +118,10 @@ rule fourier_overlap:
         seed=r"\d+",
     params:
         code=code("fourier", "checkpoints", "activation_store"),
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=sae_eval_mem_mb,
+        runtime=short_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -141,9 +144,10 @@ rule fourier_table:
         exp=experiments_of_kind("modular"),
     params:
         code=code("tables"),
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:

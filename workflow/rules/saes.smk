@@ -18,8 +18,8 @@ rule train_sae:
         code=code("training", "activation_store"),
     threads: config["threads_per_job"]
     resources:
-        mem_mb=training_mem_mb,
-        runtime=60,
+        mem_mb=train_sae_mem_mb,
+        runtime=train_sae_runtime,
         gpu=GPU,
     conda:
         "../../envs/saesim.yaml"

@@ -15,9 +15,10 @@ rule compare_seed_pair:
     params:
         memory_budget_mb=config["memory_budget_mb"],
         code=code("similarity", "checkpoints"),
+    threads: 1
     resources:
-        mem_mb=lambda w: 1000 + config["memory_budget_mb"],
-        runtime=30,
+        mem_mb=compare_mem_mb,
+        runtime=compare_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -37,9 +38,10 @@ rule decoder_baseline:
         draws=config["baseline_draws"],
         memory_budget_mb=config["memory_budget_mb"],
         code=code("similarity", "activation_store"),
+    threads: 1
     resources:
-        mem_mb=lambda w: 1000 + config["memory_budget_mb"],
-        runtime=30,
+        mem_mb=compare_mem_mb,
+        runtime=decoder_baseline_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -58,9 +60,10 @@ rule ground_truth_recovery:
         seed=r"\d+",
     params:
         code=code("ground_truth", "checkpoints", "activation_store"),
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=sae_eval_mem_mb,
+        runtime=short_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -93,9 +96,10 @@ rule stability_table:
     params:
         true_l0=lambda w: expected_l0(EXPERIMENTS[w.exp]["source"]),
         code=code("tables"),
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:

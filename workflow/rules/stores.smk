@@ -12,9 +12,10 @@ rule make_toy_store:
         source=lambda w: EXPERIMENTS[w.exp]["source"],
         store=lambda w: EXPERIMENTS[w.exp].get("store", {}),
         code=code("toy_model", "activation_store"),
+    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=20,
+        mem_mb=make_toy_store_mem_mb,
+        runtime=make_toy_store_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:

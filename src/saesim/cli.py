@@ -1,0 +1,247 @@
+"""The ``saesim`` command line.
+
+Each subcommand is a ``register(subparsers)`` function that adds its parser
+and sets ``func`` (called with the parsed arguments; returns an exit status).
+To add one, write such a function and append it to :data:`SUBCOMMANDS`.
+A :class:`~saesim.errors.SaesimError` raised by a subcommand is printed as one
+line on stderr and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from saesim.errors import SaesimError
+
+
+# --------------------------------------------------------------------------
+# saesim compare
+# --------------------------------------------------------------------------
+
+
+def register_compare(subparsers) -> None:
+    """``saesim compare A B``: every similarity metric between two SAEs, beside a random baseline."""
+    p = subparsers.add_parser(
+        "compare",
+        help="compare two SAEs (decoder similarity, one-to-one matching, shared latents)",
+        description=(
+            "Compare two SAEs. A and B are each a sae-lens folder (cfg.json + sae_weights.safetensors), "
+            "a sparsify folder (cfg.json + sae.safetensors) or a sae-lens pretrained id release:sae_id."
+        ),
+    )
+    p.add_argument("a", metavar="A", help="first SAE")
+    p.add_argument("b", metavar="B", help="second SAE")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--out", metavar="FILE.h5", help="write per-latent arrays (best matches, matching) to HDF5")
+    p.add_argument("--memory-budget-mb", type=float, default=1024.0, metavar="N",
+                   help="working memory for the comparison, in MB (default 1024)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to compute (default cpu)")
+    p.add_argument("--baseline-draws", type=int, default=3, metavar="N",
+                   help="random SAE pairs for the matching baseline; 0 skips the baseline (default 3)")
+    p.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.7, 0.8, 0.9], metavar="T",
+                   help="|cos| thresholds for the fractions (default 0.5 0.7 0.8 0.9)")
+    p.add_argument("--shared-threshold", type=float, default=0.7, metavar="T",
+                   help="|cos| both encoder and decoder matches need for a shared latent (default 0.7)")
+    p.add_argument("--top-m", type=int, default=16, metavar="M",
+                   help="candidates per latent for the sparse matching beyond the budget (default 16)")
+    p.add_argument("--no-encoders", action="store_true", help="decoders only: skip shared latents")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random baseline (default 0)")
+    p.set_defaults(func=run_compare)
+
+
+def _check_device(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SaesimError("--device cuda: no CUDA device is available to torch")
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from saesim.checkpoints import load_sae_weights
+    from saesim.similarity import compare_decoders
+
+    if args.baseline_draws < 0:
+        raise SaesimError(f"--baseline-draws must be >= 0, got {args.baseline_draws}")
+    if args.top_m < 1:
+        raise SaesimError(f"--top-m must be >= 1, got {args.top_m}")
+    if not args.memory_budget_mb > 0:
+        raise SaesimError(f"--memory-budget-mb must be positive, got {args.memory_budget_mb}")
+    for t in args.thresholds + [args.shared_threshold]:
+        if not 0.0 <= t <= 1.0:
+            raise SaesimError(f"thresholds are |cos| values in [0, 1], got {t}")
+    if args.out:
+        _check_out_path(Path(args.out))
+    _check_device(args.device)
+
+    t0 = time.perf_counter()
+    with_enc = not args.no_encoders
+    A = load_sae_weights(args.a, with_encoder=with_enc)
+    B = load_sae_weights(args.b, with_encoder=with_enc)
+    if A.d_in != B.d_in:
+        raise SaesimError(
+            f"{B.source}: d_in={B.d_in} does not match d_in={A.d_in} of {A.source}; "
+            "decoders of different input spaces cannot be compared"
+        )
+    t_load = time.perf_counter() - t0
+    res, arrays = compare_decoders(
+        A.W_dec, B.W_dec,
+        A.W_enc if with_enc else None, B.W_enc if with_enc else None,
+        thresholds=tuple(args.thresholds),
+        shared_threshold=args.shared_threshold,
+        memory_budget_mb=args.memory_budget_mb,
+        top_m=args.top_m,
+        device=args.device,
+        with_baseline=args.baseline_draws > 0,
+        baseline_draws=max(args.baseline_draws, 1),
+        seed=args.seed,
+        return_arrays=True,
+    )
+    res["a"] = {"source": A.source, "format": A.format}
+    res["b"] = {"source": B.source, "format": B.format}
+    res["seconds"] = {"load": round(t_load, 3), "total": round(time.perf_counter() - t0, 3)}
+    if args.out:
+        write_arrays_h5(Path(args.out), arrays, res)
+        res["out"] = str(args.out)
+    if args.json:
+        print(json.dumps(_jsonable(res), indent=2, allow_nan=False))
+    else:
+        print(format_table(res))
+    return 0
+
+
+def _jsonable(x: Any) -> Any:
+    """``x`` with non-finite floats as None (JSON has no NaN) and numpy scalars as Python ones."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _fmt(v: Any, width: int = 9) -> str:
+    if v is None:
+        return "-".rjust(width)
+    if isinstance(v, float):
+        return f"{v:.4f}".rjust(width) if abs(v) < 1000 else f"{v:.3g}".rjust(width)
+    return str(v).rjust(width)
+
+
+def format_table(res: dict[str, Any]) -> str:
+    """A readable table of :func:`saesim.similarity.compare_decoders` output: value, random baseline, ratio."""
+    base = res.get("baseline") or {}
+    lines = []
+    for side in ("a", "b"):
+        info = res.get(side, {})
+        n = res[f"n_{side}"]
+        lines.append(f"{side.upper()}: {info.get('source', '?')} ({info.get('format', '?')}, {n} latents x d={res['d']})")
+    lines.append("")
+    lines.append(f"{'metric':<34}{'value':>9}{'random':>9}{'ratio':>9}")
+    lines.append("-" * 61)
+
+    def row(label, value, b):
+        # a ratio to a baseline of (nearly) zero says nothing
+        ratio = value / b if (value is not None and b is not None and b >= 1e-3) else None
+        lines.append(f"{label:<34}{_fmt(value)}{_fmt(b)}{_fmt(ratio)}")
+
+    row("mean max |cos| (symmetric)", res["mmcs"], base.get("mmcs"))
+    row("mean max |cos| A->B", res["mmcs_a_to_b"], base.get("mmcs_a_to_b"))
+    row("mean max |cos| B->A", res["mmcs_b_to_a"], base.get("mmcs_b_to_a"))
+    row("one-to-one mean |cos|", res["hungarian_mean_cos"], base.get("hungarian_mean_cos"))
+    for k, v in res["frac_matched_above"].items():
+        row(f"  matched pairs |cos| >= {k}", v, (base.get("frac_matched_above") or {}).get(k))
+    for k, v in res["frac_best_match_above"].items():
+        row(f"  best match |cos| >= {k}", v, (base.get("frac_best_match_above") or {}).get(k))
+    row(f"shared latents (>= {res['shared_threshold']:g})", res["shared_latents_frac"], base.get("shared_latents_frac"))
+    lines.append("-" * 61)
+    how = "exact Hungarian" if res["matching_exact"] else f"top-{res['top_m']} sparse assignment"
+    lines.append(f"one-to-one matching: {how}; fractions are over the smaller SAE's {min(res['n_a'], res['n_b'])} latents")
+    if base:
+        lines.append(f"random: Gaussian SAEs of the same shapes, {base['draws']} draw(s), seed {base['seed']}; "
+                     "mean max |cos| in closed form")
+    if "seconds" in res:
+        lines.append(f"time: {res['seconds']['total']:.1f} s")
+    if res.get("out"):
+        lines.append(f"per-latent arrays: {res['out']}")
+    return "\n".join(lines)
+
+
+def _check_out_path(path: Path) -> None:
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise SaesimError(f"{path}: cannot write here (no folder {parent})")
+    if not os.access(parent, os.W_OK):
+        raise SaesimError(f"{path}: cannot write here (folder {parent} is not writable)")
+
+
+def write_arrays_h5(path: Path, arrays: dict[str, Any], summary: dict[str, Any]) -> None:
+    """Write per-latent arrays to HDF5 atomically: a temporary file in the same folder, then rename."""
+    import h5py
+
+    parent = path.resolve().parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            for name, arr in arrays.items():
+                f.create_dataset(name, data=arr, compression="gzip", compression_opts=1)
+            f.attrs["summary_json"] = json.dumps(_jsonable(summary), allow_nan=False)
+            f.attrs["source_a"] = summary.get("a", {}).get("source", "")
+            f.attrs["source_b"] = summary.get("b", {}).get("source", "")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise SaesimError(f"{path}: cannot write ({e.strerror or e})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# --------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------
+
+#: Functions adding one subcommand each; append yours here.
+SUBCOMMANDS: list[Callable[[Any], None]] = [register_compare]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="saesim", description="Do sparse autoencoders learn the same features?")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in SUBCOMMANDS:
+        register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``saesim``; returns the exit status (the console script exits with it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except SaesimError as e:
+        print(f"saesim {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"saesim {args.command}: error: out of memory (try a smaller --memory-budget-mb)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

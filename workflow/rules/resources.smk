@@ -1,0 +1,273 @@
+# Resources of every job: threads, memory, run time and GPUs.
+#
+# Convention for all rule files, present and future (e.g. models.smk, universality.smk).
+#
+#   * Each rule sets threads (1, or config["threads_per_job"] where it runs torch with
+#     that many threads) and, in its resources block, mem_mb=<fn> and runtime=<fn> with
+#     functions from this file named <rule>_mem_mb / <rule>_runtime (or shared ones:
+#     table_mem_mb, short_runtime).
+#     Rule files hold no sizes: sizes follow the job (SAE width, store rows, d) here.
+#     On SLURM, threads become --cpus-per-task, mem_mb --mem, runtime (minutes) -t.
+#   * A rule whose script runs torch on the configured device (SAE training, language-model
+#     extraction, the modular model, later large comparisons) adds `gpu=GPU` (common.smk:
+#     1 when config `device` resolves to CUDA, else 0). CPU-only rules have no gpu key.
+#     gpu=0 requests nothing; gpu=1 becomes `--gpus=1` on SLURM, counts against
+#     `--resources gpu=N` on a workstation, and saesim.rulekit.run() pins the job to a
+#     free device (saesim.gpu) unless SLURM already chose one (CUDA_VISIBLE_DEVICES).
+#     The submitting host decides: a login node without a GPU resolves device=auto to
+#     CPU, so a GPU cluster is run with --config device=cuda.
+#   * Functions take (wildcards, attempt): memory and run time grow with the attempt, so a
+#     job killed for memory or time (the SLURM profile retries) asks for more next time.
+#     Per-experiment rules (declared in a loop) call a factory: mem_mb=extract_mem_mb(exp).
+#   * Everything here is an estimate with a safety margin; a profile or the command line
+#     overrides any rule: set-resources: {train_sae: {mem_mb: 64000, runtime: 720}} or
+#     --set-resources train_sae:runtime=720 (per-experiment rules: extract_activations_<exp>).
+
+import math
+
+MIB = 2**20
+# resident memory of a job before its data: Python + numpy/h5py/pandas/matplotlib ...
+BASE_MB = 800
+# ... + torch ...
+TORCH_MB = 1200
+# ... + sae-lens / transformer-lens / transformers
+LIBS_MB = 2000
+# sustained float32 FLOP/s of one CPU thread and of one GPU on this workflow's matmuls
+CPU_FLOPS = 2e10
+GPU_FLOPS = 2e12
+# run-time margin over the estimate, and the floor (start-up, imports, queueing slack)
+RUNTIME_MARGIN = 2.0
+MIN_RUNTIME = 10
+# d_model and parameter count of language models whose size the config does not say
+KNOWN_MODELS = {"smollm2": (576, 135e6, 30)}
+UNKNOWN_MODEL = (2048, 1.5e9, 28)
+
+
+def _mb(n_bytes):
+    return int(math.ceil(n_bytes / MIB))
+
+
+def _mem(base_mb, n_bytes, attempt=1):
+    return (base_mb + _mb(1.5 * n_bytes)) * attempt
+
+
+def _minutes(flops, threads=1, gpu=0, attempt=1):
+    rate = GPU_FLOPS if gpu else CPU_FLOPS * max(1, threads)
+    return (MIN_RUNTIME + int(math.ceil(RUNTIME_MARGIN * flops / rate / 60))) * attempt
+
+
+def _dtype_bytes(exp):
+    return 2 if EXPERIMENTS[exp].get("store", {}).get("dtype") == "float16" else 4
+
+
+def language_model_size(exp):
+    """(d_model, parameters, layers) of an experiment's language model (estimates for unknown ones)."""
+    src = EXPERIMENTS[exp]["source"]
+    return KNOWN_MODELS.get(src["kind"], UNKNOWN_MODEL)
+
+
+def store_shape(exp, hook):
+    """(rows, d) of one activation store, from the config."""
+    e = EXPERIMENTS[exp]
+    src, store = e["source"], e.get("store", {})
+    kind = src["kind"]
+    if kind == "toy":
+        return store.get("n_rows", 200_000), src["d"]
+    if kind == "modular":
+        d = src["d_mlp"] if ("mlp.hook_post" in hook or "mlp.hook_pre" in hook) else src["d_model"]
+        return store.get("n_rows", 5 * src["p"] ** 2), d
+    corpus = src.get("corpus", {})
+    return store.get("n_rows", corpus.get("n_tokens", 65536)), language_model_size(exp)[0]
+
+
+def _store_chunk(exp):
+    return EXPERIMENTS[exp].get("store", {}).get("chunk_rows", 8192)
+
+
+def _width(wildcards):
+    if hasattr(wildcards, "variant"):
+        return variants(wildcards.exp)[wildcards.variant].width
+    return int(wildcards.width)
+
+
+# ---- shared -------------------------------------------------------------------
+
+
+def table_mem_mb(wildcards, attempt):
+    """Tables and figures: pandas and matplotlib on small CSVs."""
+    return (BASE_MB + 200) * attempt
+
+
+def short_runtime(wildcards, attempt):
+    return MIN_RUNTIME * attempt
+
+
+# ---- stores.smk ---------------------------------------------------------------
+
+
+def make_toy_store_mem_mb(wildcards, attempt):
+    src = EXPERIMENTS[wildcards.exp]["source"]
+    rows, d = store_shape(wildcards.exp, "toy")
+    chunk = _store_chunk(wildcards.exp)
+    n_bytes = 8 * chunk * (src["n_features"] + d) * 4 + 8 * src["n_features"] ** 2 * 8
+    return _mem(BASE_MB, n_bytes, attempt)
+
+
+def make_toy_store_runtime(wildcards, attempt):
+    src = EXPERIMENTS[wildcards.exp]["source"]
+    rows, d = store_shape(wildcards.exp, "toy")
+    return _minutes(2.0 * rows * src["n_features"] * (d + src["n_features"]), attempt=attempt)
+
+
+# ---- saes.smk -----------------------------------------------------------------
+
+
+def train_sae_mem_mb(wildcards, attempt):
+    """Weights, gradients and two Adam moments; a batch's latents; streamed chunks; masks."""
+    exp = wildcards.exp
+    training = EXPERIMENTS[exp]["sae"]["training"]
+    width = _width(wildcards)
+    rows, d = store_shape(exp, wildcards.hook)
+    params = 2 * width * d + width + d
+    n_bytes = (
+        4 * 4 * params  # weights, gradients, Adam m and v
+        + 6 * 4 * max(training["batch_size"], 4096) * width  # latents (training batch, eval chunk)
+        + 4 * 4 * training["batch_size"] * d
+        + 8 * _store_chunk(exp) * d * _dtype_bytes(exp)  # shuffled chunks in flight
+        + 16 * rows  # row masks, indices, positions
+    )
+    return _mem(LIBS_MB, n_bytes, attempt)
+
+
+def train_sae_runtime(wildcards, threads, attempt):
+    """12 FLOPs per weight per sample (encode, decode, backward), plus evaluation."""
+    training = EXPERIMENTS[wildcards.exp]["sae"]["training"]
+    width = _width(wildcards)
+    _, d = store_shape(wildcards.exp, wildcards.hook)
+    samples = training["training_samples"] + training["eval_rows"]
+    return _minutes(12.0 * samples * width * d, threads, GPU, attempt)
+
+
+# ---- similarity.smk -----------------------------------------------------------
+
+
+def _compare_flops(width, d):
+    # |cos| tiles of decoders and of encoders in both directions, plus the assignment
+    return 4.0 * width * width * d + 10.0 * width**3
+
+
+def compare_mem_mb(wildcards, attempt):
+    """Two SAEs' decoders and encoders (and normalised copies) plus the chunked matrices' budget."""
+    width = _width(wildcards)
+    _, d = store_shape(wildcards.exp, wildcards.hook)
+    n_bytes = 2 * 2 * 2 * 4 * width * d
+    return _mem(TORCH_MB + config["memory_budget_mb"], n_bytes, attempt)
+
+
+def compare_runtime(wildcards, attempt):
+    width = _width(wildcards)
+    _, d = store_shape(wildcards.exp, wildcards.hook)
+    return _minutes(_compare_flops(width, d), attempt=attempt)
+
+
+def decoder_baseline_runtime(wildcards, attempt):
+    width = _width(wildcards)
+    _, d = store_shape(wildcards.exp, wildcards.hook)
+    return _minutes(config["baseline_draws"] * _compare_flops(width, d), attempt=attempt)
+
+
+def sae_eval_mem_mb(wildcards, attempt):
+    """One SAE against small ground truth (toy features, Fourier basis)."""
+    width = _width(wildcards)
+    _, d = store_shape(wildcards.exp, wildcards.hook)
+    return _mem(TORCH_MB, 4 * 4 * width * d + 8 * width * max(d, 256), attempt)
+
+
+# ---- figures.smk --------------------------------------------------------------
+
+
+def plot_latent_vs_truth_mem_mb(wildcards, attempt):
+    """Three SAEs of the experiment's first hook."""
+    rows, d = store_shape(wildcards.exp, "toy")
+    width = max(v.width for v in variants(wildcards.exp).values())
+    return _mem(TORCH_MB, 3 * 2 * 4 * width * d, attempt)
+
+
+# ---- models.smk ---------------------------------------------------------------
+
+
+def _modular_params(src):
+    per_layer = 4 * src["d_model"] * src["n_heads"] * src["d_head"] + 2 * src["d_model"] * src["d_mlp"]
+    return src["n_layers"] * per_layer + src["p"] * src["d_model"]
+
+
+def train_modular_model_mem_mb(wildcards, attempt):
+    """Full-batch training: activations of every training pair through every layer."""
+    src = EXPERIMENTS[wildcards.exp]["source"]
+    pairs = src["p"] ** 2
+    acts = 3 * pairs * (4 * src["d_model"] + src["d_mlp"] + 3 * src["n_heads"]) * src["n_layers"] * 4
+    return _mem(LIBS_MB, 3 * acts + 16 * _modular_params(src), attempt)
+
+
+def train_modular_model_runtime(wildcards, threads, attempt):
+    """6 FLOPs per parameter per training token (3 tokens per pair) every epoch, plus evaluation."""
+    src = EXPERIMENTS[wildcards.exp]["source"]
+    tokens = 3 * src["p"] ** 2
+    flops_per_epoch = (6.0 * src["train_frac"] + 2.0 / src["eval_every"]) * tokens * _modular_params(src)
+    return _minutes(flops_per_epoch * src["epochs"], threads, GPU, attempt)
+
+
+def extract_modular_mem_mb(exp):
+    def mem_mb(wildcards, attempt):
+        src = EXPERIMENTS[exp]["source"]
+        stores = sum(8 * _store_chunk(exp) * store_shape(exp, h)[1] * 4 for h in hooks(exp))
+        return _mem(LIBS_MB, stores + 16 * _modular_params(src) + 4 * src["p"] ** 2 * src["d_mlp"] * 4, attempt)
+
+    return mem_mb
+
+
+def extract_modular_runtime(exp):
+    def runtime(wildcards, attempt):
+        src = EXPERIMENTS[exp]["source"]
+        rows = max(store_shape(exp, h)[0] for h in hooks(exp))
+        return _minutes(2.0 * 3 * rows * _modular_params(src) + 1e9 * src["p"], attempt=attempt)
+
+    return runtime
+
+
+def build_corpus_mem_mb(wildcards, attempt):
+    """Tokenizer plus the tokenised corpus (and its text)."""
+    n_tokens = EXPERIMENTS[wildcards.exp]["source"].get("corpus", {}).get("n_tokens", 65536)
+    return _mem(2 * LIBS_MB, 64 * n_tokens, attempt)
+
+
+def build_corpus_runtime(wildcards, attempt):
+    n_tokens = EXPERIMENTS[wildcards.exp]["source"].get("corpus", {}).get("n_tokens", 65536)
+    return (2 * MIN_RUNTIME + int(math.ceil(n_tokens / 100_000))) * attempt
+
+
+def extract_mem_mb(exp):
+    """A language model (float32, plus copies while it is converted), one batch's hidden
+    states and logits, chunk buffers per hook."""
+
+    def mem_mb(wildcards, attempt):
+        src = EXPERIMENTS[exp]["source"]
+        d, params, layers = language_model_size(exp)
+        n_ctx = src.get("corpus", {}).get("n_ctx", 128)
+        batch = src.get("batch_size", 8)
+        hidden = 4 * batch * n_ctx * d * (layers + 8) + 4 * batch * n_ctx * 49152  # + logits
+        buffers = sum(2 * _store_chunk(exp) * store_shape(exp, h)[1] * 4 for h in hooks(exp))
+        return _mem(LIBS_MB, 4 * 4 * params + hidden + buffers, attempt)
+
+    return mem_mb
+
+
+def extract_runtime(exp):
+    """2 FLOPs per parameter per token, plus loading the model."""
+
+    def runtime(wildcards, threads, attempt):
+        d, params, layers = language_model_size(exp)
+        rows = max(store_shape(exp, h)[0] for h in hooks(exp))
+        return _minutes(2.0 * params * rows, threads, GPU, attempt) + 5 * attempt
+
+    return runtime
