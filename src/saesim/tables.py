@@ -202,3 +202,150 @@ def fourier_table(fourier_files: Iterable[str]) -> pd.DataFrame:
         row["key_frequencies"] = " ".join(map(str, r["key_frequencies"]))
         rows.append(row)
     return pd.DataFrame(rows).sort_values(["hook", "variant", "seed"]).reset_index(drop=True)
+
+
+# ---- cross-experiment summary -------------------------------------------------------------
+
+#: columns of results/summary.csv, in order (ground-truth columns are empty where unknown)
+SUMMARY_COLUMNS = [
+    "experiment", "kind", "hook", "variant", "architecture", "width", "sparsity_key", "sparsity",
+    "n_seeds", "n_pairs", "l0", "explained_variance", "dead_fraction",
+    "mmcs", "mmcs_std", "mmcs_baseline", "mmcs_ratio",
+    "hungarian_mean_cos", "hungarian_mean_cos_std", "hungarian_mean_cos_baseline", "hungarian_mean_cos_ratio",
+    "gt_mean_max_cos", "gt_mean_max_cos_baseline", "gt_frac_recovered", "gt_frac_recovered_baseline",
+    "fourier_overlap", "fourier_overlap_baseline", "fourier_overlap_ratio",
+]
+
+
+def cross_experiment_summary(
+    stability: dict[str, pd.DataFrame],
+    fourier: dict[str, pd.DataFrame] | None = None,
+    kinds: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """One row per SAE variant of every experiment: quality, both stability metrics with their
+    random baseline and ratio, and ground-truth recovery where it is known.
+
+    ``stability`` maps experiment -> its stability.csv; ``fourier`` maps experiment -> its
+    fourier.csv (modular-addition experiments). Toy experiments fill the ``gt_*`` columns
+    (mean over true features of the best |cos| with a latent, fraction recovered at
+    |cos| >= 0.9, and both for random decoders); modular ones fill ``fourier_overlap*`` (mean
+    Fourier overlap of decoder rows with the activations' key-frequency subspace, the
+    random-direction value and the ratio). Both are means over seeds.
+    """
+    fourier = fourier or {}
+    kinds = kinds or {}
+    frames = []
+    for exp, st in stability.items():
+        df = pd.DataFrame({
+            "experiment": exp,
+            "kind": kinds.get(exp, ""),
+            "hook": st["hook"],
+            "variant": st["variant"],
+            "architecture": st["architecture"],
+            "width": st["width"],
+            "sparsity_key": st["sparsity_key"],
+            "sparsity": st["sparsity"],
+            "n_seeds": st["n_seeds"],
+            "n_pairs": st["n_pairs"],
+            "l0": st["l0_mean"],
+            "explained_variance": st["explained_variance_mean"],
+            "dead_fraction": st["dead_fraction_mean"],
+        })
+        for metric in ("mmcs", "hungarian_mean_cos"):
+            df[metric] = st[f"{metric}_mean"]
+            for suffix in ("std", "baseline", "ratio"):
+                df[f"{metric}_{suffix}"] = st[f"{metric}_{suffix}"]
+        for col in ("gt_mean_max_cos", "gt_frac_recovered"):
+            df[col] = st[f"{col}_mean"] if f"{col}_mean" in st else np.nan
+            df[f"{col}_baseline"] = st[f"{col}_baseline"] if f"{col}_baseline" in st else np.nan
+        f = fourier.get(exp)
+        if f is not None and len(f):
+            agg = f.groupby(["hook", "variant"], sort=False).agg(
+                fourier_overlap=("act_mean_overlap", "mean"), fourier_overlap_baseline=("act_random_baseline", "mean")
+            ).reset_index()
+            agg["fourier_overlap_ratio"] = agg["fourier_overlap"] / agg["fourier_overlap_baseline"]
+            df = df.merge(agg, on=["hook", "variant"], how="left")
+        for col in ("fourier_overlap", "fourier_overlap_baseline", "fourier_overlap_ratio"):
+            if col not in df:
+                df[col] = np.nan
+        frames.append(df[SUMMARY_COLUMNS])
+    if not frames:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _fmt(x, spec: str = ".3f") -> str:
+    return "–" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, spec)
+
+
+def _vs_random(value, baseline, ratio) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{value:.3f} ({baseline:.3f}, {ratio:.1f}×)"
+
+
+def _ground_truth_cell(row) -> str:
+    if not np.isnan(row["gt_mean_max_cos"]):
+        return (
+            f"best cos {row['gt_mean_max_cos']:.3f} ({row['gt_mean_max_cos_baseline']:.3f}); "
+            f"recovered {row['gt_frac_recovered']:.2f} ({row['gt_frac_recovered_baseline']:.2f})"
+        )
+    if not np.isnan(row["fourier_overlap"]):
+        return "Fourier overlap " + _vs_random(row["fourier_overlap"], row["fourier_overlap_baseline"], row["fourier_overlap_ratio"])
+    return "–"
+
+
+def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary as readable strings: each stability number as ``value (random, ratio×)``."""
+    return pd.DataFrame({
+        "experiment": summary["experiment"],
+        "hook": summary["hook"],
+        "variant": summary["variant"],
+        "L0": summary["l0"].map(lambda x: _fmt(x, ".1f")),
+        "expl. var.": summary["explained_variance"].map(_fmt),
+        "dead": summary["dead_fraction"].map(lambda x: _fmt(x, ".2f")),
+        "mean max |cos| (random, ratio)": [
+            _vs_random(v, b, r) for v, b, r in zip(summary["mmcs"], summary["mmcs_baseline"], summary["mmcs_ratio"])
+        ],
+        "Hungarian matched |cos| (random, ratio)": [
+            _vs_random(v, b, r)
+            for v, b, r in zip(summary["hungarian_mean_cos"], summary["hungarian_mean_cos_baseline"], summary["hungarian_mean_cos_ratio"])
+        ],
+        "ground truth (random)": [_ground_truth_cell(row) for _, row in summary.iterrows()],
+    })
+
+
+SUMMARY_LEGEND = (
+    "Every SAE variant of every experiment: means over seeds (L0, explained variance, dead "
+    "fraction, ground truth) and over seed pairs (stability). In brackets: the same number for "
+    "random decoders of the same shape, and the ratio value / random. Ground truth: toy models, "
+    "mean over true features of the best |cos| with any latent and the fraction recovered at "
+    "|cos| >= 0.9; modular addition, mean Fourier overlap of decoder rows with the key-frequency "
+    "subspace; – where unknown."
+)
+
+
+def cross_summary_markdown(summary: pd.DataFrame) -> str:
+    """results/summary.md: the summary as one Markdown table (pipes in headers escaped)."""
+    table = summary_display(summary)
+    table.columns = [c.replace("|", "\\|") for c in table.columns]
+    return "# saesim summary\n\n" + SUMMARY_LEGEND.replace("|cos|", "\\|cos\\|") + "\n\n" + table.to_markdown(index=False) + "\n"
+
+
+def cross_summary_html(summary: pd.DataFrame) -> str:
+    """A self-contained HTML page of the summary, for the Snakemake report (which shows HTML inline)."""
+    import html
+
+    body = summary_display(summary).to_html(index=False, border=0, classes="summary")
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
+        "table.summary{border-collapse:collapse;font-size:13px}"
+        "table.summary th,table.summary td{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}"
+        "table.summary th{background:#f3f3f3;position:sticky;top:0}"
+        "table.summary td:nth-child(-n+3),table.summary th:nth-child(-n+3){text-align:left}"
+        "p{max-width:60em}"
+    )
+    return (
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>saesim summary</title>"
+        f"<style>{style}</style></head><body><h1>saesim summary</h1><p>{html.escape(SUMMARY_LEGEND)}</p>{body}</body></html>\n"
+    )

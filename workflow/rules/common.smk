@@ -213,4 +213,5 @@ def all_targets():
         if is_modular(exp):
             out.append(f"results/{exp}/tables/fourier.csv")
         out += figure_files(exp)
+    out += ["results/summary.csv", "results/summary.md", "results/summary.html"]
     return out

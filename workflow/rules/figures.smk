@@ -6,13 +6,14 @@ rule plot_stability_vs_l0:
         stability="results/{exp}/tables/stability.csv",
         pairs="results/{exp}/tables/pairs.csv",
     output:
-        pdf=report(
-            "results/figures/{exp}_stability_vs_l0.pdf",
+        pdf="results/figures/{exp}_stability_vs_l0.pdf",
+        png=report(
+            "results/figures/{exp}_stability_vs_l0.png",
             caption="../report/stability_vs_l0.rst",
             category="{exp}",
             subcategory="Stability",
+            labels={"figure": "stability vs L0"},
         ),
-        png="results/figures/{exp}_stability_vs_l0.png",
     log:
         "results/logs/plot_stability_vs_l0/{exp}.log",
     params:
@@ -33,13 +34,14 @@ rule plot_recovery_vs_l0:
         stability="results/{exp}/tables/stability.csv",
         saes="results/{exp}/tables/saes.csv",
     output:
-        pdf=report(
-            "results/figures/{exp}_recovery_vs_l0.pdf",
+        pdf="results/figures/{exp}_recovery_vs_l0.pdf",
+        png=report(
+            "results/figures/{exp}_recovery_vs_l0.png",
             caption="../report/recovery_vs_l0.rst",
             category="{exp}",
             subcategory="Ground truth",
+            labels={"figure": "ground-truth recovery vs L0"},
         ),
-        png="results/figures/{exp}_recovery_vs_l0.png",
     log:
         "results/logs/plot_recovery_vs_l0/{exp}.log",
     params:
@@ -60,13 +62,14 @@ rule plot_seed_heatmap:
         pairs="results/{exp}/tables/pairs.csv",
         stability="results/{exp}/tables/stability.csv",
     output:
-        pdf=report(
-            "results/figures/{exp}_seed_heatmap.pdf",
+        pdf="results/figures/{exp}_seed_heatmap.pdf",
+        png=report(
+            "results/figures/{exp}_seed_heatmap.png",
             caption="../report/seed_heatmap.rst",
             category="{exp}",
             subcategory="Stability",
+            labels={"figure": "seed x seed similarity"},
         ),
-        png="results/figures/{exp}_seed_heatmap.png",
     log:
         "results/logs/plot_seed_heatmap/{exp}.log",
     params:
@@ -86,13 +89,14 @@ rule plot_latent_vs_truth:
         saes=truth_heatmap_saes,
         store=lambda w: store_path(w.exp, "toy"),
     output:
-        pdf=report(
-            "results/figures/{exp}_latent_vs_truth.pdf",
+        pdf="results/figures/{exp}_latent_vs_truth.pdf",
+        png=report(
+            "results/figures/{exp}_latent_vs_truth.png",
             caption="../report/latent_vs_truth.rst",
             category="{exp}",
             subcategory="Ground truth",
+            labels={"figure": "latent x true feature cosines"},
         ),
-        png="results/figures/{exp}_latent_vs_truth.png",
     log:
         "results/logs/plot_latent_vs_truth/{exp}.log",
     params:
@@ -112,13 +116,14 @@ rule plot_grokking:
     input:
         model="results/{exp}/model",
     output:
-        pdf=report(
-            "results/figures/{exp}_grokking.pdf",
+        pdf="results/figures/{exp}_grokking.pdf",
+        png=report(
+            "results/figures/{exp}_grokking.png",
             caption="../report/grokking.rst",
             category="{exp}",
             subcategory="Model",
+            labels={"figure": "training curves (grokking)"},
         ),
-        png="results/figures/{exp}_grokking.png",
     log:
         "results/logs/plot_grokking/{exp}.log",
     wildcard_constraints:
@@ -139,13 +144,14 @@ rule plot_fourier_overlap:
     input:
         fourier="results/{exp}/tables/fourier.csv",
     output:
-        pdf=report(
-            "results/figures/{exp}_fourier_overlap.pdf",
+        pdf="results/figures/{exp}_fourier_overlap.pdf",
+        png=report(
+            "results/figures/{exp}_fourier_overlap.png",
             caption="../report/fourier_overlap.rst",
             category="{exp}",
             subcategory="Ground truth",
+            labels={"figure": "Fourier overlap of decoder rows"},
         ),
-        png="results/figures/{exp}_fourier_overlap.png",
     log:
         "results/logs/plot_fourier_overlap/{exp}.log",
     wildcard_constraints:

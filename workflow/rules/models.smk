@@ -137,6 +137,7 @@ rule fourier_table:
             caption="../report/fourier_table.rst",
             category="{exp}",
             subcategory="Tables",
+            labels={"table": "Fourier overlap per SAE (CSV)"},
         ),
     log:
         "results/logs/fourier_table/{exp}.log",

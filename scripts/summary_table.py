@@ -1,0 +1,33 @@
+"""Every SAE variant of every experiment in one table: CSV, Markdown and HTML (rule summary_table)."""
+
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
+
+import pandas as pd  # noqa: E402
+
+from saesim.rulekit import run  # noqa: E402
+from saesim.tables import cross_experiment_summary, cross_summary_html, cross_summary_markdown  # noqa: E402
+
+_EXP = re.compile(r"results/(?P<exp>[^/]+)/tables/[^/]+\.csv$")
+
+
+def _by_experiment(paths):
+    return {_EXP.search(str(p)).group("exp"): pd.read_csv(p) for p in paths}
+
+
+def main(smk):
+    summary = cross_experiment_summary(
+        _by_experiment(smk.input.stability), _by_experiment(smk.input.fourier), kinds=smk.params.kinds
+    )
+    Path(smk.output.csv).parent.mkdir(parents=True, exist_ok=True)
+    summary.to_csv(smk.output.csv, index=False, float_format="%.6g")
+    markdown = cross_summary_markdown(summary)
+    Path(smk.output.md).write_text(markdown)
+    Path(smk.output.html).write_text(cross_summary_html(summary))
+    print(markdown)
+
+
+run(snakemake, main)  # noqa: F821

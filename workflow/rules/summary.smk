@@ -1,0 +1,42 @@
+# One table of every SAE variant of every experiment: results/summary.{csv,md,html}.
+
+
+rule summary_table:
+    input:
+        stability=[f"results/{exp}/tables/stability.csv" for exp in EXPERIMENTS],
+        fourier=[f"results/{exp}/tables/fourier.csv" for exp in EXPERIMENTS if is_modular(exp)],
+    output:
+        csv=report(
+            "results/summary.csv",
+            caption="../report/summary.rst",
+            category="Summary",
+            subcategory="All experiments",
+            labels={"table": "summary of all SAE variants (CSV)"},
+        ),
+        md=report(
+            "results/summary.md",
+            caption="../report/summary.rst",
+            category="Summary",
+            subcategory="All experiments",
+            labels={"table": "summary of all SAE variants (Markdown)"},
+        ),
+        html=report(
+            "results/summary.html",
+            caption="../report/summary.rst",
+            category="Summary",
+            subcategory="All experiments",
+            labels={"table": "summary of all SAE variants (view)"},
+        ),
+    log:
+        "results/logs/summary_table/summary.log",
+    params:
+        kinds={exp: e["source"]["kind"] for exp, e in EXPERIMENTS.items()},
+        code=code("tables"),
+    threads: 1
+    resources:
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/summary_table.py"
