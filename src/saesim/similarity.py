@@ -463,6 +463,9 @@ def _hungarian(a, b, memory_budget_mb, device) -> MatchingResult:
     from scipy.optimize import linear_sum_assignment
 
     n_a, n_b = a.shape[0], b.shape[0]
+    if n_a > n_b:  # scipy would transpose (copy) a tall matrix; build it wide instead
+        m = _hungarian(b, a, memory_budget_mb, device)
+        return _matching_result(m.cols, m.rows, m.cos, True, n_a, n_b)
     # scipy works on float64; handing it -|cos| already in float64 avoids its copy
     cost = abs_cosine_matrix(
         a, b, dtype=np.float64, negate=True,
@@ -491,17 +494,16 @@ def _greedy_completion(n_a, n_b, ea, eb, ev):
     order. Returns (rows, cols) of min(n_a, n_b) pairs.
     """
     order = np.argsort(-ev, kind="stable")
-    used_a = np.zeros(n_a, dtype=bool)
-    used_b = np.zeros(n_b, dtype=bool)
+    used_a = bytearray(n_a)  # plain Python containers: this loop is per edge
+    used_b = bytearray(n_b)
     rows, cols = [], []
-    for e in order:
-        i, j = ea[e], eb[e]
+    for i, j in zip(ea[order].tolist(), eb[order].tolist()):
         if not used_a[i] and not used_b[j]:
-            used_a[i] = used_b[j] = True
+            used_a[i] = used_b[j] = 1
             rows.append(i)
             cols.append(j)
-    free_a = np.flatnonzero(~used_a)
-    free_b = np.flatnonzero(~used_b)
+    free_a = np.flatnonzero(np.frombuffer(bytes(used_a), dtype=np.uint8) == 0)
+    free_b = np.flatnonzero(np.frombuffer(bytes(used_b), dtype=np.uint8) == 0)
     k = min(len(free_a), len(free_b))
     rows = np.concatenate([np.asarray(rows, dtype=np.int64), free_a[:k]])
     cols = np.concatenate([np.asarray(cols, dtype=np.int64), free_b[:k]])

@@ -1,0 +1,290 @@
+"""Benchmark: comparing two SAE decoders at real dictionary sizes, on this machine.
+
+Not a test. Run once, when the machine is otherwise idle if possible:
+
+    python benchmarks/bench_compare.py            # ~15 minutes on 2 cores
+    python benchmarks/bench_compare.py --quick    # tiny sizes, checks the script
+
+Every case runs in a fresh Python process so that its peak RSS
+(``ru_maxrss``) is its own. Cases:
+
+* ``mmcs``: :func:`saesim.similarity.max_abs_cosine` (best match both ways, one
+  pass), with the torch fp32 GEMM rate measured in the same process right before
+  and after, on the same tile shapes (``gemm_gflops``: the better of the two);
+* ``matching``: :func:`saesim.similarity.one_to_one_matching` at the default
+  1 GB budget (top-16 candidates + sparse assignment beyond ~10k latents);
+* ``notebook``: normalise both decoders, build the full cosine matrix,
+  ``.abs().max()`` along both dimensions, where it fits in ~8 GB;
+* ``exact_vs_sparse``: exact Hungarian and the sparse top-16 assignment on the
+  same 8,192-latent pairs (random decoders, and a pair sharing half its latents).
+
+Decoders are Gaussian float32, d = 2,304 (Gemma-2-2B's residual width). Writes
+``benchmarks/results/compare.csv`` and ``benchmarks/results/compare.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+D = 2304
+TILE = 4096
+# the notebook approach needs ~ 2 n^2 float32 (cosines + their abs) plus copies
+NOTEBOOK_LIMIT_GB = 8.0
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process, MB."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def decoders(n: int, d: int, seed: int, shared: float = 0.0):
+    """Two Gaussian decoders [n, d]; with ``shared`` > 0 that fraction of B is noisy copies of A's rows."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n, d), dtype=np.float32)
+    b = rng.standard_normal((n, d), dtype=np.float32)
+    k = int(shared * n)
+    if k:
+        src = rng.choice(n, size=k, replace=False)
+        b[:k] = a[src] + 0.5 * rng.standard_normal((k, d), dtype=np.float32)
+        b = b[rng.permutation(n)]
+    return a, b
+
+
+def gemm_gflops(a, b, max_tiles: int) -> float:
+    """fp32 GEMM rate of torch.matmul on [TILE, d] x [d, TILE] tiles of (a, b) into one output buffer."""
+    import torch
+
+    A, B = torch.from_numpy(a), torch.from_numpy(b)
+    r, c = min(TILE, len(a)), min(TILE, len(b))
+    out = torch.empty(r, c)
+    pairs = [(i, j) for i in range(0, len(a), TILE) for j in range(0, len(b), TILE)][:max_tiles]
+    torch.matmul(A[:r], B[:c].T, out=out)  # warm-up
+    flops, t0 = 0.0, time.perf_counter()
+    for i, j in pairs:
+        x, y = A[i : i + TILE], B[j : j + TILE]
+        if x.shape[0] != r or y.shape[0] != c:
+            continue
+        torch.matmul(x, y.T, out=out)
+        flops += 2.0 * r * c * a.shape[1]
+    return flops / (time.perf_counter() - t0) / 1e9
+
+
+# --------------------------------------------------------------------------
+# Cases (each runs in its own process)
+# --------------------------------------------------------------------------
+
+
+def case_mmcs(n: int, d: int) -> dict:
+    from saesim.similarity import max_abs_cosine
+
+    a, b = decoders(n, d, seed=0)
+    base = rss_mb()
+    g1 = gemm_gflops(a, b, 6)
+    t0 = time.perf_counter()
+    r = max_abs_cosine(a, b)
+    secs = time.perf_counter() - t0
+    g2 = gemm_gflops(a, b, 6)
+    rate = 2.0 * n * n * d / secs / 1e9
+    gemm = max(g1, g2)
+    return dict(seconds=secs, gflops=rate, gemm_gflops=gemm, gemm_before=g1, gemm_after=g2,
+                pct_of_gemm=100.0 * rate / gemm, value=r.mmcs, rss_before_mb=base)
+
+
+def case_matching(n: int, d: int) -> dict:
+    from saesim import similarity as S
+
+    a, b = decoders(n, d, seed=0, shared=0.5)
+    base = rss_mb()
+    t0 = time.perf_counter()
+    top = S.top_abs_cosines(a, b, S.DEFAULT_TOP_M)
+    t1 = time.perf_counter()
+    m = S.one_to_one_matching(a, b, candidates=top)
+    t2 = time.perf_counter()
+    return dict(seconds=t2 - t0, scan_seconds=t1 - t0, assign_seconds=t2 - t1, gflops=2.0 * n * n * d / (t1 - t0) / 1e9,
+                value=m.mean_matched_cos, exact=m.exact, rss_before_mb=base)
+
+
+def case_notebook(n: int, d: int) -> dict:
+    import torch
+
+    a, b = decoders(n, d, seed=0)
+    base = rss_mb()
+    t0 = time.perf_counter()
+    A, B = torch.from_numpy(a), torch.from_numpy(b)
+    an = A / A.norm(dim=1, keepdim=True)
+    bn = B / B.norm(dim=1, keepdim=True)
+    tg = time.perf_counter()
+    cos = an @ bn.T
+    tg = time.perf_counter() - tg
+    ab = cos.abs()
+    v1, _ = ab.max(dim=1)
+    v0, _ = ab.max(dim=0)
+    value = 0.5 * (v1.mean().item() + v0.mean().item())
+    secs = time.perf_counter() - t0
+    return dict(seconds=secs, gflops=2.0 * n * n * d / secs / 1e9, gemm_gflops=2.0 * n * n * d / tg / 1e9,
+                value=value, rss_before_mb=base)
+
+
+def case_exact_vs_sparse(n: int, d: int, shared: float) -> dict:
+    from saesim.similarity import one_to_one_matching
+
+    a, b = decoders(n, d, seed=1, shared=shared)
+    base = rss_mb()
+    t0 = time.perf_counter()
+    ex = one_to_one_matching(a, b, exact=True)
+    t1 = time.perf_counter()
+    sp = one_to_one_matching(a, b, exact=False)
+    t2 = time.perf_counter()
+    return dict(seconds=t2 - t1, exact_seconds=t1 - t0, value=sp.mean_matched_cos, exact_value=ex.mean_matched_cos,
+                diff=ex.mean_matched_cos - sp.mean_matched_cos, rss_before_mb=base)
+
+
+CASES = {"mmcs": case_mmcs, "matching": case_matching, "notebook": case_notebook}
+
+
+def child(argv: list[str]) -> None:
+    import torch
+
+    kind, n, d = argv[0], int(argv[1]), int(argv[2])
+    torch.set_num_threads(os.cpu_count() or 1)
+    if kind.startswith("exact_vs_sparse"):
+        out = case_exact_vs_sparse(n, d, shared=float(argv[3]))
+    else:
+        out = CASES[kind](n, d)
+    out["peak_rss_mb"] = peak_rss_mb()
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+# --------------------------------------------------------------------------
+# Parent
+# --------------------------------------------------------------------------
+
+
+def run_case(kind: str, n: int, d: int, *extra: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", kind, str(n), str(d), *extra]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    row = {"case": kind, "n": n, "d": d, "wall_s": wall}
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            row.update(json.loads(line[7:]))
+    if p.returncode != 0 or "peak_rss_mb" not in row:
+        row["error"] = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
+    row["decoders_mb"] = 2.0 * n * d * 4 / 2**20
+    if "peak_rss_mb" in row and "rss_before_mb" in row:
+        row["extra_rss_mb"] = row["peak_rss_mb"] - row["rss_before_mb"]
+    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+    return row
+
+
+def fmt(v, nd=1):
+    if v is None or v == "":
+        return ""
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def write_outputs(rows: list[dict], sizes: list[int], started: float) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    cols = ["case", "n", "d", "seconds", "gflops", "gemm_gflops", "pct_of_gemm", "scan_seconds", "assign_seconds",
+            "exact_seconds", "value", "exact_value", "diff", "peak_rss_mb", "rss_before_mb", "extra_rss_mb",
+            "decoders_mb", "wall_s", "gemm_before", "gemm_after", "exact", "error"]
+    with open(RESULTS / "compare.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()})
+
+    by = {(r["case"], r["n"]): r for r in rows}
+    lines = [
+        f"Two decoders of n latents x d = {D} (float32), {platform.machine()}, {os.cpu_count()} cores, "
+        f"torch fp32 on CPU; peak RSS of a fresh process per case. \"GEMM\" is torch.matmul on the same "
+        f"{TILE} x {D} x {TILE} tiles, measured in the same process just before and after.",
+        "",
+        "| n | GEMM GFLOP/s | mean-max-cos s | GFLOP/s (% of GEMM) | peak RSS GB (decoders; extra) "
+        "| one-to-one s (scan + assign) | peak RSS GB | notebook s | notebook peak RSS GB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in sizes:
+        m, mt, nb = by.get(("mmcs", n), {}), by.get(("matching", n), {}), by.get(("notebook", n), {})
+        gb = lambda x: f"{x / 1024:.2f}" if isinstance(x, float) else ""  # noqa: E731
+        mm = (f"{fmt(m.get('gflops'), 0)} ({fmt(m.get('pct_of_gemm'), 0)}%)" if "gflops" in m else m.get("error", ""))
+        rss = (f"{gb(m.get('peak_rss_mb'))} ({gb(m.get('decoders_mb'))}; +{gb(m.get('extra_rss_mb'))})"
+               if "peak_rss_mb" in m else "")
+        one = (f"{fmt(mt.get('seconds'))} ({fmt(mt.get('scan_seconds'))} + {fmt(mt.get('assign_seconds'))})"
+               if "seconds" in mt else mt.get("error", ""))
+        if nb:
+            nbs = fmt(nb.get("seconds")) if "seconds" in nb else nb.get("error", "failed")
+            nbr = gb(nb.get("peak_rss_mb"))
+        else:
+            need = 2 * n * n * 4 / 2**30 + 4 * n * D * 4 / 2**30
+            nbs, nbr = f"skipped (needs ~{need:.0f} GB)", ""
+        lines.append(f"| {n:,} | {fmt(m.get('gemm_gflops'), 0)} | {fmt(m.get('seconds'))} | {mm} | {rss} | {one} "
+                     f"| {gb(mt.get('peak_rss_mb'))} | {nbs} | {nbr} |")
+    ev = [r for r in rows if r["case"].startswith("exact_vs_sparse")]
+    if ev:
+        lines += ["", "| pair (n = {:,}) | exact Hungarian s | mean matched |cos| | top-16 sparse s | mean matched |cos| | difference |".format(ev[0]["n"]),
+                  "|---|---:|---:|---:|---:|---:|"]
+        for r in ev:
+            label = "random decoders" if r["case"].endswith("_0") else "half the latents shared (noisy copies)"
+            if "diff" in r:
+                lines.append(f"| {label} | {fmt(r['exact_seconds'])} | {r['exact_value']:.5f} | {fmt(r['seconds'])} "
+                             f"| {r['value']:.5f} | {r['diff']:.1e} |")
+            else:
+                lines.append(f"| {label} | {r.get('error', 'failed')} | | | | |")
+    lines += ["", f"Total benchmark time {time.perf_counter() - started:.0f} s. "
+              "Produced by `python benchmarks/bench_compare.py`; numbers in `benchmarks/results/compare.csv`."]
+    (RESULTS / "compare.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2:])
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes to check the script (results not written)")
+    args = ap.parse_args()
+    started = time.perf_counter()
+    if args.quick:
+        sizes, d, ev_n = [1024, 2048], 64, 1024
+    else:
+        sizes, d, ev_n = [16384, 32768, 65536], D, 8192
+    rows = []
+    for n in sizes:
+        rows.append(run_case("mmcs", n, d))
+        notebook_gb = (2 * n * n * 4 + 4 * n * d * 4) / 2**30
+        if notebook_gb <= NOTEBOOK_LIMIT_GB:
+            rows.append(run_case("notebook", n, d))
+        rows.append(run_case("matching", n, d))
+    for shared in ("0", "0.5"):
+        rows.append(run_case(f"exact_vs_sparse_{shared}", ev_n, d, shared))
+    if args.quick:
+        print("quick run: results not written")
+        return
+    write_outputs(rows, sizes, started)
+
+
+if __name__ == "__main__":
+    main()
