@@ -15,7 +15,6 @@ one-to-one matching all come from that one pass.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
