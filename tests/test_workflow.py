@@ -41,7 +41,7 @@ TINY = {
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--quiet", "rules", *args]
+    cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "2"]
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
@@ -196,7 +196,9 @@ def test_bad_config_fails_before_any_job(workflow_copy, tmp_path):
         cwd=w, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode != 0
-    assert "experiments.toy.sae.variants[0].k: k=12 must be smaller than width=12" in proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "experiments.toy.sae.variants[0].k: k=12 must be smaller than width=12" in out
+    assert "Traceback" not in out
 
 
 def test_nan_weights_stop_the_comparison_with_one_line(workflow_copy):
