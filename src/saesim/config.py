@@ -132,6 +132,22 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
                     f"{source}: experiments.{name}.source: orthogonal features need n_features <= d "
                     f"({src['n_features']} > {src['d']})"
                 )
+    for name, cmp in config.get("comparisons", {}).items():
+        for side in ("a", "b"):
+            ref = cmp[side]
+            where = f"{source}: comparisons.{name}.{side}"
+            exp = config["experiments"].get(ref["experiment"])
+            if exp is None:
+                raise SaesimError(f"{where}.experiment: {ref['experiment']!r} is not an experiment; experiments: {', '.join(config['experiments'])}")
+            ids = [v.id for v in expand_variants(exp)]
+            if ref["variant"] not in ids:
+                raise SaesimError(f"{where}.variant: {ref['variant']!r} is not a variant of {ref['experiment']}; variants: {', '.join(ids)}")
+            if "seed" in ref and ref["seed"] not in exp["sae"]["seeds"]:
+                raise SaesimError(f"{where}.seed: {ref['seed']} is not among the seeds {exp['sae']['seeds']} of {ref['experiment']}")
+            known = exp.get("hooks", ["toy"])
+            for hook in ref.get("hooks", []):
+                if hook not in known:
+                    raise SaesimError(f"{where}.hooks: {hook!r} is not a hook of {ref['experiment']}; hooks: {', '.join(known)}")
     return config
 
 

@@ -115,6 +115,13 @@ def baseline_value(baseline: dict, metric: str) -> float:
     return float(_scalar(baseline[metric]))
 
 
+def baseline_std(baseline: dict, metric: str) -> float:
+    """Standard deviation of a baseline metric over its random draws (NaN where not recorded)."""
+    std = baseline.get("std", {})
+    value = std.get("frac_matched_above", {}).get("0.7") if metric == "frac_matched_0.7" else std.get(metric)
+    return float(value) if value is not None else float("nan")
+
+
 def stability_table(saes: pd.DataFrame, pairs: pd.DataFrame, baselines: dict) -> pd.DataFrame:
     """One row per (hook, variant): SAE quality, each stability metric's spread over seed pairs,
     its random baseline and the ratio value / baseline."""
@@ -145,6 +152,7 @@ def stability_table(saes: pd.DataFrame, pairs: pd.DataFrame, baselines: dict) ->
             row[f"{metric}_min"] = values.min()
             row[f"{metric}_max"] = values.max()
             row[f"{metric}_baseline"] = b
+            row[f"{metric}_baseline_std"] = baseline_std(base, metric)
             row[f"{metric}_ratio"] = values.mean() / b if b > 0 else np.nan
         for col in ("gt_mean_max_cos", "gt_frac_recovered"):
             if col in group:
@@ -349,3 +357,37 @@ def cross_summary_html(summary: pd.DataFrame) -> str:
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>saesim summary</title>"
         f"<style>{style}</style></head><body><h1>saesim summary</h1><p>{html.escape(SUMMARY_LEGEND)}</p>{body}</body></html>\n"
     )
+
+
+UNIVERSALITY_SPACES = {"one_to_one": "SAE latents, one-to-one", "many_to_one": "SAE latents, many-to-one", "neurons": "model neurons"}
+
+
+def universality_table(summary_files: Iterable[str]) -> pd.DataFrame:
+    """Long table of a comparison: one row per (hook_a, hook_b, space, measure) with the
+    value on the correlation pairing, the null mean/std over random pairings and the p-value,
+    plus how many latents were paired and removed by each filter."""
+    rows = []
+    for path in summary_files:
+        s = json.loads(Path(path).read_text())
+        f = s["filters"]
+        common = {
+            "hook_a": s["hook_a"],
+            "hook_b": s["hook_b"],
+            "n_tokens": s["n_tokens"],
+            "n_paired_one_to_one": s["one_to_one"]["n_paired"],
+            "mean_corr_one_to_one": s["one_to_one"]["mean_corr"],
+            "n_paired_many_to_one": s["many_to_one"]["n_paired"],
+            "mean_corr_many_to_one": s["many_to_one"]["mean_corr"],
+            "removed_rare_a": f["dead_or_rare"]["removed_a"],
+            "removed_rare_b": f["dead_or_rare"]["removed_b"],
+            "removed_junk_a": f["junk_top_tokens"]["removed_a"],
+            "removed_junk_b": f["junk_top_tokens"]["removed_b"],
+            "removed_below_threshold_a_to_b": f["below_threshold"]["removed_many_to_one_a_to_b"],
+        }
+        spaces = {**s["relational"], "neurons": {k: v for k, v in s["neurons"].items() if isinstance(v, dict)}}
+        for space, measures in spaces.items():
+            if "skipped" in measures:
+                continue
+            for measure, r in measures.items():
+                rows.append({**common, "space": space, "measure": measure, **{k: r[k] for k in ("value", "null_mean", "null_std", "p_value", "n_null", "n_rows")}})
+    return pd.DataFrame(rows)

@@ -49,6 +49,7 @@ def uses_gpu():
 
 
 GPU = 1 if uses_gpu() else 0
+LANGUAGE_KINDS = ("smollm2", "hf", "transformer_lens")
 
 
 def experiments_of_kind(*kinds):
@@ -206,8 +207,53 @@ def figure_files(exp):
     ]
 
 
+COMPARISONS = config.get("comparisons", {})
+
+
+def comparison_side(cmp, side):
+    """(experiment, variant, seed, hooks) of one side of a comparison."""
+    ref = COMPARISONS[cmp][side]
+    exp = ref["experiment"]
+    return exp, ref["variant"], ref.get("seed", seeds(exp)[0]), ref.get("hooks", hooks(exp))
+
+
+def comparison_inputs(wildcards):
+    exp_a, var_a, seed_a, _ = comparison_side(wildcards.cmp, "a")
+    exp_b, var_b, seed_b, _ = comparison_side(wildcards.cmp, "b")
+    out = {
+        "store_a": store_path(exp_a, wildcards.hook_a),
+        "sae_a": sae_dir(exp_a, wildcards.hook_a, var_a, seed_a),
+        "store_b": store_path(exp_b, wildcards.hook_b),
+        "sae_b": sae_dir(exp_b, wildcards.hook_b, var_b, seed_b),
+    }
+    for side, exp in (("a", exp_a), ("b", exp_b)):
+        if EXPERIMENTS[exp]["source"]["kind"] in LANGUAGE_KINDS:
+            out[f"junk_{side}"] = f"results/{exp}/junk_token_ids.json"
+    return out
+
+
+def comparison_options(cmp):
+    c = dict(COMPARISONS[cmp])
+    c.pop("a")
+    c.pop("b")
+    c["seed"] = 0
+    return c
+
+
+def comparison_files(cmp):
+    _, _, _, hooks_a = comparison_side(cmp, "a")
+    _, _, _, hooks_b = comparison_side(cmp, "b")
+    return [f"results/comparisons/{cmp}/{ha}__{hb}.json" for ha in hooks_a for hb in hooks_b]
+
+
 def all_targets():
     out = []
+    for cmp in COMPARISONS:
+        out += [
+            f"results/comparisons/{cmp}/results.csv",
+            f"results/figures/cmp-{cmp}_paired_vs_random.pdf",
+            f"results/figures/cmp-{cmp}_layer_heatmap.pdf",
+        ]
     for exp in EXPERIMENTS:
         out += [f"results/{exp}/tables/stability.csv", f"results/{exp}/tables/summary.md"]
         if is_modular(exp):

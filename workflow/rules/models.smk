@@ -57,7 +57,8 @@ for _exp in EXPERIMENTS:
 
 rule build_corpus:
     output:
-        "results/{exp}/corpus.npz",
+        corpus="results/{exp}/corpus.npz",
+        junk="results/{exp}/junk_token_ids.json",
     log:
         "results/logs/build_corpus/{exp}.log",
     wildcard_constraints:

@@ -208,3 +208,31 @@ def load_language_model(spec: LanguageModelSpec | dict[str, Any], *, cache_dir: 
 def model_dims(model) -> dict[str, int]:
     """``n_layers`` and ``d_model`` of a HookedTransformer or TransformerBridge."""
     return {"n_layers": int(model.cfg.n_layers), "d_model": int(model.cfg.d_model)}
+
+
+def load_tokenizer(spec: LanguageModelSpec | dict[str, Any], *, cache_dir: str | os.PathLike | None = "auto"):
+    """The tokenizer of the model a config entry names, without loading the model's weights."""
+    if isinstance(spec, dict):
+        spec = LanguageModelSpec.from_dict(spec)
+    from transformers import AutoTokenizer
+
+    if spec.source == "smollm2":
+        if cache_dir is not None:
+            converted = smollm2_converted_dir(default_cache_dir() if cache_dir == "auto" else cache_dir)
+            return AutoTokenizer.from_pretrained(str(converted))
+        return AutoTokenizer.from_pretrained(str(smollm2_dir()), gguf_file=SMOLLM2_GGUF)
+    name = spec.name
+    if spec.source == "transformer_lens":
+        from transformer_lens.loading_from_pretrained import get_official_model_name
+
+        require_hub(f"tokenizer of {name!r}")
+        name = get_official_model_name(name)
+    elif Path(name).exists():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    else:
+        require_hub(f"tokenizer of {name!r}")
+    kwargs = {"gguf_file": spec.gguf_file} if spec.gguf_file else {}
+    try:
+        return AutoTokenizer.from_pretrained(name, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise SaesimError(f"tokenizer of {name!r}: cannot be loaded ({str(exc).splitlines()[0][:200]})") from None

@@ -1,0 +1,17 @@
+"""All hook pairs of one universality comparison in one table (rule universality_table)."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
+
+from saesim.rulekit import run  # noqa: E402
+from saesim.tables import universality_table  # noqa: E402
+
+
+def main(smk):
+    table = universality_table(smk.input)
+    table.to_csv(smk.output[0], index=False, float_format="%.6g")
+    print(table.to_string())
+
+
+run(snakemake, main)  # noqa: F821

@@ -1,0 +1,99 @@
+# Universality across models, layers and widths: latents paired by activation
+# correlation on the same tokens, then paired decoders compared relationally
+# against random pairings (Lan et al. 2024). One job per pair of hooks.
+
+
+rule compare_by_activations:
+    input:
+        unpack(comparison_inputs),
+    output:
+        summary="results/comparisons/{cmp}/{hook_a}__{hook_b}.json",
+        arrays="results/comparisons/{cmp}/{hook_a}__{hook_b}.npz",
+    log:
+        "results/logs/compare_by_activations/{cmp}/{hook_a}__{hook_b}.log",
+    wildcard_constraints:
+        cmp="[A-Za-z0-9-]+",
+        hook_a="[A-Za-z0-9_.-]+",
+        hook_b="[A-Za-z0-9_.-]+",
+    params:
+        options=lambda w: comparison_options(w.cmp),
+        code=code("universality/compare", "universality/correlation", "universality/codes", "universality/filters", "universality/relational", "universality/alignment"),
+    threads: config["threads_per_job"]
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/compare_by_activations.py"
+
+
+rule universality_table:
+    input:
+        lambda w: comparison_files(w.cmp),
+    output:
+        report(
+            "results/comparisons/{cmp}/results.csv",
+            caption="../report/universality_table.rst",
+            category="Universality",
+            subcategory="{cmp}",
+        ),
+    log:
+        "results/logs/universality_table/{cmp}.log",
+    params:
+        code=code("tables"),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/universality_table.py"
+
+
+rule plot_paired_vs_random:
+    input:
+        "results/comparisons/{cmp}/results.csv",
+    output:
+        pdf=report(
+            "results/figures/cmp-{cmp}_paired_vs_random.pdf",
+            caption="../report/paired_vs_random.rst",
+            category="Universality",
+            subcategory="{cmp}",
+        ),
+        png="results/figures/cmp-{cmp}_paired_vs_random.png",
+    log:
+        "results/logs/plot_paired_vs_random/{cmp}.log",
+    params:
+        code=code("plotting"),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/plot_paired_vs_random.py"
+
+
+rule plot_layer_heatmap:
+    input:
+        "results/comparisons/{cmp}/results.csv",
+    output:
+        pdf=report(
+            "results/figures/cmp-{cmp}_layer_heatmap.pdf",
+            caption="../report/layer_heatmap.rst",
+            category="Universality",
+            subcategory="{cmp}",
+        ),
+        png="results/figures/cmp-{cmp}_layer_heatmap.png",
+    log:
+        "results/logs/plot_layer_heatmap/{cmp}.log",
+    params:
+        code=code("plotting"),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/plot_layer_heatmap.py"
