@@ -69,8 +69,13 @@ def decoders(n: int, d: int, seed: int, shared: float = 0.0):
     return a, b
 
 
-def gemm_gflops(a, b, max_tiles: int) -> float:
-    """fp32 GEMM rate of torch.matmul on [TILE, d] x [d, TILE] tiles of (a, b) into one output buffer."""
+def gemm_rates(a, b, max_tiles: int) -> tuple[float, float]:
+    """fp32 GEMM rate of torch.matmul on [TILE, d] x [d, TILE] tiles of (a, b) into one output buffer.
+
+    Returns (GFLOP per wall second, GFLOP per CPU second of this process). On a
+    shared machine the second is the steadier one: it does not count time other
+    processes held the cores.
+    """
     import torch
 
     A, B = torch.from_numpy(a), torch.from_numpy(b)
@@ -78,14 +83,25 @@ def gemm_gflops(a, b, max_tiles: int) -> float:
     out = torch.empty(r, c)
     pairs = [(i, j) for i in range(0, len(a), TILE) for j in range(0, len(b), TILE)][:max_tiles]
     torch.matmul(A[:r], B[:c].T, out=out)  # warm-up
-    flops, t0 = 0.0, time.perf_counter()
+    flops, w0, c0 = 0.0, time.perf_counter(), time.process_time()
     for i, j in pairs:
         x, y = A[i : i + TILE], B[j : j + TILE]
         if x.shape[0] != r or y.shape[0] != c:
             continue
         torch.matmul(x, y.T, out=out)
         flops += 2.0 * r * c * a.shape[1]
-    return flops / (time.perf_counter() - t0) / 1e9
+    return flops / (time.perf_counter() - w0) / 1e9, flops / (time.process_time() - c0) / 1e9
+
+
+class Clock:
+    """Wall and CPU seconds of a block."""
+
+    def __enter__(self):
+        self.w, self.c = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.w, time.process_time() - self.c
 
 
 # --------------------------------------------------------------------------
@@ -98,15 +114,17 @@ def case_mmcs(n: int, d: int) -> dict:
 
     a, b = decoders(n, d, seed=0)
     base = rss_mb()
-    g1 = gemm_gflops(a, b, 6)
-    t0 = time.perf_counter()
-    r = max_abs_cosine(a, b)
-    secs = time.perf_counter() - t0
-    g2 = gemm_gflops(a, b, 6)
-    rate = 2.0 * n * n * d / secs / 1e9
-    gemm = max(g1, g2)
-    return dict(seconds=secs, gflops=rate, gemm_gflops=gemm, gemm_before=g1, gemm_after=g2,
-                pct_of_gemm=100.0 * rate / gemm, value=r.mmcs, rss_before_mb=base)
+    g1 = gemm_rates(a, b, 6)
+    with Clock() as t:
+        r = max_abs_cosine(a, b)
+    g2 = gemm_rates(a, b, 6)
+    flops = 2.0 * n * n * d / 1e9
+    gemm_wall, gemm_cpu = 0.5 * (g1[0] + g2[0]), 0.5 * (g1[1] + g2[1])
+    return dict(seconds=t.wall, cpu_seconds=t.cpu, gflops=flops / t.wall, gemm_gflops=gemm_wall,
+                pct_of_gemm=100.0 * flops / t.wall / gemm_wall,
+                gflops_per_cpu_s=flops / t.cpu, gemm_gflops_per_cpu_s=gemm_cpu,
+                pct_of_gemm_cpu=100.0 * flops / t.cpu / gemm_cpu,
+                gemm_before=g1[0], gemm_after=g2[0], value=r.mmcs, rss_before_mb=base)
 
 
 def case_matching(n: int, d: int) -> dict:
@@ -114,13 +132,12 @@ def case_matching(n: int, d: int) -> dict:
 
     a, b = decoders(n, d, seed=0, shared=0.5)
     base = rss_mb()
-    t0 = time.perf_counter()
-    top = S.top_abs_cosines(a, b, S.DEFAULT_TOP_M)
-    t1 = time.perf_counter()
-    m = S.one_to_one_matching(a, b, candidates=top)
-    t2 = time.perf_counter()
-    return dict(seconds=t2 - t0, scan_seconds=t1 - t0, assign_seconds=t2 - t1, gflops=2.0 * n * n * d / (t1 - t0) / 1e9,
-                value=m.mean_matched_cos, exact=m.exact, rss_before_mb=base)
+    with Clock() as t1:
+        top = S.top_abs_cosines(a, b, S.DEFAULT_TOP_M)
+    with Clock() as t2:
+        m = S.one_to_one_matching(a, b, candidates=top)
+    return dict(seconds=t1.wall + t2.wall, cpu_seconds=t1.cpu + t2.cpu, scan_seconds=t1.wall, assign_seconds=t2.wall,
+                gflops=2.0 * n * n * d / t1.wall / 1e9, value=m.mean_matched_cos, exact=m.exact, rss_before_mb=base)
 
 
 def case_notebook(n: int, d: int) -> dict:
@@ -128,7 +145,7 @@ def case_notebook(n: int, d: int) -> dict:
 
     a, b = decoders(n, d, seed=0)
     base = rss_mb()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     A, B = torch.from_numpy(a), torch.from_numpy(b)
     an = A / A.norm(dim=1, keepdim=True)
     bn = B / B.norm(dim=1, keepdim=True)
@@ -139,9 +156,9 @@ def case_notebook(n: int, d: int) -> dict:
     v1, _ = ab.max(dim=1)
     v0, _ = ab.max(dim=0)
     value = 0.5 * (v1.mean().item() + v0.mean().item())
-    secs = time.perf_counter() - t0
-    return dict(seconds=secs, gflops=2.0 * n * n * d / secs / 1e9, gemm_gflops=2.0 * n * n * d / tg / 1e9,
-                value=value, rss_before_mb=base)
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return dict(seconds=secs, cpu_seconds=cpu, gflops=2.0 * n * n * d / secs / 1e9,
+                gemm_gflops=2.0 * n * n * d / tg / 1e9, value=value, rss_before_mb=base)
 
 
 def case_exact_vs_sparse(n: int, d: int, shared: float) -> dict:
@@ -171,6 +188,7 @@ def child(argv: list[str]) -> None:
     else:
         out = CASES[kind](n, d)
     out["peak_rss_mb"] = peak_rss_mb()
+    out["load_avg_end"] = os.getloadavg()[0]
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -181,10 +199,11 @@ def child(argv: list[str]) -> None:
 
 def run_case(kind: str, n: int, d: int, *extra: str) -> dict:
     cmd = [sys.executable, __file__, "--child", kind, str(n), str(d), *extra]
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    row = {"case": kind, "n": n, "d": d, "wall_s": wall}
+    row = {"case": kind, "n": n, "d": d, "wall_s": wall, "load_avg_start": load0}
     for line in p.stdout.splitlines():
         if line.startswith("RESULT "):
             row.update(json.loads(line[7:]))
@@ -207,9 +226,10 @@ def fmt(v, nd=1):
 
 def write_outputs(rows: list[dict], sizes: list[int], started: float) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    cols = ["case", "n", "d", "seconds", "gflops", "gemm_gflops", "pct_of_gemm", "scan_seconds", "assign_seconds",
-            "exact_seconds", "value", "exact_value", "diff", "peak_rss_mb", "rss_before_mb", "extra_rss_mb",
-            "decoders_mb", "wall_s", "gemm_before", "gemm_after", "exact", "error"]
+    cols = ["case", "n", "d", "seconds", "cpu_seconds", "gflops", "gemm_gflops", "pct_of_gemm", "gflops_per_cpu_s",
+            "gemm_gflops_per_cpu_s", "pct_of_gemm_cpu", "scan_seconds", "assign_seconds", "exact_seconds", "value",
+            "exact_value", "diff", "peak_rss_mb", "rss_before_mb", "extra_rss_mb", "decoders_mb", "wall_s",
+            "gemm_before", "gemm_after", "load_avg_start", "load_avg_end", "exact", "error"]
     with open(RESULTS / "compare.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
@@ -217,34 +237,40 @@ def write_outputs(rows: list[dict], sizes: list[int], started: float) -> None:
             w.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()})
 
     by = {(r["case"], r["n"]): r for r in rows}
+    loads = [r[k] for r in rows for k in ("load_avg_start", "load_avg_end") if isinstance(r.get(k), float)]
     lines = [
-        f"Two decoders of n latents x d = {D} (float32), {platform.machine()}, {os.cpu_count()} cores, "
-        f"torch fp32 on CPU; peak RSS of a fresh process per case. \"GEMM\" is torch.matmul on the same "
-        f"{TILE} x {D} x {TILE} tiles, measured in the same process just before and after.",
+        f"Two Gaussian decoders of n latents x d = {D} (float32); {platform.machine()}, {os.cpu_count()} cores, "
+        f"torch fp32 on CPU; a fresh process per case (peak RSS = its ru_maxrss). GEMM = torch.matmul on the "
+        f"same {TILE} x {D} x {TILE} tiles, in the same process just before and after (mean). The machine was "
+        f"shared: 1-minute load average {min(loads, default=0):.1f} to {max(loads, default=0):.1f} on "
+        f"{os.cpu_count()} cores, so wall-clock rates are low and noisy; rates per CPU-second of the process "
+        "are the steadier comparison.",
         "",
-        "| n | GEMM GFLOP/s | mean-max-cos s | GFLOP/s (% of GEMM) | peak RSS GB (decoders; extra) "
-        "| one-to-one s (scan + assign) | peak RSS GB | notebook s | notebook peak RSS GB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| n | mean-max-cos s | GFLOP/s | GEMM GFLOP/s | % of GEMM (wall) | % of GEMM (CPU time) "
+        "| peak RSS GB (decoders) | one-to-one s (scan + assign) | peak RSS GB | notebook s | notebook peak RSS GB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    gb = lambda x: f"{x / 1024:.2f}" if isinstance(x, float) else ""  # noqa: E731
     for n in sizes:
         m, mt, nb = by.get(("mmcs", n), {}), by.get(("matching", n), {}), by.get(("notebook", n), {})
-        gb = lambda x: f"{x / 1024:.2f}" if isinstance(x, float) else ""  # noqa: E731
-        mm = (f"{fmt(m.get('gflops'), 0)} ({fmt(m.get('pct_of_gemm'), 0)}%)" if "gflops" in m else m.get("error", ""))
-        rss = (f"{gb(m.get('peak_rss_mb'))} ({gb(m.get('decoders_mb'))}; +{gb(m.get('extra_rss_mb'))})"
-               if "peak_rss_mb" in m else "")
+        if "seconds" in m:
+            mm = (f"{fmt(m['seconds'])} | {fmt(m['gflops'], 0)} | {fmt(m['gemm_gflops'], 0)} | "
+                  f"{fmt(m['pct_of_gemm'], 0)}% | {fmt(m['pct_of_gemm_cpu'], 0)}% | "
+                  f"{gb(m['peak_rss_mb'])} ({gb(m['decoders_mb'])})")
+        else:
+            mm = f"{m.get('error', 'not run')} | | | | | "
         one = (f"{fmt(mt.get('seconds'))} ({fmt(mt.get('scan_seconds'))} + {fmt(mt.get('assign_seconds'))})"
-               if "seconds" in mt else mt.get("error", ""))
+               if "seconds" in mt else mt.get("error", "not run"))
         if nb:
             nbs = fmt(nb.get("seconds")) if "seconds" in nb else nb.get("error", "failed")
             nbr = gb(nb.get("peak_rss_mb"))
         else:
             need = 2 * n * n * 4 / 2**30 + 4 * n * D * 4 / 2**30
-            nbs, nbr = f"skipped (needs ~{need:.0f} GB)", ""
-        lines.append(f"| {n:,} | {fmt(m.get('gemm_gflops'), 0)} | {fmt(m.get('seconds'))} | {mm} | {rss} | {one} "
-                     f"| {gb(mt.get('peak_rss_mb'))} | {nbs} | {nbr} |")
+            nbs, nbr = f"not run (needs ~{need:.0f} GB)", ""
+        lines.append(f"| {n:,} | {mm} | {one} | {gb(mt.get('peak_rss_mb'))} | {nbs} | {nbr} |")
     ev = [r for r in rows if r["case"].startswith("exact_vs_sparse")]
     if ev:
-        lines += ["", "| pair (n = {:,}) | exact Hungarian s | mean matched |cos| | top-16 sparse s | mean matched |cos| | difference |".format(ev[0]["n"]),
+        lines += ["", "| pair (n = {:,}) | exact Hungarian s | mean matched \\|cos\\| | top-16 sparse s | mean matched \\|cos\\| | difference |".format(ev[0]["n"]),
                   "|---|---:|---:|---:|---:|---:|"]
         for r in ev:
             label = "random decoders" if r["case"].endswith("_0") else "half the latents shared (noisy copies)"
