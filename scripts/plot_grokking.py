@@ -14,7 +14,7 @@ def main(smk):
     model_dir = Path(smk.input.model)
     history = json.loads((model_dir / "history.json").read_text())
     cfg = json.loads((model_dir / "config.json").read_text())
-    fig = grokking_curves(history, title=f"(a + b) mod {cfg['p']}, seed {cfg['seed']}, train fraction {cfg['train_frac']}")
+    fig = grokking_curves(history, title=f"(a + b) mod {cfg['p']}, seed {cfg['seed']}, train fraction {cfg['train_frac']}", p=cfg["p"])
     save_figure(fig, smk.output.pdf, smk.output.png)
 
 

@@ -349,8 +349,9 @@ def cross_summary_html(summary: pd.DataFrame) -> str:
         "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
         "table.summary{border-collapse:collapse;font-size:13px}"
         "table.summary th,table.summary td{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}"
-        "table.summary th{background:#f3f3f3;position:sticky;top:0}"
+        "table.summary th{background:#f3f3f3;position:sticky;top:0;white-space:normal;vertical-align:bottom}"
         "table.summary td:nth-child(-n+3),table.summary th:nth-child(-n+3){text-align:left}"
+        "table.summary td:last-child,table.summary th:last-child{text-align:left;white-space:normal;min-width:14em}"
         "p{max-width:60em}"
     )
     return (

@@ -161,7 +161,7 @@ def truth_heatmap_saes(wildcards):
     arch = max(by_arch, key=lambda a: (len(by_arch[a]), -order.index(a)))
     vs = sorted(by_arch[arch], key=lambda v: v.sparsity)
     at = min(vs, key=lambda v: abs(v.sparsity - true_l0))
-    picked = [vs[0], at, vs[-1]]
+    picked = list({v.id: v for v in (vs[0], at, vs[-1])}.values())  # fewer panels when they coincide
     seed = seeds(wildcards.exp)[0]
     return [sae_dir(wildcards.exp, hooks(wildcards.exp)[0], v.id, seed) for v in picked]
 
