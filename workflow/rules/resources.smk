@@ -26,12 +26,14 @@
 import math
 
 MIB = 2**20
-# resident memory of a job before its data: Python + numpy/h5py/pandas/matplotlib ...
-BASE_MB = 800
+# resident memory of a job before its data, about twice what was measured (peak RSS of a
+# toy job: h5py/numpy 64 MB, pandas/matplotlib 140 MB, torch 270 MB, sae-lens 550 MB):
+# Python + numpy/h5py/pandas/matplotlib ...
+BASE_MB = 400
 # ... + torch ...
-TORCH_MB = 1200
+TORCH_MB = 600
 # ... + sae-lens / transformer-lens / transformers
-LIBS_MB = 2000
+LIBS_MB = 1200
 # sustained float32 FLOP/s of one CPU thread and of one GPU on this workflow's matmuls
 CPU_FLOPS = 2e10
 GPU_FLOPS = 2e12
