@@ -81,7 +81,8 @@ def _baseline(ax, value: float, std: float | None = None, label: str = "random d
 
     line = ax.axhline(value, color=BASELINE_COLOR, ls=style, lw=1.3)
     if std is not None and np.isfinite(std) and std > 0:
-        ax.axhspan(value - 2 * std, value + 2 * std, color=BASELINE_COLOR, alpha=0.2, lw=0)
+        # metrics with a band lie in [0, 1]; so does the band
+        ax.axhspan(max(value - 2 * std, 0.0), min(value + 2 * std, 1.0), color=BASELINE_COLOR, alpha=0.2, lw=0)
         return (Patch(color=BASELINE_COLOR, alpha=0.2, lw=0), line), label
     return line, label
 
