@@ -37,6 +37,7 @@ rule universality_table:
             caption="../report/universality_table.rst",
             category="Universality",
             subcategory="{cmp}",
+            labels={"result": "similarity table (CSV)"},
         ),
     log:
         "results/logs/universality_table/{cmp}.log",
@@ -55,13 +56,14 @@ rule plot_paired_vs_random:
     input:
         "results/comparisons/{cmp}/results.csv",
     output:
-        pdf=report(
-            "results/figures/cmp-{cmp}_paired_vs_random.pdf",
+        pdf="results/figures/cmp-{cmp}_paired_vs_random.pdf",
+        png=report(
+            "results/figures/cmp-{cmp}_paired_vs_random.png",
             caption="../report/paired_vs_random.rst",
             category="Universality",
             subcategory="{cmp}",
+            labels={"result": "paired vs random pairings"},
         ),
-        png="results/figures/cmp-{cmp}_paired_vs_random.png",
     log:
         "results/logs/plot_paired_vs_random/{cmp}.log",
     params:
@@ -79,13 +81,14 @@ rule plot_layer_heatmap:
     input:
         "results/comparisons/{cmp}/results.csv",
     output:
-        pdf=report(
-            "results/figures/cmp-{cmp}_layer_heatmap.pdf",
+        pdf="results/figures/cmp-{cmp}_layer_heatmap.pdf",
+        png=report(
+            "results/figures/cmp-{cmp}_layer_heatmap.png",
             caption="../report/layer_heatmap.rst",
             category="Universality",
             subcategory="{cmp}",
+            labels={"result": "hook x hook similarity"},
         ),
-        png="results/figures/cmp-{cmp}_layer_heatmap.png",
     log:
         "results/logs/plot_layer_heatmap/{cmp}.log",
     params:
