@@ -243,13 +243,16 @@ def _fold_best(run_v, run_i, vals, idx):
     run_v.copy_(v)
 
 
-def _top_in_blocks(blocks, bmax, m: int):
+def _top_in_blocks(blocks, bmax, m: int, floor=None):
     """Top-m entries of each line, given the line's blocks [L, nb, bs] and their maxima [L, nb].
 
     The line's m best entries all lie in its m blocks with the largest maxima
     (a block holding one of them has a maximum at least the m-th best, and at
-    most m blocks can), so only those blocks are searched. Returns values and
-    positions within the line, best first, each [L, min(m, nb * bs)].
+    most m blocks can), so only those blocks are searched. With ``floor`` [L]
+    (the running m-th best), only entries above it matter, so fewer blocks are
+    searched when no line has m blocks above its floor. Returns values and
+    positions within the line, best first, each [L, k] with k <= m, or None
+    when no entry is above the floor.
     """
     torch = _torch()
     L, nb, bs = blocks.shape
@@ -259,7 +262,11 @@ def _top_in_blocks(blocks, bmax, m: int):
         off = blocks[lines, bj].argmax(dim=2)  # [L, 1, bs] -> first position of the max
         return bv, bj * bs + off
     kb = min(m, nb)
-    bj = bmax.topk(kb, dim=1).indices  # [L, kb]
+    if floor is not None:
+        kb = min(kb, int((bmax > floor[:, None]).sum(dim=1).max()))
+        if kb == 0:
+            return None
+    bj = bmax.topk(kb, dim=1, sorted=False).indices  # [L, kb]
     vals = blocks[lines, bj].reshape(L, kb * bs)
     v, j = vals.topk(min(m, kb * bs), dim=1)
     return v, bj.gather(1, j // bs) * bs + j % bs
@@ -268,9 +275,11 @@ def _top_in_blocks(blocks, bmax, m: int):
 def _update_rows(run_v, run_i, tile, offset, bs):
     """Fold the entries of ``tile`` [R, C] into the running top-m of its rows (partners: columns)."""
     R, C = tile.shape
+    m = run_v.shape[1]
     blocks = tile.view(R, C // bs, bs)
-    v, pos = _top_in_blocks(blocks, blocks.amax(dim=2), run_v.shape[1])
-    _fold_best(run_v, run_i, v, pos + offset)
+    top = _top_in_blocks(blocks, blocks.amax(dim=2), m, run_v[:, m - 1])
+    if top is not None:
+        _fold_best(run_v, run_i, top[0], top[1] + offset)
 
 
 def _update_cols(run_v, run_i, tile, offset, bs):
@@ -279,13 +288,14 @@ def _update_cols(run_v, run_i, tile, offset, bs):
     Rows are screened in blocks of ``bs``; any further columns are padding.
     """
     R, C = tile.shape
-    c = run_v.shape[0]
+    c, m = run_v.shape
     blocks = tile.view(R // bs, bs, C)
     bmax = blocks.amax(dim=1)[:, :c].T  # [c, nb], a small copy
     # [c, nb, bs] view of the blocks, column by column (strided, not copied)
     cblocks = blocks[:, :, :c].permute(2, 0, 1)
-    v, pos = _top_in_blocks(cblocks, bmax, run_v.shape[1])
-    _fold_best(run_v, run_i, v, pos + offset)
+    top = _top_in_blocks(cblocks, bmax, m, run_v[:, m - 1])
+    if top is not None:
+        _fold_best(run_v, run_i, top[0], top[1] + offset)
 
 
 def _ceil_to(x: int, k: int) -> int:
