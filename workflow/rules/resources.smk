@@ -273,3 +273,43 @@ def extract_runtime(exp):
         return _minutes(2.0 * params * rows, threads, GPU, attempt) + 5 * attempt
 
     return runtime
+
+
+# ---- universality.smk ---------------------------------------------------------
+
+
+def _typical_l0(variant):
+    return variant.sparsity if variant.sparsity_key == "k" else min(variant.width, 256)
+
+
+def _comparison_sides(wildcards):
+    """(aligned rows, [(d, width, typical L0) for sides a and b]) of one comparison job."""
+    sides, rows = [], []
+    for side, hook in (("a", wildcards.hook_a), ("b", wildcards.hook_b)):
+        exp, variant, _, _ = comparison_side(wildcards.cmp, side)
+        v = variants(exp)[variant]
+        n, d = store_shape(exp, hook)
+        rows.append(n)
+        sides.append((d, v.width, _typical_l0(v)))
+    n = min(rows)
+    return min(n, COMPARISONS[wildcards.cmp].get("max_tokens") or n), sides
+
+
+def compare_by_activations_mem_mb(wildcards, attempt):
+    """Both SAEs' sparse codes on the aligned tokens (value and index per active latent),
+    per-latent candidates, and the sampled rows of the relational and neuron-space measures
+    (measured: 32k x 32k latents on 1M tokens peak at 1.6 GB)."""
+    rows, sides = _comparison_sides(wildcards)
+    max_rows = COMPARISONS[wildcards.cmp].get("max_rows", 4096)
+    n_bytes = sum(12 * rows * l0 + 64 * 8 * w + 4 * 4 * w * d + 8 * max_rows * (w + d) for d, w, l0 in sides)
+    return _mem(LIBS_MB, n_bytes, attempt)
+
+
+def compare_by_activations_runtime(wildcards, threads, attempt):
+    """Co-firing counts (about 50 ns per co-active pair of latents on a token), the dense
+    neuron-space reference, and the relational measures on the sampled rows."""
+    rows, sides = _comparison_sides(wildcards)
+    (d_a, w_a, l0_a), (d_b, w_b, l0_b) = sides
+    seconds = 50e-9 * rows * l0_a * l0_b
+    flops = 2.0 * rows * (d_a * d_b + w_a * d_a + w_b * d_b)
+    return _minutes(flops + seconds * CPU_FLOPS * max(1, threads), threads, attempt=attempt)

@@ -20,8 +20,8 @@ rule compare_by_activations:
         code=code("universality/compare", "universality/correlation", "universality/codes", "universality/filters", "universality/relational", "universality/alignment"),
     threads: config["threads_per_job"]
     resources:
-        mem_mb=6000,
-        runtime=60,
+        mem_mb=compare_by_activations_mem_mb,
+        runtime=compare_by_activations_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -43,9 +43,10 @@ rule universality_table:
         "results/logs/universality_table/{cmp}.log",
     params:
         code=code("tables"),
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -68,9 +69,10 @@ rule plot_paired_vs_random:
         "results/logs/plot_paired_vs_random/{cmp}.log",
     params:
         code=code("plotting"),
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -93,9 +95,10 @@ rule plot_layer_heatmap:
         "results/logs/plot_layer_heatmap/{cmp}.log",
     params:
         code=code("plotting"),
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
     conda:
         "../../envs/saesim.yaml"
     script:
