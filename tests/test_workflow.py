@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,35 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-
-TINY = {
-    "device": "cpu",
-    "baseline_draws": 2,
-    "experiments": {
-        "toy": {
-            "source": {"kind": "toy", "n_features": 8, "d": 16, "p_max": 0.4, "p_min": 0.1, "data_seed": 0},
-            "store": {"n_rows": 6000, "chunk_rows": 1024},
-            "sae": {
-                "seeds": [0, 1],
-                "training": {"lr": 0.01, "training_samples": 12000, "batch_size": 256, "eval_rows": 1024},
-                "variants": [
-                    {"architecture": "topk", "width": 12, "k": [2, 4]},
-                    {"architecture": "standard", "width": 12, "l1_coefficient": [0.05]},
-                ],
-            },
-        }
-    },
-}
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "2"]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
+from conftest import TINY, snakemake  # the session's tiny workflow run (workflow_copy) lives there
 
 
 def job_counts(dry_run_output: str) -> dict[str, int]:
@@ -64,21 +35,6 @@ def dry_run(workdir: Path) -> dict[str, int]:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return job_counts(proc.stdout + proc.stderr)
-
-
-@pytest.fixture(scope="module")
-def workflow_copy(tmp_path_factory):
-    """A copy of the workflow with the tiny config, run once to completion."""
-    work = tmp_path_factory.mktemp("wf")
-    for name in ("Snakefile", "workflow", "scripts", "src", "profiles", "envs"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy(src, work / name)
-    (work / "config.yaml").write_text(yaml.safe_dump(TINY))
-    snakemake(work)
-    return work
 
 
 def test_complete_run_produces_tables_and_figures(workflow_copy):
@@ -214,7 +170,8 @@ def test_nan_weights_stop_the_comparison_with_one_line(workflow_copy):
     try:
         proc = snakemake(w, "results/toy/pairs/toy/standard-w12-l1c0.05/seed0-seed1.json", "--forcerun", "compare_seed_pair", check=False)
         assert proc.returncode != 0
-        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("saesim error")]
+        # the one terminal line (the job log, shown by show-failed-logs, repeats the message)
+        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("saesim error in rule")]
         assert len(lines) == 1, proc.stderr[-3000:]
         assert "seed1" in lines[0] and "NaN" in lines[0] or "non-finite" in lines[0]
         assert not (w / "results/toy/pairs/toy/standard-w12-l1c0.05/seed0-seed1.json").exists()
