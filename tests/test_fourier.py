@@ -38,9 +38,18 @@ def test_planted_frequencies_are_found_exactly():
     np.testing.assert_array_equal(fourier.key_frequencies(emb, P, max_keys=1), [np.argmax(norms) + 1])
 
 
+def test_relative_threshold_rule():
+    norms = np.array([0.1, 5.9, 0.2, 4.1, 2.5, 3.0, 0.0])
+    np.testing.assert_array_equal(fourier.select_key_frequencies(norms), [2, 4, 6])
+    np.testing.assert_array_equal(fourier.select_key_frequencies(norms, rel_threshold=0.4), [2, 4, 5, 6])
+    np.testing.assert_array_equal(fourier.select_key_frequencies(norms, max_keys=2), [2, 4])
+    with pytest.raises(SaesimError, match="no non-constant"):
+        fourier.select_key_frequencies(np.zeros(5))
+
+
 def test_planted_frequencies_survive_small_noise():
     emb = planted_embedding(P, [3, 7], d=32) + 0.01 * np.random.default_rng(1).normal(size=(P, 32))
-    np.testing.assert_array_equal(fourier.key_frequencies(emb, P, energy_frac=0.95), [3, 7])
+    np.testing.assert_array_equal(fourier.key_frequencies(emb, P), [3, 7])
 
 
 def test_subspace_dimension_and_overlaps():

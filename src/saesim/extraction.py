@@ -111,7 +111,7 @@ def extract_to_stores(
     if missing:
         raise SaesimError(f"extraction: no output path for hook(s) {missing}")
     check_hooks(model, hooks)
-    device = device or str(model.cfg.device)
+    device = device or str(next(model.parameters()).device)
     n_contexts, n_ctx = tokens.shape
     d = int(model.cfg.d_model)
     name = model_name or str(getattr(model.cfg, "model_name", "model"))
@@ -200,7 +200,7 @@ def extract_modular_stores(
     dtype: str = "float32",
     chunk_rows: int = 4096,
     model_name: str = "modular",
-    energy_frac: float = 0.9,
+    rel_threshold: float = 0.5,
     max_keys: int | None = None,
     attrs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -221,7 +221,7 @@ def extract_modular_stores(
     if missing:
         raise SaesimError(f"modular extraction: no output path for hook(s) {missing}")
     p = int(model.cfg.d_vocab_out)
-    truth = fourier.modular_ground_truth(model, energy_frac=energy_frac, max_keys=max_keys)
+    truth = fourier.modular_ground_truth(model, rel_threshold=rel_threshold, max_keys=max_keys)
     acts = modular_activations(model, hooks)
     order = modular_row_order(p, n_rows, seed)
     answers = (np.divmod(order, p)[0] + np.divmod(order, p)[1]) % p
@@ -230,7 +230,7 @@ def extract_modular_stores(
         act_space = fourier.activation_fourier_subspace(acts[hook], p, truth["key_frequencies"])
         gt_attrs = {
             "p": p,
-            "energy_frac": energy_frac,
+            "key_rel_threshold": rel_threshold,
             "random_baseline_embedding": fourier.random_overlap_baseline(truth["embedding_subspace"]),
             "random_baseline_activation": fourier.random_overlap_baseline(act_space),
             "variance_in_embedding_subspace": fourier.explained_fraction(acts[hook], truth["embedding_subspace"]),

@@ -13,9 +13,9 @@ Conventions
   (p odd), in that order.
 * Key frequencies come from the embedding ``W_E`` restricted to the ``p``
   number tokens (the ``=`` token is excluded).  The norm of frequency k is
-  ``sqrt(|cos_k @ W_E|^2 + |sin_k @ W_E|^2)``.  Key frequencies are the
-  strongest frequencies that together hold ``energy_frac`` (default 0.9) of
-  the squared norm of all non-constant frequencies, at most ``max_keys``.
+  ``sqrt(|cos_k @ W_E|^2 + |sin_k @ W_E|^2)``.  Key frequencies are those
+  whose norm is at least ``rel_threshold`` (default 0.5) times the largest,
+  at most ``max_keys`` of them.
 * The *embedding subspace* (:func:`key_frequency_subspace`) is the span of
   ``W_E^T cos_k`` and ``W_E^T sin_k`` over the key frequencies: the directions
   in which the key frequencies enter the residual stream.  It is a subspace
@@ -26,7 +26,11 @@ Conventions
   the components that vary as the key frequencies of a, of b, or of a + b.
   It is offered because what a later hook carries (e.g. the MLP output, which
   writes ``cos(w (a+b))`` towards the unembedding) need not lie in the span of
-  the embedding directions.
+  the embedding directions.  Measured on a grokked p = 113 model at the final
+  position: the embedding subspace (10 dims) holds ~9% of the variance of
+  ``hook_resid_post`` and ``hook_mlp_out`` (random: 8%), the activation
+  subspace (20 dims) ~99%.  For SAEs on those hooks the activation subspace is
+  the meaningful ground truth; both are stored.
 * :func:`fourier_overlap` gives, per decoder row, the fraction of its squared
   norm inside a subspace; :func:`random_overlap_baseline` is the expectation
   for a random direction, ``dim(subspace) / d``.
@@ -72,33 +76,31 @@ def frequency_norms(embedding: np.ndarray, p: int) -> np.ndarray:
     return np.sqrt(coeff_sq[1::2] + coeff_sq[2::2])
 
 
-def select_key_frequencies(
-    norms: np.ndarray, *, energy_frac: float = 0.9, max_keys: int | None = None
-) -> np.ndarray:
-    """Key frequencies (1-based, ascending) from per-frequency norms.
+def select_key_frequencies(norms: np.ndarray, *, rel_threshold: float = 0.5, max_keys: int | None = None) -> np.ndarray:
+    """Key frequencies (1-based, ascending): norm >= ``rel_threshold`` x the largest norm.
 
-    Frequencies are taken strongest first until they hold ``energy_frac`` of
-    the total squared norm, then capped at ``max_keys``.
+    With ``max_keys`` only the strongest ``max_keys`` of those are kept.  The
+    relative threshold separates the few frequencies a grokked model uses from
+    the remains of memorisation (e.g. a model stopped 100 epochs after
+    grokking: norms 5.9, 5.5, 4.6, 4.2, 4.0, then 2.5, 2.0, 1.5, ...).
     """
-    if not 0.0 < energy_frac <= 1.0:
-        raise SaesimError(f"fourier: energy_frac must be in (0, 1], got {energy_frac}")
-    energy = np.asarray(norms, dtype=np.float64) ** 2
-    total = energy.sum()
-    if total <= 0:
+    if not 0.0 < rel_threshold <= 1.0:
+        raise SaesimError(f"fourier: rel_threshold must be in (0, 1], got {rel_threshold}")
+    norms = np.asarray(norms, dtype=np.float64)
+    if norms.size == 0 or norms.max() <= 0:
         raise SaesimError("fourier: embedding has no non-constant Fourier component")
-    order = np.argsort(-energy, kind="stable")
-    cumulative = np.cumsum(energy[order]) / total
-    n = int(np.searchsorted(cumulative, energy_frac - 1e-12) + 1)
+    order = np.argsort(-norms, kind="stable")
+    n = int((norms >= rel_threshold * norms.max()).sum())
     if max_keys is not None:
         n = min(n, max_keys)
     return np.sort(order[:n] + 1)
 
 
 def key_frequencies(
-    embedding: np.ndarray, p: int, *, energy_frac: float = 0.9, max_keys: int | None = None
+    embedding: np.ndarray, p: int, *, rel_threshold: float = 0.5, max_keys: int | None = None
 ) -> np.ndarray:
     """Key frequencies of a ``[p, d]`` number-token embedding; see :func:`select_key_frequencies`."""
-    return select_key_frequencies(frequency_norms(embedding, p), energy_frac=energy_frac, max_keys=max_keys)
+    return select_key_frequencies(frequency_norms(embedding, p), rel_threshold=rel_threshold, max_keys=max_keys)
 
 
 def orthonormal_rows(vectors: np.ndarray, rtol: float = 1e-6, atol: float = 0.0) -> np.ndarray:
@@ -183,7 +185,7 @@ def explained_fraction(activations: np.ndarray, basis: np.ndarray) -> float:
     return float(((acts @ np.asarray(basis).T) ** 2).sum() / (acts**2).sum())
 
 
-def modular_ground_truth(model, *, energy_frac: float = 0.9, max_keys: int | None = None) -> dict[str, np.ndarray]:
+def modular_ground_truth(model, *, rel_threshold: float = 0.5, max_keys: int | None = None) -> dict[str, np.ndarray]:
     """Key frequencies, their norms and the embedding subspace of a trained modular model.
 
     Returns arrays ready for a store's ``ground_truth`` group:
@@ -193,7 +195,7 @@ def modular_ground_truth(model, *, energy_frac: float = 0.9, max_keys: int | Non
     p = int(model.cfg.d_vocab_out)
     w_e = model.W_E.detach().cpu().numpy()[:p]
     norms = frequency_norms(w_e, p)
-    keys = select_key_frequencies(norms, energy_frac=energy_frac, max_keys=max_keys)
+    keys = select_key_frequencies(norms, rel_threshold=rel_threshold, max_keys=max_keys)
     return {
         "frequency_norms": norms,
         "key_frequencies": keys,

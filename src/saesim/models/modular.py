@@ -11,9 +11,14 @@ Two configurations are provided:
 * :func:`nanda_config` -- Nanda et al. (2023): p = 113, 30% train split,
   lr 1e-3, no warm-up, weight decay 1.0, betas (0.9, 0.98).  It groks after
   roughly 10-15k epochs, about 30-40 minutes on 2 CPU cores.
-* :class:`ModularConfig` defaults -- the same architecture and p, with a 50%
-  split and lr 3e-3 after a short linear warm-up, which groks in well under
-  a thousand epochs (see ``benchmarks`` / the module notes in the report).
+* :class:`ModularConfig` defaults -- the same architecture, p and optimiser
+  with a 50% split and lr 3e-3 after a 10-epoch linear warm-up.  Measured on
+  2 shared CPU cores: test accuracy >= 99% at epoch 430 / 390 / 290 (seeds
+  0 / 1 / 2), stopping 100 epochs later at 99.97-100% test accuracy.  An
+  epoch costs ~0.2 s on an idle core with :func:`last_position_logits`.
+  Faster settings seen: lr 1e-2 groks at 90-180 epochs, but one of three
+  seeds fell back to 64% test accuracy after grokking; lr 5e-3 grokked seed 1
+  at epoch 200 (one seed only).  A 30% split with lr 1e-2 needs 600-700 epochs.
 
 Training is deterministic on CPU for a given seed: initialisation uses the
 config's seed, the split uses ``seed`` through NumPy, and there is no sampling.
@@ -215,7 +220,10 @@ def train_modular_model(cfg: ModularConfig, progress: bool = True):
     ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc`` at each,
     ``grok_epoch`` (first evaluated epoch with test accuracy >= threshold, or
     None), ``final_*`` values, ``epochs_run`` and ``wall_s``.  With
-    ``stop_after_grok`` set, training stops that many epochs after grokking.
+    ``stop_after_grok`` set, training stops at the first evaluation at least
+    that many epochs after grokking where train and test accuracy are both
+    >= threshold (so a model whose test accuracy dips after grokking trains on
+    until it recovers, up to ``epochs``).
     """
     import torch
     from tqdm.auto import tqdm
@@ -234,7 +242,6 @@ def train_modular_model(cfg: ModularConfig, progress: bool = True):
 
     history: dict[str, Any] = {k: [] for k in ("epochs", "train_loss", "train_acc", "test_loss", "test_acc")}
     grok_epoch = None
-    stop_epoch = cfg.epochs
     start = time.perf_counter()
     bar = tqdm(range(1, cfg.epochs + 1), desc=f"modular p={cfg.p} seed={cfg.seed}", disable=not progress, mininterval=2)
     epoch = 0
@@ -245,7 +252,7 @@ def train_modular_model(cfg: ModularConfig, progress: bool = True):
         train_loss.backward()
         optimizer.step()
         scheduler.step()
-        if epoch % cfg.eval_every == 0 or epoch == stop_epoch:
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             model.eval()
             with torch.no_grad():
                 test_loss, test_acc = _loss_and_accuracy(last_position_logits(model, x_test), y_test)
@@ -257,10 +264,13 @@ def train_modular_model(cfg: ModularConfig, progress: bool = True):
             bar.set_postfix(train_loss=f"{train_loss.item():.3g}", test_acc=f"{test_acc:.3f}", refresh=False)
             if grok_epoch is None and test_acc >= cfg.grok_threshold:
                 grok_epoch = epoch
-                if cfg.stop_after_grok is not None:
-                    stop_epoch = min(cfg.epochs, epoch + cfg.stop_after_grok)
-        if epoch >= stop_epoch:
-            break
+            if (
+                cfg.stop_after_grok is not None
+                and grok_epoch is not None
+                and epoch >= grok_epoch + cfg.stop_after_grok
+                and min(train_acc, test_acc) >= cfg.grok_threshold
+            ):
+                break
     bar.close()
     model.eval()
     history.update(
