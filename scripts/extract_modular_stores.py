@@ -21,7 +21,7 @@ def main(smk):
         dtype=store.get("dtype", "float32"),
         chunk_rows=store.get("chunk_rows", 4096),
         model_name=f"modular-p{cfg.p}-seed{cfg.seed}",
-        energy_frac=smk.params.energy_frac,
+        rel_threshold=smk.params.key_rel_threshold,
         attrs={"config": cfg.to_dict(), "grok_epoch": history.get("grok_epoch") or -1},
     )
     print(summary)

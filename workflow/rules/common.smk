@@ -173,7 +173,7 @@ def is_modular(exp):
 def modular_model_config(exp):
     """Keyword arguments of saesim.models.modular.ModularConfig for one experiment."""
     src = dict(EXPERIMENTS[exp]["source"])
-    for key in ("kind", "energy_frac"):
+    for key in ("kind", "key_rel_threshold"):
         src.pop(key, None)
     src["device"] = DEVICE
     return src

@@ -43,7 +43,7 @@ for _exp in EXPERIMENTS:
                 exp=_exp,
                 hooks=hooks(_exp),
                 store=EXPERIMENTS[_exp].get("store", {}),
-                energy_frac=EXPERIMENTS[_exp]["source"]["energy_frac"],
+                key_rel_threshold=EXPERIMENTS[_exp]["source"]["key_rel_threshold"],
                 code=code("extraction", "fourier", "activation_store", "models/modular"),
             threads: 1
             resources:
