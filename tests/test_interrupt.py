@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from saesim.activation_store import open_store
+from saesim.errors import SaesimError
 from workflow_helpers import SMALL, copy_workflow, job_counts, sha256
 
 # Long enough SAE training (a few seconds to tens of seconds here) to be killed in the middle,
@@ -140,10 +141,71 @@ def test_rerun_resumes_and_equals_an_uninterrupted_run(killed_and_rerun):
           f"weights sha256 {m['weights_sha256']} (uninterrupted: {ref['weights_sha256']})")
 
 
-@pytest.mark.skip(reason="TODO: kill during language-model extraction (extract_activations_*), once a tiny LM config runs here")
-def test_kill_during_extraction_leaves_no_complete_looking_store():
-    """Skeleton: SIGKILL the process group while extract_activations_<exp> writes its stores
-    (poll for results/<exp>/stores/*.partial-*); then no store path exists or each that does
-    opens with open_store (complete flag and content hash), earlier finished artifacts keep
-    their sha256, and `snakemake --rerun-incomplete` gives stores whose content_hash equals
-    an uninterrupted run's."""
+MODULAR = {
+    "device": "cpu",
+    "experiments": {
+        "mod": {
+            "source": {"kind": "modular", "p": 23, "d_model": 32, "n_heads": 4, "d_head": 8, "d_mlp": 64,
+                       "train_frac": 0.5, "lr": 0.003, "epochs": 20, "eval_every": 10, "seed": 0},
+            "hooks": ["blocks.0.hook_resid_post", "blocks.0.hook_mlp_out"],
+            "store": {"n_rows": 1_500_000, "chunk_rows": 4096},
+            "sae": {"seeds": [0, 1], "variants": [{"architecture": "topk", "width": 64, "k": [4]}]},
+        }
+    },
+}
+MODEL = "results/mod/model"
+STORES = ["results/mod/stores/blocks.0.hook_resid_post.h5", "results/mod/stores/blocks.0.hook_mlp_out.h5"]
+
+
+def test_kill_during_extraction_leaves_no_complete_looking_store(tmp_path):
+    """SIGKILL the process group while the extraction job writes its stores: the finished model
+    is untouched, no store a reader accepts is left, and the rerun gives the same stores as an
+    uninterrupted extraction."""
+    work = copy_workflow(tmp_path / "wf", MODULAR)
+    snakemake(work, MODEL)
+    model_hash = sha256(work / MODEL / "model.pt")
+    stores_dir = work / "results/mod/stores"
+    log = open(work / "killed-run.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "1", STORES[0]],
+        cwd=work, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 600
+    try:
+        while not (stores_dir.is_dir() and list(stores_dir.glob("*.partial-*"))):
+            if proc.poll() is not None:
+                pytest.fail(f"the run ended (rc {proc.returncode}) before a store was being written: {(work / 'killed-run.log').read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("extraction never started")
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+    assert proc.returncode == -signal.SIGKILL
+    partials = list(stores_dir.glob("*.partial-*"))
+    assert partials, "the kill happened while a store was being written"
+    for partial in partials:
+        with pytest.raises(SaesimError):
+            open_store(partial)
+    for store in STORES:
+        assert not (work / store).exists(), f"{store} exists after the kill"
+    assert sha256(work / MODEL / "model.pt") == model_hash, "the finished model is untouched"
+
+    snakemake(work, "--unlock")
+    snakemake(work, "--rerun-incomplete", *STORES)
+    assert not list(stores_dir.glob("*.partial-*")), "the rerun clears the killed job's partial files"
+    rerun = {}
+    for store in STORES:
+        with open_store(work / store) as s:
+            rerun[store] = s.content_hash
+    for store in STORES:
+        (work / store).unlink()
+    snakemake(work, *STORES)
+    for store in STORES:
+        with open_store(work / store) as s:
+            assert s.content_hash == rerun[store], "rerun store == uninterrupted store"
+    print(f"\nkilled during extraction with {len(partials)} partial file(s); rerun content hashes {rerun}")

@@ -77,6 +77,8 @@ class StoreWriter:
         self.with_tokens = with_tokens
         self.attrs = dict(attrs or {})
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in self.path.parent.glob(f"{self.path.name}.partial-*"):  # left by a killed job
+            stale.unlink(missing_ok=True)
         self.tmp_path = self.path.with_name(f"{self.path.name}.partial-{os.getpid()}")
         self._file = h5py.File(self.tmp_path, "w")
         self._n = 0
