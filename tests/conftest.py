@@ -1,11 +1,11 @@
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+from workflow_helpers import copy_workflow
 
 # Tests run on 2 shared cores: one torch thread each keeps them predictable.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -18,7 +18,6 @@ def rng():
     return np.random.default_rng(0)
 
 
-ROOT = Path(__file__).resolve().parents[1]
 
 #: the whole workflow on a tiny toy config: two TopK sparsities and one ReLU + L1, two seeds
 TINY = {
@@ -54,13 +53,6 @@ def workflow_copy(tmp_path_factory):
     """A copy of the workflow with the TINY config, run once to completion and shared by every
     test of the session (tests/test_workflow.py, tests/test_report.py). Tests that change files
     in it restore them before they end."""
-    work = tmp_path_factory.mktemp("wf")
-    for name in ("Snakefile", "workflow", "scripts", "src", "profiles", "envs"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy(src, work / name)
-    (work / "config.yaml").write_text(yaml.safe_dump(TINY))
+    work = copy_workflow(tmp_path_factory.mktemp("wf"), TINY)
     snakemake(work)
     return work
