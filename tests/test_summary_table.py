@@ -33,7 +33,7 @@ def summary():
     stability = {
         "toy": _stability([("toy", "topk-w50-k4"), ("toy", "topk-w50-k8")], ground_truth=True),
         "modular": _stability([("hook_a", "topk-w512-k16"), ("hook_b", "topk-w512-k16")], ground_truth=False),
-        "lm": _stability([("blocks.6.hook_out", "topk-w1152-k32")], ground_truth=False),
+        "lm": _stability([("blocks.6.hook_out", "topk-w1152-k64")], ground_truth=False),
     }
     fourier = {
         "modular": pd.DataFrame({

@@ -63,6 +63,8 @@ class SAESpec:
     matryoshka_widths: tuple[int, ...] = ()
     eval_rows: int = 8192
     exclude_positions: tuple[int, ...] = ()
+    exclude_norm_above: float | None = None  # rows with norm > this x the median row norm
+    b_dec_init: str = "zeros"  # zeros (sae-lens's default) or mean (of the training rows)
     threads: int = 1
     device: str = "cpu"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -123,15 +125,44 @@ def torch_batches(store: ActivationStore, spec: SAESpec, row_mask: np.ndarray | 
         yield torch.from_numpy(batch)
 
 
+def row_norms(store: ActivationStore, chunk_rows: int = 8192) -> np.ndarray:
+    """L2 norm of every activation row, streamed in chunks."""
+    norms = np.empty(store.n_rows, dtype=np.float64)
+    for start, block in store.iter_chunks(chunk_rows):
+        norms[start : start + len(block)] = np.linalg.norm(block.astype(np.float64), axis=1)
+    return norms
+
+
+def norm_outlier_rows(norms: np.ndarray, eligible: np.ndarray, factor: float) -> np.ndarray:
+    """Rows whose norm exceeds ``factor`` x the median norm of the eligible rows.
+
+    Mid-depth residual streams of language models carry "massive activations"
+    (Sun et al. 2024) on a handful of tokens, with norms 10-100x the median;
+    a few such rows can hold most of the variance and dominate the MSE.
+    """
+    return norms > factor * np.median(norms[eligible])
+
+
+def mean_row(store: ActivationStore, row_mask: np.ndarray, chunk_rows: int = 8192) -> np.ndarray:
+    """Mean of the rows selected by ``row_mask``, accumulated in float64 chunk by chunk."""
+    total = np.zeros(store.d, dtype=np.float64)
+    for start, block in store.iter_chunks(chunk_rows):
+        total += block[row_mask[start : start + len(block)]].astype(np.float64).sum(0)
+    return total / max(1, int(row_mask.sum()))
+
+
 def split_rows(store: ActivationStore, spec: SAESpec) -> tuple[np.ndarray, np.ndarray]:
     """Masks of training rows and held-out evaluation rows.
 
     The first ``eval_rows`` eligible rows are held out for evaluation, the same
-    for every SAE on this store; excluded positions (e.g. BOS) are in neither.
+    for every SAE on this store; excluded positions (e.g. BOS) and, with
+    ``exclude_norm_above``, norm outliers are in neither.
     """
     eligible = np.ones(store.n_rows, dtype=bool)
     if spec.exclude_positions and store.has_tokens:
         eligible &= ~np.isin(store.row_array("positions"), spec.exclude_positions)
+    if spec.exclude_norm_above is not None:
+        eligible &= ~norm_outlier_rows(row_norms(store), eligible, spec.exclude_norm_above)
     idx = np.flatnonzero(eligible)
     n_eval = min(spec.eval_rows, len(idx) // 5)
     eval_mask = np.zeros_like(eligible)
@@ -236,6 +267,13 @@ def train_sae(
             raise SaesimError(f"{out_dir}: k={spec.sparsity} must be smaller than the width {spec.width}")
         train_mask, eval_mask = split_rows(store, spec)
         sae = build_training_sae(spec, store.d)
+        if spec.b_dec_init == "mean":
+            # Start the decoder bias at the data mean (Bricken et al. 2023 use the
+            # geometric median): residual streams have a large shared offset that
+            # otherwise wins every TopK slot for a few latents and kills the rest.
+            sae.b_dec.data.copy_(torch.from_numpy(mean_row(store, train_mask)).to(sae.b_dec.dtype))
+        elif spec.b_dec_init != "zeros":
+            raise SaesimError(f"{out_dir}: b_dec_init must be 'zeros' or 'mean', got {spec.b_dec_init!r}")
         trainer_cfg = SAETrainerConfig(
             total_training_samples=spec.training_samples,
             train_batch_size_samples=spec.batch_size,
@@ -290,6 +328,7 @@ def train_sae(
                 "init_seed": spec.init_seed,
                 "data_seed": spec.data_seed,
                 "training_seconds": train_seconds,
+                "train_rows": int(train_mask.sum()),
                 "resumed_from_samples": int(resumed_from.name) if resumed_from is not None else None,
                 "spec": spec.to_dict(),
                 "store": str(store_path),

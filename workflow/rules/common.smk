@@ -101,6 +101,7 @@ def sae_spec(wildcards):
         init_seed=init_seed,
         data_seed=data_seed,
         exclude_positions=list(exp["sae"].get("exclude_positions", [])),
+        exclude_norm_above=exp["sae"].get("exclude_norm_above"),
         threads=config["threads_per_job"],
         device=DEVICE,
         **training,
