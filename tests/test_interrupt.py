@@ -53,9 +53,10 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-def kill_during_training(workdir: Path, target: str, timeout: float = 600) -> list[int]:
-    """Start snakemake in its own process group; SIGKILL the whole group (snakemake and its
-    job) once the SAE job has written a complete trainer checkpoint. Returns the checkpoints."""
+def kill_run_when(workdir: Path, target: str, ready, what: str, timeout: float = 600, poll: float = 0.05) -> None:
+    """Start snakemake on ``target`` in its own process group and SIGKILL the whole group
+    (snakemake and its job) as soon as ``ready()`` is true; fails if the run ends first or
+    ``what`` never happens within ``timeout``. Nothing of the group survives the kill."""
     log = open(workdir / "killed-run.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "--cores", "1", target],
@@ -63,15 +64,15 @@ def kill_during_training(workdir: Path, target: str, timeout: float = 600) -> li
     )
     deadline = time.monotonic() + timeout
     try:
-        while not complete_checkpoints(workdir):
+        while not ready():
             if proc.poll() is not None:
-                pytest.fail(f"the run ended (rc {proc.returncode}) before a checkpoint: {(workdir / 'killed-run.log').read_text()[-3000:]}")
+                pytest.fail(f"the run ended (rc {proc.returncode}) before {what}: {(workdir / 'killed-run.log').read_text()[-3000:]}")
             if time.monotonic() > deadline:
-                pytest.fail("no trainer checkpoint appeared in time")
-            time.sleep(0.05)
+                pytest.fail(f"{what} did not happen in time")
+            time.sleep(poll)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
-        for _ in range(100):  # the job process too: nothing of the group survives
+        for _ in range(100):  # the job process too
             if not group_alive(proc.pid):
                 break
             time.sleep(0.1)
@@ -82,6 +83,11 @@ def kill_during_training(workdir: Path, target: str, timeout: float = 600) -> li
             proc.wait()
         log.close()
     assert proc.returncode == -signal.SIGKILL
+
+
+def kill_during_training(workdir: Path, target: str) -> list[int]:
+    """Kill the run once the SAE job has written a complete trainer checkpoint; returns the checkpoints."""
+    kill_run_when(workdir, target, lambda: bool(complete_checkpoints(workdir)), "a trainer checkpoint")
     return complete_checkpoints(workdir)
 
 
@@ -165,27 +171,10 @@ def test_kill_during_extraction_leaves_no_complete_looking_store(tmp_path):
     snakemake(work, MODEL)
     model_hash = sha256(work / MODEL / "model.pt")
     stores_dir = work / "results/mod/stores"
-    log = open(work / "killed-run.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "--cores", "1", STORES[0]],
-        cwd=work, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    kill_run_when(
+        work, STORES[0], lambda: stores_dir.is_dir() and bool(list(stores_dir.glob("*.partial-*"))),
+        "a store was being written", poll=0.01,
     )
-    deadline = time.monotonic() + 600
-    try:
-        while not (stores_dir.is_dir() and list(stores_dir.glob("*.partial-*"))):
-            if proc.poll() is not None:
-                pytest.fail(f"the run ended (rc {proc.returncode}) before a store was being written: {(work / 'killed-run.log').read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail("extraction never started")
-            time.sleep(0.01)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
-    assert proc.returncode == -signal.SIGKILL
     partials = list(stores_dir.glob("*.partial-*"))
     assert partials, "the kill happened while a store was being written"
     for partial in partials:

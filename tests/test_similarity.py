@@ -1,6 +1,8 @@
 """Known-answer tests for saesim.similarity (small sizes, CPU, one thread)."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -281,3 +283,34 @@ def test_compare_result_is_json_with_required_keys():
               "baseline", "ratio"):
         assert k in res
     assert json.loads(text)["n_b"] == 80
+
+
+@pytest.mark.parametrize("n_a,n_b", [(300, 200), (200, 300)])
+def test_dense_path_agrees_with_the_tiled_scan_and_hungarian(n_a, n_b):
+    """compare_decoders' small-SAE path (one float64 |cos| matrix) gives the tiled scan's best
+    matches and scipy's optimum, whichever side is larger."""
+    from scipy.optimize import linear_sum_assignment
+
+    from saesim.similarity import abs_cosine_matrix, compare_decoders, max_abs_cosine
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(n_a, 24)), rng.normal(size=(n_b, 24))
+    res, arrays = compare_decoders(a, b, with_baseline=False, return_arrays=True)
+    tiled = max_abs_cosine(a, b, memory_budget_mb=0.05)  # many small torch tiles
+    assert res["mmcs_a_to_b"] == pytest.approx(tiled.mmcs_a_to_b, abs=1e-6)
+    assert res["mmcs_b_to_a"] == pytest.approx(tiled.mmcs_b_to_a, abs=1e-6)
+    assert (arrays["best_b_for_a"] == tiled.best_b_for_a).mean() > 0.99  # ties aside
+    cos = abs_cosine_matrix(a, b, dtype=np.float64)
+    r, c = linear_sum_assignment(-cos)
+    assert res["hungarian_mean_cos"] == pytest.approx(cos[r, c].sum() / min(n_a, n_b), abs=1e-9)
+
+
+def test_comparing_small_saes_on_cpu_does_not_import_torch():
+    code = (
+        "import sys, numpy as np; from saesim.similarity import compare_decoders; "
+        "r = np.random.default_rng(0); a = r.normal(size=(64, 16)); "
+        "compare_decoders(a, a[::-1], a.T, a[::-1].T, with_baseline=False); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

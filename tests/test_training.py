@@ -110,3 +110,60 @@ def test_killed_training_resumes_to_identical_weights(toy_store, tmp_path):
     assert resumed["resumed_from_samples"] is not None and resumed["resumed_from_samples"] > 0
     assert resumed["weights_sha256"] == full["weights_sha256"]
     assert not resume.exists()
+
+
+@pytest.fixture(scope="module")
+def offset_store_with_outliers(tmp_path_factory):
+    """Token store: rows = offset + noise; every 500th row (never position 0) is a planted
+    "massive activation" with 50x the typical norm; position 0 rows are all-constant."""
+    import numpy as np
+
+    from saesim.activation_store import StoreWriter
+
+    rng = np.random.default_rng(0)
+    n, d = 6000, 16
+    offset = np.linspace(5.0, 20.0, d)
+    acts = offset + rng.normal(size=(n, d))
+    positions = np.arange(n) % 100
+    outliers = (np.arange(n) % 500 == 250)
+    acts[outliers] *= 50
+    path = tmp_path_factory.mktemp("offset") / "offset.h5"
+    with StoreWriter(path, d, chunk_rows=1024, with_tokens=True) as w:
+        w.append(acts, token_ids=np.zeros(n, np.int32), positions=positions, context_ids=np.arange(n) // 100)
+    return path, acts, positions, outliers, offset
+
+
+def test_norm_outliers_and_positions_are_in_neither_training_nor_evaluation(offset_store_with_outliers):
+    from saesim.activation_store import open_store
+    from saesim.training import split_rows
+
+    path, _, positions, outliers, _ = offset_store_with_outliers
+    with open_store(path) as store:
+        train, evals = split_rows(store, SAESpec("topk", 16, 2, 0, 0, eval_rows=500, exclude_positions=(0,), exclude_norm_above=10))
+        train_all, evals_all = split_rows(store, SAESpec("topk", 16, 2, 0, 0, eval_rows=500, exclude_positions=(0,)))
+    assert not (train & evals).any()
+    assert not train[outliers].any() and not evals[outliers].any(), "every planted outlier is left out"
+    assert not train[positions == 0].any() and not evals[positions == 0].any()
+    assert (train | evals).sum() == (positions != 0).sum() - outliers.sum(), "nothing else is left out"
+    assert train_all[outliers].sum() + evals_all[outliers].sum() == outliers.sum(), "without the option, outliers stay"
+
+
+def test_b_dec_mean_init_starts_at_the_training_rows_mean(offset_store_with_outliers, tmp_path):
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    path, acts, positions, outliers, offset = offset_store_with_outliers
+    kw = dict(lr=1e-7, training_samples=256, batch_size=256, eval_rows=500, exclude_positions=(0,), exclude_norm_above=10)
+    train_sae(path, SAESpec("topk", 16, 2, 0, 0, b_dec_init="mean", **kw), tmp_path / "mean")
+    train_sae(path, SAESpec("topk", 16, 2, 0, 0, **kw), tmp_path / "zeros")
+    b_mean = load_file(tmp_path / "mean" / "sae_weights.safetensors")["b_dec"]
+    b_zero = load_file(tmp_path / "zeros" / "sae_weights.safetensors")["b_dec"]
+    keep = (positions != 0) & ~outliers
+    keep[np.flatnonzero(keep)[:500]] = False  # the held-out evaluation rows
+    np.testing.assert_allclose(b_mean, acts[keep].mean(0), atol=1e-3)  # one step of lr 1e-7 moves it < 1e-6
+    assert np.abs(b_zero).max() < 1e-3
+
+
+def test_unknown_b_dec_init_is_refused(toy_store, tmp_path):
+    with pytest.raises(SaesimError, match="b_dec_init"):
+        train_sae(toy_store, spec("topk", 3, b_dec_init="median"), tmp_path / "bad")

@@ -89,6 +89,9 @@ def test_planted_permutation_is_recovered_and_geometry_is_shared(planted):
     # neuron space: B's activations are a rotation of A's, so also similar
     neurons = compare_neuron_activations(planted["store_a"], planted["store_b"], max_rows=500, n_null=100)
     assert neurons["svcca"]["p_value"] < 0.01 and neurons["svcca"]["value"] > 0.9
+    # one store against itself (two SAEs on one hook): 1 by construction, no null computed
+    same = compare_neuron_activations(planted["store_a"], planted["store_a"], max_rows=500, n_null=100)
+    assert same == {"n_rows": 500, "same_activations": True}
 
 
 def test_independent_random_saes_land_inside_the_null(planted):

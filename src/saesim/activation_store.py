@@ -287,18 +287,6 @@ def open_store(path: str | os.PathLike) -> ActivationStore:
     return ActivationStore(path=path, file=f)
 
 
-def training_rows(store: ActivationStore, exclude_positions: tuple[int, ...] = ()) -> np.ndarray | None:
-    """Boolean mask of rows used for SAE training, or None for all rows.
-
-    Language-model stores exclude BOS / position 0 by default; positions come
-    from the store's ``positions`` dataset.
-    """
-    if not exclude_positions or not store.has_tokens:
-        return None
-    positions = store.row_array("positions")
-    return ~np.isin(positions, np.asarray(exclude_positions, dtype=positions.dtype))
-
-
 def iter_shuffled_batches(
     store: ActivationStore,
     batch_size: int,

@@ -423,14 +423,23 @@ def abs_cosine_matrix(
     """The full [n_a, n_b] |cos| matrix (``-|cos|`` if ``negate``), filled tile by tile.
 
     The result itself is not counted in the budget; only the working tiles are.
+    On CPU the tiles are numpy products (no torch import: a job comparing two
+    small SAEs starts in well under a second); on CUDA they are torch's.
     """
-    torch = _torch()
     a = _as_matrix(a, "A")
     b = _as_matrix(b, "B")
     _check_pair(a, b)
     n_a, n_b, d = a.shape[0], b.shape[0], a.shape[1]
     out = np.empty((n_a, n_b), dtype=dtype)
     R, C = tile_shape(n_a, n_b, d, memory_budget_mb)
+    if str(device) == "cpu":
+        for i0 in range(0, n_a, R):
+            ac = normalize_rows(a[i0 : i0 + R])
+            for j0 in range(0, n_b, C):
+                tile = np.abs(ac @ normalize_rows(b[j0 : j0 + C]).T)
+                out[i0 : i0 + ac.shape[0], j0 : j0 + tile.shape[1]] = -tile if negate else tile
+        return out
+    torch = _torch()
     dev = torch.device(device)
     with torch.inference_mode():
         for i0 in range(0, n_a, R):
@@ -442,6 +451,25 @@ def abs_cosine_matrix(
                     tile.neg_()
                 out[i0 : i0 + ac.shape[0], j0 : j0 + bc.shape[0]] = tile.cpu().numpy()
     return out
+
+
+def _max_result_from_dense(cos: np.ndarray) -> MaxCosineResult:
+    """Best matches both ways read off a full |cos| matrix (see :func:`max_abs_cosine`)."""
+    best_b_for_a = cos.argmax(axis=1)
+    best_a_for_b = cos.argmax(axis=0)
+    best_cos_a = cos[np.arange(cos.shape[0]), best_b_for_a].astype(np.float32)
+    best_cos_b = cos[best_a_for_b, np.arange(cos.shape[1])].astype(np.float32)
+    a2b = float(best_cos_a.mean(dtype=np.float64))
+    b2a = float(best_cos_b.mean(dtype=np.float64))
+    return MaxCosineResult(
+        mmcs_a_to_b=a2b,
+        mmcs_b_to_a=b2a,
+        mmcs=0.5 * (a2b + b2a),
+        best_b_for_a=best_b_for_a.astype(np.int64),
+        best_cos_a=best_cos_a,
+        best_a_for_b=best_a_for_b.astype(np.int64),
+        best_cos_b=best_cos_b,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -468,22 +496,43 @@ def _matching_result(rows, cols, cos, exact, n_a, n_b) -> MatchingResult:
     return MatchingResult(rows=rows, cols=cols, cos=cos, exact=exact, mean_matched_cos=mean, n_a=n_a, n_b=n_b)
 
 
-def _hungarian(a, b, memory_budget_mb, device) -> MatchingResult:
+def _hungarian_on(cos: np.ndarray) -> MatchingResult:
+    """Exact Hungarian matching on a full float64 |cos| matrix with n_a <= n_b.
+
+    The matrix is negated in place for scipy (which minimises) and restored,
+    so no second float64 copy is made.
+    """
     from scipy.optimize import linear_sum_assignment
 
-    n_a, n_b = a.shape[0], b.shape[0]
-    if n_a > n_b:  # scipy would transpose (copy) a tall matrix; build it wide instead
-        m = _hungarian(b, a, memory_budget_mb, device)
-        return _matching_result(m.cols, m.rows, m.cos, True, n_a, n_b)
-    # scipy works on float64; handing it -|cos| already in float64 avoids its copy
-    cost = abs_cosine_matrix(
-        a, b, dtype=np.float64, negate=True,
-        memory_budget_mb=max(memory_budget_mb * 0.25, 1.0), device=device,
-    )
-    rows, cols = linear_sum_assignment(cost)
-    cos = -cost[rows, cols]
-    del cost
-    return _matching_result(rows, cols, cos, True, n_a, n_b)
+    n_a, n_b = cos.shape
+    np.negative(cos, out=cos)
+    try:
+        rows, cols = linear_sum_assignment(cos)
+    finally:
+        np.negative(cos, out=cos)
+    return _matching_result(rows, cols, cos[rows, cols], True, n_a, n_b)
+
+
+def _dense_max_and_matching(a, b, memory_budget_mb, device) -> tuple[MaxCosineResult, MatchingResult]:
+    """Best matches both ways and exact Hungarian from one float64 |cos| matrix.
+
+    The matrix is built wide (the smaller SAE as rows), as scipy would
+    otherwise copy a tall one; roles are swapped back in the results.
+    """
+    if a.shape[0] > b.shape[0]:
+        mx, m = _dense_max_and_matching(b, a, memory_budget_mb, device)
+        swapped = MaxCosineResult(
+            mmcs_a_to_b=mx.mmcs_b_to_a, mmcs_b_to_a=mx.mmcs_a_to_b, mmcs=mx.mmcs,
+            best_b_for_a=mx.best_a_for_b, best_cos_a=mx.best_cos_b,
+            best_a_for_b=mx.best_b_for_a, best_cos_b=mx.best_cos_a,
+        )
+        return swapped, _matching_result(m.cols, m.rows, m.cos, True, a.shape[0], b.shape[0])
+    cos = abs_cosine_matrix(a, b, dtype=np.float64, memory_budget_mb=max(memory_budget_mb * 0.25, 1.0), device=device)
+    return _max_result_from_dense(cos), _hungarian_on(cos)
+
+
+def _hungarian(a, b, memory_budget_mb, device) -> MatchingResult:
+    return _dense_max_and_matching(a, b, memory_budget_mb, device)[1]
 
 
 def _pair_cosines(a: np.ndarray, b: np.ndarray, rows: np.ndarray, cols: np.ndarray, chunk: int = 65536) -> np.ndarray:
@@ -770,8 +819,7 @@ def random_decoder_baseline(
         A = _gaussian(rng, n_a, d)
         B = _gaussian(rng, n_b, d)
         if _dense_fits(n_a, n_b, memory_budget_mb):
-            mr = one_to_one_matching(A, B, memory_budget_mb=memory_budget_mb, device=device, exact=True)
-            mx = max_abs_cosine(A, B, memory_budget_mb=memory_budget_mb, device=device)
+            mx, mr = _dense_max_and_matching(A, B, memory_budget_mb, device)
         else:
             top = top_abs_cosines(A, B, top_m, memory_budget_mb=memory_budget_mb, device=device)
             mr = _sparse_matching(A, B, top)
@@ -880,8 +928,7 @@ def compare_decoders(
     kw = dict(memory_budget_mb=memory_budget_mb, device=device)
 
     if _dense_fits(n_a, n_b, memory_budget_mb):
-        mx = max_abs_cosine(A, B, **kw)
-        match = one_to_one_matching(A, B, exact=True, **kw)
+        mx, match = _dense_max_and_matching(A, B, memory_budget_mb, device)
     else:
         top = top_abs_cosines(A, B, top_m, **kw)
         mx = _max_result_from_top(top)

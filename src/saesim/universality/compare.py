@@ -335,6 +335,10 @@ def compare_neuron_activations(
     A seeded sample of ``max_rows`` aligned tokens is read from both stores;
     row i of A's activations is paired with row i of B's.  ``options`` go to
     :func:`~saesim.universality.relational.relational_similarity`.
+
+    When both sides read the same rows of the same activations (two SAEs on
+    one hook), every measure is 1 by construction: the result says so
+    (``same_activations``) and carries no measures, and no null is computed.
     """
     sa, sb = _as_store(store_a), _as_store(store_b)
     if rows_a is None:
@@ -346,6 +350,8 @@ def compare_neuron_activations(
         raise SaesimError(f"rows_a and rows_b differ in length ({rows_a.size} vs {rows_b.size})")
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.permutation(rows_a.size)[:max_rows])
+    if sa.content_hash == sb.content_hash and np.array_equal(rows_a, rows_b):
+        return {"n_rows": int(pick.size), "same_activations": True}
     x = np.concatenate(list(iter_selected_rows(sa, rows_a[pick], 4096)))
     y = np.concatenate(list(iter_selected_rows(sb, rows_b[pick], 4096)))
     res = relational_similarity(x, y, n_null=n_null, seed=seed, max_rows=max_rows, **options)
