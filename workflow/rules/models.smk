@@ -16,6 +16,8 @@ rule train_modular_model:
     params:
         model=lambda w: modular_model_config(w.exp),
         code=code("models/modular"),
+    # heads of the longest chains (model -> stores -> SAEs -> pairs): start them first
+    priority: 10
     threads: config["threads_per_job"]
     resources:
         mem_mb=train_modular_model_mem_mb,
@@ -45,6 +47,7 @@ for _exp in EXPERIMENTS:
                 store=EXPERIMENTS[_exp].get("store", {}),
                 key_rel_threshold=EXPERIMENTS[_exp]["source"]["key_rel_threshold"],
                 code=code("extraction", "fourier", "activation_store", "models/modular"),
+            priority: 10
             threads: 1
             resources:
                 mem_mb=extract_modular_mem_mb(_exp),
@@ -66,6 +69,7 @@ rule build_corpus:
     params:
         source=lambda w: EXPERIMENTS[w.exp]["source"],
         code=code("corpus", "models/language"),
+    priority: 10
     threads: 1
     resources:
         mem_mb=build_corpus_mem_mb,
@@ -95,6 +99,7 @@ for _exp in EXPERIMENTS:
                 store=EXPERIMENTS[_exp].get("store", {}),
                 device=DEVICE,
                 code=code("extraction", "activation_store", "models/language"),
+            priority: 10
             threads: config["threads_per_job"]
             resources:
                 mem_mb=extract_mem_mb(_exp),
