@@ -34,8 +34,8 @@ def test_default_config_is_valid_and_gets_defaults(default_config):
          r"experiments\.toy\.sae\.variants\[0\]\.architecture: 'gated-ish' is not allowed; allowed values: standard, topk, batchtopk, jumprelu, matryoshka_batchtopk"),
         (lambda c: toy(c)["sae"]["variants"][0].update(k=[4, 50]),
          r"experiments\.toy\.sae\.variants\[0\]\.k: k=50 must be smaller than width=50"),
-        (lambda c: toy(c)["sae"]["variants"][2].update(l1_coefficient=[-0.1]),
-         r"experiments\.toy\.sae\.variants\[2\]\.l1_coefficient\[0\]: -0\.1 is less than the minimum of 0"),
+        (lambda c: c["experiments"]["modular"]["sae"]["variants"][1].update(l1_coefficient=[-0.1]),
+         r"experiments\.modular\.sae\.variants\[1\]\.l1_coefficient\[0\]: -0\.1 is less than the minimum of 0"),
         (lambda c: toy(c)["sae"].pop("seeds"),
          r"experiments\.toy\.sae: 'seeds' is a required property"),
         (lambda c: toy(c)["sae"]["training"].update(batch_size="big"),
@@ -44,8 +44,8 @@ def test_default_config_is_valid_and_gets_defaults(default_config):
          r"experiments\.toy\.sae\.training: unknown key\(s\) learning_rate; allowed keys: .*lr"),
         (lambda c: toy(c)["sae"]["variants"][0].pop("k"),
          r"experiments\.toy\.sae\.variants\[0\]: 'k' is a required property"),
-        (lambda c: toy(c)["sae"]["variants"][2].update(k=[3]),
-         r"variants\[2\]: standard takes l1_coefficient, not k"),
+        (lambda c: c["experiments"]["modular"]["sae"]["variants"][1].update(k=[3]),
+         r"variants\[1\]: standard takes l1_coefficient, not k"),
         (lambda c: c.update(device="tpu"), r"device: 'tpu' is not allowed; allowed values: auto, cpu, cuda"),
         (lambda c: toy(c)["source"].update(n_features=500), r"orthogonal features need n_features <= d"),
     ],
@@ -61,8 +61,9 @@ def test_bad_config_gives_one_message_naming_the_key(default_config, mutate, mes
 def test_variants_expand_with_stable_ids(default_config):
     cfg = validate_config(default_config, SCHEMA)
     ids = [v.id for v in expand_variants(toy(cfg))]
-    assert "topk-w50-k11" in ids and "standard-w50-l1c0.1" in ids
-    assert len(ids) == len(set(ids))
+    assert ids == ["topk-w50-k4", "topk-w50-k8", "topk-w50-k11", "topk-w50-k16", "topk-w50-k24",
+                   "batchtopk-w50-k4", "batchtopk-w50-k11", "batchtopk-w50-k24"]
+    assert [v.id for v in expand_variants(cfg["experiments"]["modular"])] == ["topk-w512-k16", "standard-w512-l1c0.01"]
 
 
 def test_seed_modes(default_config):

@@ -373,20 +373,25 @@ def top_abs_cosines(
     )
 
 
-def _max_result_from_top(top: TopCosines) -> MaxCosineResult:
-    best_cos_a = np.ascontiguousarray(top.val_a[:, 0], dtype=np.float32)
-    best_cos_b = np.ascontiguousarray(top.val_b[:, 0], dtype=np.float32)
+def _max_result(best_b_for_a, best_cos_a, best_a_for_b, best_cos_b) -> MaxCosineResult:
+    """A :class:`MaxCosineResult` from each latent's best partner and |cos|, both ways."""
+    best_cos_a = np.ascontiguousarray(best_cos_a, dtype=np.float32)
+    best_cos_b = np.ascontiguousarray(best_cos_b, dtype=np.float32)
     a2b = float(best_cos_a.mean(dtype=np.float64))
     b2a = float(best_cos_b.mean(dtype=np.float64))
     return MaxCosineResult(
         mmcs_a_to_b=a2b,
         mmcs_b_to_a=b2a,
         mmcs=0.5 * (a2b + b2a),
-        best_b_for_a=np.ascontiguousarray(top.idx_a[:, 0], dtype=np.int64),
+        best_b_for_a=np.ascontiguousarray(best_b_for_a, dtype=np.int64),
         best_cos_a=best_cos_a,
-        best_a_for_b=np.ascontiguousarray(top.idx_b[:, 0], dtype=np.int64),
+        best_a_for_b=np.ascontiguousarray(best_a_for_b, dtype=np.int64),
         best_cos_b=best_cos_b,
     )
+
+
+def _max_result_from_top(top: TopCosines) -> MaxCosineResult:
+    return _max_result(top.idx_a[:, 0], top.val_a[:, 0], top.idx_b[:, 0], top.val_b[:, 0])
 
 
 def max_abs_cosine(
@@ -457,18 +462,9 @@ def _max_result_from_dense(cos: np.ndarray) -> MaxCosineResult:
     """Best matches both ways read off a full |cos| matrix (see :func:`max_abs_cosine`)."""
     best_b_for_a = cos.argmax(axis=1)
     best_a_for_b = cos.argmax(axis=0)
-    best_cos_a = cos[np.arange(cos.shape[0]), best_b_for_a].astype(np.float32)
-    best_cos_b = cos[best_a_for_b, np.arange(cos.shape[1])].astype(np.float32)
-    a2b = float(best_cos_a.mean(dtype=np.float64))
-    b2a = float(best_cos_b.mean(dtype=np.float64))
-    return MaxCosineResult(
-        mmcs_a_to_b=a2b,
-        mmcs_b_to_a=b2a,
-        mmcs=0.5 * (a2b + b2a),
-        best_b_for_a=best_b_for_a.astype(np.int64),
-        best_cos_a=best_cos_a,
-        best_a_for_b=best_a_for_b.astype(np.int64),
-        best_cos_b=best_cos_b,
+    return _max_result(
+        best_b_for_a, cos[np.arange(cos.shape[0]), best_b_for_a],
+        best_a_for_b, cos[best_a_for_b, np.arange(cos.shape[1])],
     )
 
 
@@ -521,11 +517,7 @@ def _dense_max_and_matching(a, b, memory_budget_mb, device) -> tuple[MaxCosineRe
     """
     if a.shape[0] > b.shape[0]:
         mx, m = _dense_max_and_matching(b, a, memory_budget_mb, device)
-        swapped = MaxCosineResult(
-            mmcs_a_to_b=mx.mmcs_b_to_a, mmcs_b_to_a=mx.mmcs_a_to_b, mmcs=mx.mmcs,
-            best_b_for_a=mx.best_a_for_b, best_cos_a=mx.best_cos_b,
-            best_a_for_b=mx.best_b_for_a, best_cos_b=mx.best_cos_a,
-        )
+        swapped = _max_result(mx.best_a_for_b, mx.best_cos_b, mx.best_b_for_a, mx.best_cos_a)
         return swapped, _matching_result(m.cols, m.rows, m.cos, True, a.shape[0], b.shape[0])
     cos = abs_cosine_matrix(a, b, dtype=np.float64, memory_budget_mb=max(memory_budget_mb * 0.25, 1.0), device=device)
     return _max_result_from_dense(cos), _hungarian_on(cos)
