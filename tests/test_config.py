@@ -48,6 +48,10 @@ def test_default_config_is_valid_and_gets_defaults(default_config):
          r"variants\[1\]: standard takes l1_coefficient, not k"),
         (lambda c: c.update(device="tpu"), r"device: 'tpu' is not allowed; allowed values: auto, cpu, cuda"),
         (lambda c: toy(c)["source"].update(n_features=500), r"orthogonal features need n_features <= d"),
+        (lambda c: c["experiments"]["smollm2"]["sae"]["variants"][1].update(hooks=["blocks.7.hook_out"]),
+         r"experiments\.smollm2\.sae\.variants\[1\]\.hooks: 'blocks\.7\.hook_out' is not a hook of smollm2; hooks: blocks\.6\.hook_out, blocks\.15\.hook_out"),
+        (lambda c: c["comparisons"]["smollm2-widths"]["b"].update(hooks=["blocks.15.hook_out"]),
+         r"comparisons\.smollm2-widths\.b\.hooks: 'blocks\.15\.hook_out' is not a hook smollm2 trains topk-w2304-k64 at; hooks: blocks\.6\.hook_out"),
     ],
 )
 def test_bad_config_gives_one_message_naming_the_key(default_config, mutate, message):
@@ -73,3 +77,13 @@ def test_seed_modes(default_config):
     assert seed_pair(exp, 3) == (3, 7)
     exp["sae"]["seed_mode"] = "data_only"
     assert seed_pair(exp, 3) == (7, 3)
+
+
+def test_variant_hooks_restrict_where_a_variant_is_trained(default_config):
+    cfg = validate_config(default_config, SCHEMA)
+    by_id = {v.id: v for v in expand_variants(cfg["experiments"]["smollm2"])}
+    narrow, everywhere = by_id["topk-w2304-k64"], by_id["topk-w1152-k64"]
+    assert narrow.hooks == ("blocks.6.hook_out",) and "hooks" not in dict(narrow.options)
+    assert narrow.trained_at("blocks.6.hook_out") and not narrow.trained_at("blocks.15.hook_out")
+    assert everywhere.hooks is None and everywhere.trained_at("blocks.15.hook_out")
+

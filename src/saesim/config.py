@@ -112,6 +112,10 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
             for w in variant.get("matryoshka_widths", []):
                 if w > variant["width"]:
                     raise SaesimError(f"{where}.matryoshka_widths: {w} exceeds width={variant['width']}")
+            known = exp.get("hooks", ["toy"])
+            for hook in variant.get("hooks", []):
+                if hook not in known:
+                    raise SaesimError(f"{where}.hooks: {hook!r} is not a hook of {name}; hooks: {', '.join(known)}")
         if exp["source"]["kind"] != "toy" and not exp.get("hooks"):
             raise SaesimError(f"{source}: experiments.{name}.hooks: a {exp['source']['kind']} experiment needs a list of hook points")
         if exp["source"]["kind"] == "toy" and exp.get("hooks", ["toy"]) != ["toy"]:
@@ -139,15 +143,18 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
             exp = config["experiments"].get(ref["experiment"])
             if exp is None:
                 raise SaesimError(f"{where}.experiment: {ref['experiment']!r} is not an experiment; experiments: {', '.join(config['experiments'])}")
-            ids = [v.id for v in expand_variants(exp)]
-            if ref["variant"] not in ids:
-                raise SaesimError(f"{where}.variant: {ref['variant']!r} is not a variant of {ref['experiment']}; variants: {', '.join(ids)}")
+            by_id = {v.id: v for v in expand_variants(exp)}
+            if ref["variant"] not in by_id:
+                raise SaesimError(f"{where}.variant: {ref['variant']!r} is not a variant of {ref['experiment']}; variants: {', '.join(by_id)}")
             if "seed" in ref and ref["seed"] not in exp["sae"]["seeds"]:
                 raise SaesimError(f"{where}.seed: {ref['seed']} is not among the seeds {exp['sae']['seeds']} of {ref['experiment']}")
-            known = exp.get("hooks", ["toy"])
+            variant = by_id[ref["variant"]]
+            known = [h for h in exp.get("hooks", ["toy"]) if variant.trained_at(h)]
             for hook in ref.get("hooks", []):
                 if hook not in known:
-                    raise SaesimError(f"{where}.hooks: {hook!r} is not a hook of {ref['experiment']}; hooks: {', '.join(known)}")
+                    raise SaesimError(
+                        f"{where}.hooks: {hook!r} is not a hook {ref['experiment']} trains {ref['variant']} at; hooks: {', '.join(known)}"
+                    )
     return config
 
 
@@ -166,6 +173,10 @@ class Variant:
     sparsity_key: str
     sparsity: float
     options: tuple[tuple[str, Any], ...]  # per-variant overrides (lr, matryoshka_widths, ...)
+    hooks: tuple[str, ...] | None = None  # trained at these hooks only (None: every hook of the experiment)
+
+    def trained_at(self, hook: str) -> bool:
+        return self.hooks is None or hook in self.hooks
 
 
 def expand_variants(exp: dict) -> list[Variant]:
@@ -173,10 +184,13 @@ def expand_variants(exp: dict) -> list[Variant]:
     out = []
     for entry in exp["sae"]["variants"]:
         key = SPARSITY_KEYS[entry["architecture"]]
-        options = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in entry.items() if k not in ("architecture", "width", key)))
+        options = tuple(
+            sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in entry.items() if k not in ("architecture", "width", "hooks", key))
+        )
+        hooks = tuple(entry["hooks"]) if entry.get("hooks") is not None else None
         for value in entry[key]:
             vid = f"{entry['architecture']}-w{entry['width']}-{SPARSITY_TAGS[key]}{format_number(value)}"
-            out.append(Variant(vid, entry["architecture"], entry["width"], key, float(value), options))
+            out.append(Variant(vid, entry["architecture"], entry["width"], key, float(value), options, hooks))
     ids = [v.id for v in out]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:

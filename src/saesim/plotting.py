@@ -128,9 +128,12 @@ def stability_vs_l0(stability: pd.DataFrame, pairs: pd.DataFrame, true_l0: float
     fig, axes = plt.subplots(len(hooks), len(metrics), figsize=(4.6 * len(metrics), 3.6 * len(hooks)), squeeze=False)
     l0_of = stability.set_index(["hook", "variant"])["l0_mean"]
     extra = {}
+    # labels, markers and baseline styles by width over the whole table, so that a
+    # width trained at some hooks only keeps one legend entry and one marker
+    widths = sorted(stability["width"].unique())
+    x_max = max(float(stability["l0_mean"].max()), true_l0 or 0.0) * 1.08
     for r, hook in enumerate(hooks):
         st = stability[stability["hook"] == hook]
-        widths = sorted(st["width"].unique())
         for c, metric in enumerate(metrics):
             ax = axes[r, c]
             for (arch, width), g in st.groupby(["architecture", "width"]):
@@ -147,6 +150,8 @@ def stability_vs_l0(stability: pd.DataFrame, pairs: pd.DataFrame, true_l0: float
                 p = pairs[(pairs["hook"] == hook) & pairs["variant"].isin(g["variant"])]
                 ax.scatter([l0_of[(hook, v)] for v in p["variant"]], p[metric], color=color, alpha=0.3, s=14, lw=0, transform=ax.transData + shift)
             for i, width in enumerate(widths):
+                if width not in set(st["width"]):
+                    continue
                 row = st[st["width"] == width].iloc[0]
                 label = "random decoders" if len(widths) == 1 else f"random, width {width}"
                 handle, label = _baseline(ax, row[f"{metric}_baseline"], row.get(f"{metric}_baseline_std"), label, BASELINE_STYLES[i % len(BASELINE_STYLES)])
@@ -156,7 +161,7 @@ def stability_vs_l0(stability: pd.DataFrame, pairs: pd.DataFrame, true_l0: float
             ax.set_xlabel("L0 (mean active latents per input)")
             ax.set_ylabel(METRIC_LABELS[metric])
             ax.set_ylim(*UNIT_YLIM)
-            ax.set_xlim(left=0)
+            ax.set_xlim(0, x_max)
             if len(hooks) > 1:
                 ax.set_title(f"{hook}", fontsize=10)
     _top_legend(fig, axes, extra, title, len(hooks))

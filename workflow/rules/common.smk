@@ -112,24 +112,26 @@ def sae_spec(wildcards):
     return spec
 
 
+def hook_variants(exp):
+    """Every (hook, variant id) an experiment trains SAEs for, hooks first."""
+    return [(h, vid) for h in hooks(exp) for vid, v in variants(exp).items() if v.trained_at(h)]
+
+
 def all_sae_dirs(exp):
-    return [
-        sae_dir(exp, h, v, s) for h in hooks(exp) for v in variants(exp) for s in seeds(exp)
-    ]
+    return [sae_dir(exp, h, v, s) for h, v in hook_variants(exp) for s in seeds(exp)]
 
 
 def all_pair_files(exp):
     return [
         f"results/{exp}/pairs/{h}/{v}/seed{a}-seed{b}.json"
-        for h in hooks(exp)
-        for v in variants(exp)
+        for h, v in hook_variants(exp)
         for a, b in seed_pairs(exp)
     ]
 
 
 def all_baseline_files(exp):
-    widths = sorted({v.width for v in variants(exp).values()})
-    return [f"results/{exp}/baselines/{h}/w{w}.json" for h in hooks(exp) for w in widths]
+    widths = {h: sorted({variants(exp)[v].width for hv, v in hook_variants(exp) if hv == h}) for h in hooks(exp)}
+    return [f"results/{exp}/baselines/{h}/w{w}.json" for h in hooks(exp) for w in widths[h]]
 
 
 def all_ground_truth_files(exp):
@@ -137,8 +139,7 @@ def all_ground_truth_files(exp):
         return []
     return [
         f"results/{exp}/ground_truth/{h}/{v}/seed{s}.json"
-        for h in hooks(exp)
-        for v in variants(exp)
+        for h, v in hook_variants(exp)
         for s in seeds(exp)
     ]
 
@@ -183,8 +184,7 @@ def modular_model_config(exp):
 def all_fourier_files(exp):
     return [
         f"results/{exp}/fourier/{h}/{v}/seed{s}.json"
-        for h in hooks(exp)
-        for v in variants(exp)
+        for h, v in hook_variants(exp)
         for s in seeds(exp)
     ]
 
@@ -215,7 +215,8 @@ def comparison_side(cmp, side):
     """(experiment, variant, seed, hooks) of one side of a comparison."""
     ref = COMPARISONS[cmp][side]
     exp = ref["experiment"]
-    return exp, ref["variant"], ref.get("seed", seeds(exp)[0]), ref.get("hooks", hooks(exp))
+    trained = [h for h, v in hook_variants(exp) if v == ref["variant"]]
+    return exp, ref["variant"], ref.get("seed", seeds(exp)[0]), ref.get("hooks", trained)
 
 
 def comparison_inputs(wildcards):
