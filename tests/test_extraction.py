@@ -1,5 +1,11 @@
 """Extraction into stores: stop-early equals full forward; SmolLM2 rows equal a fresh forward pass."""
 
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -143,3 +149,102 @@ def test_smollm2_cached_copy_equals_gguf(smollm2):
     assert ids.tolist() == [tok2("The capital of France is")["input_ids"]]
     with torch.no_grad():
         assert torch.equal(cached(ids), fresh(ids))
+
+
+# --------------------------------------------------------------------------- the documented store schema
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def documented_store_rows():
+    """The README's store table as rows of cells (header first)."""
+    text = README.read_text()
+    section = text[text.index("### Activation store") :]
+    section = section[: section.index("\n### ", 5)]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| ---")]
+    assert rows[0].startswith("| dataset / attribute | stores |"), "README store table lost its header"
+    return [[c.strip() for c in row.strip("|").split("|")] for row in rows[1:]]
+
+
+def documented_dtypes():
+    """{dataset path: the dtypes its README row allows}."""
+    return {name.strip("`"): set(re.findall(r"(?:float|int)\d+", shape))
+            for name, _, shape, _ in documented_store_rows() if name.startswith("`/")}
+
+
+def documented_store_schema():
+    """{kind: (dataset paths, root attrs, /ground_truth attrs)} from the README's store table."""
+    schema = {kind: (set(), set(), set()) for kind in ("lm", "modular", "toy")}
+    for name, stores, _shape, meaning in documented_store_rows():
+        kinds = ("lm", "modular", "toy") if stores == "all" else [k.strip() for k in stores.split(",")]
+        for kind in kinds:
+            datasets, attrs, gt_attrs = schema[kind]
+            if name.startswith("`/"):
+                datasets.add(name.strip("`"))
+            else:
+                target = gt_attrs if name == "attrs of `/ground_truth`" else attrs
+                assert name in ("attrs", "attrs of `/ground_truth`"), row
+                target.update(re.findall(r"(?:^|, )`(\w+)`", meaning))
+    return schema
+
+
+def h5py_schema(path):
+    datasets = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: datasets.append("/" + name) if isinstance(obj, h5py.Dataset) else None)
+        gt_attrs = set(f["ground_truth"].attrs) if "ground_truth" in f else set()
+        return set(datasets), set(f.attrs), gt_attrs
+
+
+def h5dump_schema(path):
+    """The same three sets, from the header that Debian's ``h5dump -H`` prints."""
+    out = subprocess.run(["h5dump", "-H", str(path)], capture_output=True, text=True, check=True).stdout
+    datasets, attrs, gt_attrs, stack = set(), set(), set(), []
+    for line in out.splitlines():
+        m = re.match(r'^(\s*)(GROUP|DATASET|ATTRIBUTE) "([^"]+)"', line)
+        if m:
+            depth = len(m.group(1)) // 3
+            del stack[depth:]
+            kind, name = m.group(2), m.group(3)
+            if kind == "GROUP":
+                stack.append("" if name == "/" else name)
+            elif kind == "DATASET":
+                datasets.add("/".join(stack + [name]) if stack[1:] else "/" + name)
+            elif kind == "ATTRIBUTE":
+                (gt_attrs if stack[1:] == ["ground_truth"] else attrs).add(name)
+    return datasets, attrs, gt_attrs
+
+
+@pytest.fixture(scope="module")
+def one_store_of_each_kind(small_lm, tmp_path_factory):
+    from saesim.models.modular import ModularConfig, build_model
+    from saesim.toy_model import ToyModelConfig, write_toy_store
+
+    out = tmp_path_factory.mktemp("schema")
+    tokens = np.random.default_rng(0).integers(0, 50, size=(2, 16)).astype(np.int32)
+    # the attributes that scripts/extract_activations.py and extract_modular_stores.py add
+    extraction.extract_to_stores(small_lm, tokens, ["blocks.1.hook_resid_post"], {"blocks.1.hook_resid_post": out / "lm.h5"},
+                                 progress=False, attrs={"corpus_sha256": "0" * 64, "corpus_origin": "test"})
+    cfg = ModularConfig(p=23, seed=1)
+    extraction.extract_modular_stores(build_model(cfg).eval(), ["blocks.0.hook_mlp_out"], {"blocks.0.hook_mlp_out": out / "modular.h5"},
+                                      n_rows=600, attrs={"config": cfg.to_dict(), "grok_epoch": -1})
+    write_toy_store(out / "toy.h5", ToyModelConfig(n_features=8, d=16), n_rows=2000)
+    return {kind: out / f"{kind}.h5" for kind in ("lm", "modular", "toy")}
+
+
+@pytest.mark.parametrize("kind", ["lm", "modular", "toy"])
+def test_store_schema_is_the_documented_one(one_store_of_each_kind, kind):
+    documented = documented_store_schema()[kind]
+    assert h5py_schema(one_store_of_each_kind[kind]) == documented
+    with open_store(one_store_of_each_kind[kind]) as store:  # and saesim's own reader accepts it
+        assert store.n_rows > 0
+    allowed = documented_dtypes()
+    with h5py.File(one_store_of_each_kind[kind], "r") as f:
+        for name in documented[0]:
+            assert f[name].dtype.name in allowed[name], (name, f[name].dtype)
+
+
+@pytest.mark.skipif(shutil.which("h5dump") is None, reason="h5dump not installed (Debian: apt-get install hdf5-tools)")
+@pytest.mark.parametrize("kind", ["lm", "modular", "toy"])
+def test_h5dump_shows_the_documented_schema(one_store_of_each_kind, kind):
+    assert h5dump_schema(one_store_of_each_kind[kind]) == documented_store_schema()[kind]
