@@ -67,7 +67,7 @@ def test_variants_expand_with_stable_ids(default_config):
     ids = [v.id for v in expand_variants(toy(cfg))]
     assert ids == ["topk-w50-k4", "topk-w50-k8", "topk-w50-k11", "topk-w50-k16", "topk-w50-k24",
                    "batchtopk-w50-k11", "batchtopk-w50-k24"]
-    assert [v.id for v in expand_variants(cfg["experiments"]["modular"])] == ["topk-w512-k16", "standard-w512-l1c0.01"]
+    assert [v.id for v in expand_variants(cfg["experiments"]["modular"])] == ["topk-w512-k16", "standard-w512-l1c3"]
 
 
 def test_seed_modes(default_config):
