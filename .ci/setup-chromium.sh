@@ -8,6 +8,7 @@
 set -euo pipefail
 
 log() { echo "setup-chromium: $*" >&2; }
+. "$(dirname "$0")/apt-install.sh"
 
 CHROMIUM=/usr/bin/chromium
 
@@ -16,15 +17,8 @@ if [ -x "$CHROMIUM" ] && "$CHROMIUM" --version >/dev/null 2>&1; then
     exit 0
 fi
 
-if [ "$(id -u)" != 0 ]; then
-    log "needs root to install chromium with apt-get (running as $(id -un))"
-    exit 1
-fi
-
-log "installing chromium with apt-get"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >&2
-apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >&2
+require_root "install chromium with apt-get" || exit 1
+apt_install chromium fonts-dejavu-core
 
 if "$CHROMIUM" --version >/dev/null 2>&1; then
     log "$("$CHROMIUM" --version 2>/dev/null) installed"

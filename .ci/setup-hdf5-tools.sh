@@ -5,19 +5,14 @@
 set -euo pipefail
 
 log() { echo "setup-hdf5-tools: $*" >&2; }
+. "$(dirname "$0")/apt-install.sh"
 
 if command -v h5dump >/dev/null 2>&1; then
     log "h5dump is already installed"
     exit 0
 fi
-if [ "$(id -u)" != 0 ]; then
-    log "needs root to install hdf5-tools with apt-get (running as $(id -un))"
-    exit 1
-fi
-log "installing hdf5-tools with apt-get"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >&2
-apt-get install -y -qq --no-install-recommends hdf5-tools >&2
+require_root "install hdf5-tools with apt-get" || exit 1
+apt_install hdf5-tools
 command -v h5dump >/dev/null 2>&1 && { log "h5dump installed"; exit 0; }
 log "hdf5-tools was installed but h5dump is not on PATH"
 exit 1

@@ -18,6 +18,7 @@
 set -euo pipefail
 
 log() { echo "setup-slurm: $*" >&2; }
+. "$(dirname "$0")/apt-install.sh"
 
 node_state() { timeout 10 sinfo -h -N -o '%T' 2>/dev/null | head -n1; }
 
@@ -32,16 +33,10 @@ if cluster_up; then
     exit 0
 fi
 
-if [ "$(id -u)" != 0 ]; then
-    log "needs root to install and start SLURM (running as $(id -un))"
-    exit 1
-fi
+require_root "install and start SLURM" || exit 1
 
 if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1; then
-    log "installing slurm-wlm and munge with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq --no-install-recommends slurm-wlm munge >&2
+    apt_install slurm-wlm munge
 fi
 
 # ---- munge ------------------------------------------------------------------
