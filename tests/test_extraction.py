@@ -183,7 +183,7 @@ def documented_store_schema():
                 datasets.add(name.strip("`"))
             else:
                 target = gt_attrs if name == "attrs of `/ground_truth`" else attrs
-                assert name in ("attrs", "attrs of `/ground_truth`"), row
+                assert name in ("attrs", "attrs of `/ground_truth`"), f"README store table: unknown row {name!r}"
                 target.update(re.findall(r"(?:^|, )`(\w+)`", meaning))
     return schema
 
