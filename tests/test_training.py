@@ -52,9 +52,10 @@ def test_same_seed_gives_identical_bytes_and_seeds_differ(toy_store, tmp_path):
 
 
 def test_init_seed_and_data_seed_are_separate_sources(toy_store, tmp_path):
-    base = train_sae(toy_store, SAESpec("topk", 16, 3, 0, 0, lr=1e-2, training_samples=5_000, batch_size=256), tmp_path / "base")
-    init = train_sae(toy_store, SAESpec("topk", 16, 3, 1, 0, lr=1e-2, training_samples=5_000, batch_size=256), tmp_path / "init")
-    data = train_sae(toy_store, SAESpec("topk", 16, 3, 0, 1, lr=1e-2, training_samples=5_000, batch_size=256), tmp_path / "data")
+    kw = dict(lr=1e-2, training_samples=5_000, batch_size=256, eval_rows=4000)
+    base = train_sae(toy_store, SAESpec("topk", 16, 3, 0, 0, **kw), tmp_path / "base")
+    init = train_sae(toy_store, SAESpec("topk", 16, 3, 1, 0, **kw), tmp_path / "init")
+    data = train_sae(toy_store, SAESpec("topk", 16, 3, 0, 1, **kw), tmp_path / "data")
     assert len({base["weights_sha256"], init["weights_sha256"], data["weights_sha256"]}) == 3
 
 
@@ -167,3 +168,147 @@ def test_b_dec_mean_init_starts_at_the_training_rows_mean(offset_store_with_outl
 def test_unknown_b_dec_init_is_refused(toy_store, tmp_path):
     with pytest.raises(SaesimError, match="b_dec_init"):
         train_sae(toy_store, spec("topk", 3, b_dec_init="median"), tmp_path / "bad")
+
+
+class Interrupted(Exception):
+    """Stands for a kill after training, before the SAE is published."""
+
+
+def interrupted_training(monkeypatch, toy_store, s, out, resume):
+    """Train ``s`` with trainer checkpoints and stop before publishing: ``resume`` keeps them."""
+    import saesim.training
+
+    def stop(*args, **kwargs):
+        raise Interrupted
+
+    with monkeypatch.context() as m:
+        m.setattr(saesim.training, "evaluate_sae", stop)
+        with pytest.raises(Interrupted):
+            train_sae(toy_store, s, out, resume_dir=resume, n_checkpoints=3)
+    assert not out.exists()
+    return sorted(int(p.name) for p in resume.iterdir() if p.name.isdigit())
+
+
+@pytest.mark.parametrize("change", ["lr", "sae-lens version"])
+def test_resume_checkpoints_made_for_another_sae_are_discarded(toy_store, tmp_path, monkeypatch, capsys, change):
+    """Checkpoints of spec A (or of other package versions) under the resume folder: training
+    spec B gives exactly a fresh spec-B SAE, not one continued from A's weights."""
+    import saesim.training
+
+    a = spec("topk", 3, seed=3, training_samples=40_000)
+    b = spec("topk", 3, seed=3, training_samples=40_000, lr=3e-3) if change == "lr" else a
+    fresh_b = train_sae(toy_store, b, tmp_path / "fresh")
+    resume = tmp_path / "resume"
+    with monkeypatch.context() as m:
+        if change != "lr":
+            versions = saesim.training.producer_versions()
+            m.setattr(saesim.training, "producer_versions", lambda: {**versions, "sae-lens": "0.0.1"})
+        assert len(interrupted_training(monkeypatch, toy_store, a, tmp_path / "a", resume)) == 3
+    capsys.readouterr()
+    got = train_sae(toy_store, b, tmp_path / "b", resume_dir=resume, n_checkpoints=3)
+    log = capsys.readouterr().out
+    assert got["weights_sha256"] == fresh_b["weights_sha256"], "== a fresh spec-B training, bit for bit"
+    assert (tmp_path / "b" / "sae_weights.safetensors").read_bytes() == (tmp_path / "fresh" / "sae_weights.safetensors").read_bytes()
+    assert got["resumed_from_samples"] is None
+    assert f"discarding resume checkpoints {resume}: made for a different SAE" in log
+    assert ("spec.lr: 0.01 != 0.003" if change == "lr" else "versions.sae-lens: '0.0.1' != ") in log
+    assert not resume.exists()
+
+
+def test_damaged_resume_checkpoints_are_discarded_not_fatal(toy_store, tmp_path, monkeypatch, capsys):
+    """The newest checkpoint has one changed byte (loadable, wrong), the next a truncated
+    trainer state (unloadable): both are discarded with a log line and training resumes from
+    the oldest, equal to an uninterrupted run."""
+    s = spec("topk", 3, seed=4, training_samples=40_000)
+    full = train_sae(toy_store, s, tmp_path / "full")
+    resume = tmp_path / "resume"
+    oldest, middle, newest = interrupted_training(monkeypatch, toy_store, s, tmp_path / "x", resume)
+    weights = resume / str(newest) / "sae_weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0x01
+    weights.write_bytes(bytes(data))
+    state = resume / str(middle) / "trainer_state.pt"
+    state.write_bytes(state.read_bytes()[:100])
+    capsys.readouterr()
+    got = train_sae(toy_store, s, tmp_path / "resumed", resume_dir=resume, n_checkpoints=3)
+    log = capsys.readouterr().out
+    assert got["weights_sha256"] == full["weights_sha256"]
+    assert got["resumed_from_samples"] == oldest
+    assert f"discarding unloadable resume checkpoint {resume / str(newest)}" in log
+    assert f"discarding unloadable resume checkpoint {resume / str(middle)}" in log
+    assert not resume.exists()
+
+
+@pytest.mark.parametrize("lr,samples", [(1e30, 20_000), (float("inf"), 20_000), (float("inf"), 60_000)])
+def test_diverged_training_fails_naming_the_sae_and_publishes_nothing(toy_store, tmp_path, lr, samples):
+    out = tmp_path / "diverged"
+    resume = tmp_path / "resume"
+    with pytest.raises(SaesimError) as err:
+        train_sae(toy_store, spec("topk", 3, lr=lr, training_samples=samples), out, resume_dir=resume, n_checkpoints=2)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{out}: training diverged (non-finite loss")
+    assert f"sae.training.lr={lr}" in msg
+    if samples == 60_000:  # 235 steps: caught at the step-100 check, before the end
+        assert "by step 101" in msg
+    assert not out.exists() and not list(tmp_path.glob("diverged.partial-*"))
+    assert not resume.exists()
+
+
+def test_nonfinite_weights_are_named():
+    import torch
+
+    from saesim.training import nonfinite_tensors
+
+    layer = torch.nn.Linear(3, 2)
+    assert nonfinite_tensors(layer) == []
+    with torch.no_grad():
+        layer.bias[1] = float("nan")
+    assert nonfinite_tensors(layer) == ["bias"]
+
+
+def test_fewer_training_samples_than_one_batch_is_refused(toy_store, tmp_path):
+    with pytest.raises(SaesimError, match=r"sae\.training\.training_samples=100 is smaller than sae\.training\.batch_size=256"):
+        train_sae(toy_store, spec("topk", 3, training_samples=100), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_eval_rows_beyond_a_fifth_of_the_rows_are_refused_not_capped(toy_store, tmp_path):
+    from saesim.activation_store import open_store
+    from saesim.training import split_rows
+
+    with open_store(toy_store) as store:
+        train, evals = split_rows(store, spec("topk", 3, eval_rows=4000))
+        assert evals.sum() == 4000 and train.sum() == 16_000
+        with pytest.raises(SaesimError, match=r"toy\.h5: sae\.training\.eval_rows=4001 is more than a fifth of the 20000 rows .*at most 4000"):
+            split_rows(store, spec("topk", 3, eval_rows=4001))
+    with pytest.raises(SaesimError, match=r"sae\.training\.eval_rows=20000"):
+        train_sae(toy_store, spec("topk", 3, eval_rows=20_000), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_cfg_json_has_sorted_keys_and_equal_bytes_across_processes(toy_store, tmp_path):
+    """sae-lens orders cfg.json by a set of names (per-process hash seed); two processes with
+    different hash seeds must still write the same bytes."""
+    import os
+    import subprocess
+    import sys
+
+    for hash_seed in ("0", "1"):
+        code = (
+            "from saesim.training import SAESpec, train_sae\n"
+            f"train_sae({str(toy_store)!r}, SAESpec('batchtopk', 16, 3, 0, 0, lr=1e-2, training_samples=2560, batch_size=256, eval_rows=2048), "
+            f"{str(tmp_path / hash_seed)!r})\n"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": hash_seed})
+    a, b = (tmp_path / "0" / "cfg.json").read_bytes(), (tmp_path / "1" / "cfg.json").read_bytes()
+    assert a == b
+
+    def keys_sorted(pairs):
+        keys = [k for k, _ in pairs]
+        assert keys == sorted(keys), keys
+        return dict(pairs)
+
+    cfg = json.loads(a, object_pairs_hook=keys_sorted)
+    assert cfg["d_sae"] == 16 and "metadata" in cfg
+    assert sae_lens.SAE.load_from_disk(str(tmp_path / "0")).cfg.d_sae == 16

@@ -156,7 +156,8 @@ def split_rows(store: ActivationStore, spec: SAESpec) -> tuple[np.ndarray, np.nd
 
     The first ``eval_rows`` eligible rows are held out for evaluation, the same
     for every SAE on this store; excluded positions (e.g. BOS) and, with
-    ``exclude_norm_above``, norm outliers are in neither.
+    ``exclude_norm_above``, norm outliers are in neither. ``eval_rows`` may be
+    at most a fifth of the eligible rows (refused otherwise, never capped).
     """
     eligible = np.ones(store.n_rows, dtype=bool)
     if spec.exclude_positions and store.has_tokens:
@@ -164,7 +165,12 @@ def split_rows(store: ActivationStore, spec: SAESpec) -> tuple[np.ndarray, np.nd
     if spec.exclude_norm_above is not None:
         eligible &= ~norm_outlier_rows(row_norms(store), eligible, spec.exclude_norm_above)
     idx = np.flatnonzero(eligible)
-    n_eval = min(spec.eval_rows, len(idx) // 5)
+    if spec.eval_rows > len(idx) // 5:
+        raise SaesimError(
+            f"{store.path}: sae.training.eval_rows={spec.eval_rows} is more than a fifth of the "
+            f"{len(idx)} rows this SAE may use; at most {len(idx) // 5}"
+        )
+    n_eval = spec.eval_rows
     eval_mask = np.zeros_like(eligible)
     eval_mask[idx[:n_eval]] = True
     return eligible & ~eval_mask, eval_mask
@@ -232,6 +238,95 @@ def latest_checkpoint(resume_dir: Path | None) -> Path | None:
     return max(done, key=lambda p: int(p.name)) if done else None
 
 
+RESUME_KEY_FILE = "key.json"
+
+
+def resume_key(spec: SAESpec, store: ActivationStore) -> dict:
+    """Everything that determines the SAE a resume checkpoint belongs to: the full
+    training spec, the store's content, the package versions and this library's code."""
+    code = hashlib.sha256()
+    for module in (Path(__file__), Path(__file__).with_name("activation_store.py")):
+        code.update(module.name.encode() + b"\0" + module.read_bytes())
+    return {
+        "spec": spec.to_dict(),
+        "store_content_hash": store.content_hash,
+        "versions": producer_versions(),
+        "code_sha256": code.hexdigest(),
+    }
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def key_differences(old: Any, new: dict) -> list[str]:
+    """``key: old != new`` for every entry of two resume keys that differs."""
+    a, b = _flatten(old), _flatten(new)
+    return [f"{k}: {a.get(k, '(absent)')!r} != {b.get(k, '(absent)')!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def claim_resume_dir(resume_dir: Path, key: dict, write_key: bool) -> None:
+    """Keep ``resume_dir`` only if its key file says it was made for exactly ``key``;
+    otherwise remove it with a log line. Then (``write_key``) record ``key`` in it."""
+    if resume_dir.exists():
+        try:
+            stored = json.loads((resume_dir / RESUME_KEY_FILE).read_text())
+            diffs = key_differences(stored, key)
+            reason = f"made for a different SAE ({'; '.join(diffs[:5])}{'; ...' if len(diffs) > 5 else ''})" if diffs else None
+        except FileNotFoundError:
+            reason = f"it has no {RESUME_KEY_FILE}"
+        except (OSError, ValueError) as e:
+            reason = f"its {RESUME_KEY_FILE} is unreadable ({type(e).__name__})"
+        if reason is not None:
+            print(f"discarding resume checkpoints {resume_dir}: {reason}", flush=True)
+            shutil.rmtree(resume_dir)
+    if write_key:
+        resume_dir.mkdir(parents=True, exist_ok=True)
+        tmp = resume_dir / f"{RESUME_KEY_FILE}.partial-{os.getpid()}"
+        tmp.write_text(json.dumps(key, indent=2, sort_keys=True))
+        os.replace(tmp, resume_dir / RESUME_KEY_FILE)
+
+
+def checkpoint_manifest(checkpoint: Path) -> dict[str, str]:
+    """sha256 of every file sae-lens wrote into a trainer checkpoint."""
+    return {p.name: file_sha256(p) for p in sorted(checkpoint.iterdir()) if p.is_file() and p.name != COMPLETE_MARKER}
+
+
+def verify_checkpoint(checkpoint: Path) -> None:
+    """Raise ValueError unless the checkpoint's files are those its completion marker lists."""
+    manifest = json.loads((checkpoint / COMPLETE_MARKER).read_text())
+    if not isinstance(manifest, dict) or checkpoint_manifest(checkpoint) != manifest:
+        raise ValueError("its files differ from those recorded when it was written")
+
+
+def write_sorted_json(path: Path) -> None:
+    """Rewrite a JSON file with sorted keys (atomically), so equal content gives equal bytes."""
+    obj = json.loads(path.read_text())
+    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def nonfinite_tensors(module) -> list[str]:
+    """Names of the floating-point tensors of a module's state dict that hold NaN or inf."""
+    import torch
+
+    return [
+        name
+        for name, t in module.state_dict().items()
+        if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+
+
+#: how often (in steps) training checks its accumulated loss for NaN/inf (each check syncs the device)
+DIVERGENCE_CHECK_STEPS = 100
+
+
 def train_sae(
     store_path: str | os.PathLike,
     spec: SAESpec,
@@ -249,6 +344,13 @@ def train_sae(
     the result equals an uninterrupted run bit for bit. ``resume_dir`` must lie
     outside ``out_dir`` (Snakemake deletes a job's outputs before it starts) and
     is removed once the SAE is published.
+
+    ``resume_dir`` holds a key (:func:`resume_key`: spec, store content hash,
+    versions, code); checkpoints made for any other key are removed, not resumed,
+    and so is a checkpoint whose files fail to load or differ from the hashes
+    recorded when it was written (a log line says which and why). Training that
+    produces a non-finite loss or weights raises :class:`SaesimError` and
+    publishes nothing.
     """
     import torch
     from sae_lens import SAE, LoggingConfig, SAETrainer
@@ -256,6 +358,11 @@ def train_sae(
 
     out_dir = Path(out_dir)
     resume_dir = Path(resume_dir) if resume_dir is not None else None
+    if spec.training_samples < spec.batch_size:
+        raise SaesimError(
+            f"{out_dir}: sae.training.training_samples={spec.training_samples} is smaller than "
+            f"sae.training.batch_size={spec.batch_size}: not one full training step"
+        )
     torch.set_num_threads(spec.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     device = resolve_device(spec.device)
@@ -265,15 +372,11 @@ def train_sae(
             raise SaesimError(f"{out_dir}: SAE width must be positive, got {spec.width}")
         if ARCHITECTURES[spec.architecture][1] == "k" and spec.sparsity >= spec.width:
             raise SaesimError(f"{out_dir}: k={spec.sparsity} must be smaller than the width {spec.width}")
-        train_mask, eval_mask = split_rows(store, spec)
-        sae = build_training_sae(spec, store.d)
-        if spec.b_dec_init == "mean":
-            # Start the decoder bias at the data mean (Bricken et al. 2023 use the
-            # geometric median): residual streams have a large shared offset that
-            # otherwise wins every TopK slot for a few latents and kills the rest.
-            sae.b_dec.data.copy_(torch.from_numpy(mean_row(store, train_mask)).to(sae.b_dec.dtype))
-        elif spec.b_dec_init != "zeros":
+        if spec.b_dec_init not in ("zeros", "mean"):
             raise SaesimError(f"{out_dir}: b_dec_init must be 'zeros' or 'mean', got {spec.b_dec_init!r}")
+        train_mask, eval_mask = split_rows(store, spec)
+        if resume_dir is not None:
+            claim_resume_dir(resume_dir, resume_key(spec, store), write_key=n_checkpoints > 0)
         trainer_cfg = SAETrainerConfig(
             total_training_samples=spec.training_samples,
             train_batch_size_samples=spec.batch_size,
@@ -288,17 +391,41 @@ def train_sae(
             n_checkpoints=n_checkpoints if resume_dir is not None else 0,
             checkpoint_path=str(resume_dir) if resume_dir is not None else None,
         )
-        batches = torch_batches(store, spec, train_mask)
 
         def mark_complete(checkpoint_path=None):
+            # the marker lists the sha256 of every file, so a damaged checkpoint is recognised
             if checkpoint_path is not None:
-                (Path(checkpoint_path) / COMPLETE_MARKER).write_text("ok")
+                marker = Path(checkpoint_path) / COMPLETE_MARKER
+                tmp = marker.with_name(f"{COMPLETE_MARKER}.partial-{os.getpid()}")
+                tmp.write_text(json.dumps(checkpoint_manifest(Path(checkpoint_path)), indent=2, sort_keys=True))
+                os.replace(tmp, marker)
 
-        trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=batches, save_checkpoint_fn=mark_complete)
-        resumed_from = latest_checkpoint(resume_dir)
-        if resumed_from is not None:
-            sae.load_weights_from_checkpoint(resumed_from)
-            trainer.load_trainer_state(resumed_from)
+        def fresh_trainer():
+            """A freshly initialised SAE, its trainer and the batch stream from the start."""
+            sae = build_training_sae(spec, store.d)
+            if spec.b_dec_init == "mean":
+                # Start the decoder bias at the data mean (Bricken et al. 2023 use the
+                # geometric median): residual streams have a large shared offset that
+                # otherwise wins every TopK slot for a few latents and kills the rest.
+                sae.b_dec.data.copy_(torch.from_numpy(mean_row(store, train_mask)).to(sae.b_dec.dtype))
+            batches = torch_batches(store, spec, train_mask)
+            trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=batches, save_checkpoint_fn=mark_complete)
+            return sae, trainer, batches
+
+        sae, trainer, batches = fresh_trainer()
+        resumed_from = None
+        while (candidate := latest_checkpoint(resume_dir)) is not None:
+            try:
+                verify_checkpoint(candidate)
+                sae.load_weights_from_checkpoint(candidate)
+                trainer.load_trainer_state(candidate)
+            except Exception as e:  # noqa: BLE001 - any failure to load means: do not use it
+                cause = f"{type(e).__name__}: {e}".splitlines()[0][:200]
+                print(f"discarding unloadable resume checkpoint {candidate}: {cause}", flush=True)
+                shutil.rmtree(candidate)
+                sae, trainer, batches = fresh_trainer()  # loading may have changed part of the state
+                continue
+            resumed_from = candidate
             trainer.checkpoint_thresholds = [t for t in trainer.checkpoint_thresholds if t >= trainer.n_training_samples]
             # sae-lens checkpoints inside a step, before it counts that step: the
             # step counter to continue from is the number of batches consumed.
@@ -306,9 +433,36 @@ def train_sae(
             for _ in range(trainer.n_training_steps):  # replay the batch stream to where it stopped
                 next(batches)
             print(f"resuming from {resumed_from} at {trainer.n_training_samples} samples", flush=True)
+            break
+
+        def diverged(cause: str) -> SaesimError:
+            if resume_dir is not None:  # its checkpoints lead to the same divergence
+                shutil.rmtree(resume_dir, ignore_errors=True)
+            return SaesimError(
+                f"{out_dir}: training diverged ({cause}) with sae.training.lr={spec.lr}; nothing was published"
+            )
+
+        # Non-finite losses are accumulated on the device and looked at every
+        # DIVERGENCE_CHECK_STEPS steps (as sae-lens's progress bar does), not every step.
+        nonfinite_loss = torch.zeros((), dtype=torch.bool, device=torch.device(device))
+        sae_step = trainer.step
+
+        def checked_step(batch):
+            out = sae_step(batch)
+            nonfinite_loss.logical_or_(~torch.isfinite(out.loss.detach()))
+            if trainer.n_training_steps % DIVERGENCE_CHECK_STEPS == 0 and bool(nonfinite_loss):
+                raise diverged(f"non-finite loss by step {trainer.n_training_steps + 1}")
+            return out
+
+        trainer.step = checked_step
         started = time.perf_counter()
         trained = trainer.fit()
         train_seconds = time.perf_counter() - started
+        if bool(nonfinite_loss):
+            raise diverged("non-finite loss")
+        bad = nonfinite_tensors(trained)
+        if bad:
+            raise diverged(f"non-finite weights in {', '.join(bad)}")
 
         for stale in out_dir.parent.glob(f"{out_dir.name}.partial-*"):  # left by a killed job
             shutil.rmtree(stale, ignore_errors=True)
@@ -316,6 +470,9 @@ def train_sae(
         tmp.mkdir(parents=True)
         try:
             trained.save_inference_model(str(tmp))
+            # sae-lens builds cfg.json from a set of field names: its key order
+            # follows the per-process string hash seed
+            write_sorted_json(tmp / "cfg.json")
             inference = SAE.load_from_disk(str(tmp), device=device)
             quality = evaluate_sae(inference, store, eval_mask)
             weights_file = tmp / "sae_weights.safetensors"
