@@ -201,6 +201,7 @@ FIGURES = {
     "latent_vs_truth": has_ground_truth,
     "grokking": is_modular,
     "fourier_overlap": is_modular,
+    "coactivation": lambda exp: True,
 }
 
 

@@ -1,4 +1,5 @@
-# Downstream loss of language-model SAEs: CE with the SAE's reconstruction spliced in.
+# Per-experiment analyses over all its SAEs: downstream loss of language-model SAEs (CE with the
+# SAE's reconstruction spliced in) and latent co-activation.
 
 
 def downstream_inputs(wildcards):
@@ -10,8 +11,8 @@ def downstream_inputs(wildcards):
     }
 
 
-def downstream_keys(exp):
-    """``hook/variant/seed<s>`` of every SAE of a language-model experiment (order of the saes input)."""
+def sae_keys(exp):
+    """``hook/variant/seed<s>`` of every SAE of an experiment, in the order of all_sae_dirs."""
     return [f"{h}/{v}/seed{s}" for h, v in hook_variants(exp) for s in seeds(exp)]
 
 
@@ -28,7 +29,7 @@ rule downstream_loss:
         source=lambda w: EXPERIMENTS[w.exp]["source"],
         n_contexts=lambda w: EXPERIMENTS[w.exp]["downstream"]["n_contexts"],
         hooks=lambda w: hooks(w.exp),
-        sae_keys=lambda w: downstream_keys(w.exp),
+        sae_keys=lambda w: sae_keys(w.exp),
         exclude_positions=lambda w: EXPERIMENTS[w.exp]["sae"]["exclude_positions"],
         exclude_norm_above=lambda w: EXPERIMENTS[w.exp]["sae"].get("exclude_norm_above"),
         device=DEVICE,
@@ -42,3 +43,45 @@ rule downstream_loss:
         "../../envs/saesim.yaml"
     script:
         "../../scripts/downstream_loss.py"
+
+
+rule coactivation:
+    input:
+        saes=lambda w: all_sae_dirs(w.exp),
+        stores=lambda w: [store_path(w.exp, h) for h in hooks(w.exp)],
+    output:
+        table=report(
+            "results/{exp}/tables/coactivation.csv",
+            caption="../report/coactivation.rst",
+            category="{exp}",
+            subcategory="Tables",
+            labels={"table": "co-activation per SAE (CSV)"},
+        ),
+        pairs="results/{exp}/tables/coactivation_pairs.csv",
+        overlap="results/{exp}/tables/coactivation_partners.csv",
+        pdf="results/figures/{exp}_coactivation.pdf",
+        png=report(
+            "results/figures/{exp}_coactivation.png",
+            caption="../report/coactivation.rst",
+            category="{exp}",
+            subcategory="Figures",
+            labels={"figure": "co-activation"},
+        ),
+    log:
+        "results/logs/coactivation/{exp}.log",
+    params:
+        sae_keys=lambda w: sae_keys(w.exp),
+        store_of=lambda w: {h: store_path(w.exp, h) for h in hooks(w.exp)},
+        seed_pairs=lambda w: [(h, v, a, b) for h, v in hook_variants(w.exp) for a, b in seed_pairs(w.exp)],
+        exclude_positions=lambda w: EXPERIMENTS[w.exp]["sae"]["exclude_positions"],
+        exclude_norm_above=lambda w: EXPERIMENTS[w.exp]["sae"].get("exclude_norm_above"),
+        options=lambda w: EXPERIMENTS[w.exp]["coactivation"],
+        code=code("coactivation", "similarity", "checkpoints", "plotting", "training", "activation_store", "universality/codes"),
+    threads: 1
+    resources:
+        mem_mb=coactivation_mem_mb,
+        runtime=coactivation_runtime,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/coactivation.py"

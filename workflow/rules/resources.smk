@@ -335,3 +335,23 @@ def downstream_runtime(wildcards, threads, attempt):
     tokens = EXPERIMENTS[exp]["downstream"]["n_contexts"] * src.get("corpus", {}).get("n_ctx", 128)
     passes = 1 + len(hooks(exp)) + len(hook_variants(exp)) * len(seeds(exp))
     return _minutes(2.0 * params * tokens * passes, threads, GPU, attempt) + 5 * attempt
+
+
+def coactivation_mem_mb(wildcards, attempt):
+    """Co-firing counts (at most tokens x L0^2 / 2 pairs, 16 bytes each, times three while
+    summed) and one chunk of dense codes."""
+    exp = wildcards.exp
+    opts = EXPERIMENTS[exp]["coactivation"]
+    widest = max(variants(exp)[v].width for _, v in hook_variants(exp))
+    l0 = max(_typical_l0(variants(exp)[v]) for _, v in hook_variants(exp))
+    pairs = min(widest**2 / 2, opts["max_rows"] * l0**2 / 2)
+    return _mem(LIBS_MB, 3 * 16 * pairs + 4 * 1024 * widest, attempt)
+
+
+def coactivation_runtime(wildcards, attempt):
+    """Encoding the rows once per SAE and one matching per seed pair."""
+    exp = wildcards.exp
+    d = max(store_shape(exp, h)[1] for h in hooks(exp))
+    rows = EXPERIMENTS[exp]["coactivation"]["max_rows"]
+    flops = sum(2.0 * rows * d * variants(exp)[v].width + _compare_flops(variants(exp)[v].width, d) for _, v in hook_variants(exp))
+    return _minutes(flops * len(seeds(exp)), 1, 0, attempt)
