@@ -10,7 +10,7 @@ from saesim.tables import load_baselines, pair_table, sae_table, stability_table
 
 
 def main(smk):
-    saes = sae_table(smk.input.saes, smk.input.ground_truth)
+    saes = sae_table(smk.input.saes, smk.input.ground_truth, smk.input.downstream)
     pairs = pair_table(smk.input.pairs, saes)
     stability = stability_table(saes, pairs, load_baselines(smk.input.baselines))
     for df, path in ((saes, smk.output.saes), (pairs, smk.output.pairs), (stability, smk.output.stability)):

@@ -291,3 +291,30 @@ def load_corpus(path: str | os.PathLike) -> TokenizedCorpus:
             )
     except (OSError, KeyError, ValueError) as exc:
         raise SaesimError(f"{path}: not a saesim corpus file ({exc.__class__.__name__}: {exc})") from None
+
+
+def heldout_corpus(tokenizer, n_contexts: int, **corpus_options: Any) -> tuple[TokenizedCorpus, TokenizedCorpus]:
+    """``(training, held_out)``: the corpus ``build_corpus(**corpus_options)`` and the next ``n_contexts``.
+
+    The held-out contexts continue the same document stream right after the
+    training contexts, so no SAE trained on the training corpus saw them; the
+    training part is returned too, so a caller can check it equals the corpus
+    the stores were built from.
+    """
+    if n_contexts < 1:
+        raise SaesimError(f"corpus: held-out contexts must be >= 1, got {n_contexts}")
+    n_ctx = int(corpus_options.get("n_ctx", 128))
+    n_train = int(corpus_options.get("n_tokens", 65536)) // n_ctx
+    both = build_corpus(tokenizer, **{**corpus_options, "n_tokens": (n_train + n_contexts) * n_ctx})
+    if both.n_contexts < n_train + n_contexts:
+        raise SaesimError(
+            f"corpus: the text source has {both.n_contexts} contexts of {n_ctx} tokens, "
+            f"{n_train} for training and {n_contexts} held out need more"
+        )
+
+    def part(sl: slice) -> TokenizedCorpus:
+        c = TokenizedCorpus(both.tokens[sl], both.doc_ids[sl], both.char_offsets[sl], both.doc_names, dict(both.meta))
+        c.meta.update(n_tokens=c.tokens.size, tokens_sha256=c.content_hash())
+        return c
+
+    return part(slice(0, n_train)), part(slice(n_train, n_train + n_contexts))

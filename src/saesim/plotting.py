@@ -414,3 +414,41 @@ def layer_heatmap(table: pd.DataFrame, measures: tuple[str, ...] = ("svcca", "rs
         fig.suptitle(title, y=1.04)
     fig.tight_layout()
     return fig
+
+
+def coactivation_plot(summaries: pd.DataFrame, overlaps: pd.DataFrame, title: str | None = None):
+    """Left: fraction of co-activation partners kept by matched latents across seeds, each seed
+    pair a point, against the random-relabelling null (grey band, mean +- 2 s.d.). Right: the
+    strongest co-activation pair's Jaccard index per SAE."""
+    from matplotlib.patches import Patch
+
+    keys = sorted({(h, v) for h, v in zip(summaries["hook"], summaries["variant"])}, key=lambda k: (_natural_key(k[0]), _natural_key(k[1])))
+    labels = [f"{h}\n{v}" if summaries["hook"].nunique() > 1 else v for h, v in keys]
+    x_of = {k: i for i, k in enumerate(keys)}
+    fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.1 * len(keys) + 3), 3.8), sharex=True)
+    ax = axes[0]
+    for (h, v), group in overlaps.groupby(["hook", "variant"]):
+        x = x_of[(h, v)]
+        null_lo = (group["null_mean"] - 2 * group["null_std"]).min()
+        null_hi = (group["null_mean"] + 2 * group["null_std"]).max()
+        ax.fill_between([x - 0.35, x + 0.35], max(null_lo, 0), null_hi, color=BASELINE_COLOR, alpha=0.3, lw=0)
+        ax.hlines(group["null_mean"].mean(), x - 0.35, x + 0.35, color=BASELINE_COLOR, ls="--", lw=1.2)
+        ax.scatter(np.full(len(group), x) + np.linspace(-0.12, 0.12, len(group)), group["observed"], color="#DD8452", zorder=3, s=22)
+    ax.set_ylabel("co-activation partners kept\nby matched latents")
+    ax.set_ylim(*UNIT_YLIM)
+    ax = axes[1]
+    for (h, v), group in summaries.groupby(["hook", "variant"]):
+        x = x_of[(h, v)]
+        ax.scatter(np.full(len(group), x) + np.linspace(-0.12, 0.12, len(group)), group["top_jaccard"], color="#4C72B0", s=22)
+    ax.set_ylabel("strongest pair's Jaccard index")
+    ax.set_ylim(*UNIT_YLIM)
+    for ax in axes:
+        ax.set_xticks(range(len(keys)))
+        ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+    extra = {
+        "seed pair (observed)": plt.Line2D([], [], marker="o", ls="", color="#DD8452"),
+        "random relabelling (null, +- 2 s.d.)": Patch(color=BASELINE_COLOR, alpha=0.3, lw=0),
+        "SAE": plt.Line2D([], [], marker="o", ls="", color="#4C72B0"),
+    }
+    _top_legend(fig, axes, extra, title=title)
+    return fig

@@ -22,6 +22,9 @@ METRIC_LABELS = {
     "frac_matched_0.7": "fraction matched at |cos| >= 0.7",
 }
 
+#: downstream loss of language-model SAEs (saesim.downstream), per SAE in saes.csv, means in stability.csv
+DOWNSTREAM_COLUMNS = ("ce_loss_recovered", "kl_div", "ce_loss_delta", "ce_clean", "ce_zero")
+
 _PAIR = re.compile(r"results/(?P<exp>[^/]+)/pairs/(?P<hook>[^/]+)/(?P<variant>[^/]+)/seed(?P<a>\d+)-seed(?P<b>\d+)\.json$")
 _SAE = re.compile(r"results/(?P<exp>[^/]+)/saes/(?P<hook>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/?$")
 _GT = re.compile(r"results/(?P<exp>[^/]+)/ground_truth/(?P<hook>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)\.json$")
@@ -40,8 +43,20 @@ def _scalar(x):
     return x["mean"] if isinstance(x, dict) and "mean" in x else x
 
 
-def sae_table(sae_dirs: Iterable[str], ground_truth_files: Iterable[str] = ()) -> pd.DataFrame:
-    """One row per trained SAE: its quality metrics and (toy) ground-truth recovery."""
+def downstream_rows(downstream_files: Iterable[str]) -> pd.DataFrame:
+    """One row per SAE of the ``downstream.json`` files (keys ``hook/variant/seed<s>``)."""
+    rows = []
+    for path in downstream_files:
+        for key, r in json.loads(Path(path).read_text())["saes"].items():
+            hook, variant, seed = key.split("/")
+            rows.append({"hook": hook, "variant": variant, "seed": int(seed.removeprefix("seed")),
+                         **{c: r[c] for c in DOWNSTREAM_COLUMNS}})
+    return pd.DataFrame(rows, columns=["hook", "variant", "seed", *DOWNSTREAM_COLUMNS])
+
+
+def sae_table(sae_dirs: Iterable[str], ground_truth_files: Iterable[str] = (), downstream_files: Iterable[str] = ()) -> pd.DataFrame:
+    """One row per trained SAE: its quality metrics, (toy) ground-truth recovery and
+    (language models) downstream loss."""
     rows = []
     for path in sae_dirs:
         key = _match(_SAE, path)
@@ -80,6 +95,9 @@ def sae_table(sae_dirs: Iterable[str], ground_truth_files: Iterable[str] = ()) -
         )
     if gt_rows:
         df = df.merge(pd.DataFrame(gt_rows), on=["hook", "variant", "seed"], how="left")
+    downstream = downstream_rows(downstream_files)
+    if len(downstream):
+        df = df.merge(downstream, on=["hook", "variant", "seed"], how="left")
     return df.sort_values(["hook", "architecture", "width", "sparsity", "seed"]).reset_index(drop=True)
 
 
@@ -158,6 +176,9 @@ def stability_table(saes: pd.DataFrame, pairs: pd.DataFrame, baselines: dict) ->
             if col in group:
                 row[f"{col}_mean"] = group[col].mean()
                 row[f"{col}_baseline"] = group[f"{col}_baseline"].mean()
+        for col in DOWNSTREAM_COLUMNS:
+            if col in group:
+                row[f"{col}_mean"] = group[col].mean()
         rows.append(row)
     return pd.DataFrame(rows).sort_values(["hook", "architecture", "width", "sparsity"]).reset_index(drop=True)
 
@@ -222,6 +243,7 @@ SUMMARY_COLUMNS = [
     "hungarian_mean_cos", "hungarian_mean_cos_std", "hungarian_mean_cos_baseline", "hungarian_mean_cos_ratio",
     "gt_mean_max_cos", "gt_mean_max_cos_baseline", "gt_frac_recovered", "gt_frac_recovered_baseline",
     "fourier_overlap", "fourier_overlap_baseline", "fourier_overlap_ratio",
+    "ce_loss_recovered", "kl_div", "ce_loss_delta",
 ]
 
 
@@ -266,6 +288,8 @@ def cross_experiment_summary(
         for col in ("gt_mean_max_cos", "gt_frac_recovered"):
             df[col] = st[f"{col}_mean"] if f"{col}_mean" in st else np.nan
             df[f"{col}_baseline"] = st[f"{col}_baseline"] if f"{col}_baseline" in st else np.nan
+        for col in ("ce_loss_recovered", "kl_div", "ce_loss_delta"):
+            df[col] = st[f"{col}_mean"] if f"{col}_mean" in st else np.nan
         f = fourier.get(exp)
         if f is not None and len(f):
             agg = f.groupby(["hook", "variant"], sort=False).agg(

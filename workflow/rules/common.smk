@@ -144,6 +144,11 @@ def all_ground_truth_files(exp):
     ]
 
 
+def all_downstream_files(exp):
+    """The downstream-loss JSON of a language-model experiment (none for other kinds)."""
+    return [f"results/{exp}/downstream.json"] if EXPERIMENTS[exp]["source"]["kind"] in LANGUAGE_KINDS else []
+
+
 def truth_heatmap_saes(wildcards):
     """The first seed's SAE below, nearest to, and above the true L0, for one architecture.
 
@@ -196,6 +201,7 @@ FIGURES = {
     "latent_vs_truth": has_ground_truth,
     "grokking": is_modular,
     "fourier_overlap": is_modular,
+    "coactivation": lambda exp: True,
 }
 
 

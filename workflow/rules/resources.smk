@@ -313,3 +313,45 @@ def compare_by_activations_runtime(wildcards, threads, attempt):
     seconds = 50e-9 * rows * l0_a * l0_b
     flops = 2.0 * rows * (d_a * d_b + w_a * d_a + w_b * d_b)
     return _minutes(flops + seconds * CPU_FLOPS * max(1, threads), threads, attempt=attempt)
+
+
+def downstream_mem_mb(wildcards, attempt):
+    """The model and its activations like extraction, the SAEs, three batches of log-probabilities."""
+    exp = wildcards.exp
+    src = EXPERIMENTS[exp]["source"]
+    d, params, layers = language_model_size(exp)
+    batch = src.get("batch_size", 8)
+    n_ctx = src.get("corpus", {}).get("n_ctx", 128)
+    saes = sum(2 * 4 * d * v.width for _, vid in hook_variants(exp) for v in [variants(exp)[vid]]) * len(seeds(exp))
+    logp = 3 * 4 * batch * n_ctx * 49152
+    return _mem(LIBS_MB, 4 * 4 * params + 4 * batch * n_ctx * d * (layers + 8) + logp + saes, attempt)
+
+
+def downstream_runtime(wildcards, threads, attempt):
+    """One forward pass clean, one per hook zero-ablated, one per SAE, over the held-out tokens."""
+    exp = wildcards.exp
+    src = EXPERIMENTS[exp]["source"]
+    d, params, layers = language_model_size(exp)
+    tokens = EXPERIMENTS[exp]["downstream"]["n_contexts"] * src.get("corpus", {}).get("n_ctx", 128)
+    passes = 1 + len(hooks(exp)) + len(hook_variants(exp)) * len(seeds(exp))
+    return _minutes(2.0 * params * tokens * passes, threads, GPU, attempt) + 5 * attempt
+
+
+def coactivation_mem_mb(wildcards, attempt):
+    """Co-firing counts (at most tokens x L0^2 / 2 pairs, 16 bytes each, times three while
+    summed) and one chunk of dense codes."""
+    exp = wildcards.exp
+    opts = EXPERIMENTS[exp]["coactivation"]
+    widest = max(variants(exp)[v].width for _, v in hook_variants(exp))
+    l0 = max(_typical_l0(variants(exp)[v]) for _, v in hook_variants(exp))
+    pairs = min(widest**2 / 2, opts["max_rows"] * l0**2 / 2)
+    return _mem(LIBS_MB, 3 * 16 * pairs + 4 * 1024 * widest, attempt)
+
+
+def coactivation_runtime(wildcards, attempt):
+    """Encoding the rows once per SAE and one matching per seed pair."""
+    exp = wildcards.exp
+    d = max(store_shape(exp, h)[1] for h in hooks(exp))
+    rows = EXPERIMENTS[exp]["coactivation"]["max_rows"]
+    flops = sum(2.0 * rows * d * variants(exp)[v].width + _compare_flops(variants(exp)[v].width, d) for _, v in hook_variants(exp))
+    return _minutes(flops * len(seeds(exp)), 1, 0, attempt)

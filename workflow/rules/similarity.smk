@@ -76,6 +76,7 @@ rule stability_table:
         pairs=lambda w: all_pair_files(w.exp),
         baselines=lambda w: all_baseline_files(w.exp),
         ground_truth=lambda w: all_ground_truth_files(w.exp),
+        downstream=lambda w: all_downstream_files(w.exp),
     output:
         stability=report(
             "results/{exp}/tables/stability.csv",

@@ -1,0 +1,87 @@
+# Per-experiment analyses over all its SAEs: downstream loss of language-model SAEs (CE with the
+# SAE's reconstruction spliced in) and latent co-activation.
+
+
+def downstream_inputs(wildcards):
+    exp = wildcards.exp
+    return {
+        "corpus": f"results/{exp}/corpus.npz",
+        "stores": [store_path(exp, h) for h in hooks(exp)],
+        "saes": [sae_dir(exp, h, v, s) for h, v in hook_variants(exp) for s in seeds(exp)],
+    }
+
+
+def sae_keys(exp):
+    """``hook/variant/seed<s>`` of every SAE of an experiment, in the order of all_sae_dirs."""
+    return [f"{h}/{v}/seed{s}" for h, v in hook_variants(exp) for s in seeds(exp)]
+
+
+rule downstream_loss:
+    input:
+        unpack(downstream_inputs),
+    output:
+        "results/{exp}/downstream.json",
+    log:
+        "results/logs/downstream_loss/{exp}.log",
+    wildcard_constraints:
+        exp=experiments_of_kind(*LANGUAGE_KINDS),
+    params:
+        source=lambda w: EXPERIMENTS[w.exp]["source"],
+        n_contexts=lambda w: EXPERIMENTS[w.exp]["downstream"]["n_contexts"],
+        hooks=lambda w: hooks(w.exp),
+        sae_keys=lambda w: sae_keys(w.exp),
+        exclude_positions=lambda w: EXPERIMENTS[w.exp]["sae"]["exclude_positions"],
+        exclude_norm_above=lambda w: EXPERIMENTS[w.exp]["sae"].get("exclude_norm_above"),
+        device=DEVICE,
+        code=code("downstream", "corpus", "training", "activation_store", "models/language"),
+    threads: config["threads_per_job"]
+    resources:
+        mem_mb=downstream_mem_mb,
+        runtime=downstream_runtime,
+        gpu=GPU,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/downstream_loss.py"
+
+
+rule coactivation:
+    input:
+        saes=lambda w: all_sae_dirs(w.exp),
+        stores=lambda w: [store_path(w.exp, h) for h in hooks(w.exp)],
+    output:
+        table=report(
+            "results/{exp}/tables/coactivation.csv",
+            caption="../report/coactivation.rst",
+            category="{exp}",
+            subcategory="Tables",
+            labels={"table": "co-activation per SAE (CSV)"},
+        ),
+        pairs="results/{exp}/tables/coactivation_pairs.csv",
+        overlap="results/{exp}/tables/coactivation_partners.csv",
+        pdf="results/figures/{exp}_coactivation.pdf",
+        png=report(
+            "results/figures/{exp}_coactivation.png",
+            caption="../report/coactivation.rst",
+            category="{exp}",
+            subcategory="Figures",
+            labels={"figure": "co-activation"},
+        ),
+    log:
+        "results/logs/coactivation/{exp}.log",
+    params:
+        sae_keys=lambda w: sae_keys(w.exp),
+        store_of=lambda w: {h: store_path(w.exp, h) for h in hooks(w.exp)},
+        seed_pairs=lambda w: [(h, v, a, b) for h, v in hook_variants(w.exp) for a, b in seed_pairs(w.exp)],
+        exclude_positions=lambda w: EXPERIMENTS[w.exp]["sae"]["exclude_positions"],
+        exclude_norm_above=lambda w: EXPERIMENTS[w.exp]["sae"].get("exclude_norm_above"),
+        options=lambda w: EXPERIMENTS[w.exp]["coactivation"],
+        code=code("coactivation", "similarity", "checkpoints", "plotting", "training", "activation_store", "universality/codes"),
+    threads: 1
+    resources:
+        mem_mb=coactivation_mem_mb,
+        runtime=coactivation_runtime,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/coactivation.py"
