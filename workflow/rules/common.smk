@@ -149,6 +149,20 @@ def all_downstream_files(exp):
     return [f"results/{exp}/downstream.json"] if EXPERIMENTS[exp]["source"]["kind"] in LANGUAGE_KINDS else []
 
 
+def downstream_inputs(wildcards):
+    exp = wildcards.exp
+    return {
+        "corpus": f"results/{exp}/corpus.npz",
+        "stores": [store_path(exp, h) for h in hooks(exp)],
+        "saes": [sae_dir(exp, h, v, s) for h, v in hook_variants(exp) for s in seeds(exp)],
+    }
+
+
+def sae_keys(exp):
+    """``hook/variant/seed<s>`` of every SAE of an experiment, in the order of all_sae_dirs."""
+    return [f"{h}/{v}/seed{s}" for h, v in hook_variants(exp) for s in seeds(exp)]
+
+
 def truth_heatmap_saes(wildcards):
     """The first seed's SAE below, nearest to, and above the true L0, for one architecture.
 

@@ -2,20 +2,6 @@
 # SAE's reconstruction spliced in) and latent co-activation.
 
 
-def downstream_inputs(wildcards):
-    exp = wildcards.exp
-    return {
-        "corpus": f"results/{exp}/corpus.npz",
-        "stores": [store_path(exp, h) for h in hooks(exp)],
-        "saes": [sae_dir(exp, h, v, s) for h, v in hook_variants(exp) for s in seeds(exp)],
-    }
-
-
-def sae_keys(exp):
-    """``hook/variant/seed<s>`` of every SAE of an experiment, in the order of all_sae_dirs."""
-    return [f"{h}/{v}/seed{s}" for h, v in hook_variants(exp) for s in seeds(exp)]
-
-
 rule downstream_loss:
     input:
         unpack(downstream_inputs),
