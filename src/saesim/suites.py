@@ -50,9 +50,9 @@ from saesim.similarity import (
     DEFAULT_THRESHOLDS,
     DEFAULT_TOP_M,
     SCALAR_METRICS,
+    MaxCosineResult,
     best_match_frac_above,
     compare_decoders,
-    expected_max_abs_cosine,
     frac_above,
     normalize_rows,
     prob_abs_cosine_below,
@@ -304,18 +304,16 @@ def _signed_compare(A, B, enc_a, enc_b, *, thresholds, shared_threshold, memory_
     n_a, n_b = res["n_a"], res["n_b"]
     small = min(n_a, n_b)
     best_a, best_b = arr["best_cos_a"], arr["best_cos_b"]
-    from saesim.similarity import MaxCosineResult
-
+    a2b, b2a = float(best_a.mean(dtype=np.float64)), float(best_b.mean(dtype=np.float64))
     mx = MaxCosineResult(
-        mmcs_a_to_b=float(best_a.mean(dtype=np.float64)), mmcs_b_to_a=float(best_b.mean(dtype=np.float64)),
-        mmcs=0.0, best_b_for_a=arr["best_b_for_a"], best_cos_a=best_a,
-        best_a_for_b=arr["best_a_for_b"], best_cos_b=best_b,
+        mmcs_a_to_b=a2b, mmcs_b_to_a=b2a, mmcs=0.5 * (a2b + b2a), best_b_for_a=arr["best_b_for_a"],
+        best_cos_a=best_a, best_a_for_b=arr["best_a_for_b"], best_cos_b=best_b,
     )
     out = dict(res)
     out["d"] = int(np.asarray(A).shape[1])
     out["mmcs_a_to_b"] = mx.mmcs_a_to_b
     out["mmcs_b_to_a"] = mx.mmcs_b_to_a
-    out["mmcs"] = 0.5 * (mx.mmcs_a_to_b + mx.mmcs_b_to_a)
+    out["mmcs"] = mx.mmcs
     out["hungarian_mean_cos"] = float(arr["matching_cos"].sum(dtype=np.float64) / small)
     out["frac_matched_above"] = frac_above(arr["matching_cos"], thresholds, denominator=small)
     out["frac_best_match_above"] = best_match_frac_above(mx, thresholds)
