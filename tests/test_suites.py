@@ -298,6 +298,9 @@ def test_compare_suite_pairs(suite):
     assert nw["splitting"]["narrow"] == 0
     assert nw["splitting"]["by_threshold"]["0.7"]["hist"][:4] == NW_HIST["0.7"]
     assert "splitting" not in res["pairs"][0]  # same widths
+    assert "seconds" not in nw  # deterministic: the same call gives the same dict
+    assert compare_suite(saes[:2], paths=specs[:2], thresholds=(0.7, 0.8, 0.9), baseline_draws=1)["pairs"][0] \
+        == res["pairs"][0]
     close(res["pairs"][0]["frac_best_match_above_a_to_b"], NL_BOTH)
 
 

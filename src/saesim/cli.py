@@ -210,7 +210,7 @@ def run_compare_suite(args: argparse.Namespace, specs: list[str]) -> int:
         saes, paths=specs, cosine=args.cosine, thresholds=tuple(args.thresholds),
         shared_threshold=args.shared_threshold, memory_budget_mb=args.memory_budget_mb, top_m=args.top_m,
         device=args.device, with_encoders=with_enc, with_baseline=args.baseline_draws > 0,
-        baseline_draws=max(args.baseline_draws, 1), seed=args.seed,
+        baseline_draws=max(args.baseline_draws, 1), seed=args.seed, timings=True,
     )
     res["seconds"] = {"load": round(t_load, 3), "total": round(time.perf_counter() - t0, 3)}
     if args.json:

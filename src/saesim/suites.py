@@ -627,6 +627,7 @@ def compare_suite(
     baseline_draws: int = 3,
     seed: int = 0,
     splitting: bool = True,
+    timings: bool = False,
 ) -> dict[str, Any]:
     """Every pair i < j of a list of SAEs: ``{"saes": [...], "pairs": [...]}``.
 
@@ -636,9 +637,11 @@ def compare_suite(
     :func:`compare_pair` (what ``saesim compare A B --json`` prints), the
     two-direction best-match fractions of :func:`cross_variant_cell`
     (``frac_best_match_above_a_to_b`` / ``_b_to_a``, baselines included),
-    ``seconds``, and, for SAEs of different widths when ``splitting``,
-    ``splitting``: :func:`feature_splitting` with the narrower SAE as narrow.
-    The random baseline is computed once per shape (it depends on nothing else).
+    for SAEs of different widths when ``splitting``, ``splitting``:
+    :func:`feature_splitting` with the narrower SAE as narrow, and with
+    ``timings`` the pair's wall time under ``seconds`` (off by default, so the
+    result is deterministic). The random baseline is computed once per shape
+    (it depends on nothing else).
     """
     check_cosine(cosine)
     if len(saes) < 2:
@@ -680,7 +683,8 @@ def compare_suite(
                                        memory_budget_mb=memory_budget_mb, device=device)
                 sp["narrow"] = i if narrow is A else j
                 pair["splitting"] = sp
-            pair["seconds"] = {"total": round(time.perf_counter() - t0, 3)}
+            if timings:
+                pair["seconds"] = {"total": round(time.perf_counter() - t0, 3)}
             pairs.append(pair)
     out: dict[str, Any] = {"saes": ids, "pairs": pairs}
     if cosine != "abs":
