@@ -28,17 +28,21 @@ from saesim.errors import SaesimError
 
 
 def register_compare(subparsers) -> None:
-    """``saesim compare A B``: every similarity metric between two SAEs, beside a random baseline."""
+    """``saesim compare A B [C ...]``: every similarity metric between SAEs, beside a random baseline."""
     p = subparsers.add_parser(
         "compare",
-        help="compare two SAEs (decoder similarity, one-to-one matching, shared latents)",
+        help="compare two or more SAEs (decoder similarity, one-to-one matching, shared latents)",
         description=(
-            "Compare two SAEs. A and B are each a sae-lens folder (cfg.json + sae_weights.safetensors), "
-            "a sparsify folder (cfg.json + sae.safetensors) or a sae-lens pretrained id release:sae_id."
+            "Compare two SAEs, or every pair of several. Each SAE is a sae-lens folder (cfg.json + "
+            "sae_weights.safetensors), a sparsify folder (cfg.json + sae.safetensors) or a sae-lens pretrained "
+            "id release:sae_id; a sparsify run folder (no cfg.json, one SAE folder per hookpoint such as "
+            "layers.6/) stands for all its hookpoints. Exactly two SAE arguments print one pair; more, or a run "
+            "folder, print the matrix of every pair (--json: {saes, pairs})."
         ),
     )
-    p.add_argument("a", metavar="A", help="first SAE")
-    p.add_argument("b", metavar="B", help="second SAE")
+    p.add_argument("saes", metavar="SAE", nargs="+", help="SAEs to compare (at least two after expanding run folders)")
+    p.add_argument("--cosine", choices=["abs", "signed"], default="abs",
+                   help="score decoder rows by |cos| (default; seed notebooks) or by signed cos (Song et al.'s PW-MCC)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--out", metavar="FILE.h5", help="write per-latent arrays (best matches, matching) to HDF5")
     p.add_argument("--memory-budget-mb", type=float, default=1024.0, metavar="N",
@@ -67,7 +71,7 @@ def _check_device(device: str) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     from saesim.checkpoints import load_sae_weights
-    from saesim.similarity import compare_decoders
+    from saesim.suites import compare_pair  # compare_decoders itself for --cosine abs
 
     if args.baseline_draws < 0:
         raise SaesimError(f"--baseline-draws must be >= 0, got {args.baseline_draws}")
@@ -78,6 +82,12 @@ def run_compare(args: argparse.Namespace) -> int:
     for t in args.thresholds + [args.shared_threshold]:
         if not 0.0 <= t <= 1.0:
             raise SaesimError(f"thresholds are |cos| values in [0, 1], got {t}")
+    from saesim.suites import expand_sae_specs
+
+    specs = expand_sae_specs(args.saes)
+    if len(args.saes) != 2 or specs != args.saes:
+        return run_compare_suite(args, specs)
+    args.a, args.b = specs
     if args.out:
         _check_out_path(Path(args.out))
     _check_device(args.device)
@@ -92,7 +102,7 @@ def run_compare(args: argparse.Namespace) -> int:
             "decoders of different input spaces cannot be compared"
         )
     t_load = time.perf_counter() - t0
-    res, arrays = compare_decoders(
+    res, arrays = compare_pair(
         A.W_dec, B.W_dec,
         A.W_enc if with_enc else None, B.W_enc if with_enc else None,
         thresholds=tuple(args.thresholds),
@@ -104,6 +114,7 @@ def run_compare(args: argparse.Namespace) -> int:
         baseline_draws=max(args.baseline_draws, 1),
         seed=args.seed,
         return_arrays=True,
+        cosine=args.cosine,
     )
     res["a"] = {"source": A.source, "format": A.format}
     res["b"] = {"source": B.source, "format": B.format}
@@ -175,7 +186,38 @@ def format_table(res: dict[str, Any]) -> str:
         lines.append(f"time: {res['seconds']['total']:.1f} s")
     if res.get("out"):
         lines.append(f"per-latent arrays: {res['out']}")
+    if res.get("cosine") == "signed":
+        lines.append("cosine: signed (rows scored by cos, not |cos|: a sign-flipped copy does not match)")
+        return "\n".join(lines).replace("|cos|", "cos")
     return "\n".join(lines)
+
+
+def run_compare_suite(args: argparse.Namespace, specs: list[str]) -> int:
+    """``saesim compare`` with more than two SAEs (or a run folder): every pair i < j, as matrices or JSON."""
+    from saesim.checkpoints import load_sae_weights
+    from saesim.suites import compare_suite, format_suite_table
+
+    if len(specs) < 2:
+        raise SaesimError(f"{specs[0]}: compare needs at least two SAEs, and this names one")
+    if args.out:
+        raise SaesimError("--out writes the per-latent arrays of one pair: give exactly two SAEs")
+    _check_device(args.device)
+    t0 = time.perf_counter()
+    with_enc = not args.no_encoders
+    saes = [load_sae_weights(s, with_encoder=with_enc) for s in specs]
+    t_load = time.perf_counter() - t0
+    res = compare_suite(
+        saes, paths=specs, cosine=args.cosine, thresholds=tuple(args.thresholds),
+        shared_threshold=args.shared_threshold, memory_budget_mb=args.memory_budget_mb, top_m=args.top_m,
+        device=args.device, with_encoders=with_enc, with_baseline=args.baseline_draws > 0,
+        baseline_draws=max(args.baseline_draws, 1), seed=args.seed, timings=True,
+    )
+    res["seconds"] = {"load": round(t_load, 3), "total": round(time.perf_counter() - t0, 3)}
+    if args.json:
+        print(json.dumps(_jsonable(res), indent=2, allow_nan=False))
+    else:
+        print(format_suite_table(res))
+    return 0
 
 
 def _check_out_path(path: Path) -> None:
