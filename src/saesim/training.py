@@ -165,6 +165,8 @@ def split_rows(store: ActivationStore, spec: SAESpec) -> tuple[np.ndarray, np.nd
         eligible &= ~norm_outlier_rows(row_norms(store), eligible, spec.exclude_norm_above)
     idx = np.flatnonzero(eligible)
     n_eval = min(spec.eval_rows, len(idx) // 5)
+    if n_eval < spec.eval_rows:
+        print(f"eval_rows: holding out {n_eval} rows, not {spec.eval_rows}: at most a fifth of the {len(idx)} eligible rows", flush=True)
     eval_mask = np.zeros_like(eligible)
     eval_mask[idx[:n_eval]] = True
     return eligible & ~eval_mask, eval_mask
@@ -200,6 +202,11 @@ def evaluate_sae(sae, store: ActivationStore, eval_mask: np.ndarray, chunk_rows:
     if n == 0:
         raise SaesimError(f"{store.path}: no evaluation rows")
     total_var = float((sq_sums - sums**2 / n).sum())
+    if not total_var > 1e-12 * float(sq_sums.sum()):  # zero up to the rounding of the sums
+        raise SaesimError(
+            f"{store.path}: the {n} evaluation rows have zero variance (every row is the same), "
+            "so explained variance is undefined; the store holds no signal to learn"
+        )
     return {
         "explained_variance": 1.0 - sq_err / total_var,
         "mse": sq_err / (n * store.d),
