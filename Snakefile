@@ -10,7 +10,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+include: "workflow/rules/config_syntax.smk"
+
+
+configfile: DEFAULT_CONFIGFILE
 
 
 report: "workflow/report/workflow.rst"

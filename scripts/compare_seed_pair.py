@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.checkpoints import load_sae_weights  # noqa: E402
+from saesim.checkpoints import check_same_d_in, load_sae_weights  # noqa: E402
 from saesim.rulekit import run, write_json_atomic  # noqa: E402
 from saesim.similarity import compare_decoders  # noqa: E402
 
@@ -12,6 +12,7 @@ from saesim.similarity import compare_decoders  # noqa: E402
 def main(smk):
     a = load_sae_weights(smk.input.a)
     b = load_sae_weights(smk.input.b)
+    check_same_d_in(a, b)
     result = compare_decoders(
         a.W_dec,
         b.W_dec,

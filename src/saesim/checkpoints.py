@@ -33,7 +33,7 @@ SAE_LENS_WEIGHTS = "sae_weights.safetensors"
 SPARSIFY_WEIGHTS = "sae.safetensors"
 CFG_FILE = "cfg.json"
 
-__all__ = ["SAEWeights", "decoder_rows", "is_pretrained_id", "load_sae_weights"]
+__all__ = ["SAEWeights", "check_same_d_in", "decoder_rows", "is_pretrained_id", "load_sae_weights"]
 
 
 @dataclass
@@ -153,11 +153,16 @@ def _cfg_int(cfg: dict[str, Any], key: str, cfg_path: Path) -> int | None:
         return None
     try:
         iv = int(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
         raise SaesimError(f"{cfg_path}: {key} should be an integer, got {v!r}") from None
     if iv != v or iv < 0:
         raise SaesimError(f"{cfg_path}: {key} should be a non-negative integer, got {v!r}")
     return iv
+
+
+def _check_not_empty(W_dec: np.ndarray, file: Path) -> None:
+    if W_dec.shape[0] == 0 or W_dec.shape[1] == 0:
+        raise SaesimError(f"{file}: empty dictionary: W_dec has shape {list(W_dec.shape)} (no latents or no input dimensions)")
 
 
 def _need(tensors: dict[str, np.ndarray], name: str, file: Path, present: list[str]) -> np.ndarray:
@@ -187,6 +192,7 @@ def _load_sae_lens(folder: Path, with_encoder: bool) -> SAEWeights:
         raise SaesimError(
             f"{file}: W_dec has shape {list(W_dec.shape)} but {CFG_FILE} says [d_sae, d_in] = {list(expect)}"
         )
+    _check_not_empty(W_dec, file)
     _check_finite(W_dec, file, "W_dec")
     W_enc = t.get("W_enc")
     if W_enc is not None:
@@ -233,6 +239,7 @@ def _load_sparsify(folder: Path, with_encoder: bool) -> SAEWeights:
     if d_in is None and n is None:
         raise SaesimError(f"{cfg_path}: needs d_in and num_latents or expansion_factor to orient W_dec")
     W_dec = _orient(W, n, d_in, file, "W_dec")
+    _check_not_empty(W_dec, file)
     _check_finite(W_dec, file, "W_dec")
     n, d_in = W_dec.shape
     W_enc = None
@@ -293,6 +300,7 @@ def _load_pretrained(spec: str, with_encoder: bool) -> SAEWeights:
     W_dec = sae.W_dec.detach().float().cpu().numpy()
     W_enc = sae.W_enc.detach().float().cpu().numpy() if with_encoder and hasattr(sae, "W_enc") else None
     b_dec = sae.b_dec.detach().float().cpu().numpy() if hasattr(sae, "b_dec") else None
+    _check_not_empty(W_dec, Path(spec))
     _check_finite(W_dec, Path(spec), "W_dec")
     if W_enc is not None:
         _check_finite(W_enc, Path(spec), "W_enc")
@@ -333,6 +341,15 @@ def load_sae_weights(path: str | os.PathLike, *, with_encoder: bool = True) -> S
     if (p / SPARSIFY_WEIGHTS).is_file():
         return _load_sparsify(p, with_encoder)
     raise SaesimError(f"{p}: not an SAE folder (no {SAE_LENS_WEIGHTS} or {SPARSIFY_WEIGHTS})")
+
+
+def check_same_d_in(a: SAEWeights, b: SAEWeights) -> None:
+    """Refuse two SAEs of different input dimensions, naming both (before any comparison)."""
+    if a.d_in != b.d_in:
+        raise SaesimError(
+            f"{b.source}: d_in={b.d_in} does not match d_in={a.d_in} of {a.source}; "
+            "decoders of different input spaces cannot be compared"
+        )
 
 
 def decoder_rows(path: str | os.PathLike) -> np.ndarray:

@@ -70,9 +70,11 @@ def _check_device(device: str) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from saesim.checkpoints import load_sae_weights
+    from saesim.checkpoints import check_same_d_in, load_sae_weights
     from saesim.suites import compare_pair  # compare_decoders itself for --cosine abs
 
+    if args.seed < 0:
+        raise SaesimError(f"--seed must be >= 0, got {args.seed}")
     if args.baseline_draws < 0:
         raise SaesimError(f"--baseline-draws must be >= 0, got {args.baseline_draws}")
     if args.top_m < 1:
@@ -96,11 +98,7 @@ def run_compare(args: argparse.Namespace) -> int:
     with_enc = not args.no_encoders
     A = load_sae_weights(args.a, with_encoder=with_enc)
     B = load_sae_weights(args.b, with_encoder=with_enc)
-    if A.d_in != B.d_in:
-        raise SaesimError(
-            f"{B.source}: d_in={B.d_in} does not match d_in={A.d_in} of {A.source}; "
-            "decoders of different input spaces cannot be compared"
-        )
+    check_same_d_in(A, B)
     t_load = time.perf_counter() - t0
     res, arrays = compare_pair(
         A.W_dec, B.W_dec,

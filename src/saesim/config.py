@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -58,6 +60,63 @@ def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
     return error
 
 
+def non_finite_numbers(obj: Any, path: tuple = ()) -> Iterable[tuple[tuple, float]]:
+    """``(key path, value)`` of every NaN or infinite number anywhere in a config.
+
+    JSON-schema bounds are false for NaN and allow infinity, so this walk, not the
+    schema, refuses them; it covers every key, including ones added later.
+    """
+    if isinstance(obj, float) and not math.isfinite(obj):
+        yield path, obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from non_finite_numbers(value, (*path, key))
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from non_finite_numbers(value, (*path, i))
+
+
+def check_yaml_syntax(path: str | Path) -> None:
+    """Refuse a config file that is not YAML with one line giving its file, line and column.
+
+    Snakemake's own message for this names neither the file nor the place.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SaesimError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+    try:
+        json.loads(text)  # Snakemake reads a config file as JSON first, then as YAML
+        return
+    except ValueError:
+        pass
+    try:
+        yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)
+        what = " ".join(str(getattr(e, "problem", None) or e).split())
+        context, cmark = getattr(e, "context", None), getattr(e, "context_mark", None)
+        if context and cmark is not None and cmark is not mark:
+            what += f" ({' '.join(context.split())} started at line {cmark.line + 1}, column {cmark.column + 1})"
+        raise SaesimError(f"{where}: YAML syntax error: {what}") from None
+
+
+def check_device_available(device: str) -> None:
+    """Refuse ``device: cuda`` where torch sees no CUDA device (before any job runs)."""
+    if device != "cuda":
+        return
+    try:
+        import torch
+    except ImportError as e:
+        raise SaesimError(f"config: device: 'cuda' needs torch, which cannot be imported ({e})") from None
+    if not torch.cuda.is_available():
+        raise SaesimError(
+            "config: device: 'cuda', but torch sees no CUDA device on this machine; use auto or cpu, "
+            "or submit the jobs to GPU nodes (--profile profiles/slurm)"
+        )
+
+
 def set_defaults(instance: Any, schema: dict, root: dict) -> None:
     """Fill ``default`` values from the schema into the config, recursively."""
     if "$ref" in schema:
@@ -89,6 +148,8 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
     Returns a copy with defaults filled in. Raises :class:`SaesimError` with one
     line naming the key, the value and what is allowed.
     """
+    for path, value in non_finite_numbers(config):
+        raise SaesimError(f"{source}: {_key_path(path)}: {value} is not a finite number")
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
@@ -118,6 +179,7 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
                     raise SaesimError(f"{where}.hooks: {hook!r} is not a hook of {name}; hooks: {', '.join(known)}")
         if exp["source"]["kind"] != "toy" and not exp.get("hooks"):
             raise SaesimError(f"{source}: experiments.{name}.hooks: a {exp['source']['kind']} experiment needs a list of hook points")
+        _check_experiment(name, exp, source)
         if exp["source"]["kind"] == "toy" and exp.get("hooks", ["toy"]) != ["toy"]:
             raise SaesimError(f"{source}: experiments.{name}.hooks: a toy experiment has the single hook 'toy'")
         if exp["source"]["kind"] == "modular":
@@ -158,6 +220,36 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
     return config
 
 
+def _check_experiment(name: str, exp: dict, source: str) -> None:
+    """Rules of one experiment that would otherwise fail (or mislead) only after jobs ran."""
+    where = f"{source}: experiments.{name}"
+    expand_variants(exp, where=f"{where}.sae.variants")
+    training = exp["sae"]["training"]
+    if training["training_samples"] < training["batch_size"]:
+        raise SaesimError(
+            f"{where}.sae.training.training_samples: {training['training_samples']} is smaller than "
+            f"batch_size={training['batch_size']}, so not one training step would run"
+        )
+    kind = exp["source"]["kind"]
+    n_rows = exp.get("store", {}).get("n_rows")
+    if kind in ("toy", "modular") and n_rows is not None and training["eval_rows"] >= n_rows:
+        raise SaesimError(
+            f"{where}.sae.training.eval_rows: {training['eval_rows']} held-out rows leave none of the "
+            f"store's {n_rows} rows (store.n_rows) for training; at most a fifth of the rows are held out"
+        )
+    if kind == "modular":
+        from .models.modular import store_hook_names
+
+        n_layers = exp["source"]["n_layers"]
+        valid = store_hook_names(n_layers)
+        for hook in exp["hooks"]:
+            if hook not in valid:
+                raise SaesimError(
+                    f"{where}.hooks: {hook!r} is not a hook of the {n_layers}-layer modular model with one "
+                    f"vector per position; hooks: {', '.join(valid)}"
+                )
+
+
 def format_number(x: float) -> str:
     """Compact, filename-safe number: 11 -> '11', 0.003 -> '0.003', 1e-5 -> '1e-05'."""
     return f"{int(x)}" if float(x) == int(x) else f"{x:g}"
@@ -179,7 +271,7 @@ class Variant:
         return self.hooks is None or hook in self.hooks
 
 
-def expand_variants(exp: dict) -> list[Variant]:
+def expand_variants(exp: dict, *, where: str = "config") -> list[Variant]:
     """Every (architecture, width, sparsity) of an experiment, with a stable id like ``topk-w50-k11``."""
     out = []
     for entry in exp["sae"]["variants"]:
@@ -194,7 +286,7 @@ def expand_variants(exp: dict) -> list[Variant]:
     ids = [v.id for v in out]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
-        raise SaesimError(f"config: duplicate SAE variants {dupes}")
+        raise SaesimError(f"{where}: duplicate SAE variants {dupes}")
     return out
 
 

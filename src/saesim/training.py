@@ -206,6 +206,11 @@ def evaluate_sae(sae, store: ActivationStore, eval_mask: np.ndarray, chunk_rows:
     if n == 0:
         raise SaesimError(f"{store.path}: no evaluation rows")
     total_var = float((sq_sums - sums**2 / n).sum())
+    if not total_var > 1e-12 * float(sq_sums.sum()):  # zero up to the rounding of the sums
+        raise SaesimError(
+            f"{store.path}: the {n} evaluation rows have zero variance (every row is the same), "
+            "so explained variance is undefined; the store holds no signal to learn"
+        )
     return {
         "explained_variance": 1.0 - sq_err / total_var,
         "mse": sq_err / (n * store.d),

@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from saesim.config import (  # noqa: E402
+    check_device_available,
     expand_variants,
     expected_l0,
     seed_pair,
@@ -28,6 +29,16 @@ config.update(_validated)
 EXPERIMENTS = config["experiments"]
 SRC = Path(workflow.basedir) / "src" / "saesim"
 DEVICE = config["device"]
+
+
+onstart:
+    # after the DAG is built and before any job: the executor is known only here, and jobs
+    # submitted to a cluster find their GPU on their node, not on this (login) host
+    if workflow.local_exec:
+        try:
+            check_device_available(DEVICE)
+        except SaesimError as _err:
+            raise WorkflowError(f"Invalid configuration: {_err}") from None
 
 
 def code(*modules):

@@ -160,6 +160,23 @@ def build_model(cfg: ModularConfig):
         return HookedTransformer(tl_cfg)
 
 
+#: hooks of each block of :func:`build_model`'s model whose activation is one vector per
+#: position; the others hold one per head (attn.hook_q, ...) or do not fire with its settings
+_BLOCK_STORE_HOOKS = (
+    "hook_resid_pre", "hook_attn_out", "hook_resid_mid", "mlp.hook_pre", "mlp.hook_post", "hook_mlp_out", "hook_resid_post",
+)
+
+
+def store_hook_names(n_layers: int) -> list[str]:
+    """The hook points of :func:`build_model`'s model that a store can hold (``[batch, pos, d]``).
+
+    Known without building the model, so config validation stays fast; a test checks the
+    list against the hooks an untrained model fires.
+    """
+    blocks = [f"blocks.{i}.{h}" for i in range(n_layers) for h in _BLOCK_STORE_HOOKS]
+    return ["hook_embed", "hook_pos_embed", *blocks, "unembed.hook_in", "unembed.hook_out"]
+
+
 def supports_fast_forward(model) -> bool:
     """Whether :func:`last_position_logits` may skip TransformerLens's general forward."""
     c = model.cfg
