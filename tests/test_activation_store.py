@@ -1,3 +1,4 @@
+import errno
 import os
 import signal
 import subprocess
@@ -58,6 +59,65 @@ def test_failed_writer_leaves_nothing(tmp_path):
             w.append(np.ones((10, 4)))
             raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def _fail_on_call(n, exc):
+    """A stand-in that raises ``exc`` from its ``n``-th call on (1-based) and passes through before."""
+    calls = []
+
+    def wrap(original):
+        def fn(*args, **kwargs):
+            calls.append(1)
+            if len(calls) >= n:
+                raise exc
+            return original(*args, **kwargs)
+
+        return fn
+
+    return wrap
+
+
+@pytest.mark.parametrize(
+    "target, exc",
+    [
+        # a plain OSError from a dataset write, as h5py raises for a direct chunk write
+        ("Dataset.__setitem__", OSError(errno.ENOSPC, "No space left on device")),
+        # h5py's wrapped HDF5 error from the final flush: a RuntimeError with errno = 28 in its text
+        ("File.flush", RuntimeError("Unable to flush file's cached information (file write failed: time = x, "
+                                    "filename = 'f', file descriptor = 3, errno = 28, error message = "
+                                    "'No space left on device', buf = 0x0, total write size = 4096)")),
+    ],
+)
+def test_disk_full_while_writing_removes_the_partial_store(tmp_path, monkeypatch, target, exc):
+    cls_name, method = target.split(".")
+    cls = getattr(h5py, cls_name)
+    monkeypatch.setattr(cls, method, _fail_on_call(3 if method == "__setitem__" else 1, exc)(getattr(cls, method)))
+    p = tmp_path / "s.h5"
+    with pytest.raises(SaesimError) as info:
+        make_store(p, n=3000, with_tokens=True)
+    msg = str(info.value)
+    assert "\n" not in msg and msg.startswith(f"{p}: disk is full"), msg
+    assert list(tmp_path.iterdir()) == []  # no partial file, no store
+
+
+def test_store_writer_stops_before_the_disk_is_full(tmp_path, monkeypatch):
+    """HDF5 crashes the process when it closes a file after a failed write (seen on a full
+    tmpfs: SIGSEGV), so the writer checks the free space before each write."""
+    real = os.statvfs
+    calls = []
+
+    def statvfs(path):
+        st = real(path)
+        calls.append(path)
+        free_blocks = st.f_bavail if len(calls) < 3 else (2 << 20) // st.f_frsize  # 2 MiB left after 2 writes
+        return os.statvfs_result((st.f_bsize, st.f_frsize, st.f_blocks, free_blocks, free_blocks, *tuple(st)[5:]))
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    p = tmp_path / "s.h5"
+    with pytest.raises(SaesimError, match=r"disk is full .*MiB free") as info:
+        make_store(p, n=3000, d=1024, chunk_rows=256)  # 1 MiB chunks: 2 MiB free is not enough
+    assert str(info.value).startswith(f"{p}: ")
+    assert len(calls) == 3 and list(tmp_path.iterdir()) == []
 
 
 def test_sigkill_mid_write_leaves_no_store_a_reader_accepts(tmp_path):
