@@ -199,3 +199,42 @@ def test_toy_store_keeps_ground_truth(tmp_path):
         assert gt["features"].shape == (10, 20)
         assert s.attrs["true_l0"] == pytest.approx(summary["true_l0"])
         assert s.attrs["model"] == "toy"
+
+
+def test_verify_store_recomputes_the_content_hash(tmp_path):
+    from saesim.activation_store import verify_store
+
+    toy = tmp_path / "toy.h5"
+    write_toy_store(toy, ToyModelConfig(n_features=10, d=20), 5000, chunk_rows=1000, progress=False)
+    tokens = tmp_path / "tokens.h5"
+    make_store(tokens, with_tokens=True, dtype="float16")
+    for p in (toy, tokens):
+        with open_store(p) as s:
+            assert verify_store(p) == s.content_hash
+    # one changed byte anywhere (activations, token metadata, ground truth) is caught, naming the file
+    for p, name, index in ((toy, "activations", (7, 3)), (tokens, "positions", 5), (toy, "ground_truth/features", (0, 0))):
+        with h5py.File(p, "r+") as f:
+            original = f[name][index]
+            f[name][index] = original + 1
+        with pytest.raises(SaesimError, match="content hash mismatch") as info:
+            verify_store(p)
+        assert str(info.value).startswith(f"{p}: ") and "\n" not in str(info.value)
+        with h5py.File(p, "r+") as f:
+            f[name][index] = original
+        verify_store(p)
+
+
+def test_nan_ground_truth_is_refused_naming_the_store(tmp_path):
+    p = tmp_path / "toy.h5"
+    write_toy_store(p, ToyModelConfig(n_features=10, d=20), 2000, chunk_rows=1000, progress=False)
+    with h5py.File(p, "r+") as f:
+        f["ground_truth/features"][3, 4] = np.nan
+    with open_store(p) as s:  # the rows are fine; reading the ground truth is refused
+        with pytest.raises(SaesimError, match="ground_truth/features holds 1 NaN/inf") as info:
+            s.group("ground_truth")
+    assert str(info.value).startswith(f"{p}: ")
+    with pytest.raises(SaesimError, match="ground_truth/features holds NaN/inf"):
+        with StoreWriter(tmp_path / "w.h5", 4) as w:
+            w.append(np.ones((3, 4)))
+            w.add_group("ground_truth", {"features": np.array([[np.nan, 0, 0, 1.0]])})
+    assert not list(tmp_path.glob("w.h5*"))

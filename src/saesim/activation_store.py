@@ -207,6 +207,10 @@ class StoreWriter:
 
     def add_group(self, name: str, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any] | None = None):
         """Keep extra arrays (e.g. the toy model's ground-truth features) in the store."""
+        for key, arr in arrays.items():
+            arr = np.asarray(arr)
+            if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+                raise SaesimError(f"{self.path}: {name}/{key} holds NaN/inf; refusing to write it")
         self._check_space(sum(np.asarray(a).nbytes for a in arrays.values()))
         with self._writing():
             group = self._file.require_group(name)
@@ -318,9 +322,16 @@ class ActivationStore:
         return self.file[name][:]
 
     def group(self, name: str) -> dict[str, np.ndarray]:
+        """The arrays of a group (e.g. ``ground_truth``), refusing NaN/inf with the store named."""
         if name not in self.file:
             raise SaesimError(f"{self.path}: store has no {name!r} group")
-        return {k: v[:] for k, v in self.file[name].items()}
+        out = {k: v[()] for k, v in self.file[name].items()}
+        for key, arr in out.items():
+            arr = np.asarray(arr)
+            if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+                bad = arr.size - int(np.count_nonzero(np.isfinite(arr)))
+                raise SaesimError(f"{self.path}: {name}/{key} holds {bad} NaN/inf value(s); the store is corrupt")
+        return out
 
     def read_rows(self, start: int, stop: int) -> np.ndarray:
         """Rows ``[start, stop)`` as float32, refusing NaN/inf with the file and row named."""
@@ -374,6 +385,53 @@ def open_store(path: str | os.PathLike) -> ActivationStore:
             f.close()
             raise SaesimError(f"{path}: {name} has {f[name].shape[0]} rows but activations have {n}")
     return ActivationStore(path=path, file=f)
+
+
+def compute_content_hash(store: ActivationStore, chunk_rows: int | None = None) -> str:
+    """The store's content hash recomputed from its bytes, as :class:`StoreWriter` computes it:
+    sha256 per dataset (the row datasets streamed ``chunk_rows`` rows at a time, so memory is
+    bounded), then sha256 over the sorted (name, digest) pairs."""
+    f = store.file
+    digests: dict[str, bytes] = {}
+    step = chunk_rows or store.chunk_rows()
+    for name in ("activations", *ROW_DATASETS):
+        if name not in f:
+            continue
+        h = hashlib.sha256()
+        ds = f[name]
+        for start in range(0, ds.shape[0], step):
+            h.update(np.ascontiguousarray(ds[start : start + step]).tobytes())
+        digests[name] = h.digest()
+    for group_name, group in f.items():
+        if isinstance(group, h5py.Group):
+            for key, ds in group.items():
+                if isinstance(ds, h5py.Dataset):
+                    digests[f"{group_name}/{key}"] = hashlib.sha256(np.ascontiguousarray(ds[()]).tobytes()).digest()
+    total = hashlib.sha256()
+    for name in sorted(digests):
+        total.update(name.encode())
+        total.update(digests[name])
+    return total.hexdigest()
+
+
+def verify_store(path: str | os.PathLike) -> str:
+    """Open a store and check its bytes against the ``content_hash`` recorded when it was
+    written; return the hash. A mismatch is one :class:`SaesimError` naming the file.
+
+    This reads the whole store once (about as long as a pass over it); the workflow's rules
+    do not call it (see the README), ``saesim verify`` does.
+    """
+    with open_store(path) as store:
+        recorded = store.attrs.get("content_hash")
+        if not recorded:
+            raise SaesimError(f"{store.path}: store has no content_hash attribute to verify against")
+        actual = compute_content_hash(store)
+    if actual != recorded:
+        raise SaesimError(
+            f"{store.path}: content hash mismatch: the store's bytes changed after it was written "
+            f"(recorded {str(recorded)[:16]}..., now {actual[:16]}...)"
+        )
+    return actual
 
 
 def iter_shuffled_batches(
