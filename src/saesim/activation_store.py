@@ -141,6 +141,8 @@ class StoreWriter:
             st = os.statvfs(self.tmp_path.parent)
         except (OSError, AttributeError):  # no statvfs (Windows): rely on the write errors
             return
+        if st.f_blocks == 0:  # a file system that reports no sizes (some FUSE mounts): rely on the write errors
+            return
         free = st.f_bavail * st.f_frsize
         need = int(nbytes) + (1 << 20)
         for ds in self._ds.values():
