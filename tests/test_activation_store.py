@@ -1,3 +1,4 @@
+import errno
 import os
 import signal
 import subprocess
@@ -58,6 +59,65 @@ def test_failed_writer_leaves_nothing(tmp_path):
             w.append(np.ones((10, 4)))
             raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def _fail_on_call(n, exc):
+    """A stand-in that raises ``exc`` from its ``n``-th call on (1-based) and passes through before."""
+    calls = []
+
+    def wrap(original):
+        def fn(*args, **kwargs):
+            calls.append(1)
+            if len(calls) >= n:
+                raise exc
+            return original(*args, **kwargs)
+
+        return fn
+
+    return wrap
+
+
+@pytest.mark.parametrize(
+    "target, exc",
+    [
+        # a plain OSError from a dataset write, as h5py raises for a direct chunk write
+        ("Dataset.__setitem__", OSError(errno.ENOSPC, "No space left on device")),
+        # h5py's wrapped HDF5 error from the final flush: a RuntimeError with errno = 28 in its text
+        ("File.flush", RuntimeError("Unable to flush file's cached information (file write failed: time = x, "
+                                    "filename = 'f', file descriptor = 3, errno = 28, error message = "
+                                    "'No space left on device', buf = 0x0, total write size = 4096)")),
+    ],
+)
+def test_disk_full_while_writing_removes_the_partial_store(tmp_path, monkeypatch, target, exc):
+    cls_name, method = target.split(".")
+    cls = getattr(h5py, cls_name)
+    monkeypatch.setattr(cls, method, _fail_on_call(3 if method == "__setitem__" else 1, exc)(getattr(cls, method)))
+    p = tmp_path / "s.h5"
+    with pytest.raises(SaesimError) as info:
+        make_store(p, n=3000, with_tokens=True)
+    msg = str(info.value)
+    assert "\n" not in msg and msg.startswith(f"{p}: disk is full"), msg
+    assert list(tmp_path.iterdir()) == []  # no partial file, no store
+
+
+def test_store_writer_stops_before_the_disk_is_full(tmp_path, monkeypatch):
+    """HDF5 crashes the process when it closes a file after a failed write (seen on a full
+    tmpfs: SIGSEGV), so the writer checks the free space before each write."""
+    real = os.statvfs
+    calls = []
+
+    def statvfs(path):
+        st = real(path)
+        calls.append(path)
+        free_blocks = st.f_bavail if len(calls) < 3 else (2 << 20) // st.f_frsize  # 2 MiB left after 2 writes
+        return os.statvfs_result((st.f_bsize, st.f_frsize, st.f_blocks, free_blocks, free_blocks, *tuple(st)[5:]))
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    p = tmp_path / "s.h5"
+    with pytest.raises(SaesimError, match=r"disk is full .*MiB free") as info:
+        make_store(p, n=3000, d=1024, chunk_rows=256)  # 1 MiB chunks: 2 MiB free is not enough
+    assert str(info.value).startswith(f"{p}: ")
+    assert len(calls) == 3 and list(tmp_path.iterdir()) == []
 
 
 def test_sigkill_mid_write_leaves_no_store_a_reader_accepts(tmp_path):
@@ -139,3 +199,42 @@ def test_toy_store_keeps_ground_truth(tmp_path):
         assert gt["features"].shape == (10, 20)
         assert s.attrs["true_l0"] == pytest.approx(summary["true_l0"])
         assert s.attrs["model"] == "toy"
+
+
+def test_verify_store_recomputes_the_content_hash(tmp_path):
+    from saesim.activation_store import verify_store
+
+    toy = tmp_path / "toy.h5"
+    write_toy_store(toy, ToyModelConfig(n_features=10, d=20), 5000, chunk_rows=1000, progress=False)
+    tokens = tmp_path / "tokens.h5"
+    make_store(tokens, with_tokens=True, dtype="float16")
+    for p in (toy, tokens):
+        with open_store(p) as s:
+            assert verify_store(p) == s.content_hash
+    # one changed byte anywhere (activations, token metadata, ground truth) is caught, naming the file
+    for p, name, index in ((toy, "activations", (7, 3)), (tokens, "positions", 5), (toy, "ground_truth/features", (0, 0))):
+        with h5py.File(p, "r+") as f:
+            original = f[name][index]
+            f[name][index] = original + 1
+        with pytest.raises(SaesimError, match="content hash mismatch") as info:
+            verify_store(p)
+        assert str(info.value).startswith(f"{p}: ") and "\n" not in str(info.value)
+        with h5py.File(p, "r+") as f:
+            f[name][index] = original
+        verify_store(p)
+
+
+def test_nan_ground_truth_is_refused_naming_the_store(tmp_path):
+    p = tmp_path / "toy.h5"
+    write_toy_store(p, ToyModelConfig(n_features=10, d=20), 2000, chunk_rows=1000, progress=False)
+    with h5py.File(p, "r+") as f:
+        f["ground_truth/features"][3, 4] = np.nan
+    with open_store(p) as s:  # the rows are fine; reading the ground truth is refused
+        with pytest.raises(SaesimError, match="ground_truth/features holds 1 NaN/inf") as info:
+            s.group("ground_truth")
+    assert str(info.value).startswith(f"{p}: ")
+    with pytest.raises(SaesimError, match="ground_truth/features holds NaN/inf"):
+        with StoreWriter(tmp_path / "w.h5", 4) as w:
+            w.append(np.ones((3, 4)))
+            w.add_group("ground_truth", {"features": np.array([[np.nan, 0, 0, 1.0]])})
+    assert not list(tmp_path.glob("w.h5*"))

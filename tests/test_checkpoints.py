@@ -241,3 +241,22 @@ def test_fixture_format_matches_sae_lens(tmp_path):
     make_sae_lens(tmp_path / "ours")
     loaded = sae_lens.SAE.load_from_disk(str(tmp_path / "ours"))
     np.testing.assert_array_equal(loaded.W_dec.detach().numpy(), load_sae_weights(tmp_path / "ours").W_dec)
+
+
+def test_all_zero_decoder_is_refused_naming_the_file(tmp_path):
+    make_sae_lens(tmp_path / "lens", W_dec=np.zeros((48, 16)))
+    with pytest.raises(SaesimError, match="W_dec is all zeros .*no direction") as info:
+        load_sae_weights(tmp_path / "lens")
+    assert str(info.value).startswith(str(tmp_path / "lens" / "sae_weights.safetensors"))
+    make_sparsify(tmp_path / "sp")
+    save_tensors(tmp_path / "sp" / "sae.safetensors", {"encoder.weight": np.ones((64, 16)), "W_dec": np.zeros((64, 16))})
+    with pytest.raises(SaesimError, match="all zeros"):
+        decoder_rows(tmp_path / "sp")
+
+
+def test_some_zero_decoder_rows_are_loaded(tmp_path):
+    """A few zero rows (pruned latents) load: they have |cos| 0 with everything (README)."""
+    W = np.random.default_rng(0).standard_normal((48, 16))
+    W[:5] = 0
+    make_sae_lens(tmp_path / "lens", W_dec=W)
+    assert np.count_nonzero(~load_sae_weights(tmp_path / "lens").W_dec.any(axis=1)) == 5

@@ -105,6 +105,41 @@ def test_related_pairing_beats_null_and_unrelated_lands_inside():
     assert 0.3 < np.mean(p_values) < 0.7  # expected 0.5
 
 
+def _toy_rows(rng, n=300, d=16, n_features=24, p=0.02):
+    """Sparse toy-model rows: each of 24 features fires with probability 0.02, so about 60%
+    of the rows have no active feature and are exactly zero."""
+    features = rng.normal(size=(n_features, d))
+    coeffs = (rng.random((n, n_features)) < p) * rng.random((n, n_features))
+    return coeffs @ features
+
+
+def test_mutual_knn_null_is_calibrated_with_zero_rows():
+    """Two toy experiments with independent data: mutual kNN must sit at its null. With ties
+    (zero rows, exact multiples of one feature) broken by row index, the identity pairing
+    gave identical neighbour sets to rows tied on both sides and every p-value was 1/101."""
+    p_values, n_rows = [], []
+    for seed in range(50):
+        rng = np.random.default_rng(1000 + seed)
+        x, y = _toy_rows(rng), _toy_rows(rng)
+        assert (~x.any(axis=1)).mean() > 0.4 and (~y.any(axis=1)).mean() > 0.4
+        r = relational_similarity(x, y, metrics=("mutual_knn",), n_null=100, seed=seed, knn_k=10)["mutual_knn"]
+        p_values.append(r.p_value)
+        n_rows.append((r.n_rows, int((x.any(axis=1) & y.any(axis=1)).sum())))
+    p_values = np.array(p_values)
+    assert np.mean(p_values < 0.05) <= 0.1, np.sort(p_values)[:10]
+    assert 0.35 < p_values.mean() < 0.65
+    assert all(used == directional for used, directional in n_rows)  # rows without a direction are left out
+
+
+def test_mutual_knn_breaks_ties_at_random():
+    x = np.ones((50, 3))  # every row ties with every other
+    nx = knn_indices(x, 5, rng=np.random.default_rng(0))
+    ny = knn_indices(x, 5, rng=np.random.default_rng(1))
+    assert not np.array_equal(np.sort(nx, axis=1), np.sort(ny, axis=1))
+    assert (nx != np.arange(50)[:, None]).all()  # never itself
+    assert mutual_knn_jaccard(x, x, k=5) < 0.5  # ties are no evidence of shared structure
+
+
 def test_subsampling_is_seeded_and_bounded():
     rng = np.random.default_rng(5)
     x = rng.normal(size=(500, 6))

@@ -20,9 +20,12 @@ reader accepts.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -51,11 +54,31 @@ def producer_versions() -> dict[str, str]:
     return out
 
 
+def _write_error_reason(exc: BaseException) -> tuple[bool, str]:
+    """(disk full?, short reason) of a failed write: an ``OSError`` or h5py's wrapped HDF5
+    error (a ``RuntimeError``/``OSError`` whose text holds ``errno = 28``)."""
+    text = str(exc)
+    code = getattr(exc, "errno", None)
+    match = re.search(r"errno = (\d+)", text)
+    if code is None and match:
+        code = int(match.group(1))
+    full = code == errno.ENOSPC or "No space left on device" in text
+    if code is not None and not full:
+        return False, os.strerror(code)
+    return full, " ".join(text.split())[:200] or type(exc).__name__
+
+
+#: HDF5 handles of stores whose writes failed, never closed (see :meth:`StoreWriter.abort`).
+_FAILED_HANDLES: list = []
+
+
 class StoreWriter:
     """Append rows to a new store; publish it atomically on :meth:`close`.
 
     Use as a context manager: leaving the block by an exception removes the
-    temporary file, so no partial store is ever visible under ``path``.
+    temporary file, so no partial store is ever visible under ``path``.  A failed
+    write (a full disk above all) removes the temporary file and raises one
+    :class:`SaesimError` naming the store.
     """
 
     def __init__(
@@ -80,22 +103,67 @@ class StoreWriter:
         for stale in self.path.parent.glob(f"{self.path.name}.partial-*"):  # left by a killed job
             stale.unlink(missing_ok=True)
         self.tmp_path = self.path.with_name(f"{self.path.name}.partial-{os.getpid()}")
-        self._file = h5py.File(self.tmp_path, "w")
+        self._file = None
         self._n = 0
         self._hashers = {"activations": hashlib.sha256()}
-        self._file.create_dataset(
-            "activations",
-            shape=(0, self.d),
-            maxshape=(None, self.d),
-            dtype=self.dtype,
-            chunks=(min(self.chunk_rows, 1 << 20), self.d),
+        # Dataset handles stay open for the writer's life: a chunk that fails to reach
+        # the disk then fails the write call itself (h5py only prints, and ignores, an
+        # error raised while it releases a handle).
+        self._ds: dict[str, h5py.Dataset] = {}
+        with self._writing():
+            self._file = h5py.File(self.tmp_path, "w")
+            self._ds["activations"] = self._file.create_dataset(
+                "activations",
+                shape=(0, self.d),
+                maxshape=(None, self.d),
+                dtype=self.dtype,
+                chunks=(min(self.chunk_rows, 1 << 20), self.d),
+            )
+            if with_tokens:
+                for name in ROW_DATASETS:
+                    self._ds[name] = self._file.create_dataset(
+                        name, shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(self.chunk_rows,)
+                    )
+                    self._hashers[name] = hashlib.sha256()
+
+    def _disk_full(self, detail: str = "") -> SaesimError:
+        return SaesimError(
+            f"{self.path}: disk is full (no space left on device{detail} while writing the store); "
+            "the partial file was removed"
         )
-        if with_tokens:
-            for name in ROW_DATASETS:
-                self._file.create_dataset(
-                    name, shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(self.chunk_rows,)
-                )
-                self._hashers[name] = hashlib.sha256()
+
+    def _check_space(self, nbytes: int) -> None:
+        """Refuse to write ``nbytes`` more when the disk cannot take them, plus what HDF5 may
+        still hold back (a chunk and the chunk cache per dataset) and 1 MiB for metadata:
+        HDF5 cannot survive a full disk (closing such a file crashes the process), so the
+        writer stops before it gets there."""
+        try:
+            st = os.statvfs(self.tmp_path.parent)
+        except (OSError, AttributeError):  # no statvfs (Windows): rely on the write errors
+            return
+        if st.f_blocks == 0:  # a file system that reports no sizes (some FUSE mounts): rely on the write errors
+            return
+        free = st.f_bavail * st.f_frsize
+        need = int(nbytes) + (1 << 20)
+        for ds in self._ds.values():
+            chunk = int(np.prod(ds.chunks, dtype=np.int64)) * ds.dtype.itemsize
+            written = int(np.prod(ds.shape, dtype=np.int64)) * ds.dtype.itemsize
+            need += chunk + min(written, int(ds.id.get_access_plist().get_chunk_cache()[1]))
+        if free < need:
+            self.abort()
+            raise self._disk_full(f": {free / 2**20:.1f} MiB free, {need / 2**20:.1f} MiB needed")
+
+    @contextmanager
+    def _writing(self):
+        """Turn a failed write into one line naming the store, after removing the partial file."""
+        try:
+            yield
+        except (OSError, RuntimeError) as exc:
+            full, reason = _write_error_reason(exc)
+            self.abort(close=False)
+            if full:
+                raise self._disk_full() from None
+            raise SaesimError(f"{self.path}: cannot write the store ({reason}); the partial file was removed") from None
 
     @property
     def n_rows(self) -> int:
@@ -125,27 +193,35 @@ class StoreWriter:
         elif any(v is not None for v in meta.values()):
             raise SaesimError(f"{self.path}: store was opened without token metadata")
         start, stop = self._n, self._n + rows
-        ds = self._file["activations"]
-        ds.resize(stop, axis=0)
-        ds[start:stop] = acts
-        self._hashers["activations"].update(acts.tobytes())
-        if self.with_tokens:
-            for name, arr in meta.items():
-                arr = np.ascontiguousarray(arr, dtype=np.int32)
-                self._file[name].resize(stop, axis=0)
-                self._file[name][start:stop] = arr
-                self._hashers[name].update(arr.tobytes())
+        self._check_space(acts.nbytes + (3 * 4 * rows if self.with_tokens else 0))
+        with self._writing():
+            ds = self._ds["activations"]
+            ds.resize(stop, axis=0)
+            ds[start:stop] = acts
+            self._hashers["activations"].update(acts.tobytes())
+            if self.with_tokens:
+                for name, arr in meta.items():
+                    arr = np.ascontiguousarray(arr, dtype=np.int32)
+                    self._ds[name].resize(stop, axis=0)
+                    self._ds[name][start:stop] = arr
+                    self._hashers[name].update(arr.tobytes())
         self._n = stop
 
     def add_group(self, name: str, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any] | None = None):
         """Keep extra arrays (e.g. the toy model's ground-truth features) in the store."""
-        group = self._file.require_group(name)
         for key, arr in arrays.items():
-            arr = np.ascontiguousarray(arr)
-            group.create_dataset(key, data=arr)
-            self._hashers[f"{name}/{key}"] = hashlib.sha256(arr.tobytes())
-        for key, value in (attrs or {}).items():
-            group.attrs[key] = value
+            arr = np.asarray(arr)
+            if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+                raise SaesimError(f"{self.path}: {name}/{key} holds NaN/inf; refusing to write it")
+        self._check_space(sum(np.asarray(a).nbytes for a in arrays.values()))
+        with self._writing():
+            group = self._file.require_group(name)
+            for key, arr in arrays.items():
+                arr = np.ascontiguousarray(arr)
+                group.create_dataset(key, data=arr)
+                self._hashers[f"{name}/{key}"] = hashlib.sha256(arr.tobytes())
+            for key, value in (attrs or {}).items():
+                group.attrs[key] = value
 
     def close(self) -> Path:
         """Write the attributes and hash, then rename the store into place."""
@@ -167,20 +243,39 @@ class StoreWriter:
         }
         for key, value in self.attrs.items():
             attrs[key] = value if isinstance(value, (str, int, float, bool, np.number)) else json.dumps(value, sort_keys=True)
-        for key, value in attrs.items():
-            self._file.attrs[key] = value
-        self._file.attrs["complete"] = True
-        self._file.flush()
-        self._file.close()
-        os.replace(self.tmp_path, self.path)
+        self._check_space(0)
+        with self._writing():
+            for key, value in attrs.items():
+                self._file.attrs[key] = value
+            self._file.attrs["complete"] = True
+            self._file.flush()
+            self._ds.clear()
+            self._file.close()
+            os.replace(self.tmp_path, self.path)
         return self.path
 
-    def abort(self) -> None:
+    def abort(self, *, close: bool = True) -> None:
+        """Remove the temporary file. ``close=False`` after a failed HDF5 write: closing such a
+        file flushes a cache HDF5 cannot write and crashes the process, so its handles are kept
+        open (in :data:`_FAILED_HANDLES`) until the process ends."""
+        handles = (self._file, dict(self._ds))
+        self._file, self._ds = None, {}  # close once: a second close after a failed one crashes HDF5
+        if not close and handles[0] is not None:
+            try:
+                os.truncate(self.tmp_path, 0)  # frees the space while HDF5 holds the file open
+            except OSError:
+                pass
+        self.tmp_path.unlink(missing_ok=True)
+        if handles[0] is None:
+            return
+        if not close:
+            _FAILED_HANDLES.append(handles)
+            return
+        handles[1].clear()
         try:
-            self._file.close()
+            handles[0].close()
         except Exception:  # noqa: BLE001 - file may already be closed
             pass
-        self.tmp_path.unlink(missing_ok=True)
 
     def __enter__(self) -> "StoreWriter":
         return self
@@ -229,9 +324,16 @@ class ActivationStore:
         return self.file[name][:]
 
     def group(self, name: str) -> dict[str, np.ndarray]:
+        """The arrays of a group (e.g. ``ground_truth``), refusing NaN/inf with the store named."""
         if name not in self.file:
             raise SaesimError(f"{self.path}: store has no {name!r} group")
-        return {k: v[:] for k, v in self.file[name].items()}
+        out = {k: v[()] for k, v in self.file[name].items()}
+        for key, arr in out.items():
+            arr = np.asarray(arr)
+            if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+                bad = arr.size - int(np.count_nonzero(np.isfinite(arr)))
+                raise SaesimError(f"{self.path}: {name}/{key} holds {bad} NaN/inf value(s); the store is corrupt")
+        return out
 
     def read_rows(self, start: int, stop: int) -> np.ndarray:
         """Rows ``[start, stop)`` as float32, refusing NaN/inf with the file and row named."""
@@ -285,6 +387,53 @@ def open_store(path: str | os.PathLike) -> ActivationStore:
             f.close()
             raise SaesimError(f"{path}: {name} has {f[name].shape[0]} rows but activations have {n}")
     return ActivationStore(path=path, file=f)
+
+
+def compute_content_hash(store: ActivationStore, chunk_rows: int | None = None) -> str:
+    """The store's content hash recomputed from its bytes, as :class:`StoreWriter` computes it:
+    sha256 per dataset (the row datasets streamed ``chunk_rows`` rows at a time, so memory is
+    bounded), then sha256 over the sorted (name, digest) pairs."""
+    f = store.file
+    digests: dict[str, bytes] = {}
+    step = chunk_rows or store.chunk_rows()
+    for name in ("activations", *ROW_DATASETS):
+        if name not in f:
+            continue
+        h = hashlib.sha256()
+        ds = f[name]
+        for start in range(0, ds.shape[0], step):
+            h.update(np.ascontiguousarray(ds[start : start + step]).tobytes())
+        digests[name] = h.digest()
+    for group_name, group in f.items():
+        if isinstance(group, h5py.Group):
+            for key, ds in group.items():
+                if isinstance(ds, h5py.Dataset):
+                    digests[f"{group_name}/{key}"] = hashlib.sha256(np.ascontiguousarray(ds[()]).tobytes()).digest()
+    total = hashlib.sha256()
+    for name in sorted(digests):
+        total.update(name.encode())
+        total.update(digests[name])
+    return total.hexdigest()
+
+
+def verify_store(path: str | os.PathLike) -> str:
+    """Open a store and check its bytes against the ``content_hash`` recorded when it was
+    written; return the hash. A mismatch is one :class:`SaesimError` naming the file.
+
+    This reads the whole store once (about as long as a pass over it); the workflow's rules
+    do not call it (see the README), ``saesim verify`` does.
+    """
+    with open_store(path) as store:
+        recorded = store.attrs.get("content_hash")
+        if not recorded:
+            raise SaesimError(f"{store.path}: store has no content_hash attribute to verify against")
+        actual = compute_content_hash(store)
+    if actual != recorded:
+        raise SaesimError(
+            f"{store.path}: content hash mismatch: the store's bytes changed after it was written "
+            f"(recorded {str(recorded)[:16]}..., now {actual[:16]}...)"
+        )
+    return actual
 
 
 def iter_shuffled_batches(

@@ -33,7 +33,7 @@ SAE_LENS_WEIGHTS = "sae_weights.safetensors"
 SPARSIFY_WEIGHTS = "sae.safetensors"
 CFG_FILE = "cfg.json"
 
-__all__ = ["SAEWeights", "check_same_d_in", "decoder_rows", "is_pretrained_id", "load_sae_weights"]
+__all__ = ["SAEWeights", "check_same_d_in", "decoder_rows", "is_pretrained_id", "load_sae_weights", "verify_sae_folder"]
 
 
 @dataclass
@@ -147,6 +147,13 @@ def _check_finite(arr: np.ndarray, file: Path, name: str) -> None:
         raise SaesimError(f"{file}: {name} has {bad} non-finite values ({'/'.join(kinds)})")
 
 
+def _check_directions(W_dec: np.ndarray, file: Path) -> None:
+    """Refuse a decoder whose rows are all zero: it has no direction, so every similarity to it
+    would read 0.0 as if measured. Some zero rows are allowed (they match nothing: |cos| 0)."""
+    if W_dec.size == 0 or not np.any(W_dec):
+        raise SaesimError(f"{file}: W_dec is all zeros ({W_dec.shape[0]} rows): a zero decoder has no direction to compare")
+
+
 def _cfg_int(cfg: dict[str, Any], key: str, cfg_path: Path) -> int | None:
     v = cfg.get(key)
     if v is None:
@@ -194,6 +201,7 @@ def _load_sae_lens(folder: Path, with_encoder: bool) -> SAEWeights:
         )
     _check_not_empty(W_dec, file)
     _check_finite(W_dec, file, "W_dec")
+    _check_directions(W_dec, file)
     W_enc = t.get("W_enc")
     if W_enc is not None:
         if W_enc.shape != (expect[1], expect[0]):
@@ -241,6 +249,7 @@ def _load_sparsify(folder: Path, with_encoder: bool) -> SAEWeights:
     W_dec = _orient(W, n, d_in, file, "W_dec")
     _check_not_empty(W_dec, file)
     _check_finite(W_dec, file, "W_dec")
+    _check_directions(W_dec, file)
     n, d_in = W_dec.shape
     W_enc = None
     if with_encoder:
@@ -302,6 +311,7 @@ def _load_pretrained(spec: str, with_encoder: bool) -> SAEWeights:
     b_dec = sae.b_dec.detach().float().cpu().numpy() if hasattr(sae, "b_dec") else None
     _check_not_empty(W_dec, Path(spec))
     _check_finite(W_dec, Path(spec), "W_dec")
+    _check_directions(W_dec, Path(spec))
     if W_enc is not None:
         _check_finite(W_enc, Path(spec), "W_enc")
     cfg = sae.cfg.to_dict() if hasattr(sae.cfg, "to_dict") else {}
@@ -355,3 +365,32 @@ def check_same_d_in(a: SAEWeights, b: SAEWeights) -> None:
 def decoder_rows(path: str | os.PathLike) -> np.ndarray:
     """An SAE's decoder as float32 [d_sae, d_in], one latent direction per row."""
     return load_sae_weights(path, with_encoder=False).W_dec
+
+
+METRICS_FILE = "metrics.json"
+
+
+def verify_sae_folder(path: str | os.PathLike) -> str:
+    """Check an SAE folder trained by saesim: its weights load (finite, shapes agree, not all
+    zero) and their sha256 equals ``weights_sha256`` in ``metrics.json``; return it. Any
+    problem is one :class:`SaesimError` naming the file."""
+    from saesim.training import file_sha256  # the function that recorded the hash
+
+    folder = Path(path)
+    load_sae_weights(folder, with_encoder=False)
+    metrics_path = folder / METRICS_FILE
+    if not metrics_path.is_file():
+        raise SaesimError(f"{folder}: no {METRICS_FILE}, so no recorded weights_sha256 to verify against")
+    recorded = _read_cfg(metrics_path).get("weights_sha256")
+    if not recorded:
+        raise SaesimError(f"{metrics_path}: no weights_sha256 to verify against")
+    weights = folder / SAE_LENS_WEIGHTS
+    if not weights.is_file():
+        raise SaesimError(f"{folder}: {METRICS_FILE} records weights_sha256 but there is no {SAE_LENS_WEIGHTS}")
+    actual = file_sha256(weights)
+    if actual != recorded:
+        raise SaesimError(
+            f"{weights}: sha256 mismatch: the weights changed after training "
+            f"(recorded {str(recorded)[:16]}..., now {actual[:16]}...)"
+        )
+    return actual

@@ -249,11 +249,53 @@ def write_arrays_h5(path: Path, arrays: dict[str, Any], summary: dict[str, Any])
 
 
 # --------------------------------------------------------------------------
+# saesim verify
+# --------------------------------------------------------------------------
+
+
+def register_verify(subparsers) -> None:
+    """``saesim verify PATH...``: check stores and SAE folders against their recorded hashes."""
+    p = subparsers.add_parser(
+        "verify",
+        help="check activation stores and SAE folders against the hashes recorded when they were written",
+        description=(
+            "Check each PATH: an activation store (.h5) is read in full and its content hash recomputed "
+            "and compared with its content_hash attribute; an SAE folder trained by saesim is loaded and "
+            "the sha256 of its weights compared with weights_sha256 in its metrics.json. Prints one line "
+            "per path; exit status 1 if any check fails."
+        ),
+    )
+    p.add_argument("paths", metavar="PATH", nargs="+", help="activation store file or SAE folder")
+    p.set_defaults(func=run_verify)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from saesim.activation_store import verify_store
+    from saesim.checkpoints import verify_sae_folder
+
+    failed = 0
+    for path in args.paths:
+        t0 = time.perf_counter()
+        try:
+            if Path(path).is_dir():
+                kind, digest = "SAE weights sha256", verify_sae_folder(path)
+            else:
+                kind, digest = "store content hash", verify_store(path)
+        except SaesimError as e:
+            failed += 1
+            print(f"saesim verify: error: {' '.join(str(e).split())}", file=sys.stderr)
+            continue
+        print(f"ok {path}: {kind} {digest[:16]}... matches ({time.perf_counter() - t0:.1f} s)")
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------
 
 #: Functions adding one subcommand each; append yours here.
 SUBCOMMANDS: list[Callable[[Any], None]] = [register_compare]
+SUBCOMMANDS.append(register_verify)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,11 @@ model activations (neuron space) the rows are tokens.  Measures:
 * **RSA**: Spearman correlation between the upper triangles of the two
   cosine-dissimilarity matrices ``1 - cos(row_i, row_j)``.
 * **Mutual kNN**: mean over rows of the Jaccard index between the row's k
-  nearest neighbours (cosine) in x and in y.
+  nearest neighbours (cosine) in x and in y.  Rows with zero norm in x or in y
+  (no direction, e.g. toy rows with no active feature) are left out, and ties
+  are broken at random (seeded), separately for x and y: broken by row index,
+  tied rows got the same neighbour sets in x and y under the given pairing but
+  not under a permuted one, a false positive on independent data.
 * **Linear CKA** (Kornblith et al. 2019): ``||Y_c^T X_c||_F^2 / (||X_c^T X_c||_F ||Y_c^T Y_c||_F)``.
 
 Null distribution: the same measure after randomly permuting the rows of y
@@ -162,11 +166,18 @@ def rsa(x, y) -> float:
 # --- mutual kNN ------------------------------------------------------------
 
 
-def knn_indices(x: np.ndarray, k: int, block_rows: int = 1024) -> np.ndarray:
-    """``[n, k]`` indices of each row's k nearest other rows by cosine similarity."""
+def knn_indices(x: np.ndarray, k: int, block_rows: int = 1024, rng: np.random.Generator | None = None) -> np.ndarray:
+    """``[n, k]`` indices of each row's k nearest other rows by cosine similarity.
+
+    With ``rng``, ties are broken at random: the neighbours are found among the rows
+    in a random order and mapped back, so the result does not favour low row indices.
+    """
     n = x.shape[0]
     if not 0 < k < n:
         raise SaesimError(f"mutual kNN: k must be in [1, {n - 1}] for {n} rows, got {k}")
+    if rng is not None:
+        order = rng.permutation(n)
+        return order[knn_indices(x[order], k, block_rows)][np.argsort(order)]
     u = _unit_rows(x)
     out = np.empty((n, k), dtype=np.int64)
     for s in range(0, n, block_rows):
@@ -176,9 +187,16 @@ def knn_indices(x: np.ndarray, k: int, block_rows: int = 1024) -> np.ndarray:
     return out
 
 
-def _prepare_knn(x, y, *, k=10) -> Scorer:
-    nx = knn_indices(x, k)
-    ny = knn_indices(y, k)
+def directional_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Indices of the paired rows with a direction (nonzero norm) in both x and y."""
+    return np.flatnonzero((np.linalg.norm(x, axis=1) > 0) & (np.linalg.norm(y, axis=1) > 0))
+
+
+def _prepare_knn(x, y, *, k=10, rng: np.random.Generator | None = None) -> Scorer:
+    """Scorer on rows that all have a direction (see :func:`directional_rows`); ties broken
+    with ``rng`` (independent orders for x and y), by position without it."""
+    nx = knn_indices(x, k, rng=rng)
+    ny = knn_indices(y, k, rng=rng)
     n = x.shape[0]
 
     def score(perm):
@@ -194,10 +212,22 @@ def _prepare_knn(x, y, *, k=10) -> Scorer:
     return score
 
 
-def mutual_knn_jaccard(x, y, *, k: int = 10) -> float:
-    """Mean Jaccard index of each row's k-nearest-neighbour sets in x and in y."""
+def mutual_knn_jaccard(x, y, *, k: int = 10, seed: int = 0) -> float:
+    """Mean Jaccard index of each row's k-nearest-neighbour sets in x and in y, over the rows
+    with nonzero norm in both; ties broken at random with ``seed``."""
     x, y = _check_pair(x, y)
-    return _prepare_knn(x, y, k=k)(None)
+    rows = _knn_rows(x, y, np.arange(x.shape[0]))
+    return _prepare_knn(x[rows], y[rows], k=k, rng=np.random.default_rng([seed, 1]))(None)
+
+
+def _knn_rows(x, y, rows: np.ndarray) -> np.ndarray:
+    """``rows`` without those that have no direction in x or y; at least 3 must remain."""
+    kept = rows[directional_rows(x[rows], y[rows])]
+    if kept.size < 3:
+        raise SaesimError(
+            f"mutual kNN: only {kept.size} of {rows.size} paired rows have a nonzero norm on both sides (need 3)"
+        )
+    return kept
 
 
 # --- linear CKA ------------------------------------------------------------
@@ -267,13 +297,15 @@ def relational_similarity(
         rows = sub
         if name == "rsa" and rows.size > rsa_max_rows:
             rows = np.sort(np.random.default_rng([seed, 99]).permutation(rows)[:rsa_max_rows])
+        if name == "mutual_knn":
+            rows = _knn_rows(x, y, rows)
         xs, ys = x[rows], y[rows]
         if name == "svcca":
             scorer = _prepare_svcca(xs, ys, variance_kept=variance_kept, n_components=n_components)
         elif name == "rsa":
             scorer = _prepare_rsa(xs, ys)
         elif name == "mutual_knn":
-            scorer = _prepare_knn(xs, ys, k=min(knn_k, rows.size - 1))
+            scorer = _prepare_knn(xs, ys, k=min(knn_k, rows.size - 1), rng=np.random.default_rng([seed, index, 1]))
         else:
             scorer = _prepare_cka(xs, ys)
         observed = scorer(None)
