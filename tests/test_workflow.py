@@ -77,6 +77,7 @@ def test_library_edit_reruns_dependants_only(workflow_copy):
             "plot_recovery_vs_l0",
             "plot_seed_heatmap",
             "plot_latent_vs_truth",
+            "coactivation",
         }, counts
     finally:
         plotting.write_text(original)
