@@ -315,7 +315,7 @@ def test_snakemake_stops_before_any_job_with_one_line(tmp_path, case):
     out = proc.stdout + proc.stderr
     if expected is None:
         assert proc.returncode == 0, out[-3000:]
-        assert "train_sae" in out
+        assert "train_saes_toy" in out
         return
     assert proc.returncode != 0
     assert "Traceback" not in out

@@ -131,7 +131,7 @@ def test_kill_keeps_finished_artifacts_and_leaves_no_complete_looking_partial(ki
     assert s["after_kill"] == s["before"] == s["after_rerun"], "finished artifacts are untouched"
     with open_store(s["work"] / FINISHED[0]) as store:  # still a complete, valid store
         assert store.n_rows == CONFIG["experiments"]["toy"]["store"]["n_rows"]
-    assert s["rerun_jobs"] == {"train_sae": 1}, "the rerun redoes the killed job only"
+    assert s["rerun_jobs"] == {"train_saes_toy": 1}, "the rerun redoes the killed job only"
 
 
 def test_rerun_resumes_and_equals_an_uninterrupted_run(killed_and_rerun):

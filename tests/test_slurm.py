@@ -6,7 +6,7 @@ finished jobs logged by jobcomp/filetxt and kept by slurmctld for `scontrol show
 The test skips, saying why, only where that cluster cannot be had.
 
 A small toy config runs through the profile (with the two options a cluster without
-accounting needs, and train_sae forced to request a GPU, since there is no CUDA here and
+accounting needs, and train_saes_toy forced to request a GPU, since there is no CUDA here and
 SAE training runs on the CPU). Checked: every job of the dry run became one SLURM job,
 with the threads, memory, time limit and GPU request of its rule as SLURM recorded them;
 the GPU jobs used the device SLURM gave them; and every result equals a local run's.
@@ -32,7 +32,7 @@ SLURM_OPTIONS = [
     "--slurm-keep-successful-logs",
     "--slurm-init-seconds-before-status-checks", "5",
     "--seconds-between-status-checks", "5",
-    "--set-resources", "train_sae:gpu=1",  # no CUDA here: force the GPU request path
+    "--set-resources", "train_saes_toy:gpu=1",  # no CUDA here: force the GPU request path
 ]
 
 
@@ -173,15 +173,15 @@ def test_every_job_became_a_slurm_job_with_its_resources(runs):
             line = jobcomp[slurm_id]  # the persistent record of the finished job
             assert "JobState=COMPLETED" in line and f"mem={res['mem_mb']}M" in line, line
             assert f"TimeLimit={int(res['runtime'])} " in line, line
-    assert {rule for _, rule, _ in gpu_jobs} == {"train_sae"}
-    assert len(gpu_jobs) == runs["expected"]["train_sae"]
+    assert {rule for _, rule, _ in gpu_jobs} == {"train_saes_toy"}
+    assert len(gpu_jobs) == runs["expected"]["train_saes_toy"]
     print(f"\n{len(submitted)} SLURM jobs: {dict(by_rule)}")
     for slurm_id, rule, tres in gpu_jobs:
         print(f"GPU job {slurm_id} ({rule}): TresPerJob={tres}")
 
 
 def test_gpu_jobs_use_the_device_slurm_gave_them(runs):
-    logs = sorted((runs["slurm"] / "results/logs/train_sae").rglob("*.log"))
+    logs = sorted((runs["slurm"] / "results/logs/train_saes").rglob("*.log"))
     assert logs
     for log in logs:
         text = log.read_text()

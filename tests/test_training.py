@@ -1,6 +1,7 @@
 """SAE training through sae-lens: every architecture, determinism, checkpoint format."""
 
 import json
+import shutil
 
 import pytest
 
@@ -312,3 +313,32 @@ def test_cfg_json_has_sorted_keys_and_equal_bytes_across_processes(toy_store, tm
     cfg = json.loads(a, object_pairs_hook=keys_sorted)
     assert cfg["d_sae"] == 16 and "metadata" in cfg
     assert sae_lens.SAE.load_from_disk(str(tmp_path / "0")).cfg.d_sae == 16
+
+
+def test_trained_cache_republishes_the_same_sae_without_training(toy_store, tmp_path, capsys):
+    s = spec("topk", 3, seed=1)
+    first = train_sae(toy_store, s, tmp_path / "a", trained_cache=tmp_path / "cache")
+    shutil.rmtree(tmp_path / "a")  # as Snakemake does before rerunning a job
+    again = train_sae(toy_store, s, tmp_path / "a", trained_cache=tmp_path / "cache")
+    assert "restored from" in capsys.readouterr().out
+    assert again == first
+    assert (tmp_path / "a/sae_weights.safetensors").read_bytes() == (tmp_path / "cache/sae_weights.safetensors").read_bytes()
+    # another spec is trained, not restored, and replaces the cache entry
+    other = train_sae(toy_store, spec("topk", 3, seed=2), tmp_path / "b", trained_cache=tmp_path / "cache")
+    assert "restored from" not in capsys.readouterr().out
+    assert other["weights_sha256"] != first["weights_sha256"]
+    assert json.loads((tmp_path / "cache/metrics.json").read_text())["weights_sha256"] == other["weights_sha256"]
+
+
+def test_trained_cache_with_damaged_weights_is_not_used(toy_store, tmp_path, capsys):
+    s = spec("topk", 3, seed=1)
+    first = train_sae(toy_store, s, tmp_path / "a", trained_cache=tmp_path / "cache")
+    shutil.rmtree(tmp_path / "a")
+    weights = tmp_path / "cache/sae_weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.unlink()  # a hard link to the published file: replace, do not edit in place
+    weights.write_bytes(bytes(data))
+    again = train_sae(toy_store, s, tmp_path / "a", trained_cache=tmp_path / "cache")
+    assert "differ from the sha256" in capsys.readouterr().out
+    assert again["weights_sha256"] == first["weights_sha256"]  # retrained, same bytes

@@ -297,6 +297,58 @@ def claim_resume_dir(resume_dir: Path, key: dict, write_key: bool) -> None:
         os.replace(tmp, resume_dir / RESUME_KEY_FILE)
 
 
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link ``src`` to ``dst`` (published files are never changed in place), else copy it."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def restore_trained(cache_dir: Path, key: dict, out_dir: Path) -> dict | None:
+    """Publish the SAE kept in ``cache_dir`` as ``out_dir`` if it was trained for exactly ``key``.
+
+    Returns its metrics, or None (nothing published) when the cache is absent, was made for
+    another key, or its weights no longer match the sha256 recorded in its metrics.
+    """
+    try:
+        if key_differences(json.loads((cache_dir / RESUME_KEY_FILE).read_text()), key):
+            return None
+        metrics = json.loads((cache_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    tmp = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for f in sorted(cache_dir.iterdir()):
+            if f.name != RESUME_KEY_FILE:
+                _link_or_copy(f, tmp / f.name)
+        if file_sha256(tmp / "sae_weights.safetensors") != metrics.get("weights_sha256"):
+            print(f"ignoring {cache_dir}: its weights differ from the sha256 in its metrics.json", flush=True)
+            shutil.rmtree(tmp)
+            return None
+        shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return metrics
+
+
+def remember_trained(cache_dir: Path, key: dict, out_dir: Path) -> None:
+    """Keep hard links to a published SAE in ``cache_dir`` with its key, replacing what was there."""
+    tmp = cache_dir.with_name(f"{cache_dir.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in sorted(out_dir.iterdir()):
+        _link_or_copy(f, tmp / f.name)
+    (tmp / RESUME_KEY_FILE).write_text(json.dumps(key, indent=2, sort_keys=True))
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    os.replace(tmp, cache_dir)
+
+
 def checkpoint_manifest(checkpoint: Path) -> dict[str, str]:
     """sha256 of every file sae-lens wrote into a trainer checkpoint."""
     return {p.name: file_sha256(p) for p in sorted(checkpoint.iterdir()) if p.is_file() and p.name != COMPLETE_MARKER}
@@ -339,6 +391,7 @@ def train_sae(
     *,
     resume_dir: str | os.PathLike | None = None,
     n_checkpoints: int = 0,
+    trained_cache: str | os.PathLike | None = None,
 ) -> dict:
     """Train one SAE and publish ``out_dir`` atomically (``cfg.json``, weights, ``metrics.json``).
 
@@ -356,6 +409,11 @@ def train_sae(
     recorded when it was written (a log line says which and why). Training that
     produces a non-finite loss or weights raises :class:`SaesimError` and
     publishes nothing.
+
+    With ``trained_cache``, the published SAE is also kept there (hard links) with
+    the same key, and a later call with the same key publishes it again without
+    training (:func:`restore_trained`): the workflow trains all seeds of a variant in
+    one job, and adding a seed must not retrain the others.
     """
     import torch
     from sae_lens import SAE, LoggingConfig, SAETrainer
@@ -379,9 +437,15 @@ def train_sae(
             raise SaesimError(f"{out_dir}: k={spec.sparsity} must be smaller than the width {spec.width}")
         if spec.b_dec_init not in ("zeros", "mean"):
             raise SaesimError(f"{out_dir}: b_dec_init must be 'zeros' or 'mean', got {spec.b_dec_init!r}")
+        key = resume_key(spec, store)
+        if trained_cache is not None:
+            restored = restore_trained(Path(trained_cache), key, out_dir)
+            if restored is not None:
+                print(f"{out_dir}: restored from {trained_cache} (trained before with the same key)", flush=True)
+                return restored
         train_mask, eval_mask = split_rows(store, spec)
         if resume_dir is not None:
-            claim_resume_dir(resume_dir, resume_key(spec, store), write_key=n_checkpoints > 0)
+            claim_resume_dir(resume_dir, key, write_key=n_checkpoints > 0)
         trainer_cfg = SAETrainerConfig(
             total_training_samples=spec.training_samples,
             train_batch_size_samples=spec.batch_size,
@@ -505,6 +569,8 @@ def train_sae(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+    if trained_cache is not None:
+        remember_trained(Path(trained_cache), key, out_dir)
     if resume_dir is not None:
         shutil.rmtree(resume_dir, ignore_errors=True)
     return metrics

@@ -97,11 +97,23 @@ def sae_dir(exp, hook, variant, seed):
     return f"results/{exp}/saes/{hook}/{variant}/seed{seed}"
 
 
-def sae_spec(wildcards):
-    """Keyword arguments of saesim.training.SAESpec for one SAE job."""
-    exp = EXPERIMENTS[wildcards.exp]
-    v = variants(wildcards.exp)[wildcards.variant]
-    init_seed, data_seed = seed_pair(exp, int(wildcards.seed))
+def rule_name(prefix, exp):
+    """Name of the rule ``prefix`` generated for one experiment."""
+    return f"{prefix}_{exp.replace('-', '_')}"
+
+
+def regex_of(name):
+    """A wildcard constraint matching exactly ``name``."""
+    import re
+
+    return re.escape(name)
+
+
+def sae_spec_of(exp_name, variant, seed):
+    """Keyword arguments of saesim.training.SAESpec for one SAE."""
+    exp = EXPERIMENTS[exp_name]
+    v = variants(exp_name)[variant]
+    init_seed, data_seed = seed_pair(exp, int(seed))
     training = dict(exp["sae"]["training"])
     options = dict(v.options)
     training["lr"] = options.pop("lr", training["lr"])

@@ -20,8 +20,8 @@
 #     job killed for memory or time (the SLURM profile retries) asks for more next time.
 #     Per-experiment rules (declared in a loop) call a factory: mem_mb=extract_mem_mb(exp).
 #   * Everything here is an estimate with a safety margin; a profile or the command line
-#     overrides any rule: set-resources: {train_sae: {mem_mb: 64000, runtime: 720}} or
-#     --set-resources train_sae:runtime=720 (per-experiment rules: extract_activations_<exp>).
+#     overrides any rule: set-resources: {train_saes_smollm2: {mem_mb: 64000, runtime: 720}} or
+#     --set-resources train_saes_smollm2:runtime=720 (per-experiment rules: train_saes_<exp>, extract_activations_<exp>).
 
 import math
 
@@ -139,6 +139,11 @@ def train_sae_mem_mb(wildcards, attempt):
         + 16 * rows  # row masks, indices, positions
     )
     return _mem(LIBS_MB, n_bytes, attempt)
+
+
+def train_saes_runtime(wildcards, threads, attempt):
+    """Every seed of a variant, one after the other."""
+    return len(seeds(wildcards.exp)) * train_sae_runtime(wildcards, threads, attempt)
 
 
 def train_sae_runtime(wildcards, threads, attempt):
