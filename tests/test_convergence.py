@@ -80,3 +80,37 @@ def test_bad_snapshot_requests_are_refused(toy_store, tmp_path):
     with pytest.raises(SaesimError, match="no resume_dir"):
         train_sae(toy_store, spec(0), tmp_path / "x", snapshot_fractions=[1.0], on_snapshot=lambda *a: None, resume_dir=tmp_path / "r")
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_convergence_rule_on_a_toy_experiment(tmp_path):
+    """The workflow's convergence job on the small toy config with a convergence block: the
+    figure and table are made, the final snapshots equal the published SAEs bit for bit, and
+    the 1.0 row repeats the published SAEs' numbers."""
+    import copy
+    import json
+    import subprocess
+    import sys
+
+    import pandas as pd
+    from workflow_helpers import SMALL, copy_workflow
+
+    cfg = copy.deepcopy(SMALL)
+    cfg["experiments"]["toy"]["convergence"] = {"fractions": [0.5]}
+    w = copy_workflow(tmp_path / "wf", cfg)
+    target = "results/figures/toy_convergence.pdf"
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", target], cwd=w, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (w / target).stat().st_size > 1000 and (w / "results/figures/toy_convergence.png").stat().st_size > 1000
+    res = json.loads((w / "results/toy/convergence.json").read_text())
+    assert res["final_equals_published"] is True and res["variant"] == "topk-w12-k2" and res["hook"] == "toy"
+    table = pd.read_csv(w / "results/toy/tables/convergence.csv")
+    assert list(table["fraction"]) == [0.5, 1.0] and list(table["samples"]) == [6144, 12032]  # 24 and 47 steps of 256
+    final = table.iloc[-1]
+    metrics = [json.loads((w / f"results/toy/saes/toy/topk-w12-k2/seed{s}/metrics.json").read_text()) for s in (0, 1)]
+    assert final["explained_variance_mean"] == pytest.approx(np.mean([m["explained_variance"] for m in metrics]), rel=1e-5)
+    base = json.loads((w / "results/toy/baselines/toy/w12.json").read_text())
+    assert final["mmcs_baseline"] == pytest.approx(base["mmcs"], rel=1e-5)
+    # the published SAEs were not retrained for it, and a second run starts no job
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", target], cwd=w, capture_output=True, text=True, timeout=300)
+    assert "Nothing to be done" in dry.stdout + dry.stderr

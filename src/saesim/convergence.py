@@ -31,9 +31,9 @@ QUALITY_METRICS = ("explained_variance", "l0", "dead_fraction")
 
 
 def _metric(result: dict, name: str) -> float:
-    if name == "frac_matched_0.7":
-        return float(result["frac_matched_above"]["0.7"])
-    return float(result[name])
+    from .tables import STABILITY_METRICS as GETTERS
+
+    return float(GETTERS[name](result))
 
 
 def weights_equal(a_dir: str | os.PathLike, b_dir: str | os.PathLike) -> bool:

@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from saesim.config import (  # noqa: E402
+    convergence_target,
     expand_variants,
     expected_l0,
     seed_pair,
@@ -189,6 +190,35 @@ def all_fourier_files(exp):
     ]
 
 
+def has_convergence(exp):
+    return convergence_target(EXPERIMENTS[exp]) is not None
+
+
+def convergence_saes(exp):
+    """The published SAEs (one per seed) of the variant an experiment measures convergence of."""
+    variant, hook, _ = convergence_target(EXPERIMENTS[exp])
+    return [sae_dir(exp, hook, variant, s) for s in seeds(exp)]
+
+
+def convergence_baseline(exp):
+    """The random-decoder baseline file of that variant's shape (rule decoder_baseline)."""
+    variant, hook, _ = convergence_target(EXPERIMENTS[exp])
+    return f"results/{exp}/baselines/{hook}/w{variants(exp)[variant].width}.json"
+
+
+def experiments_with_convergence():
+    names = [n for n in EXPERIMENTS if has_convergence(n)]
+    return "|".join(names) if names else "(?!x)x"
+
+
+def convergence_specs(exp):
+    """saesim.training.SAESpec keyword arguments of those SAEs, as train_sae builds them."""
+    from types import SimpleNamespace
+
+    variant, _, _ = convergence_target(EXPERIMENTS[exp])
+    return [sae_spec(SimpleNamespace(exp=exp, variant=variant, seed=s)) for s in seeds(exp)]
+
+
 FIGURES = {
     "stability_vs_l0": lambda exp: True,
     "seed_heatmap": lambda exp: True,
@@ -196,6 +226,7 @@ FIGURES = {
     "latent_vs_truth": has_ground_truth,
     "grokking": is_modular,
     "fourier_overlap": is_modular,
+    "convergence": has_convergence,
 }
 
 

@@ -313,3 +313,33 @@ def compare_by_activations_runtime(wildcards, threads, attempt):
     seconds = 50e-9 * rows * l0_a * l0_b
     flops = 2.0 * rows * (d_a * d_b + w_a * d_a + w_b * d_b)
     return _minutes(flops + seconds * CPU_FLOPS * max(1, threads), threads, attempt=attempt)
+
+
+# ---- convergence.smk ----------------------------------------------------------
+
+
+def _convergence_job(wildcards):
+    """A train_sae-like wildcards object for the variant and hook of an experiment's convergence job."""
+    from types import SimpleNamespace
+
+    variant, hook, fractions = convergence_target(EXPERIMENTS[wildcards.exp])
+    return SimpleNamespace(exp=wildcards.exp, variant=variant, hook=hook), fractions
+
+
+def convergence_mem_mb(wildcards, attempt):
+    """One SAE training at a time, plus every seed's snapshot decoders of one fraction."""
+    job, fractions = _convergence_job(wildcards)
+    _, d = store_shape(job.exp, job.hook)
+    width = _width(job)
+    snapshots = len(fractions) * 2 * 4 * width * d + len(seeds(job.exp)) * 4 * width * d
+    return train_sae_mem_mb(job, attempt) + _mem(0, snapshots, attempt)
+
+
+def convergence_runtime(wildcards, threads, attempt):
+    """Each seed's training again, a pair comparison per fraction and seed pair."""
+    job, fractions = _convergence_job(wildcards)
+    _, d = store_shape(job.exp, job.hook)
+    width = _width(job)
+    n = len(seeds(job.exp))
+    compare = len(fractions) * n * (n - 1) // 2 * _minutes(_compare_flops(width, d))
+    return n * train_sae_runtime(job, threads, attempt) + compare * attempt
