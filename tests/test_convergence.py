@@ -1,10 +1,49 @@
 """Convergence: snapshots during training that leave the training run as it was."""
 
+import copy
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
+from saesim.config import convergence_target, validate_config
 from saesim.errors import SaesimError
 from saesim.toy_model import ToyModelConfig, write_toy_store
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def test_convergence_is_on_for_language_models_by_default_and_where_a_block_asks():
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg = validate_config(raw, SCHEMA)
+    targets = {name: convergence_target(exp) for name, exp in cfg["experiments"].items()}
+    assert targets["smollm2"] == ("topk-w1152-k64", "blocks.6.hook_out", [0.1, 0.25, 0.5, 1.0])
+    assert targets["toy"] is None and targets["modular"] is None
+    raw = copy.deepcopy(raw)
+    raw["experiments"]["toy"]["convergence"] = {"variant": "batchtopk-w50-k24", "fractions": [0.5, 0.2]}
+    raw["experiments"]["smollm2"]["convergence"] = {"enabled": False}
+    cfg = validate_config(raw, SCHEMA)
+    assert convergence_target(cfg["experiments"]["toy"]) == ("batchtopk-w50-k24", "toy", [0.2, 0.5, 1.0])
+    assert convergence_target(cfg["experiments"]["smollm2"]) is None
+
+
+@pytest.mark.parametrize(
+    "block,message",
+    [
+        ({"variant": "topk-w9-k1"}, r"experiments\.smollm2\.convergence\.variant: 'topk-w9-k1' is not a variant"),
+        ({"variant": "topk-w2304-k64", "hook": "blocks.15.hook_out"}, r"convergence\.hook: 'blocks\.15\.hook_out' is not a hook topk-w2304-k64 is trained at; hooks: blocks\.6\.hook_out$"),
+        ({"fractions": [0]}, r"experiments\.smollm2\.convergence\.fractions\[0\]: 0 is less than or equal to the minimum of 0"),
+        ({"every": 2}, r"experiments\.smollm2\.convergence: unknown key\(s\) every"),
+    ],
+)
+def test_bad_convergence_blocks_are_refused_with_one_line(block, message):
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text())
+    raw["experiments"]["smollm2"]["convergence"] = block
+    with pytest.raises(SaesimError, match=message):
+        validate_config(raw, SCHEMA)
+
 
 pytest.importorskip("sae_lens")
 
