@@ -24,7 +24,7 @@ def main(smk):
         smk.input.store,
         specs,
         smk.params.fractions,
-        Path(smk.output.json).with_name(f".convergence-work-{os.getpid()}"),
+        Path(smk.output.json).with_name(".convergence-work"),  # one job per experiment; emptied first
         published=dict(zip(smk.params.seeds, smk.input.saes)),
         baseline=json.loads(Path(smk.input.baseline).read_text()),
         memory_budget_mb=smk.params.memory_budget_mb,
