@@ -336,10 +336,13 @@ def convergence_mem_mb(wildcards, attempt):
 
 
 def convergence_runtime(wildcards, threads, attempt):
-    """Each seed's training again, a pair comparison per fraction and seed pair."""
+    """Each seed's training again (as train_sae_runtime), plus a pair comparison per fraction
+    and seed pair (CPU), in one estimate."""
     job, fractions = _convergence_job(wildcards)
+    training = EXPERIMENTS[job.exp]["sae"]["training"]
     _, d = store_shape(job.exp, job.hook)
     width = _width(job)
     n = len(seeds(job.exp))
-    compare = len(fractions) * n * (n - 1) // 2 * _minutes(_compare_flops(width, d))
-    return n * train_sae_runtime(job, threads, attempt) + compare * attempt
+    train = n * 12.0 * (training["training_samples"] + len(fractions) * training["eval_rows"]) * width * d
+    compare = len(fractions) * n * (n - 1) // 2 * _compare_flops(width, d)
+    return _minutes(train, threads, GPU, attempt) + _minutes(compare, attempt=attempt) - MIN_RUNTIME * attempt
