@@ -198,6 +198,7 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
                     f"{source}: experiments.{name}.source: orthogonal features need n_features <= d "
                     f"({src['n_features']} > {src['d']})"
                 )
+        convergence_target(exp, where=f"{source}: experiments.{name}.convergence")  # raises on a bad variant or hook
     for name, cmp in config.get("comparisons", {}).items():
         for side in ("a", "b"):
             ref = cmp[side]
@@ -288,6 +289,27 @@ def expand_variants(exp: dict, *, where: str = "config") -> list[Variant]:
     if dupes:
         raise SaesimError(f"{where}: duplicate SAE variants {dupes}")
     return out
+
+
+def convergence_target(exp: dict, where: str = "convergence") -> tuple[str, str, list[float]] | None:
+    """``(variant id, hook, fractions)`` of an experiment's convergence measurement, or None.
+
+    None unless the (defaults-filled) experiment has a ``convergence`` block with
+    ``enabled``. Defaults: the first variant, the first hook it is trained at; the
+    fractions sorted, with 1.0 added.
+    """
+    conv = exp.get("convergence")
+    if not conv or not conv.get("enabled", True):
+        return None
+    by_id = {v.id: v for v in expand_variants(exp)}
+    vid = conv.get("variant", next(iter(by_id)))
+    if vid not in by_id:
+        raise SaesimError(f"{where}.variant: {vid!r} is not a variant of this experiment; variants: {', '.join(by_id)}")
+    trained = [h for h in exp.get("hooks", ["toy"]) if by_id[vid].trained_at(h)]
+    hook = conv.get("hook", trained[0])
+    if hook not in trained:
+        raise SaesimError(f"{where}.hook: {hook!r} is not a hook {vid} is trained at; hooks: {', '.join(trained)}")
+    return vid, hook, sorted({float(f) for f in conv["fractions"]} | {1.0})
 
 
 def seed_pair(exp: dict, seed: int) -> tuple[int, int]:

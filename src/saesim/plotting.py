@@ -451,4 +451,48 @@ def coactivation_plot(summaries: pd.DataFrame, overlaps: pd.DataFrame, title: st
         "SAE": plt.Line2D([], [], marker="o", ls="", color="#4C72B0"),
     }
     _top_legend(fig, axes, extra, title=title)
+#: colours of the stability metrics in the convergence figure (baselines dashed in the same colour)
+CONVERGENCE_COLORS = {"mmcs": "#4C72B0", "hungarian_mean_cos": "#DD8452", "frac_matched_0.7": "#55A868",
+                      "explained_variance": "#8172B3", "dead_fraction": "#C44E52"}
+
+
+def _count_label(n: float) -> str:
+    for unit, div in (("M", 1e6), ("k", 1e3)):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return f"{n:.0f}"
+
+
+def convergence_plot(table: pd.DataFrame, title: str | None = None, note: str | None = None):
+    """Stability across seeds (left) and explained variance / dead fraction (right) against the
+    training samples seen, at each snapshot: lines are means (over seed pairs, over seeds),
+    error bars min-max; dashed lines in the metric's colour are random decoders of the same shape."""
+    from .convergence import QUALITY_METRICS, STABILITY_METRICS
+
+    paper_style()
+    t = table.sort_values("samples")
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.9))
+    quality_labels = {"explained_variance": "explained variance", "dead_fraction": "dead fraction"}
+    extra = {}
+    for ax, metrics, labels in ((axes[0], STABILITY_METRICS, METRIC_LABELS), (axes[1], [m for m in QUALITY_METRICS if m in quality_labels], quality_labels)):
+        for m in metrics:
+            color = CONVERGENCE_COLORS[m]
+            lo = t[f"{m}_mean"] - t[f"{m}_min"]
+            hi = t[f"{m}_max"] - t[f"{m}_mean"]
+            ax.errorbar(t["samples"], t[f"{m}_mean"], yerr=[lo, hi], color=color, marker="o", capsize=3, lw=1.8, ms=5, label=labels[m])
+            base = t.get(f"{m}_baseline")
+            if base is not None and base.notna().any():
+                ax.axhline(float(base.iloc[0]), color=color, ls="--", lw=1.2, alpha=0.8)
+                extra.setdefault("random decoders (dashed)", plt.Line2D([], [], color=BASELINE_COLOR, ls="--", lw=1.2))
+        ax.set_xscale("log")
+        ax.set_xticks(t["samples"])
+        ax.set_xticklabels([f"{_count_label(n)}\n{f:.0%}" for n, f in zip(t["samples"], t["fraction"])])
+        ax.minorticks_off()
+        ax.set_xlabel("training samples seen (fraction of training)")
+        ax.set_ylim(*UNIT_YLIM)
+    axes[0].set_ylabel("cross-seed similarity")
+    axes[1].set_ylabel("held-out rows")
+    if note:
+        axes[1].set_title(note, fontsize=9, fontweight="normal", color="0.3")
+    _top_legend(fig, axes, extra, title)
     return fig

@@ -19,7 +19,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -392,6 +392,8 @@ def train_sae(
     resume_dir: str | os.PathLike | None = None,
     n_checkpoints: int = 0,
     trained_cache: str | os.PathLike | None = None,
+    snapshot_fractions: Sequence[float] = (),
+    on_snapshot: Callable[[float, int, Any], None] | None = None,
 ) -> dict:
     """Train one SAE and publish ``out_dir`` atomically (``cfg.json``, weights, ``metrics.json``).
 
@@ -414,6 +416,13 @@ def train_sae(
     the same key, and a later call with the same key publishes it again without
     training (:func:`restore_trained`): the workflow trains all seeds of a variant in
     one job, and adding a seed must not retrain the others.
+    With ``snapshot_fractions`` (each in (0, 1]), ``on_snapshot(fraction,
+    samples_seen, sae)`` is called with the live training SAE right after the
+    first step at which ``samples_seen >= fraction * training_samples`` (1.0:
+    after the last step). It must not change the SAE (copy its state dict); the
+    training trajectory and what is published stay exactly as without it.
+    Snapshots need a run from the start, so they cannot be combined with
+    ``resume_dir``.
     """
     import torch
     from sae_lens import SAE, LoggingConfig, SAETrainer
@@ -426,6 +435,11 @@ def train_sae(
             f"{out_dir}: sae.training.training_samples={spec.training_samples} is smaller than "
             f"sae.training.batch_size={spec.batch_size}: not one full training step"
         )
+    pending = sorted({float(f) for f in snapshot_fractions})
+    if pending and (pending[0] <= 0 or pending[-1] > 1):
+        raise SaesimError(f"{out_dir}: snapshot fractions must lie in (0, 1], got {pending}")
+    if pending and (on_snapshot is None or resume_dir is not None):
+        raise SaesimError(f"{out_dir}: snapshots need an on_snapshot callback and a run from the start (no resume_dir)")
     torch.set_num_threads(spec.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     device = resolve_device(spec.device)
@@ -521,6 +535,8 @@ def train_sae(
             nonfinite_loss.logical_or_(~torch.isfinite(out.loss.detach()))
             if trainer.n_training_steps % DIVERGENCE_CHECK_STEPS == 0 and bool(nonfinite_loss):
                 raise diverged(f"non-finite loss by step {trainer.n_training_steps + 1}")
+            while pending and trainer.n_training_samples >= pending[0] * spec.training_samples:
+                on_snapshot(pending.pop(0), trainer.n_training_samples, trainer.sae)
             return out
 
         trainer.step = checked_step

@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from saesim.config import (  # noqa: E402
     check_device_available,
+    convergence_target,
     expand_variants,
     expected_l0,
     seed_pair,
@@ -231,6 +232,33 @@ def all_fourier_files(exp):
     ]
 
 
+def has_convergence(exp):
+    return convergence_target(EXPERIMENTS[exp]) is not None
+
+
+def convergence_saes(exp):
+    """The published SAEs (one per seed) of the variant an experiment measures convergence of."""
+    variant, hook, _ = convergence_target(EXPERIMENTS[exp])
+    return [sae_dir(exp, hook, variant, s) for s in seeds(exp)]
+
+
+def convergence_baseline(exp):
+    """The random-decoder baseline file of that variant's shape (rule decoder_baseline)."""
+    variant, hook, _ = convergence_target(EXPERIMENTS[exp])
+    return f"results/{exp}/baselines/{hook}/w{variants(exp)[variant].width}.json"
+
+
+def experiments_with_convergence():
+    names = [n for n in EXPERIMENTS if has_convergence(n)]
+    return "|".join(names) if names else "(?!x)x"
+
+
+def convergence_specs(exp):
+    """saesim.training.SAESpec keyword arguments of those SAEs, as the training rule builds them."""
+    variant, _, _ = convergence_target(EXPERIMENTS[exp])
+    return [sae_spec_of(exp, variant, s) for s in seeds(exp)]
+
+
 FIGURES = {
     "stability_vs_l0": lambda exp: True,
     "seed_heatmap": lambda exp: True,
@@ -239,6 +267,7 @@ FIGURES = {
     "grokking": is_modular,
     "fourier_overlap": is_modular,
     "coactivation": lambda exp: True,
+    "convergence": has_convergence,
 }
 
 

@@ -360,3 +360,34 @@ def coactivation_runtime(wildcards, attempt):
     rows = EXPERIMENTS[exp]["coactivation"]["max_rows"]
     flops = sum(2.0 * rows * d * variants(exp)[v].width + _compare_flops(variants(exp)[v].width, d) for _, v in hook_variants(exp))
     return _minutes(flops * len(seeds(exp)), 1, 0, attempt)
+# ---- convergence.smk ----------------------------------------------------------
+
+
+def _convergence_job(wildcards):
+    """A train_sae-like wildcards object for the variant and hook of an experiment's convergence job."""
+    from types import SimpleNamespace
+
+    variant, hook, fractions = convergence_target(EXPERIMENTS[wildcards.exp])
+    return SimpleNamespace(exp=wildcards.exp, variant=variant, hook=hook), fractions
+
+
+def convergence_mem_mb(wildcards, attempt):
+    """One SAE training at a time, plus every seed's snapshot decoders of one fraction."""
+    job, fractions = _convergence_job(wildcards)
+    _, d = store_shape(job.exp, job.hook)
+    width = _width(job)
+    snapshots = len(fractions) * 2 * 4 * width * d + len(seeds(job.exp)) * 4 * width * d
+    return train_sae_mem_mb(job, attempt) + _mem(0, snapshots, attempt)
+
+
+def convergence_runtime(wildcards, threads, attempt):
+    """Each seed's training again (as train_sae_runtime), plus a pair comparison per fraction
+    and seed pair (CPU), in one estimate."""
+    job, fractions = _convergence_job(wildcards)
+    training = EXPERIMENTS[job.exp]["sae"]["training"]
+    _, d = store_shape(job.exp, job.hook)
+    width = _width(job)
+    n = len(seeds(job.exp))
+    train = n * 12.0 * (training["training_samples"] + len(fractions) * training["eval_rows"]) * width * d
+    compare = len(fractions) * n * (n - 1) // 2 * _compare_flops(width, d)
+    return _minutes(train, threads, GPU, attempt) + _minutes(compare, attempt=attempt) - MIN_RUNTIME * attempt

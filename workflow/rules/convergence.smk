@@ -1,0 +1,67 @@
+# Convergence: one variant's seeds trained again with snapshots (stability and quality
+# during training); the final snapshots are checked against the published SAEs.
+
+
+rule convergence:
+    input:
+        store=lambda w: store_path(w.exp, convergence_target(EXPERIMENTS[w.exp])[1]),
+        saes=lambda w: convergence_saes(w.exp),
+        baseline=lambda w: convergence_baseline(w.exp),
+    output:
+        json="results/{exp}/convergence.json",
+        table=report(
+            "results/{exp}/tables/convergence.csv",
+            caption="../report/convergence_table.rst",
+            category="{exp}",
+            subcategory="Tables",
+            labels={"table": "convergence during training (CSV)"},
+        ),
+    log:
+        "results/logs/convergence/{exp}.log",
+    wildcard_constraints:
+        exp=experiments_with_convergence(),
+    params:
+        variant=lambda w: convergence_target(EXPERIMENTS[w.exp])[0],
+        hook=lambda w: convergence_target(EXPERIMENTS[w.exp])[1],
+        fractions=lambda w: convergence_target(EXPERIMENTS[w.exp])[2],
+        seeds=lambda w: seeds(w.exp),
+        specs=lambda w: convergence_specs(w.exp),
+        memory_budget_mb=config["memory_budget_mb"],
+        code=code("convergence", "training", "activation_store", "similarity", "checkpoints", "tables"),
+    threads: config["threads_per_job"]
+    resources:
+        mem_mb=convergence_mem_mb,
+        runtime=convergence_runtime,
+        gpu=GPU,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/convergence.py"
+
+
+rule plot_convergence:
+    input:
+        table="results/{exp}/tables/convergence.csv",
+    output:
+        pdf="results/figures/{exp}_convergence.pdf",
+        png=report(
+            "results/figures/{exp}_convergence.png",
+            caption="../report/convergence.rst",
+            category="{exp}",
+            subcategory="Stability",
+            labels={"figure": "convergence during training"},
+        ),
+    log:
+        "results/logs/plot_convergence/{exp}.log",
+    wildcard_constraints:
+        exp=experiments_with_convergence(),
+    params:
+        code=code("plotting", "convergence"),
+    threads: 1
+    resources:
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/plot_convergence.py"
