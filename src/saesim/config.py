@@ -6,7 +6,6 @@ Kept free of heavy imports: the Snakefile imports this module at parse time.
 from __future__ import annotations
 
 import copy
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -215,11 +214,3 @@ def expected_l0(source: dict) -> float | None:
         return None
     return source["n_features"] * (source["p_max"] + source["p_min"]) / 2
 
-
-def source_hash(paths: Iterable[str | Path]) -> str:
-    """Hash of source files: a rule's ``params`` entry, so editing the code reruns the rule."""
-    h = hashlib.sha256()
-    for path in sorted(map(str, paths)):
-        h.update(path.encode())
-        h.update(Path(path).read_bytes())
-    return h.hexdigest()[:16]

@@ -11,9 +11,9 @@ from saesim.config import (  # noqa: E402
     expand_variants,
     expected_l0,
     seed_pair,
-    source_hash,
     validate_config,
 )
+from saesim.codehash import cached_code_hash  # noqa: E402
 from saesim.errors import SaesimError  # noqa: E402
 
 try:
@@ -30,9 +30,23 @@ SRC = Path(workflow.basedir) / "src" / "saesim"
 DEVICE = config["device"]
 
 
-def code(*modules):
-    """Hash of the library modules a job runs; editing one of them reruns that job."""
-    return source_hash(SRC / f"{m}.py" for m in modules)
+def code_of(script):
+    """A rule's ``code`` param: hash of its script (path from the repository root) and every
+    saesim module the script imports, transitively (saesim.codehash). Editing any of them
+    reruns the rule's jobs; moving the project folder reruns nothing."""
+    return cached_code_hash(str(Path(workflow.basedir) / script), str(SRC))
+
+
+def check_code_params(rules):
+    """Every rule with a script has ``code=code_of("scripts/<its script>")`` (called at the end of the Snakefile)."""
+    for r in rules:
+        if r.script is None:
+            continue
+        script = f"scripts/{Path(r.script).name}"
+        if r.params.get("code") != code_of(script):
+            raise WorkflowError(
+                f"rule {r.name}: params needs code=code_of({script!r}) so that editing the code it runs reruns it"
+            )
 
 
 def uses_gpu():

@@ -15,7 +15,7 @@ rule train_sae:
         # trainer checkpoints for resuming a killed job; outside the output,
         # which Snakemake deletes before a job starts
         resume_dir=lambda w: f"results/.resume/{w.exp}/{w.hook}/{w.variant}/seed{w.seed}",
-        code=code("training", "activation_store"),
+        code=code_of("scripts/train_sae.py"),
     threads: config["threads_per_job"]
     resources:
         mem_mb=train_sae_mem_mb,

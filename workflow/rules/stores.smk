@@ -11,7 +11,7 @@ rule make_toy_store:
     params:
         source=lambda w: EXPERIMENTS[w.exp]["source"],
         store=lambda w: EXPERIMENTS[w.exp].get("store", {}),
-        code=code("toy_model", "activation_store"),
+        code=code_of("scripts/make_toy_store.py"),
     threads: 1
     resources:
         mem_mb=make_toy_store_mem_mb,
