@@ -23,6 +23,8 @@ SPARSITY_KEYS = {
     "matryoshka_batchtopk": "k",
 }
 SPARSITY_TAGS = {"k": "k", "l1_coefficient": "l1c", "l0_coefficient": "l0c"}
+#: source kinds that are pretrained language models run over a tokenized corpus
+LANGUAGE_KINDS = ("smollm2", "hf", "transformer_lens")
 
 
 def _key_path(path: Iterable[Any]) -> str:
@@ -119,6 +121,11 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
             raise SaesimError(f"{source}: experiments.{name}.hooks: a {exp['source']['kind']} experiment needs a list of hook points")
         if exp["source"]["kind"] == "toy" and exp.get("hooks", ["toy"]) != ["toy"]:
             raise SaesimError(f"{source}: experiments.{name}.hooks: a toy experiment has the single hook 'toy'")
+        if exp["source"]["kind"] in LANGUAGE_KINDS and "n_rows" in exp["store"]:
+            raise SaesimError(
+                f"{source}: experiments.{name}.store.n_rows: a {exp['source']['kind']} store holds every token "
+                "of its corpus; set source.corpus.n_tokens instead"
+            )
         if exp["source"]["kind"] == "modular":
             src = exp["source"]
             if src["n_heads"] * src["d_head"] != src["d_model"]:

@@ -62,7 +62,7 @@ class SAESpec:
     jumprelu_bandwidth: float = 0.05
     matryoshka_widths: tuple[int, ...] = ()
     eval_rows: int = 8192
-    exclude_positions: tuple[int, ...] = ()
+    exclude_positions: tuple[int, ...] = (0,)  # token positions left out (0: BOS); stores without tokens ignore it
     exclude_norm_above: float | None = None  # rows with norm > this x the median row norm
     b_dec_init: str = "zeros"  # zeros (sae-lens's default) or mean (of the training rows)
     threads: int = 1

@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from saesim.config import (  # noqa: E402
+    LANGUAGE_KINDS,
     expand_variants,
     expected_l0,
     seed_pair,
@@ -63,7 +64,6 @@ def uses_gpu():
 
 
 GPU = 1 if uses_gpu() else 0
-LANGUAGE_KINDS = ("smollm2", "hf", "transformer_lens")
 
 
 def experiments_of_kind(*kinds):
@@ -114,7 +114,7 @@ def sae_spec(wildcards):
         sparsity=v.sparsity,
         init_seed=init_seed,
         data_seed=data_seed,
-        exclude_positions=list(exp["sae"].get("exclude_positions", [])),
+        exclude_positions=list(exp["sae"]["exclude_positions"]),
         exclude_norm_above=exp["sae"].get("exclude_norm_above"),
         threads=config["threads_per_job"],
         device=DEVICE,

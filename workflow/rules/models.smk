@@ -44,7 +44,7 @@ for _exp in EXPERIMENTS:
             params:
                 exp=_exp,
                 hooks=hooks(_exp),
-                store=EXPERIMENTS[_exp].get("store", {}),
+                store=EXPERIMENTS[_exp]["store"],
                 key_rel_threshold=EXPERIMENTS[_exp]["source"]["key_rel_threshold"],
                 code=code_of("scripts/extract_modular_stores.py"),
             priority: 10
@@ -65,7 +65,7 @@ rule build_corpus:
     log:
         "results/logs/build_corpus/{exp}.log",
     wildcard_constraints:
-        exp=experiments_of_kind("smollm2", "hf", "transformer_lens"),
+        exp=experiments_of_kind(*LANGUAGE_KINDS),
     params:
         source=lambda w: EXPERIMENTS[w.exp]["source"],
         code=code_of("scripts/build_corpus.py"),
@@ -81,7 +81,7 @@ rule build_corpus:
 
 
 for _exp in EXPERIMENTS:
-    if EXPERIMENTS[_exp]["source"]["kind"] in ("smollm2", "hf", "transformer_lens"):
+    if EXPERIMENTS[_exp]["source"]["kind"] in LANGUAGE_KINDS:
 
         rule:
             name:
@@ -96,7 +96,7 @@ for _exp in EXPERIMENTS:
                 exp=_exp,
                 hooks=hooks(_exp),
                 source=EXPERIMENTS[_exp]["source"],
-                store=EXPERIMENTS[_exp].get("store", {}),
+                store=EXPERIMENTS[_exp]["store"],
                 device=DEVICE,
                 code=code_of("scripts/extract_activations.py"),
             priority: 10

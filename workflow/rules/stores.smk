@@ -10,7 +10,7 @@ rule make_toy_store:
         exp=experiments_of_kind("toy"),
     params:
         source=lambda w: EXPERIMENTS[w.exp]["source"],
-        store=lambda w: EXPERIMENTS[w.exp].get("store", {}),
+        store=lambda w: EXPERIMENTS[w.exp]["store"],
         code=code_of("scripts/make_toy_store.py"),
     threads: 1
     resources:
