@@ -13,16 +13,10 @@ from typing import Any, Iterable
 import jsonschema
 import yaml
 
+from . import architectures
+from .architectures import SPARSITY_TAGS
 from .errors import SaesimError
 
-SPARSITY_KEYS = {
-    "standard": "l1_coefficient",
-    "topk": "k",
-    "batchtopk": "k",
-    "jumprelu": "l0_coefficient",
-    "matryoshka_batchtopk": "k",
-}
-SPARSITY_TAGS = {"k": "k", "l1_coefficient": "l1c", "l0_coefficient": "l0c"}
 #: source kinds that are pretrained language models run over a tokenized corpus
 LANGUAGE_KINDS = ("smollm2", "hf", "transformer_lens")
 
@@ -99,17 +93,18 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
     set_defaults(config, schema, schema)
     for name, exp in config["experiments"].items():
         for i, variant in enumerate(exp["sae"]["variants"]):
-            key = SPARSITY_KEYS[variant["architecture"]]
+            arch = architectures.get(variant["architecture"])
+            key = arch.sparsity_key
             where = f"{source}: experiments.{name}.sae.variants[{i}]"
-            wrong = [k for k in ("k", "l1_coefficient", "l0_coefficient") if k in variant and k != key]
+            wrong = [k for k in SPARSITY_TAGS if k in variant and k != key]
             if wrong:
                 raise SaesimError(f"{where}: {variant['architecture']} takes {key}, not {', '.join(wrong)}")
             if key == "k":
                 for k in variant["k"]:
                     if k >= variant["width"]:
                         raise SaesimError(f"{where}.k: k={k} must be smaller than width={variant['width']}")
-                    if variant["architecture"] == "topk" and k != int(k):
-                        raise SaesimError(f"{where}.k: topk needs whole numbers, got {k}")
+                    if arch.integer_k and k != int(k):
+                        raise SaesimError(f"{where}.k: {arch.name} needs whole numbers, got {k}")
             for w in variant.get("matryoshka_widths", []):
                 if w > variant["width"]:
                     raise SaesimError(f"{where}.matryoshka_widths: {w} exceeds width={variant['width']}")
@@ -189,7 +184,7 @@ def expand_variants(exp: dict) -> list[Variant]:
     """Every (architecture, width, sparsity) of an experiment, with a stable id like ``topk-w50-k11``."""
     out = []
     for entry in exp["sae"]["variants"]:
-        key = SPARSITY_KEYS[entry["architecture"]]
+        key = architectures.get(entry["architecture"]).sparsity_key
         options = tuple(
             sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in entry.items() if k not in ("architecture", "width", "hooks", key))
         )

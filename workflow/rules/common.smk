@@ -14,6 +14,7 @@ from saesim.config import (  # noqa: E402
     seed_pair,
     validate_config,
 )
+from saesim.architectures import figure_choice  # noqa: E402
 from saesim.codehash import cached_code_hash  # noqa: E402
 from saesim.errors import SaesimError  # noqa: E402
 
@@ -161,7 +162,8 @@ def all_ground_truth_files(exp):
 def truth_heatmap_saes(wildcards):
     """The first seed's SAE below, nearest to, and above the true L0, for one architecture.
 
-    The architecture is the k-sparse one with the most sparsities (batchtopk first).
+    The architecture is the k-sparse one with the most sparsities (ties: the registry's
+    figure_rank, batchtopk first; saesim.architectures.figure_choice).
     """
     exp = EXPERIMENTS[wildcards.exp]
     true_l0 = expected_l0(exp["source"])
@@ -173,8 +175,7 @@ def truth_heatmap_saes(wildcards):
         raise WorkflowError(
             f"experiments.{wildcards.exp}: the latent x true-feature heatmap needs a k-sparse SAE variant"
         )
-    order = ["batchtopk", "topk", "matryoshka_batchtopk"]
-    arch = max(by_arch, key=lambda a: (len(by_arch[a]), -order.index(a)))
+    arch = figure_choice({a: len(vs) for a, vs in by_arch.items()})
     vs = sorted(by_arch[arch], key=lambda v: v.sparsity)
     at = min(vs, key=lambda v: abs(v.sparsity - true_l0))
     picked = list({v.id: v for v in (vs[0], at, vs[-1])}.values())  # fewer panels when they coincide
