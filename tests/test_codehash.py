@@ -117,3 +117,21 @@ def test_real_scripts_hash_the_modules_they_run():
     for script in (ROOT / "scripts").glob("*.py"):
         names = set(module_files(script, pkg))
         assert "saesim/cli.py" not in names and "saesim/config.py" not in names, script.name
+
+
+def test_a_rule_without_its_code_hash_stops_the_dag_build(tmp_path):
+    """Every scripted rule must carry code=code_of(its script): a rule whose code param names
+    another script is refused at parse time with one line naming the rule and the fix."""
+    import subprocess
+    import sys
+
+    from workflow_helpers import SMALL, copy_workflow
+
+    work = copy_workflow(tmp_path / "wf", SMALL)
+    figures = work / "workflow/rules/figures.smk"
+    text = figures.read_text()
+    assert text.count('code=code_of("scripts/plot_seed_heatmap.py")') == 1
+    figures.write_text(text.replace('code=code_of("scripts/plot_seed_heatmap.py")', 'code=code_of("scripts/plot_grokking.py")'))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd=work, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "params of rule plot_seed_heatmap need code=code_of('scripts/plot_seed_heatmap.py')" in proc.stdout + proc.stderr

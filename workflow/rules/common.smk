@@ -40,14 +40,14 @@ def code_of(script):
 
 
 def check_code_params(rules):
-    """Every rule with a script has ``code=code_of("scripts/<its script>")`` (called at the end of the Snakefile)."""
+    """Each scripted rule has ``code=code_of("scripts/<its script>")`` (checked at the end of the Snakefile)."""
     for r in rules:
         if r.script is None:
             continue
         script = f"scripts/{Path(r.script).name}"
         if r.params.get("code") != code_of(script):
             raise WorkflowError(
-                f"rule {r.name}: params needs code=code_of({script!r}) so that editing the code it runs reruns it"
+                f"params of rule {r.name} need code=code_of({script!r}), so that editing the code it runs reruns it"
             )
 
 
