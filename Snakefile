@@ -32,6 +32,10 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/summary.smk"
 
 
+# every rule's code param covers the code its script runs (common.smk code_of)
+check_code_params(workflow.rules)
+
+
 rule all:
     default_target: True
     input:

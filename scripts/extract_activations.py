@@ -19,19 +19,19 @@ def main(smk):
     source = smk.params.source
     spec = LanguageModelSpec(
         source=source["kind"], name=source.get("name"), gguf_file=source.get("gguf_file"),
-        device=smk.params.device, dtype=source.get("dtype", "float32"),
+        device=smk.params.device, dtype=source["dtype"],
     )
     corpus = load_corpus(smk.input.corpus)
     model, _ = load_language_model(spec)
-    store = smk.params.store
+    store = smk.params.store  # the validated config: defaults from the schema
     summary = extract_to_stores(
         model,
         corpus.tokens,
         smk.params.hooks,
         dict(zip(smk.params.hooks, smk.output)),
-        batch_size=source.get("batch_size", 8),
-        dtype=store.get("dtype", "float32"),
-        chunk_rows=store.get("chunk_rows", 4096),
+        batch_size=source["batch_size"],
+        dtype=store["dtype"],
+        chunk_rows=store["chunk_rows"],
         model_name=spec.display_name,
         attrs={"corpus_sha256": corpus.content_hash(), "corpus_origin": corpus.meta.get("origin", "")},
     )

@@ -12,14 +12,14 @@ def main(smk):
     from saesim.models.modular import load_modular_model
 
     model, cfg, history = load_modular_model(smk.input.model)
-    store = smk.params.store
+    store = smk.params.store  # the validated config: defaults from the schema
     summary = extract_modular_stores(
         model,
         smk.params.hooks,
         dict(zip(smk.params.hooks, smk.output)),
-        n_rows=store.get("n_rows"),
-        dtype=store.get("dtype", "float32"),
-        chunk_rows=store.get("chunk_rows", 4096),
+        n_rows=store.get("n_rows"),  # None: every input once
+        dtype=store["dtype"],
+        chunk_rows=store["chunk_rows"],
         model_name=f"modular-p{cfg.p}-seed{cfg.seed}",
         rel_threshold=smk.params.key_rel_threshold,
         attrs={"config": cfg.to_dict(), "grok_epoch": history.get("grok_epoch") or -1},

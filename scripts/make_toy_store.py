@@ -10,13 +10,13 @@ from saesim.toy_model import ToyModelConfig, write_toy_store  # noqa: E402
 
 def main(smk):
     source = {k: v for k, v in smk.params.source.items() if k != "kind"}
-    store = smk.params.store
+    store = smk.params.store  # the validated config: defaults from the schema
     summary = write_toy_store(
         smk.output[0],
         ToyModelConfig(**source),
-        n_rows=store.get("n_rows", 200_000),
-        chunk_rows=store.get("chunk_rows", 8192),
-        dtype=store.get("dtype", "float32"),
+        n_rows=store["n_rows"],
+        chunk_rows=store["chunk_rows"],
+        dtype=store["dtype"],
     )
     print(summary)
 

@@ -65,6 +65,21 @@ def test_second_run_starts_no_job(workflow_copy):
     assert dry_run(workflow_copy) == {}
 
 
+@pytest.mark.slow
+def test_moved_project_has_nothing_to_do(workflow_copy, tmp_path):
+    """A finished project copied elsewhere (cp -a keeps mtimes) reruns nothing: no rule's
+    params (its code hash included) holds an absolute path."""
+    moved = tmp_path / "elsewhere" / "moved"
+    moved.parent.mkdir()
+    subprocess.run(["cp", "-a", str(workflow_copy), str(moved)], check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "2"], cwd=moved, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "Nothing to be done" in out, out[-3000:]
+
+
 def test_library_edit_reruns_dependants_only(workflow_copy):
     w = workflow_copy
     plotting = w / "src/saesim/plotting.py"
@@ -81,8 +96,8 @@ def test_library_edit_reruns_dependants_only(workflow_copy):
         }, counts
     finally:
         plotting.write_text(original)
-    # an edit to a module no rule runs (the CLI) reruns nothing
-    unrelated = w / "src/saesim/errors.py"
+    # an edit to a module no rule script imports (the CLI) reruns nothing
+    unrelated = w / "src/saesim/cli.py"
     text = unrelated.read_text()
     unrelated.write_text(text + "\n# an unrelated edit\n")
     try:

@@ -16,16 +16,12 @@ from typing import Any, Iterable
 import jsonschema
 import yaml
 
+from . import architectures
+from .architectures import SPARSITY_TAGS
 from .errors import SaesimError
 
-SPARSITY_KEYS = {
-    "standard": "l1_coefficient",
-    "topk": "k",
-    "batchtopk": "k",
-    "jumprelu": "l0_coefficient",
-    "matryoshka_batchtopk": "k",
-}
-SPARSITY_TAGS = {"k": "k", "l1_coefficient": "l1c", "l0_coefficient": "l0c"}
+#: source kinds that are pretrained language models run over a tokenized corpus
+LANGUAGE_KINDS = ("smollm2", "hf", "transformer_lens")
 
 
 def _key_path(path: Iterable[Any]) -> str:
@@ -159,17 +155,18 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
     set_defaults(config, schema, schema)
     for name, exp in config["experiments"].items():
         for i, variant in enumerate(exp["sae"]["variants"]):
-            key = SPARSITY_KEYS[variant["architecture"]]
+            arch = architectures.get(variant["architecture"])
+            key = arch.sparsity_key
             where = f"{source}: experiments.{name}.sae.variants[{i}]"
-            wrong = [k for k in ("k", "l1_coefficient", "l0_coefficient") if k in variant and k != key]
+            wrong = [k for k in SPARSITY_TAGS if k in variant and k != key]
             if wrong:
                 raise SaesimError(f"{where}: {variant['architecture']} takes {key}, not {', '.join(wrong)}")
             if key == "k":
                 for k in variant["k"]:
                     if k >= variant["width"]:
                         raise SaesimError(f"{where}.k: k={k} must be smaller than width={variant['width']}")
-                    if variant["architecture"] == "topk" and k != int(k):
-                        raise SaesimError(f"{where}.k: topk needs whole numbers, got {k}")
+                    if arch.integer_k and k != int(k):
+                        raise SaesimError(f"{where}.k: {arch.name} needs whole numbers, got {k}")
             for w in variant.get("matryoshka_widths", []):
                 if w > variant["width"]:
                     raise SaesimError(f"{where}.matryoshka_widths: {w} exceeds width={variant['width']}")
@@ -182,6 +179,11 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
         _check_experiment(name, exp, source)
         if exp["source"]["kind"] == "toy" and exp.get("hooks", ["toy"]) != ["toy"]:
             raise SaesimError(f"{source}: experiments.{name}.hooks: a toy experiment has the single hook 'toy'")
+        if exp["source"]["kind"] in LANGUAGE_KINDS and "n_rows" in exp["store"]:
+            raise SaesimError(
+                f"{source}: experiments.{name}.store.n_rows: a {exp['source']['kind']} store holds every token "
+                "of its corpus; set source.corpus.n_tokens instead"
+            )
         if exp["source"]["kind"] == "modular":
             src = exp["source"]
             if src["n_heads"] * src["d_head"] != src["d_model"]:
@@ -276,7 +278,7 @@ def expand_variants(exp: dict, *, where: str = "config") -> list[Variant]:
     """Every (architecture, width, sparsity) of an experiment, with a stable id like ``topk-w50-k11``."""
     out = []
     for entry in exp["sae"]["variants"]:
-        key = SPARSITY_KEYS[entry["architecture"]]
+        key = architectures.get(entry["architecture"]).sparsity_key
         options = tuple(
             sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in entry.items() if k not in ("architecture", "width", "hooks", key))
         )
@@ -329,11 +331,3 @@ def expected_l0(source: dict) -> float | None:
         return None
     return source["n_features"] * (source["p_max"] + source["p_min"]) / 2
 
-
-def source_hash(paths: Iterable[str | Path]) -> str:
-    """Hash of source files: a rule's ``params`` entry, so editing the code reruns the rule."""
-    h = hashlib.sha256()
-    for path in sorted(map(str, paths)):
-        h.update(path.encode())
-        h.update(Path(path).read_bytes())
-    return h.hexdigest()[:16]

@@ -88,7 +88,7 @@ def extract_to_stores(
     model_name: str | None = None,
     context_offset: int = 0,
     stop_early: bool = True,
-    chunk_rows: int = 4096,
+    chunk_rows: int = 8192,
     attrs: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -198,7 +198,7 @@ def extract_modular_stores(
     n_rows: int | None = None,
     seed: int = 0,
     dtype: str = "float32",
-    chunk_rows: int = 4096,
+    chunk_rows: int = 8192,
     model_name: str = "modular",
     rel_threshold: float = 0.5,
     max_keys: int | None = None,

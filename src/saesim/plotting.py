@@ -15,22 +15,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from .architectures import ARCHITECTURES  # noqa: E402
 from .tables import METRIC_LABELS, STABILITY_METRICS  # noqa: E402
 
-ARCHITECTURE_COLORS = {
-    "standard": "#4C72B0",
-    "topk": "#DD8452",
-    "batchtopk": "#55A868",
-    "jumprelu": "#C44E52",
-    "matryoshka_batchtopk": "#8172B3",
-}
-ARCHITECTURE_LABELS = {
-    "standard": "ReLU + L1",
-    "topk": "TopK",
-    "batchtopk": "BatchTopK",
-    "jumprelu": "JumpReLU",
-    "matryoshka_batchtopk": "Matryoshka BatchTopK",
-}
+# from the architecture registry (saesim.architectures)
+ARCHITECTURE_COLORS = {a.name: a.color for a in ARCHITECTURES.values()}
+ARCHITECTURE_LABELS = {a.name: a.label for a in ARCHITECTURES.values()}
 BASELINE_COLOR = "0.45"
 
 

@@ -23,24 +23,15 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from . import architectures
 from .activation_store import ActivationStore, iter_shuffled_batches, open_store, producer_versions
+from .architectures import default_matryoshka_widths  # noqa: F401 (re-exported)
 from .errors import SaesimError
-
-#: architecture name -> (sae-lens training config class, its sparsity parameter)
-ARCHITECTURES: dict[str, tuple[str, str]] = {
-    "standard": ("StandardTrainingSAEConfig", "l1_coefficient"),
-    "topk": ("TopKTrainingSAEConfig", "k"),
-    "batchtopk": ("BatchTopKTrainingSAEConfig", "k"),
-    "jumprelu": ("JumpReLUTrainingSAEConfig", "l0_coefficient"),
-    "matryoshka_batchtopk": ("MatryoshkaBatchTopKTrainingSAEConfig", "k"),
-}
 
 
 def sparsity_key(architecture: str) -> str:
     """The config key that sets an architecture's sparsity (``k``, ``l1_coefficient``, ...)."""
-    if architecture not in ARCHITECTURES:
-        raise SaesimError(f"unknown SAE architecture {architecture!r}; allowed: {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[architecture][1]
+    return architectures.get(architecture).sparsity_key
 
 
 @dataclass(frozen=True)
@@ -62,7 +53,7 @@ class SAESpec:
     jumprelu_bandwidth: float = 0.05
     matryoshka_widths: tuple[int, ...] = ()
     eval_rows: int = 8192
-    exclude_positions: tuple[int, ...] = ()
+    exclude_positions: tuple[int, ...] = (0,)  # token positions left out (0: BOS); stores without tokens ignore it
     exclude_norm_above: float | None = None  # rows with norm > this x the median row norm
     b_dec_init: str = "zeros"  # zeros (sae-lens's default) or mean (of the training rows)
     threads: int = 1
@@ -90,32 +81,14 @@ def build_training_sae(spec: SAESpec, d_in: int):
     import sae_lens
     import torch
 
-    cfg_name, key = ARCHITECTURES[spec.architecture]
+    arch = architectures.get(spec.architecture)
     kwargs: dict[str, Any] = {"d_in": d_in, "d_sae": spec.width, "device": spec.device}
-    if key == "k":
-        kwargs["k"] = int(spec.sparsity) if spec.architecture == "topk" else float(spec.sparsity)
-    else:
-        kwargs[key] = float(spec.sparsity)
-    if spec.architecture == "standard":
-        kwargs["l1_warm_up_steps"] = spec.sparsity_warm_up_steps
-    if spec.architecture == "jumprelu":
-        kwargs["l0_warm_up_steps"] = spec.sparsity_warm_up_steps
-        kwargs["jumprelu_init_threshold"] = spec.jumprelu_init_threshold
-        kwargs["jumprelu_bandwidth"] = spec.jumprelu_bandwidth
-    if spec.architecture == "matryoshka_batchtopk":
-        widths = list(spec.matryoshka_widths) or default_matryoshka_widths(spec.width)
-        if widths[-1] != spec.width:
-            widths.append(spec.width)
-        kwargs["matryoshka_widths"] = widths
+    kwargs[arch.sparsity_key] = int(spec.sparsity) if arch.integer_k else float(spec.sparsity)
+    kwargs.update(arch.training_kwargs(spec))
     kwargs.update(spec.extra)
-    cfg = getattr(sae_lens, cfg_name)(**kwargs)
+    cfg = getattr(sae_lens, arch.sae_lens_config)(**kwargs)
     torch.manual_seed(spec.init_seed)
-    return getattr(sae_lens, cfg_name.removesuffix("Config"))(cfg)
-
-
-def default_matryoshka_widths(width: int) -> list[int]:
-    """Nested prefixes at 1/8, 1/4, 1/2 and all of the dictionary."""
-    return sorted({max(1, width // 8), max(1, width // 4), max(1, width // 2), width})
+    return getattr(sae_lens, arch.sae_lens_class)(cfg)
 
 
 def torch_batches(store: ActivationStore, spec: SAESpec, row_mask: np.ndarray | None) -> Iterator[Any]:
@@ -447,7 +420,7 @@ def train_sae(
     with open_store(store_path) as store:
         if spec.width < 1:
             raise SaesimError(f"{out_dir}: SAE width must be positive, got {spec.width}")
-        if ARCHITECTURES[spec.architecture][1] == "k" and spec.sparsity >= spec.width:
+        if sparsity_key(spec.architecture) == "k" and spec.sparsity >= spec.width:
             raise SaesimError(f"{out_dir}: k={spec.sparsity} must be smaller than the width {spec.width}")
         if spec.b_dec_init not in ("zeros", "mean"):
             raise SaesimError(f"{out_dir}: b_dec_init must be 'zeros' or 'mean', got {spec.b_dec_init!r}")
@@ -565,7 +538,7 @@ def train_sae(
                 **quality,
                 "architecture": spec.architecture,
                 "width": spec.width,
-                "sparsity_key": ARCHITECTURES[spec.architecture][1],
+                "sparsity_key": sparsity_key(spec.architecture),
                 "sparsity": spec.sparsity,
                 "init_seed": spec.init_seed,
                 "data_seed": spec.data_seed,

@@ -10,12 +10,14 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from saesim.config import (  # noqa: E402
     check_device_available,
     convergence_target,
+    LANGUAGE_KINDS,
     expand_variants,
     expected_l0,
     seed_pair,
-    source_hash,
     validate_config,
 )
+from saesim.architectures import figure_choice  # noqa: E402
+from saesim.codehash import cached_code_hash  # noqa: E402
 from saesim.errors import SaesimError  # noqa: E402
 
 try:
@@ -42,9 +44,24 @@ onstart:
             raise WorkflowError(f"Invalid configuration: {_err}") from None
 
 
-def code(*modules):
-    """Hash of the library modules a job runs; editing one of them reruns that job."""
-    return source_hash(SRC / f"{m}.py" for m in modules)
+
+def code_of(script):
+    """A rule's ``code`` param: hash of its script (path from the repository root) and every
+    saesim module the script imports, transitively (saesim.codehash). Editing any of them
+    reruns the rule's jobs; moving the project folder reruns nothing."""
+    return cached_code_hash(str(Path(workflow.basedir) / script), str(SRC))
+
+
+def check_code_params(rules):
+    """Each scripted rule has ``code=code_of("scripts/<its script>")`` (checked at the end of the Snakefile)."""
+    for r in rules:
+        if r.script is None:
+            continue
+        script = f"scripts/{Path(r.script).name}"
+        if r.params.get("code") != code_of(script):
+            raise WorkflowError(
+                f"params of rule {r.name} need code=code_of({script!r}), so that editing the code it runs reruns it"
+            )
 
 
 def uses_gpu():
@@ -61,7 +78,6 @@ def uses_gpu():
 
 
 GPU = 1 if uses_gpu() else 0
-LANGUAGE_KINDS = ("smollm2", "hf", "transformer_lens")
 
 
 def experiments_of_kind(*kinds):
@@ -124,7 +140,7 @@ def sae_spec_of(exp_name, variant, seed):
         sparsity=v.sparsity,
         init_seed=init_seed,
         data_seed=data_seed,
-        exclude_positions=list(exp["sae"].get("exclude_positions", [])),
+        exclude_positions=list(exp["sae"]["exclude_positions"]),
         exclude_norm_above=exp["sae"].get("exclude_norm_above"),
         threads=config["threads_per_job"],
         device=DEVICE,
@@ -190,7 +206,8 @@ def sae_keys(exp):
 def truth_heatmap_saes(wildcards):
     """The first seed's SAE below, nearest to, and above the true L0, for one architecture.
 
-    The architecture is the k-sparse one with the most sparsities (batchtopk first).
+    The architecture is the k-sparse one with the most sparsities (ties: the registry's
+    figure_rank, batchtopk first; saesim.architectures.figure_choice).
     """
     exp = EXPERIMENTS[wildcards.exp]
     true_l0 = expected_l0(exp["source"])
@@ -202,8 +219,7 @@ def truth_heatmap_saes(wildcards):
         raise WorkflowError(
             f"experiments.{wildcards.exp}: the latent x true-feature heatmap needs a k-sparse SAE variant"
         )
-    order = ["batchtopk", "topk", "matryoshka_batchtopk"]
-    arch = max(by_arch, key=lambda a: (len(by_arch[a]), -order.index(a)))
+    arch = figure_choice({a: len(vs) for a, vs in by_arch.items()})
     vs = sorted(by_arch[arch], key=lambda v: v.sparsity)
     at = min(vs, key=lambda v: abs(v.sparsity - true_l0))
     picked = list({v.id: v for v in (vs[0], at, vs[-1])}.values())  # fewer panels when they coincide

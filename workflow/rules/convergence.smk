@@ -27,7 +27,7 @@ rule convergence:
         seeds=lambda w: seeds(w.exp),
         specs=lambda w: convergence_specs(w.exp),
         memory_budget_mb=config["memory_budget_mb"],
-        code=code("convergence", "training", "activation_store", "similarity", "checkpoints", "tables"),
+        code=code_of("scripts/convergence.py"),
     threads: config["threads_per_job"]
     resources:
         mem_mb=convergence_mem_mb,
@@ -56,7 +56,7 @@ rule plot_convergence:
     wildcard_constraints:
         exp=experiments_with_convergence(),
     params:
-        code=code("plotting", "convergence"),
+        code=code_of("scripts/plot_convergence.py"),
     threads: 1
     resources:
         mem_mb=table_mem_mb,

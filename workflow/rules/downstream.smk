@@ -19,7 +19,7 @@ rule downstream_loss:
         exclude_positions=lambda w: EXPERIMENTS[w.exp]["sae"]["exclude_positions"],
         exclude_norm_above=lambda w: EXPERIMENTS[w.exp]["sae"].get("exclude_norm_above"),
         device=DEVICE,
-        code=code("downstream", "corpus", "training", "activation_store", "models/language"),
+        code=code_of("scripts/downstream_loss.py"),
     threads: config["threads_per_job"]
     resources:
         mem_mb=downstream_mem_mb,
@@ -62,7 +62,7 @@ rule coactivation:
         exclude_positions=lambda w: EXPERIMENTS[w.exp]["sae"]["exclude_positions"],
         exclude_norm_above=lambda w: EXPERIMENTS[w.exp]["sae"].get("exclude_norm_above"),
         options=lambda w: EXPERIMENTS[w.exp]["coactivation"],
-        code=code("coactivation", "similarity", "checkpoints", "plotting", "training", "activation_store", "universality/codes"),
+        code=code_of("scripts/coactivation.py"),
     threads: 1
     resources:
         mem_mb=coactivation_mem_mb,

@@ -18,7 +18,7 @@ rule plot_stability_vs_l0:
         "results/logs/plot_stability_vs_l0/{exp}.log",
     params:
         true_l0=lambda w: expected_l0(EXPERIMENTS[w.exp]["source"]),
-        code=code("plotting"),
+        code=code_of("scripts/plot_stability_vs_l0.py"),
     threads: 1
     resources:
         mem_mb=table_mem_mb,
@@ -46,7 +46,7 @@ rule plot_recovery_vs_l0:
         "results/logs/plot_recovery_vs_l0/{exp}.log",
     params:
         true_l0=lambda w: expected_l0(EXPERIMENTS[w.exp]["source"]),
-        code=code("plotting"),
+        code=code_of("scripts/plot_recovery_vs_l0.py"),
     threads: 1
     resources:
         mem_mb=table_mem_mb,
@@ -73,7 +73,7 @@ rule plot_seed_heatmap:
     log:
         "results/logs/plot_seed_heatmap/{exp}.log",
     params:
-        code=code("plotting"),
+        code=code_of("scripts/plot_seed_heatmap.py"),
     threads: 1
     resources:
         mem_mb=table_mem_mb,
@@ -101,7 +101,7 @@ rule plot_latent_vs_truth:
         "results/logs/plot_latent_vs_truth/{exp}.log",
     params:
         true_l0=lambda w: expected_l0(EXPERIMENTS[w.exp]["source"]),
-        code=code("plotting", "ground_truth", "checkpoints"),
+        code=code_of("scripts/plot_latent_vs_truth.py"),
     threads: 1
     resources:
         mem_mb=plot_latent_vs_truth_mem_mb,
@@ -129,7 +129,7 @@ rule plot_grokking:
     wildcard_constraints:
         exp=experiments_of_kind("modular"),
     params:
-        code=code("plotting"),
+        code=code_of("scripts/plot_grokking.py"),
     threads: 1
     resources:
         mem_mb=table_mem_mb,
@@ -157,7 +157,7 @@ rule plot_fourier_overlap:
     wildcard_constraints:
         exp=experiments_of_kind("modular"),
     params:
-        code=code("plotting"),
+        code=code_of("scripts/plot_fourier_overlap.py"),
     threads: 1
     resources:
         mem_mb=table_mem_mb,

@@ -15,7 +15,7 @@ rule train_modular_model:
         exp=experiments_of_kind("modular"),
     params:
         model=lambda w: modular_model_config(w.exp),
-        code=code("models/modular"),
+        code=code_of("scripts/train_modular_model.py"),
     # heads of the longest chains (model -> stores -> SAEs -> pairs): start them first
     priority: 10
     threads: config["threads_per_job"]
@@ -44,9 +44,9 @@ for _exp in EXPERIMENTS:
             params:
                 exp=_exp,
                 hooks=hooks(_exp),
-                store=EXPERIMENTS[_exp].get("store", {}),
+                store=EXPERIMENTS[_exp]["store"],
                 key_rel_threshold=EXPERIMENTS[_exp]["source"]["key_rel_threshold"],
-                code=code("extraction", "fourier", "activation_store", "models/modular"),
+                code=code_of("scripts/extract_modular_stores.py"),
             priority: 10
             threads: 1
             resources:
@@ -65,10 +65,10 @@ rule build_corpus:
     log:
         "results/logs/build_corpus/{exp}.log",
     wildcard_constraints:
-        exp=experiments_of_kind("smollm2", "hf", "transformer_lens"),
+        exp=experiments_of_kind(*LANGUAGE_KINDS),
     params:
         source=lambda w: EXPERIMENTS[w.exp]["source"],
-        code=code("corpus", "models/language"),
+        code=code_of("scripts/build_corpus.py"),
     priority: 10
     threads: 1
     resources:
@@ -81,7 +81,7 @@ rule build_corpus:
 
 
 for _exp in EXPERIMENTS:
-    if EXPERIMENTS[_exp]["source"]["kind"] in ("smollm2", "hf", "transformer_lens"):
+    if EXPERIMENTS[_exp]["source"]["kind"] in LANGUAGE_KINDS:
 
         rule:
             name:
@@ -96,9 +96,9 @@ for _exp in EXPERIMENTS:
                 exp=_exp,
                 hooks=hooks(_exp),
                 source=EXPERIMENTS[_exp]["source"],
-                store=EXPERIMENTS[_exp].get("store", {}),
+                store=EXPERIMENTS[_exp]["store"],
                 device=DEVICE,
-                code=code("extraction", "activation_store", "models/language"),
+                code=code_of("scripts/extract_activations.py"),
             priority: 10
             threads: config["threads_per_job"]
             resources:
@@ -123,7 +123,7 @@ rule fourier_overlap:
         exp=experiments_of_kind("modular"),
         seed=r"\d+",
     params:
-        code=code("fourier", "checkpoints", "activation_store"),
+        code=code_of("scripts/fourier_overlap.py"),
     threads: 1
     resources:
         mem_mb=sae_eval_mem_mb,
@@ -150,7 +150,7 @@ rule fourier_table:
     wildcard_constraints:
         exp=experiments_of_kind("modular"),
     params:
-        code=code("tables"),
+        code=code_of("scripts/fourier_table.py"),
     threads: 1
     resources:
         mem_mb=table_mem_mb,

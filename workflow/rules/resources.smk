@@ -59,7 +59,7 @@ def _minutes(flops, threads=1, gpu=0, attempt=1):
 
 
 def _dtype_bytes(exp):
-    return 2 if EXPERIMENTS[exp].get("store", {}).get("dtype") == "float16" else 4
+    return 2 if EXPERIMENTS[exp]["store"]["dtype"] == "float16" else 4
 
 
 def language_model_size(exp):
@@ -69,21 +69,21 @@ def language_model_size(exp):
 
 
 def store_shape(exp, hook):
-    """(rows, d) of one activation store, from the config."""
+    """(rows, d) of one activation store, from the validated config (defaults from the schema)."""
     e = EXPERIMENTS[exp]
-    src, store = e["source"], e.get("store", {})
+    src, store = e["source"], e["store"]
     kind = src["kind"]
     if kind == "toy":
-        return store.get("n_rows", 200_000), src["d"]
+        return store["n_rows"], src["d"]
     if kind == "modular":
         d = src["d_mlp"] if ("mlp.hook_post" in hook or "mlp.hook_pre" in hook) else src["d_model"]
-        return store.get("n_rows", 5 * src["p"] ** 2), d
-    corpus = src.get("corpus", {})
-    return store.get("n_rows", corpus.get("n_tokens", 65536)), language_model_size(exp)[0]
+        # without n_rows, every one of the p * p inputs once (saesim.extraction.modular_row_order)
+        return store.get("n_rows") or src["p"] ** 2, d
+    return src["corpus"]["n_tokens"], language_model_size(exp)[0]
 
 
 def _store_chunk(exp):
-    return EXPERIMENTS[exp].get("store", {}).get("chunk_rows", 8192)
+    return EXPERIMENTS[exp]["store"]["chunk_rows"]
 
 
 def _width(wildcards):
@@ -244,12 +244,12 @@ def extract_modular_runtime(exp):
 
 def build_corpus_mem_mb(wildcards, attempt):
     """Tokenizer plus the tokenised corpus (and its text)."""
-    n_tokens = EXPERIMENTS[wildcards.exp]["source"].get("corpus", {}).get("n_tokens", 65536)
+    n_tokens = EXPERIMENTS[wildcards.exp]["source"]["corpus"]["n_tokens"]
     return _mem(2 * LIBS_MB, 64 * n_tokens, attempt)
 
 
 def build_corpus_runtime(wildcards, attempt):
-    n_tokens = EXPERIMENTS[wildcards.exp]["source"].get("corpus", {}).get("n_tokens", 65536)
+    n_tokens = EXPERIMENTS[wildcards.exp]["source"]["corpus"]["n_tokens"]
     return (2 * MIN_RUNTIME + int(math.ceil(n_tokens / 100_000))) * attempt
 
 
@@ -260,8 +260,8 @@ def extract_mem_mb(exp):
     def mem_mb(wildcards, attempt):
         src = EXPERIMENTS[exp]["source"]
         d, params, layers = language_model_size(exp)
-        n_ctx = src.get("corpus", {}).get("n_ctx", 128)
-        batch = src.get("batch_size", 8)
+        n_ctx = src["corpus"]["n_ctx"]
+        batch = src["batch_size"]
         hidden = 4 * batch * n_ctx * d * (layers + 8) + 4 * batch * n_ctx * 49152  # + logits
         buffers = sum(2 * _store_chunk(exp) * store_shape(exp, h)[1] * 4 for h in hooks(exp))
         return _mem(LIBS_MB, 4 * 4 * params + hidden + buffers, attempt)
@@ -305,7 +305,7 @@ def compare_by_activations_mem_mb(wildcards, attempt):
     per-latent candidates, and the sampled rows of the relational and neuron-space measures
     (measured: 32k x 32k latents on 1M tokens peak at 1.6 GB)."""
     rows, sides = _comparison_sides(wildcards)
-    max_rows = COMPARISONS[wildcards.cmp].get("max_rows", 4096)
+    max_rows = COMPARISONS[wildcards.cmp]["max_rows"]
     n_bytes = sum(12 * rows * l0 + 64 * 8 * w + 4 * 4 * w * d + 8 * max_rows * (w + d) for d, w, l0 in sides)
     return _mem(LIBS_MB, n_bytes, attempt)
 

@@ -25,7 +25,7 @@ for _exp in EXPERIMENTS:
             # reuse; outside the outputs, which Snakemake deletes before a job starts
             resume_dirs=lambda w: [f"results/.resume/{w.exp}/{w.hook}/{w.variant}/seed{s}" for s in seeds(w.exp)],
             trained_caches=lambda w: [f"results/.trained/{w.exp}/{w.hook}/{w.variant}/seed{s}" for s in seeds(w.exp)],
-            code=code("training", "activation_store"),
+            code=code_of("scripts/train_saes.py"),
         threads: config["threads_per_job"]
         resources:
             mem_mb=train_sae_mem_mb,

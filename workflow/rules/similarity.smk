@@ -14,7 +14,7 @@ rule compare_seed_pair:
         b=r"\d+",
     params:
         memory_budget_mb=config["memory_budget_mb"],
-        code=code("similarity", "checkpoints"),
+        code=code_of("scripts/compare_seed_pair.py"),
     threads: 1
     resources:
         mem_mb=compare_mem_mb,
@@ -37,7 +37,7 @@ rule decoder_baseline:
     params:
         draws=config["baseline_draws"],
         memory_budget_mb=config["memory_budget_mb"],
-        code=code("similarity", "activation_store"),
+        code=code_of("scripts/decoder_baseline.py"),
     threads: 1
     resources:
         mem_mb=compare_mem_mb,
@@ -59,7 +59,7 @@ rule ground_truth_recovery:
     wildcard_constraints:
         seed=r"\d+",
     params:
-        code=code("ground_truth", "checkpoints", "activation_store"),
+        code=code_of("scripts/ground_truth_recovery.py"),
     threads: 1
     resources:
         mem_mb=sae_eval_mem_mb,
@@ -110,7 +110,7 @@ rule stability_table:
         "results/logs/stability_table/{exp}.log",
     params:
         true_l0=lambda w: expected_l0(EXPERIMENTS[w.exp]["source"]),
-        code=code("tables"),
+        code=code_of("scripts/stability_table.py"),
     threads: 1
     resources:
         mem_mb=table_mem_mb,

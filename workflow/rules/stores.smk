@@ -10,8 +10,8 @@ rule make_toy_store:
         exp=experiments_of_kind("toy"),
     params:
         source=lambda w: EXPERIMENTS[w.exp]["source"],
-        store=lambda w: EXPERIMENTS[w.exp].get("store", {}),
-        code=code("toy_model", "activation_store"),
+        store=lambda w: EXPERIMENTS[w.exp]["store"],
+        code=code_of("scripts/make_toy_store.py"),
     threads: 1
     resources:
         mem_mb=make_toy_store_mem_mb,

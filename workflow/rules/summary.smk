@@ -31,7 +31,7 @@ rule summary_table:
         "results/logs/summary_table/summary.log",
     params:
         kinds={exp: e["source"]["kind"] for exp, e in EXPERIMENTS.items()},
-        code=code("tables"),
+        code=code_of("scripts/summary_table.py"),
     threads: 1
     resources:
         mem_mb=table_mem_mb,

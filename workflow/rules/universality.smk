@@ -17,7 +17,7 @@ rule compare_by_activations:
         hook_b="[A-Za-z0-9_.-]+",
     params:
         options=lambda w: comparison_options(w.cmp),
-        code=code("universality/compare", "universality/correlation", "universality/codes", "universality/filters", "universality/relational", "universality/alignment"),
+        code=code_of("scripts/compare_by_activations.py"),
     threads: config["threads_per_job"]
     resources:
         mem_mb=compare_by_activations_mem_mb,
@@ -42,7 +42,7 @@ rule universality_table:
     log:
         "results/logs/universality_table/{cmp}.log",
     params:
-        code=code("tables"),
+        code=code_of("scripts/universality_table.py"),
     threads: 1
     resources:
         mem_mb=table_mem_mb,
@@ -68,7 +68,7 @@ rule plot_paired_vs_random:
     log:
         "results/logs/plot_paired_vs_random/{cmp}.log",
     params:
-        code=code("plotting"),
+        code=code_of("scripts/plot_paired_vs_random.py"),
     threads: 1
     resources:
         mem_mb=table_mem_mb,
@@ -94,7 +94,7 @@ rule plot_layer_heatmap:
     log:
         "results/logs/plot_layer_heatmap/{cmp}.log",
     params:
-        code=code("plotting"),
+        code=code_of("scripts/plot_layer_heatmap.py"),
     threads: 1
     resources:
         mem_mb=table_mem_mb,
