@@ -23,6 +23,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/saes.smk"
 include: "workflow/rules/similarity.smk"
 include: "workflow/rules/universality.smk"
+include: "workflow/rules/null.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/summary.smk"
 

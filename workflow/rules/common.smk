@@ -26,6 +26,11 @@ config.clear()
 config.update(_validated)
 
 EXPERIMENTS = config["experiments"]
+
+# experiment names never contain "/": results/{exp}/null/... is never an experiment "{exp}/null"
+wildcard_constraints:
+    exp=r"[A-Za-z0-9-]+",
+
 SRC = Path(workflow.basedir) / "src" / "saesim"
 DEVICE = config["device"]
 

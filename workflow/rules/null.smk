@@ -1,0 +1,116 @@
+# The trained "no-feature" null (config `null:` per experiment): a Gaussian twin of every
+# store with the same mean and covariance, SAEs trained on it with the same recipe, their
+# seed pairs compared exactly like the real ones. Everything lives under results/{exp}/null/
+# in the same layout as the real artifacts; the SAE, pair and ground-truth rules are the
+# real ones (`use rule`), with other inputs and outputs.
+
+
+def null_enabled(exp):
+    return EXPERIMENTS[exp]["null"]["enabled"]
+
+
+def null_seeds(exp):
+    return EXPERIMENTS[exp]["null"]["seeds"]
+
+
+def null_store_path(exp, hook):
+    return f"results/{exp}/null/stores/{hook}.h5"
+
+
+def null_seed_pairs(exp):
+    s = sorted(null_seeds(exp))
+    return [(a, b) for i, a in enumerate(s) for b in s[i + 1 :]]
+
+
+def all_null_sae_dirs(exp):
+    if not null_enabled(exp):
+        return []
+    return [f"results/{exp}/null/saes/{h}/{v}/seed{s}" for h, v in hook_variants(exp) for s in null_seeds(exp)]
+
+
+def all_null_pair_files(exp):
+    if not null_enabled(exp):
+        return []
+    return [
+        f"results/{exp}/null/pairs/{h}/{v}/seed{a}-seed{b}.json"
+        for h, v in hook_variants(exp)
+        for a, b in null_seed_pairs(exp)
+    ]
+
+
+def all_null_ground_truth_files(exp):
+    if not (null_enabled(exp) and has_ground_truth(exp)):
+        return []
+    return [f"results/{exp}/null/ground_truth/{h}/{v}/seed{s}.json" for h, v in hook_variants(exp) for s in null_seeds(exp)]
+
+
+def all_null_fourier_files(exp):
+    if not (null_enabled(exp) and is_modular(exp)):
+        return []
+    return [f"results/{exp}/null/fourier/{h}/{v}/seed{s}.json" for h, v in hook_variants(exp) for s in null_seeds(exp)]
+
+
+rule make_null_store:
+    input:
+        store=lambda w: store_path(w.exp, w.hook),
+    output:
+        "results/{exp}/null/stores/{hook}.h5",
+    log:
+        "results/logs/make_null_store/{exp}/{hook}.log",
+    params:
+        exclude_positions=lambda w: list(EXPERIMENTS[w.exp]["sae"].get("exclude_positions", [])),
+        exclude_norm_above=lambda w: EXPERIMENTS[w.exp]["sae"].get("exclude_norm_above"),
+        seed=lambda w: EXPERIMENTS[w.exp]["null"]["store_seed"],
+        code=code("null_model", "training", "activation_store"),
+    threads: 1
+    resources:
+        mem_mb=make_null_store_mem_mb,
+        runtime=make_null_store_runtime,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/make_null_store.py"
+
+
+use rule train_sae as train_null_sae with:
+    input:
+        store=lambda w: null_store_path(w.exp, w.hook),
+    output:
+        directory("results/{exp}/null/saes/{hook}/{variant}/seed{seed}"),
+    log:
+        "results/logs/train_null_sae/{exp}/{hook}/{variant}/seed{seed}.log",
+    params:
+        spec=sae_spec,
+        resume_dir=lambda w: f"results/.resume/{w.exp}/null/{w.hook}/{w.variant}/seed{w.seed}",
+        code=code("training", "activation_store"),
+
+
+use rule compare_seed_pair as compare_null_seed_pair with:
+    input:
+        a="results/{exp}/null/saes/{hook}/{variant}/seed{a}",
+        b="results/{exp}/null/saes/{hook}/{variant}/seed{b}",
+    output:
+        "results/{exp}/null/pairs/{hook}/{variant}/seed{a}-seed{b}.json",
+    log:
+        "results/logs/compare_null_seed_pair/{exp}/{hook}/{variant}/seed{a}-seed{b}.log",
+
+
+# ground truth of null SAEs: against the real store's (null stores have none)
+use rule ground_truth_recovery as null_ground_truth_recovery with:
+    input:
+        sae="results/{exp}/null/saes/{hook}/{variant}/seed{seed}",
+        store=lambda w: store_path(w.exp, w.hook),
+    output:
+        "results/{exp}/null/ground_truth/{hook}/{variant}/seed{seed}.json",
+    log:
+        "results/logs/null_ground_truth_recovery/{exp}/{hook}/{variant}/seed{seed}.log",
+
+
+use rule fourier_overlap as null_fourier_overlap with:
+    input:
+        sae="results/{exp}/null/saes/{hook}/{variant}/seed{seed}",
+        store=lambda w: store_path(w.exp, w.hook),
+    output:
+        "results/{exp}/null/fourier/{hook}/{variant}/seed{seed}.json",
+    log:
+        "results/logs/null_fourier_overlap/{exp}/{hook}/{variant}/seed{seed}.log",
