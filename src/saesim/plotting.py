@@ -256,7 +256,7 @@ def seed_heatmap(pairs: pd.DataFrame, stability: pd.DataFrame, metric: str = "mm
     The diagonal (a seed with itself, 1 by definition) is left grey; each panel title gives the
     random-decoder baseline, also marked in red on the colour bar, and the trained null (the
     same variant trained on Gaussian data with the store's mean and covariance: mean +- s.d.
-    over its seed pairs), marked on the colour bar as a dotted white line with a +- 2 s.d. band.
+    over its seed pairs), marked on the colour bar as a black-edged white line with a +- 2 s.d. band.
     """
     paper_style()
     pairs = real_rows(pairs)
@@ -310,7 +310,7 @@ def seed_heatmap(pairs: pd.DataFrame, stability: pd.DataFrame, metric: str = "mm
     cbar = axes[0][-1].collections[0].colorbar
     for b in panels[f"{metric}_baseline"].unique():
         cbar.ax.axhline(b, color="#d62728", lw=3)
-    # the trained null on the colour bar: its mean as a white line, +- 2 s.d. as a band
+    # the trained null on the colour bar: its mean as a black-edged white line, +- 2 s.d. as a band
     if f"{metric}_null" in panels:
         for _, row in panels.iterrows():
             null, std = row[f"{metric}_null"], row.get(f"{metric}_null_std", np.nan)
@@ -318,7 +318,8 @@ def seed_heatmap(pairs: pd.DataFrame, stability: pd.DataFrame, metric: str = "mm
                 continue
             if pd.notna(std) and std > 0:
                 cbar.ax.axhspan(max(null - 2 * std, 0), min(null + 2 * std, 1), color="white", alpha=0.35, lw=0)
-            cbar.ax.axhline(null, color="white", lw=2, ls=":")
+            cbar.ax.axhline(null, color="black", lw=3.5)
+            cbar.ax.axhline(null, color="white", lw=2)
     fig.tight_layout()
     fig.suptitle(title or suptitle, y=1.0, va="bottom")
     return fig

@@ -27,7 +27,8 @@ config.update(_validated)
 
 EXPERIMENTS = config["experiments"]
 
-# experiment names never contain "/": results/{exp}/null/... is never an experiment "{exp}/null"
+# experiment names are single path components, so results/{exp}/null/... never matches
+# a rule of the real artifacts with an experiment named "{exp}/null"
 wildcard_constraints:
     exp=r"[A-Za-z0-9-]+",
 
@@ -192,6 +193,54 @@ def all_fourier_files(exp):
         for h, v in hook_variants(exp)
         for s in seeds(exp)
     ]
+
+
+# ---- the trained null (null.smk): results/{exp}/null/... mirror the real artifacts
+
+
+def null_enabled(exp):
+    return EXPERIMENTS[exp]["null"]["enabled"]
+
+
+def null_seeds(exp):
+    return EXPERIMENTS[exp]["null"]["seeds"]
+
+
+def null_store_path(exp, hook):
+    return f"results/{exp}/null/stores/{hook}.h5"
+
+
+def null_seed_pairs(exp):
+    s = sorted(null_seeds(exp))
+    return [(a, b) for i, a in enumerate(s) for b in s[i + 1 :]]
+
+
+def all_null_sae_dirs(exp):
+    if not null_enabled(exp):
+        return []
+    return [f"results/{exp}/null/saes/{h}/{v}/seed{s}" for h, v in hook_variants(exp) for s in null_seeds(exp)]
+
+
+def all_null_pair_files(exp):
+    if not null_enabled(exp):
+        return []
+    return [
+        f"results/{exp}/null/pairs/{h}/{v}/seed{a}-seed{b}.json"
+        for h, v in hook_variants(exp)
+        for a, b in null_seed_pairs(exp)
+    ]
+
+
+def all_null_ground_truth_files(exp):
+    if not (null_enabled(exp) and has_ground_truth(exp)):
+        return []
+    return [f"results/{exp}/null/ground_truth/{h}/{v}/seed{s}.json" for h, v in hook_variants(exp) for s in null_seeds(exp)]
+
+
+def all_null_fourier_files(exp):
+    if not (null_enabled(exp) and is_modular(exp)):
+        return []
+    return [f"results/{exp}/null/fourier/{h}/{v}/seed{s}.json" for h, v in hook_variants(exp) for s in null_seeds(exp)]
 
 
 FIGURES = {

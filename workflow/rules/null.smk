@@ -5,51 +5,6 @@
 # real ones (`use rule`), with other inputs and outputs.
 
 
-def null_enabled(exp):
-    return EXPERIMENTS[exp]["null"]["enabled"]
-
-
-def null_seeds(exp):
-    return EXPERIMENTS[exp]["null"]["seeds"]
-
-
-def null_store_path(exp, hook):
-    return f"results/{exp}/null/stores/{hook}.h5"
-
-
-def null_seed_pairs(exp):
-    s = sorted(null_seeds(exp))
-    return [(a, b) for i, a in enumerate(s) for b in s[i + 1 :]]
-
-
-def all_null_sae_dirs(exp):
-    if not null_enabled(exp):
-        return []
-    return [f"results/{exp}/null/saes/{h}/{v}/seed{s}" for h, v in hook_variants(exp) for s in null_seeds(exp)]
-
-
-def all_null_pair_files(exp):
-    if not null_enabled(exp):
-        return []
-    return [
-        f"results/{exp}/null/pairs/{h}/{v}/seed{a}-seed{b}.json"
-        for h, v in hook_variants(exp)
-        for a, b in null_seed_pairs(exp)
-    ]
-
-
-def all_null_ground_truth_files(exp):
-    if not (null_enabled(exp) and has_ground_truth(exp)):
-        return []
-    return [f"results/{exp}/null/ground_truth/{h}/{v}/seed{s}.json" for h, v in hook_variants(exp) for s in null_seeds(exp)]
-
-
-def all_null_fourier_files(exp):
-    if not (null_enabled(exp) and is_modular(exp)):
-        return []
-    return [f"results/{exp}/null/fourier/{h}/{v}/seed{s}.json" for h, v in hook_variants(exp) for s in null_seeds(exp)]
-
-
 rule make_null_store:
     input:
         store=lambda w: store_path(w.exp, w.hook),
