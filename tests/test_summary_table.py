@@ -156,3 +156,20 @@ def test_summary_carries_the_null_and_shows_it(tables_with_null):
     md = cross_summary_markdown(summary)
     assert "0.600 ± 0.082 (excess +0.50)" in md  # mmcs: null mean ± s.d. over null pairs, excess
     assert "null 0.600 ± 0.100 (excess +0.6" in md  # Fourier overlap: excess 0.625
+
+
+def test_fourier_table_marks_null_sae_rows(tmp_path):
+    from saesim.tables import fourier_table
+
+    def result(overlap):
+        space = {"dim": 4, "mean_overlap": overlap, "frac_above_0.5": 1.0, "random_baseline": 0.25}
+        return {"key_frequencies": [3, 7], "activation_subspace": space, "embedding_subspace": space}
+
+    files = [
+        _write(tmp_path / "results/modular/fourier/hook_a/topk-w8-k3/seed0.json", result(0.8)),
+        _write(tmp_path / "results/modular/null/fourier/hook_a/topk-w8-k3/seed0.json", result(0.5)),
+        _write(tmp_path / "results/modular/null/fourier/hook_a/topk-w8-k3/seed1.json", result(0.7)),
+    ]
+    table = fourier_table(files)
+    assert list(table["null"]) == [False, True, True]
+    assert list(table["act_mean_overlap"]) == [0.8, 0.5, 0.7]

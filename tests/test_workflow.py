@@ -125,6 +125,8 @@ def test_changing_k_reruns_only_what_depends_on_it(workflow_copy):
     assert counts.get("compare_seed_pair") == 1
     assert counts.get("ground_truth_recovery") == 2
     assert "make_toy_store" not in counts and "decoder_baseline" not in counts
+    assert "make_null_store" not in counts  # the null store follows its source store only
+    assert counts.get("train_null_sae") == 2 and counts.get("compare_null_seed_pair") == 1  # the null of k=5
     assert counts.get("stability_table") == 1
 
 
