@@ -1,4 +1,4 @@
-"""Tables of SAE quality and stability with baselines (rule stability_table)."""
+"""Tables of SAE quality and stability with baselines and the trained null (rule stability_table)."""
 
 import sys
 from pathlib import Path
@@ -10,8 +10,13 @@ from saesim.tables import load_baselines, pair_table, sae_table, stability_table
 
 
 def main(smk):
-    saes = sae_table(smk.input.saes, smk.input.ground_truth, smk.input.downstream)
-    pairs = pair_table(smk.input.pairs, saes)
+    # real SAEs and pairs, and those of the trained null (column null: True)
+    saes = sae_table(
+        [*smk.input.saes, *smk.input.null_saes],
+        [*smk.input.ground_truth, *smk.input.null_ground_truth],
+        smk.input.downstream,
+    )
+    pairs = pair_table([*smk.input.pairs, *smk.input.null_pairs], saes)
     stability = stability_table(saes, pairs, load_baselines(smk.input.baselines))
     for df, path in ((saes, smk.output.saes), (pairs, smk.output.pairs), (stability, smk.output.stability)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ import torch
 from saesim import extraction, fourier
 from saesim.activation_store import open_store
 from saesim.errors import SaesimError
+from saesim.null_model import write_null_store
 
 torch.set_num_threads(1)
 
@@ -172,11 +173,15 @@ def documented_dtypes():
             for name, _, shape, _ in documented_store_rows() if name.startswith("`/")}
 
 
+#: producers of stores: language models, the modular model, the toy model, the Gaussian null of any of them
+STORE_KINDS = ("lm", "modular", "toy", "null")
+
+
 def documented_store_schema():
     """{kind: (dataset paths, root attrs, /ground_truth attrs)} from the README's store table."""
-    schema = {kind: (set(), set(), set()) for kind in ("lm", "modular", "toy")}
+    schema = {kind: (set(), set(), set()) for kind in STORE_KINDS}
     for name, stores, _shape, meaning in documented_store_rows():
-        kinds = ("lm", "modular", "toy") if stores == "all" else [k.strip() for k in stores.split(",")]
+        kinds = STORE_KINDS if stores == "all" else [k.strip() for k in stores.split(",")]
         for kind in kinds:
             datasets, attrs, gt_attrs = schema[kind]
             if name.startswith("`/"):
@@ -229,10 +234,11 @@ def one_store_of_each_kind(small_lm, tmp_path_factory):
     extraction.extract_modular_stores(build_model(cfg).eval(), ["blocks.0.hook_mlp_out"], {"blocks.0.hook_mlp_out": out / "modular.h5"},
                                       n_rows=600, attrs={"config": cfg.to_dict(), "grok_epoch": -1})
     write_toy_store(out / "toy.h5", ToyModelConfig(n_features=8, d=16), n_rows=2000)
-    return {kind: out / f"{kind}.h5" for kind in ("lm", "modular", "toy")}
+    write_null_store(out / "lm.h5", out / "null.h5", exclude_positions=[0], exclude_norm_above=10)
+    return {kind: out / f"{kind}.h5" for kind in STORE_KINDS}
 
 
-@pytest.mark.parametrize("kind", ["lm", "modular", "toy"])
+@pytest.mark.parametrize("kind", STORE_KINDS)
 def test_store_schema_is_the_documented_one(one_store_of_each_kind, kind):
     documented = documented_store_schema()[kind]
     assert h5py_schema(one_store_of_each_kind[kind]) == documented
@@ -245,6 +251,6 @@ def test_store_schema_is_the_documented_one(one_store_of_each_kind, kind):
 
 
 @pytest.mark.skipif(shutil.which("h5dump") is None, reason="h5dump not installed (Debian: apt-get install hdf5-tools)")
-@pytest.mark.parametrize("kind", ["lm", "modular", "toy"])
+@pytest.mark.parametrize("kind", STORE_KINDS)
 def test_h5dump_shows_the_documented_schema(one_store_of_each_kind, kind):
     assert h5dump_schema(one_store_of_each_kind[kind]) == documented_store_schema()[kind]

@@ -71,9 +71,105 @@ def test_markdown_and_html(summary):
     md = cross_summary_markdown(summary)
     header = next(line for line in md.splitlines() if line.startswith("| experiment"))
     # escaped pipes: the header has exactly one column per display column
-    assert header.replace("\\|", "").count("|") == 10
+    assert header.replace("\\|", "").count("|") == 13
     assert "0.800 (0.400, 2.0×)" in md
     assert "Fourier overlap 0.600 (0.100, 6.0×)" in md
     assert "recovered 0.80 (0.00)" in md
     html = cross_summary_html(summary)
     assert html.startswith("<!DOCTYPE html>") and html.count("<tr") == 6
+
+
+# --------------------------------------------------------------------------- the trained null
+
+
+def _write(path, obj):
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+    return str(path)
+
+
+def _pair(mmcs, hung):
+    return {"mmcs": mmcs, "hungarian_mean_cos": hung, "frac_matched_above": {"0.7": mmcs / 2}, "mmcs_a_to_b": mmcs, "mmcs_b_to_a": mmcs}
+
+
+@pytest.fixture
+def tables_with_null(tmp_path):
+    """Real SAEs (seeds 0-2) and null SAEs (seeds 0-2) of one variant, with known numbers."""
+    from saesim.tables import load_baselines, pair_table, sae_table, stability_table
+
+    res = tmp_path / "results" / "toy"
+    saes, pairs = [], []
+    for null, ev in ((False, [0.9, 0.92, 0.94]), (True, [0.5, 0.6, 0.7])):
+        root = res / "null" if null else res
+        for seed in range(3):
+            d = root / f"saes/toy/topk-w8-k3/seed{seed}"
+            _write(d / "metrics.json", {"architecture": "topk", "width": 8, "sparsity_key": "k", "sparsity": 3, "l0": 3.0 + null,
+                                        "explained_variance": ev[seed], "mse": 0.1, "dead_fraction": 0.0, "training_seconds": 1.0})
+            saes.append(str(d))
+    real_pairs = {(0, 1): (0.9, 0.8), (0, 2): (0.8, 0.7), (1, 2): (0.7, 0.6)}
+    null_pairs = {(0, 1): (0.5, 0.3), (0, 2): (0.6, 0.4), (1, 2): (0.7, 0.5)}
+    for root, values in ((res, real_pairs), (res / "null", null_pairs)):
+        for (a, b), (m, h) in values.items():
+            pairs.append(_write(root / f"pairs/toy/topk-w8-k3/seed{a}-seed{b}.json", _pair(m, h)))
+    base = _write(res / "baselines/toy/w8.json", {"mmcs": 0.3, "hungarian_mean_cos": 0.2, "frac_matched_above": {"0.7": 0.0}})
+    sae_df = sae_table(saes)
+    pair_df = pair_table(pairs, sae_df)
+    return sae_df, pair_df, stability_table(sae_df, pair_df, load_baselines([base]))
+
+
+def test_null_columns_are_means_over_null_pairs_with_excess(tables_with_null):
+    saes, pairs, st = tables_with_null
+    assert saes["null"].sum() == 3 and pairs["null"].sum() == 3
+    row = st.iloc[0]
+    assert len(st) == 1 and row["n_pairs"] == 3 and row["n_null_pairs"] == 3 and row["n_null_seeds"] == 3
+    # the real numbers are the real pairs' alone
+    assert row["mmcs_mean"] == pytest.approx(0.8) and row["explained_variance_mean"] == pytest.approx(0.92)
+    assert row["mmcs_null"] == pytest.approx(0.6)
+    assert row["mmcs_null_std"] == pytest.approx(np.std([0.5, 0.6, 0.7]))
+    assert row["mmcs_excess"] == pytest.approx((0.8 - 0.6) / (1 - 0.6))
+    assert row["hungarian_mean_cos_null"] == pytest.approx(0.4)
+    assert row["hungarian_mean_cos_excess"] == pytest.approx((0.7 - 0.4) / 0.6)
+    assert row["explained_variance_null"] == pytest.approx(0.6)
+    assert row["explained_variance_excess"] == pytest.approx((0.92 - 0.6) / 0.4)
+    assert row["l0_null"] == pytest.approx(4.0)
+    # the random baseline is still there, unchanged
+    assert row["mmcs_baseline"] == 0.3 and row["mmcs_ratio"] == pytest.approx(0.8 / 0.3)
+
+
+def test_summary_carries_the_null_and_shows_it(tables_with_null):
+    _, _, st = tables_with_null
+    fourier = pd.DataFrame({
+        "hook": ["toy"] * 4, "variant": ["topk-w8-k3"] * 4, "seed": [0, 1, 0, 1], "null": [False, False, True, True],
+        "act_mean_overlap": [0.8, 0.9, 0.5, 0.7], "act_random_baseline": [0.2] * 4,
+    })
+    summary = cross_experiment_summary({"toy": st, "modular": st}, {"modular": fourier}, kinds={"toy": "toy", "modular": "modular"})
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    for col in ("mmcs_null", "mmcs_excess", "hungarian_mean_cos_null", "hungarian_mean_cos_excess", "explained_variance_null"):
+        assert summary[col].notna().all(), col
+    mod = summary[summary["experiment"] == "modular"].iloc[0]
+    assert mod["fourier_overlap"] == pytest.approx(0.85)  # the real SAEs only
+    assert mod["fourier_overlap_null"] == pytest.approx(0.6) and mod["fourier_overlap_null_std"] == pytest.approx(0.1)
+    assert mod["fourier_overlap_excess"] == pytest.approx((0.85 - 0.6) / 0.4)
+    assert np.isnan(summary[summary["experiment"] == "toy"].iloc[0]["fourier_overlap_null"])
+    md = cross_summary_markdown(summary)
+    assert "0.600 ± 0.082 (excess +0.50)" in md  # mmcs: null mean ± s.d. over null pairs, excess
+    assert "null 0.600 ± 0.100 (excess +0.6" in md  # Fourier overlap: excess 0.625
+
+
+def test_fourier_table_marks_null_sae_rows(tmp_path):
+    from saesim.tables import fourier_table
+
+    def result(overlap):
+        space = {"dim": 4, "mean_overlap": overlap, "frac_above_0.5": 1.0, "random_baseline": 0.25}
+        return {"key_frequencies": [3, 7], "activation_subspace": space, "embedding_subspace": space}
+
+    files = [
+        _write(tmp_path / "results/modular/fourier/hook_a/topk-w8-k3/seed0.json", result(0.8)),
+        _write(tmp_path / "results/modular/null/fourier/hook_a/topk-w8-k3/seed0.json", result(0.5)),
+        _write(tmp_path / "results/modular/null/fourier/hook_a/topk-w8-k3/seed1.json", result(0.7)),
+    ]
+    table = fourier_table(files)
+    assert list(table["null"]) == [False, True, True]
+    assert list(table["act_mean_overlap"]) == [0.8, 0.5, 0.7]

@@ -57,6 +57,18 @@ def test_complete_run_produces_tables_and_figures(workflow_copy):
     sae = w / "results/toy/saes/toy/topk-w12-k2/seed0"
     assert {p.name for p in sae.iterdir()} - {".snakemake_timestamp"} == {"cfg.json", "sae_weights.safetensors", "metrics.json"}
     assert "gt_mean_max_cos_mean" in st
+    # the trained null beside every number: a Gaussian twin of the store, SAEs on it, their pair
+    from saesim.activation_store import open_store
+
+    with open_store(w / "results/toy/stores/toy.h5") as real, open_store(w / "results/toy/null/stores/toy.h5") as null:
+        assert (null.n_rows, null.d, null.activations.dtype) == (real.n_rows, real.d, real.activations.dtype)
+        assert null.attrs["source_content_hash"] == real.content_hash
+    assert (st["n_null_pairs"] == 1).all()
+    for col in ("mmcs", "hungarian_mean_cos", "explained_variance", "gt_mean_max_cos"):
+        assert st[f"{col}_null"].between(0, 1).all() and st[f"{col}_excess"].notna().all(), col
+    summary = pd.read_csv(w / "results/summary.csv")
+    for col in ("mmcs_null", "mmcs_excess", "hungarian_mean_cos_null", "hungarian_mean_cos_excess", "explained_variance_null"):
+        assert summary[col].notna().all(), col
     # logs exist for every job
     assert (w / "results/logs/train_saes/toy/toy/topk-w12-k2.log").read_text().strip()
 
@@ -110,6 +122,8 @@ def test_library_edit_reruns_dependants_only(workflow_copy):
     try:
         counts = dry_run(w)
         assert counts["train_saes_toy"] == 3 and counts["compare_seed_pair"] == 3 and "make_toy_store" not in counts
+        # the null store is fitted after training's row exclusions: it and the null SAEs rerun too
+        assert counts["make_null_store"] == 1 and counts["train_null_saes_toy"] == 3 and counts["compare_null_seed_pair"] == 3
     finally:
         training.write_text(text)
 
@@ -127,6 +141,8 @@ def test_changing_k_reruns_only_what_depends_on_it(workflow_copy):
     assert counts.get("compare_seed_pair") == 1
     assert counts.get("ground_truth_recovery") == 2
     assert "make_toy_store" not in counts and "decoder_baseline" not in counts
+    assert "make_null_store" not in counts  # the null store follows its source store only
+    assert counts.get("train_null_sae") == 2 and counts.get("compare_null_seed_pair") == 1  # the null of k=5
     assert counts.get("stability_table") == 1
 
 
@@ -144,6 +160,24 @@ def test_adding_a_seed_reruns_each_variant_once(workflow_copy):
     # republished, so each variant's three pairs are compared again
     assert counts.get("train_saes_toy") == 3
     assert counts.get("compare_seed_pair") == 9
+
+
+def test_null_can_be_switched_off_and_its_seeds_chosen(workflow_copy):
+    w = workflow_copy
+    cfg = yaml.safe_load((w / "config.yaml").read_text())
+    cfg["experiments"]["toy"]["null"] = {"enabled": False}
+    (w / "config.yaml").write_text(yaml.safe_dump(cfg))
+    try:
+        counts = dry_run(w)
+        assert not {"make_null_store", "train_null_sae", "compare_null_seed_pair"} & set(counts), counts
+        assert counts.get("stability_table") == 1  # its null inputs are gone
+        cfg["experiments"]["toy"]["null"] = {"seeds": [0, 1, 2]}
+        (w / "config.yaml").write_text(yaml.safe_dump(cfg))
+        counts = dry_run(w)
+        assert counts.get("train_null_sae") == 3 and counts.get("compare_null_seed_pair") == 6  # seed 2, pairs (0,2), (1,2)
+        assert "train_sae" not in counts and "make_null_store" not in counts
+    finally:
+        (w / "config.yaml").write_text(yaml.safe_dump(TINY))
 
 
 def test_one_figure_alone(workflow_copy):

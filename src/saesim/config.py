@@ -138,6 +138,19 @@ def set_defaults(instance: Any, schema: dict, root: dict) -> None:
             set_defaults(item, schema["items"], root)
 
 
+def _null_keys_named(config: dict) -> dict:
+    """YAML reads an experiment's bare ``null:`` key (the null-model settings) as the key None;
+    name it ``"null"`` again."""
+    exps = config.get("experiments") if isinstance(config, dict) else None
+    if not isinstance(exps, dict) or not any(isinstance(e, dict) and None in e for e in exps.values()):
+        return config
+    config = dict(config)
+    config["experiments"] = {
+        name: {("null" if k is None else k): v for k, v in e.items()} if isinstance(e, dict) else e for name, e in exps.items()
+    }
+    return config
+
+
 def validate_config(config: dict, schema_path: str | Path, *, source: str = "config") -> dict:
     """Validate ``config`` against the JSON schema and the rules a schema can't say.
 
@@ -147,6 +160,7 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
     for path, value in non_finite_numbers(config):
         raise SaesimError(f"{source}: {_key_path(path)}: {value} is not a finite number")
     schema = yaml.safe_load(Path(schema_path).read_text())
+    config = _null_keys_named(config)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
     if errors:
@@ -154,6 +168,7 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
     config = copy.deepcopy(config)
     set_defaults(config, schema, schema)
     for name, exp in config["experiments"].items():
+        exp["null"].setdefault("seeds", exp["sae"]["seeds"][:2])  # the schema fills the other null keys
         for i, variant in enumerate(exp["sae"]["variants"]):
             arch = architectures.get(variant["architecture"])
             key = arch.sparsity_key

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .architectures import ARCHITECTURES  # noqa: E402
-from .tables import METRIC_LABELS, STABILITY_METRICS  # noqa: E402
+from .tables import METRIC_LABELS, STABILITY_METRICS, real_rows  # noqa: E402
 
 # from the architecture registry (saesim.architectures)
 ARCHITECTURE_COLORS = {a.name: a.color for a in ARCHITECTURES.values()}
@@ -77,6 +77,36 @@ def _baseline(ax, value: float, std: float | None = None, label: str = "random d
     return line, label
 
 
+#: legend label of the trained null (SAEs of the same variant on the store's Gaussian twin)
+NULL_LABEL = "trained null (Gaussian, same mean/cov), ± 2 s.d."
+NULL_STYLE = {"ls": ":", "marker": "x", "lw": 1.4, "ms": 6}
+
+
+def _null_handle():
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    return (Patch(color="0.2", alpha=0.15, lw=0), Line2D([], [], color="0.2", **NULL_STYLE))
+
+
+def _null_band(ax, x, null, std, color, transform=None) -> bool:
+    """The trained null of a series: its mean over null seed pairs as a dotted line with x markers,
+    and +- 2 s.d. over null pairs as a band in the series colour (no band from a single pair).
+    Returns whether anything was drawn."""
+    x, null, std = (np.asarray(v, dtype=float) for v in (x, null, std))
+    ok = np.isfinite(x) & np.isfinite(null)
+    if not ok.any():
+        return False
+    order = np.argsort(x[ok])
+    x, null, std = x[ok][order], null[ok][order], std[ok][order]
+    kw = {"transform": transform} if transform is not None else {}
+    ax.plot(x, null, color=color, **NULL_STYLE, **kw)
+    if np.isfinite(std).any():
+        s2 = np.where(np.isfinite(std), 2 * std, 0.0)
+        ax.fill_between(x, np.clip(null - s2, 0, 1), np.clip(null + s2, 0, 1), color=color, alpha=0.15, lw=0, **kw)
+    return True
+
+
 def _add_entry(entries: dict, label: str, handle) -> None:
     """Keep one legend entry per label, preferring a band-and-line handle over a bare line."""
     if label not in entries or isinstance(handle, tuple):
@@ -108,11 +138,15 @@ def stability_vs_l0(stability: pd.DataFrame, pairs: pd.DataFrame, true_l0: float
     Points are the mean over seed pairs at each variant's measured L0 (mean over
     seeds); error bars span the min-max over seed pairs; faint dots are the single
     pairs. The dashed grey line is the same metric on random decoders of the same
-    shape, the grey band +- 2 s.d. over random draws; the dotted vertical line is
-    the true L0 where known. Series of different widths are drawn a few points apart
+    shape, the grey band +- 2 s.d. over random draws; dotted lines with x markers in
+    the series colour are the trained null (the same variants trained on Gaussian data
+    with the store's mean and covariance, mean over null seed pairs, at the null's own
+    L0), with a +- 2 s.d. band where there are at least two null pairs; the dotted
+    vertical black line is the true L0 where known. Series of different widths are drawn a few points apart
     along x (a display offset, not a data change) so that equal L0s stay visible.
     """
     paper_style()
+    pairs = real_rows(pairs)
     hooks = _ordered_hooks(stability["hook"])
     metrics = list(STABILITY_METRICS)
     fig, axes = plt.subplots(len(hooks), len(metrics), figsize=(4.6 * len(metrics), 3.6 * len(hooks)), squeeze=False)
@@ -121,7 +155,8 @@ def stability_vs_l0(stability: pd.DataFrame, pairs: pd.DataFrame, true_l0: float
     # labels, markers and baseline styles by width over the whole table, so that a
     # width trained at some hooks only keeps one legend entry and one marker
     widths = sorted(stability["width"].unique())
-    x_max = max(float(stability["l0_mean"].max()), true_l0 or 0.0) * 1.08
+    l0_max = float(np.nanmax([stability["l0_mean"].max(), stability["l0_null"].max() if "l0_null" in stability else np.nan]))
+    x_max = max(l0_max, true_l0 or 0.0) * 1.08
     for r, hook in enumerate(hooks):
         st = stability[stability["hook"] == hook]
         for c, metric in enumerate(metrics):
@@ -139,6 +174,11 @@ def stability_vs_l0(stability: pd.DataFrame, pairs: pd.DataFrame, true_l0: float
                     artist.set_transform(artist.get_transform() + shift)
                 p = pairs[(pairs["hook"] == hook) & pairs["variant"].isin(g["variant"])]
                 ax.scatter([l0_of[(hook, v)] for v in p["variant"]], p[metric], color=color, alpha=0.3, s=14, lw=0, transform=ax.transData + shift)
+                if f"{metric}_null" in g:
+                    # the null at its own L0 (TopK: the same k; ReLU + L1 may settle elsewhere)
+                    x_null = g["l0_null"].fillna(g["l0_mean"]) if "l0_null" in g else g["l0_mean"]
+                    if _null_band(ax, x_null, g[f"{metric}_null"], g[f"{metric}_null_std"], color, ax.transData + shift):
+                        _add_entry(extra, NULL_LABEL, _null_handle())
             for i, width in enumerate(widths):
                 if width not in set(st["width"]):
                     continue
@@ -170,8 +210,13 @@ def recovery_vs_l0(stability: pd.DataFrame, saes: pd.DataFrame, true_l0: float |
             g = g.sort_values("l0_mean")
             color = ARCHITECTURE_COLORS.get(arch)
             ax.plot(g["l0_mean"], g[f"{col}_mean"], marker="o", color=color, lw=1.8, label=_arch_label(arch))
-            s = saes[saes["architecture"] == arch]
+            s = real_rows(saes)
+            s = s[s["architecture"] == arch]
             ax.scatter(s["l0"], s[col], color=color, alpha=0.3, s=14, lw=0)
+            if f"{col}_null" in g:
+                x_null = g["l0_null"].fillna(g["l0_mean"]) if "l0_null" in g else g["l0_mean"]
+                if _null_band(ax, x_null, g[f"{col}_null"], g[f"{col}_null_std"], color):
+                    _add_entry(extra, NULL_LABEL, _null_handle())
         handle, name = _baseline(ax, stability[f"{col}_baseline"].mean())
         _add_entry(extra, name, handle)
         if true_l0 is not None:
@@ -199,9 +244,12 @@ def seed_heatmap(pairs: pd.DataFrame, stability: pd.DataFrame, metric: str = "mm
     most variants, or ``architecture``) on the first hook.
 
     The diagonal (a seed with itself, 1 by definition) is left grey; each panel title gives the
-    random-decoder baseline, also marked in red on the colour bar.
+    random-decoder baseline, also marked in red on the colour bar, and the trained null (the
+    same variant trained on Gaussian data with the store's mean and covariance: mean +- s.d.
+    over its seed pairs), marked on the colour bar as a black-edged white line with a +- 2 s.d. band.
     """
     paper_style()
+    pairs = real_rows(pairs)
     hooks = _ordered_hooks(stability["hook"])
     st = stability.assign(_hook=stability["hook"].map({h: i for i, h in enumerate(hooks)}))
     st = st.sort_values(["_hook", "architecture", "width", "sparsity"])
@@ -240,13 +288,28 @@ def seed_heatmap(pairs: pd.DataFrame, stability: pd.DataFrame, metric: str = "mm
         lines = [row["hook"]] if show_hook else []
         name = " ".join(([_arch_label(row["architecture"])] if show_arch else []) + ([f"width {row['width']}"] if show_width else []))
         lines.append((f"{name}: " if name else "") + f"{row['sparsity_key']}={row['sparsity']:g}, L0={row['l0_mean']:.1f}")
-        lines.append(f"random: {row[f'{metric}_baseline']:.2f}")
+        chance = f"random: {row[f'{metric}_baseline']:.2f}"
+        null = row.get(f"{metric}_null", np.nan)
+        if pd.notna(null):
+            std = row.get(f"{metric}_null_std", np.nan)
+            chance += f", null: {null:.2f}" + (f" ± {std:.2f}" if pd.notna(std) else "")
+        lines.append(chance)
         ax.set_title("\n".join(lines), fontsize=9)
         ax.set_xlabel("seed")
         ax.set_ylabel("seed" if ax is axes[0][0] else "")
     cbar = axes[0][-1].collections[0].colorbar
     for b in panels[f"{metric}_baseline"].unique():
         cbar.ax.axhline(b, color="#d62728", lw=3)
+    # the trained null on the colour bar: its mean as a black-edged white line, +- 2 s.d. as a band
+    if f"{metric}_null" in panels:
+        for _, row in panels.iterrows():
+            null, std = row[f"{metric}_null"], row.get(f"{metric}_null_std", np.nan)
+            if pd.isna(null):
+                continue
+            if pd.notna(std) and std > 0:
+                cbar.ax.axhspan(max(null - 2 * std, 0), min(null + 2 * std, 1), color="white", alpha=0.35, lw=0)
+            cbar.ax.axhline(null, color="black", lw=3.5)
+            cbar.ax.axhline(null, color="white", lw=2)
     fig.tight_layout()
     fig.suptitle(title or suptitle, y=1.0, va="bottom")
     return fig
@@ -309,8 +372,12 @@ def grokking_curves(history: dict, title: str | None = None, p: int | None = Non
 def fourier_overlap_plot(fourier: pd.DataFrame, title: str | None = None):
     """Mean Fourier overlap of decoder rows per SAE variant, one panel per hook: bars are means
     over seeds, dots single SAEs; the dashed line is a random direction's expected overlap
-    (subspace dimension / d_model)."""
+    (subspace dimension / d_model). Where ``fourier`` has null rows (column ``null``), each bar
+    also shows the trained null: SAEs of the same variant trained on Gaussian data with the
+    store's mean and covariance (x markers, their mean dotted, +- 2 s.d. band)."""
     paper_style()
+    null_fourier = fourier[fourier["null"].astype(bool)] if "null" in fourier else fourier.iloc[0:0]
+    fourier = real_rows(fourier)
     hooks = _ordered_hooks(fourier["hook"])
     n_variants = fourier["variant"].nunique()
     fig, axes = plt.subplots(1, len(hooks), figsize=(max(4.5, 1.4 * n_variants + 2.0) * len(hooks), 4.0), squeeze=False, sharey=True)
@@ -321,6 +388,17 @@ def fourier_overlap_plot(fourier: pd.DataFrame, title: str | None = None):
         palette = {v: ARCHITECTURE_COLORS.get(v.split("-")[0], "0.5") for v in order}
         sns.barplot(data=f, x="variant", y="act_mean_overlap", order=order, hue="variant", palette=palette, errorbar=None, ax=ax, alpha=0.8, legend=False)
         sns.stripplot(data=f, x="variant", y="act_mean_overlap", order=order, color="black", size=4, ax=ax)
+        nf = null_fourier[null_fourier["hook"] == hook]
+        for i, variant in enumerate(order):
+            v = nf.loc[nf["variant"] == variant, "act_mean_overlap"]
+            if len(v) == 0:
+                continue
+            mean, std = float(v.mean()), float(v.std(ddof=0)) if len(v) >= 2 else 0.0
+            if std > 0:
+                ax.fill_between([i - 0.42, i + 0.42], max(mean - 2 * std, 0), min(mean + 2 * std, 1), color="0.2", alpha=0.15, lw=0)
+            ax.plot([i - 0.42, i + 0.42], [mean, mean], color="0.2", ls=":", lw=1.6)
+            ax.scatter([i] * len(v), v, color="0.2", marker="x", s=22, zorder=5)
+            _add_entry(extra, "trained null (Gaussian, same mean/cov): mean, ± 2 s.d., SAEs", _null_handle())
         bases = sorted(f["act_random_baseline"].unique())
         for i, base in enumerate(bases):
             handle, label = _baseline(ax, base, label="random direction" if len(bases) == 1 else f"random direction ({base:.2f})", style=BASELINE_STYLES[i % len(BASELINE_STYLES)])

@@ -124,6 +124,17 @@ def mean_row(store: ActivationStore, row_mask: np.ndarray, chunk_rows: int = 819
     return total / max(1, int(row_mask.sum()))
 
 
+def eligible_rows(store: ActivationStore, exclude_positions=(), exclude_norm_above: float | None = None) -> np.ndarray:
+    """Mask of the rows SAE training and evaluation may use: without the excluded positions
+    (e.g. BOS; token stores only) and, with ``exclude_norm_above``, without norm outliers."""
+    eligible = np.ones(store.n_rows, dtype=bool)
+    if exclude_positions and store.has_tokens:
+        eligible &= ~np.isin(store.row_array("positions"), list(exclude_positions))
+    if exclude_norm_above is not None:
+        eligible &= ~norm_outlier_rows(row_norms(store), eligible, exclude_norm_above)
+    return eligible
+
+
 def split_rows(store: ActivationStore, spec: SAESpec) -> tuple[np.ndarray, np.ndarray]:
     """Masks of training rows and held-out evaluation rows.
 
@@ -132,11 +143,7 @@ def split_rows(store: ActivationStore, spec: SAESpec) -> tuple[np.ndarray, np.nd
     ``exclude_norm_above``, norm outliers are in neither. ``eval_rows`` may be
     at most a fifth of the eligible rows (refused otherwise, never capped).
     """
-    eligible = np.ones(store.n_rows, dtype=bool)
-    if spec.exclude_positions and store.has_tokens:
-        eligible &= ~np.isin(store.row_array("positions"), spec.exclude_positions)
-    if spec.exclude_norm_above is not None:
-        eligible &= ~norm_outlier_rows(row_norms(store), eligible, spec.exclude_norm_above)
+    eligible = eligible_rows(store, spec.exclude_positions, spec.exclude_norm_above)
     idx = np.flatnonzero(eligible)
     if spec.eval_rows > len(idx) // 5:
         raise SaesimError(

@@ -30,6 +30,12 @@ config.clear()
 config.update(_validated)
 
 EXPERIMENTS = config["experiments"]
+
+# experiment names are single path components, so results/{exp}/null/... never matches
+# a rule of the real artifacts with an experiment named "{exp}/null"
+wildcard_constraints:
+    exp=r"[A-Za-z0-9-]+",
+
 SRC = Path(workflow.basedir) / "src" / "saesim"
 DEVICE = config["device"]
 
@@ -150,6 +156,27 @@ def sae_spec_of(exp_name, variant, seed):
         spec["matryoshka_widths"] = list(options.pop("matryoshka_widths"))
     spec.update(options)
     return spec
+
+
+def sae_seeds(exp, null=False):
+    """Seed labels of an experiment's SAEs, or of its null SAEs."""
+    return null_seeds(exp) if null else seeds(exp)
+
+
+def trained_sae_dir(exp, hook, variant, seed, null=False):
+    """An SAE folder; the null's mirror the real ones under results/{exp}/null/."""
+    return f"results/{exp}/null/saes/{hook}/{variant}/seed{seed}" if null else sae_dir(exp, hook, variant, seed)
+
+
+def sae_specs_of(null):
+    """Input function: the SAESpec keyword arguments of every seed of one training job."""
+    return lambda w: [sae_spec_of(w.exp, w.variant, s) for s in sae_seeds(w.exp, null)]
+
+
+def side_dirs_of(root, null):
+    """Input function: one folder per seed under ``root`` (resume checkpoints, trained SAEs kept)."""
+    part = "null/" if null else ""
+    return lambda w: [f"{root}/{w.exp}/{part}{w.hook}/{w.variant}/seed{s}" for s in sae_seeds(w.exp, null)]
 
 
 def hook_variants(exp):
@@ -273,6 +300,54 @@ def convergence_specs(exp):
     """saesim.training.SAESpec keyword arguments of those SAEs, as the training rule builds them."""
     variant, _, _ = convergence_target(EXPERIMENTS[exp])
     return [sae_spec_of(exp, variant, s) for s in seeds(exp)]
+
+
+# ---- the trained null (null.smk): results/{exp}/null/... mirror the real artifacts
+
+
+def null_enabled(exp):
+    return EXPERIMENTS[exp]["null"]["enabled"]
+
+
+def null_seeds(exp):
+    return EXPERIMENTS[exp]["null"]["seeds"]
+
+
+def null_store_path(exp, hook):
+    return f"results/{exp}/null/stores/{hook}.h5"
+
+
+def null_seed_pairs(exp):
+    s = sorted(null_seeds(exp))
+    return [(a, b) for i, a in enumerate(s) for b in s[i + 1 :]]
+
+
+def all_null_sae_dirs(exp):
+    if not null_enabled(exp):
+        return []
+    return [f"results/{exp}/null/saes/{h}/{v}/seed{s}" for h, v in hook_variants(exp) for s in null_seeds(exp)]
+
+
+def all_null_pair_files(exp):
+    if not null_enabled(exp):
+        return []
+    return [
+        f"results/{exp}/null/pairs/{h}/{v}/seed{a}-seed{b}.json"
+        for h, v in hook_variants(exp)
+        for a, b in null_seed_pairs(exp)
+    ]
+
+
+def all_null_ground_truth_files(exp):
+    if not (null_enabled(exp) and has_ground_truth(exp)):
+        return []
+    return [f"results/{exp}/null/ground_truth/{h}/{v}/seed{s}.json" for h, v in hook_variants(exp) for s in null_seeds(exp)]
+
+
+def all_null_fourier_files(exp):
+    if not (null_enabled(exp) and is_modular(exp)):
+        return []
+    return [f"results/{exp}/null/fourier/{h}/{v}/seed{s}.json" for h, v in hook_variants(exp) for s in null_seeds(exp)]
 
 
 FIGURES = {

@@ -136,7 +136,8 @@ rule fourier_overlap:
 
 rule fourier_table:
     input:
-        lambda w: all_fourier_files(w.exp),
+        real=lambda w: all_fourier_files(w.exp),
+        null=lambda w: all_null_fourier_files(w.exp),
     output:
         report(
             "results/{exp}/tables/fourier.csv",

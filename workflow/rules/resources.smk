@@ -121,6 +121,19 @@ def make_toy_store_runtime(wildcards, attempt):
     return _minutes(2.0 * rows * src["n_features"] * (d + src["n_features"]), attempt=attempt)
 
 
+def make_null_store_mem_mb(wildcards, attempt):
+    """A chunk of the source and of the draws (float64), the covariance and its factor, row masks."""
+    rows, d = store_shape(wildcards.exp, wildcards.hook)
+    chunk = _store_chunk(wildcards.exp)
+    return _mem(BASE_MB, 4 * 8 * chunk * d + 6 * 8 * d * d + 16 * rows, attempt)
+
+
+def make_null_store_runtime(wildcards, attempt):
+    """Row norms, the covariance (2 rows d^2) and the draws (2 rows d^2)."""
+    rows, d = store_shape(wildcards.exp, wildcards.hook)
+    return _minutes(4.0 * rows * d * d + 10.0 * d**3, attempt=attempt)
+
+
 # ---- saes.smk -----------------------------------------------------------------
 
 

@@ -77,6 +77,9 @@ rule stability_table:
         baselines=lambda w: all_baseline_files(w.exp),
         ground_truth=lambda w: all_ground_truth_files(w.exp),
         downstream=lambda w: all_downstream_files(w.exp),
+        null_saes=lambda w: all_null_sae_dirs(w.exp),
+        null_pairs=lambda w: all_null_pair_files(w.exp),
+        null_ground_truth=lambda w: all_null_ground_truth_files(w.exp),
     output:
         stability=report(
             "results/{exp}/tables/stability.csv",
