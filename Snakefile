@@ -24,6 +24,7 @@ include: "workflow/rules/saes.smk"
 include: "workflow/rules/similarity.smk"
 include: "workflow/rules/downstream.smk"
 include: "workflow/rules/universality.smk"
+include: "workflow/rules/suites.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/summary.smk"
 
