@@ -138,7 +138,7 @@ def expand_imported(entries: Sequence[dict[str, Any]], where: str, *, check_regi
             subs = expand_sae_specs([m])
             if subs != [m]:  # a run folder: one SAE per hookpoint
                 if root is None:
-                    found += [(Path(q), f"{Path(m).name}-{Path(q).name}", Path(m).name) for q in subs]
+                    found += [(Path(q), Path(q).name, Path(m).name) for q in subs]
                 else:
                     rel = Path(m).relative_to(root)
                     found += [(Path(q), f"{rel}-{Path(q).name}", rel.parts[0]) for q in subs]
@@ -158,7 +158,10 @@ def expand_imported(entries: Sequence[dict[str, Any]], where: str, *, check_regi
             raise SaesimError(f"{w}.path: {spec!r} matches no SAE folder")
         for q, name, run in found:
             name = _sanitize(name.replace(os.sep, "-"))
-            label = given if given and len(found) == 1 else (f"{given}-{name}" if given else name)
+            if given:
+                label = given if len(found) == 1 else f"{given}-{name}"
+            else:  # a run folder's hookpoints are named after the run
+                label = _sanitize(f"{run}-{name}") if root is None and q != Path(spec) else name
             out.append({"label": label, "spec": str(q), "files": _weight_files(q), "registry": False,
                         "run": given or run, **extra})
     seen: dict[str, int] = {}
