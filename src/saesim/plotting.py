@@ -486,7 +486,11 @@ def suite_matrix(table: pd.DataFrame, members: list[str], title: str | None = No
     ticks = [_suite_tick(m, values.get(m), axis) for m in members]
     n = len(members)
     size = 0.95 * n + 1.6
-    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels) + 0.8, size), squeeze=False)
+    # the colour bar gets its own narrow column so that every panel has the same size
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(size * len(panels) + 0.8, size), squeeze=False,
+                             gridspec_kw={"width_ratios": [1] * len(panels) + [0.05]})
+    cbar_ax = axes[0][-1]
+    axes = axes[:, :-1]
     mask = np.eye(n, dtype=bool)
     for ax, (metric, label) in zip(axes[0], panels):
         val = table.pivot(index="row", columns="col", values=metric).reindex(index=members, columns=members)
@@ -498,7 +502,7 @@ def suite_matrix(table: pd.DataFrame, members: list[str], title: str | None = No
                     annot[i, j] = f"{val.iat[i, j]:.2f} ({base.iat[i, j]:.2f})"
         sns.heatmap(val.astype(float), ax=ax, vmin=0, vmax=1, cmap="viridis", annot=annot, fmt="", mask=mask,
                     annot_kws={"size": 8 if n <= 4 else 6}, square=True, cbar=ax is axes[0][-1],
-                    xticklabels=ticks, yticklabels=ticks)
+                    cbar_ax=cbar_ax if ax is axes[0][-1] else None, xticklabels=ticks, yticklabels=ticks)
         ax.set_facecolor("0.9")
         ax.grid(False)
         ax.set_title(f"{label}\n(random decoders in brackets)", fontsize=9)
@@ -527,9 +531,13 @@ def suite_splitting(cells: list[dict], title: str | None = None):
         if title:
             fig.suptitle(title)
         return fig
-    fig, axes = plt.subplots(1, len(pairs), figsize=(4.2 * len(pairs), 3.6), squeeze=False, sharey=True)
+    ncols = min(3, len(pairs))
+    nrows = int(np.ceil(len(pairs) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 3.6 * nrows), squeeze=False, sharey=True)
+    for ax in axes.ravel()[len(pairs):]:
+        ax.axis("off")
     palette = sns.color_palette("crest", n_colors=len(pairs[0]["pair"]["splitting"]["thresholds"]))
-    for ax, cell in zip(axes[0], pairs):
+    for ax, cell in zip(axes.ravel(), pairs):
         sp = cell["pair"]["splitting"]
         narrow = cell["saes"][sp["narrow"]]
         wide = cell["saes"][1 - sp["narrow"]]
@@ -542,15 +550,18 @@ def suite_splitting(cells: list[dict], title: str | None = None):
             shown = np.append(h[:SPLIT_BINS], h[SPLIT_BINS:].sum()) / max(1, sp["n_narrow"])
             ax.bar(np.arange(SPLIT_BINS + 1) + (k - (len(ts) - 1) / 2) * width, shown, width=width, color=palette[k],
                    label=f"t = {t}")
-            unmatched.append(f"{t}: {r['frac_wide_unmatched']:.2f} ({r['baseline']['frac_wide_unmatched']:.2f})")
+            unmatched.append(f"t = {t}: {r['frac_wide_unmatched']:.2f} ({r['baseline']['frac_wide_unmatched']:.2f})")
         ax.set_xticks(np.arange(SPLIT_BINS + 1), [str(i) for i in range(SPLIT_BINS)] + [f"{SPLIT_BINS}+"])
         ax.set_xlabel(f"wide partners per narrow latent (top-{sp['top_m']})")
-        ax.set_title(f"{narrow['label']} ({sp['n_narrow']}) -> {wide['label']} ({sp['n_wide']})\n"
-                     "wide unmatched at t (random): " + ", ".join(unmatched), fontsize=8)
-    axes[0][0].set_ylabel("fraction of narrow latents")
+        ax.set_title(f"{narrow['label']} ({sp['n_narrow']}) -> {wide['label']} ({sp['n_wide']})", fontsize=9)
+        ax.text(0.98, 0.97, "wide latents unmatched (random)\n" + "\n".join(unmatched), transform=ax.transAxes,
+                ha="right", va="top", fontsize=7, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+    for row in axes:
+        row[0].set_ylabel("fraction of narrow latents")
     axes[0][0].set_ylim(0, 1.04)
-    axes[0][-1].legend(fontsize=8, frameon=False)
+    handles, labels = axes[0][0].get_legend_handles_labels()
     fig.tight_layout()
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(labels), frameon=False)
     if title:
-        fig.suptitle(title, y=1.0, va="bottom")
+        fig.suptitle(title, y=1.0 + 0.09 / nrows, va="bottom")
     return fig
