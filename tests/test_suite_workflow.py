@@ -225,7 +225,7 @@ def test_imported_suite_in_a_tiny_workflow_equals_saesim_compare(saes, tmp_path)
     assert list(zip(t["row"], t["col"])) == [("topk-w12-k2", "topk-w24-k2"), ("topk-w24-k2", "topk-w12-k2")]
     assert list(t["row_value"]) == [12, 24] and t["l0_row"].between(1, 2.01).all()
 
-    # a second run starts no job; a new member adds only its cells
+    # a second run starts no job
     again = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", *targets], cwd=w,
                            capture_output=True, text=True, timeout=300)
     assert job_counts(again.stdout) == {}, again.stdout[-2000:]
