@@ -168,6 +168,14 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
     config = copy.deepcopy(config)
     set_defaults(config, schema, schema)
     for name, exp in config["experiments"].items():
+        if exp["source"]["kind"] == "saes":
+            for key in ("sae", "hooks", "store"):
+                if key in exp:
+                    raise SaesimError(
+                        f"{source}: experiments.{name}.{key}: an imported-SAE experiment (source kind saes) "
+                        f"trains and extracts nothing; remove {key} (its store path goes under source.store)"
+                    )
+            continue
         exp["null"].setdefault("seeds", exp["sae"]["seeds"][:2])  # the schema fills the other null keys
         for i, variant in enumerate(exp["sae"]["variants"]):
             arch = architectures.get(variant["architecture"])
@@ -223,6 +231,8 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
             exp = config["experiments"].get(ref["experiment"])
             if exp is None:
                 raise SaesimError(f"{where}.experiment: {ref['experiment']!r} is not an experiment; experiments: {', '.join(config['experiments'])}")
+            if exp["source"]["kind"] == "saes":
+                raise SaesimError(f"{where}.experiment: {ref['experiment']!r} imports SAEs; comparisons need a trained experiment")
             by_id = {v.id: v for v in expand_variants(exp)}
             if ref["variant"] not in by_id:
                 raise SaesimError(f"{where}.variant: {ref['variant']!r} is not a variant of {ref['experiment']}; variants: {', '.join(by_id)}")
@@ -235,6 +245,8 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
                     raise SaesimError(
                         f"{where}.hooks: {hook!r} is not a hook {ref['experiment']} trains {ref['variant']} at; hooks: {', '.join(known)}"
                     )
+    for name, suite in config.get("suites", {}).items():
+        check_suite(config, name, suite, source)
     return config
 
 
@@ -266,6 +278,55 @@ def _check_experiment(name: str, exp: dict, source: str) -> None:
                     f"{where}.hooks: {hook!r} is not a hook of the {n_layers}-layer modular model with one "
                     f"vector per position; hooks: {', '.join(valid)}"
                 )
+
+
+def check_suite(config: dict, name: str, suite: dict, source: str = "config") -> None:
+    """Check one entry of ``suites`` and fill in its defaults (members, hook, seed of a trained experiment).
+
+    Members of an imported experiment (source kind saes) are SAE labels, known
+    only once its paths are expanded (:func:`saesim.suite_runs.expand_imported`),
+    and are checked there.
+    """
+    where = f"{source}: suites.{name}"
+    exp = config["experiments"].get(suite["experiment"])
+    if exp is None:
+        raise SaesimError(f"{where}.experiment: {suite['experiment']!r} is not an experiment; experiments: {', '.join(config['experiments'])}")
+    if exp["source"]["kind"] == "saes":
+        for key in ("hook", "variant", "seed"):
+            if key in suite:
+                raise SaesimError(f"{where}.{key}: members of an imported-SAE experiment are SAE labels; {key} does not apply")
+        return
+    by_id = {v.id: v for v in expand_variants(exp)}
+    hooks = exp.get("hooks", ["toy"])
+    seed = suite.setdefault("seed", exp["sae"]["seeds"][0])
+    if seed not in exp["sae"]["seeds"]:
+        raise SaesimError(f"{where}.seed: {seed} is not among the seeds {exp['sae']['seeds']} of {suite['experiment']}")
+    if suite["axis"] == "hook":
+        if "hook" in suite:
+            raise SaesimError(f"{where}.hook: along axis hook the members are hooks; give variant instead")
+        if "variant" not in suite:
+            raise SaesimError(f"{where}.variant: axis hook needs the variant compared across hooks; variants: {', '.join(by_id)}")
+        if suite["variant"] not in by_id:
+            raise SaesimError(f"{where}.variant: {suite['variant']!r} is not a variant of {suite['experiment']}; variants: {', '.join(by_id)}")
+        known = [h for h in hooks if by_id[suite["variant"]].trained_at(h)]
+        what = f"a hook {suite['experiment']} trains {suite['variant']} at"
+    else:
+        if "variant" in suite:
+            raise SaesimError(f"{where}.variant: along axis {suite['axis']} the members are variants; give hook instead")
+        if "hook" not in suite:
+            if len(hooks) > 1:
+                raise SaesimError(f"{where}.hook: {suite['experiment']} has several hooks; say which ({', '.join(hooks)})")
+            suite["hook"] = hooks[0]
+        if suite["hook"] not in hooks:
+            raise SaesimError(f"{where}.hook: {suite['hook']!r} is not a hook of {suite['experiment']}; hooks: {', '.join(hooks)}")
+        known = [vid for vid, v in by_id.items() if v.trained_at(suite["hook"])]
+        what = f"a variant {suite['experiment']} trains at {suite['hook']}"
+    members = suite.setdefault("members", list(known))
+    for m in members:
+        if m not in known:
+            raise SaesimError(f"{where}.members: {m!r} is not {what}; choose from {', '.join(known)}")
+    if len(members) < 2:
+        raise SaesimError(f"{where}.members: a suite needs at least two members, got {members}")
 
 
 def format_number(x: float) -> str:

@@ -519,6 +519,9 @@ def coactivation_plot(summaries: pd.DataFrame, overlaps: pd.DataFrame, title: st
         "SAE": plt.Line2D([], [], marker="o", ls="", color="#4C72B0"),
     }
     _top_legend(fig, axes, extra, title=title)
+    return fig
+
+
 #: colours of the stability metrics in the convergence figure (baselines dashed in the same colour)
 CONVERGENCE_COLORS = {"mmcs": "#4C72B0", "hungarian_mean_cos": "#DD8452", "frac_matched_0.7": "#55A868",
                       "explained_variance": "#8172B3", "dead_fraction": "#C44E52"}
@@ -563,4 +566,117 @@ def convergence_plot(table: pd.DataFrame, title: str | None = None, note: str | 
     if note:
         axes[1].set_title(note, fontsize=9, fontweight="normal", color="0.3")
     _top_legend(fig, axes, extra, title)
+    return fig
+
+
+# ---- suites -------------------------------------------------------------------
+
+AXIS_LABELS = {"width": "width", "k": "k", "architecture": "architecture", "hook": "hook"}
+
+
+def _suite_tick(label: str, value, axis: str) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)) or str(value) == label:
+        return label
+    if isinstance(value, float) and value == int(value):
+        value = int(value)
+    return f"{label}\n({AXIS_LABELS.get(axis, axis)} {value})"
+
+
+def suite_matrix(table: pd.DataFrame, members: list[str], title: str | None = None):
+    """Member x member heatmaps of a suite (row's latents -> column SAE), as in the Gemma Scope
+    notebooks: mean max cos and, for each threshold, the fraction of the row's latents whose best
+    match in the column reaches it. Each cell reads "value (random)", the random value being
+    that of isotropic Gaussian decoders of the same shapes; the diagonal is left grey."""
+    paper_style()
+    axis = str(table["axis"].iloc[0])
+    cos = "cos" if str(table["cosine"].iloc[0]) == "signed" else "|cos|"
+    thresholds = [c[len("frac_best_"):] for c in table.columns if c.startswith("frac_best_") and not c.endswith("_baseline")]
+    panels = [("mmcs", f"mean max {cos}, row -> column")] + [
+        (f"frac_best_{t}", f"row latents with best {cos} >= {t}") for t in thresholds
+    ]
+    values = {}
+    for _, r in table.iterrows():
+        values.setdefault(r["row"], r["row_value"])
+        values.setdefault(r["col"], r["col_value"])
+    ticks = [_suite_tick(m, values.get(m), axis) for m in members]
+    n = len(members)
+    size = 0.95 * n + 1.6
+    # the colour bar gets its own narrow column so that every panel has the same size
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(size * len(panels) + 0.8, size), squeeze=False,
+                             gridspec_kw={"width_ratios": [1] * len(panels) + [0.05]})
+    cbar_ax = axes[0][-1]
+    axes = axes[:, :-1]
+    mask = np.eye(n, dtype=bool)
+    for ax, (metric, label) in zip(axes[0], panels):
+        val = table.pivot(index="row", columns="col", values=metric).reindex(index=members, columns=members)
+        base = table.pivot(index="row", columns="col", values=f"{metric}_baseline").reindex(index=members, columns=members)
+        annot = np.full((n, n), "", dtype=object)
+        for i in range(n):
+            for j in range(n):
+                if i != j and np.isfinite(val.iat[i, j]):
+                    annot[i, j] = f"{val.iat[i, j]:.2f} ({base.iat[i, j]:.2f})"
+        sns.heatmap(val.astype(float), ax=ax, vmin=0, vmax=1, cmap="viridis", annot=annot, fmt="", mask=mask,
+                    annot_kws={"size": 8 if n <= 4 else 6}, square=True, cbar=ax is axes[0][-1],
+                    cbar_ax=cbar_ax if ax is axes[0][-1] else None, xticklabels=ticks, yticklabels=ticks)
+        ax.set_facecolor("0.9")
+        ax.grid(False)
+        ax.set_title(f"{label}\n(random decoders in brackets)", fontsize=9)
+        ax.set_xlabel("column SAE")
+        ax.set_ylabel("row SAE" if ax is axes[0][0] else "")
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    fig.suptitle(title or "suite", y=1.0, va="bottom")
+    return fig
+
+
+#: partner counts shown in the splitting histograms: 0 .. SPLIT_BINS - 1, then "SPLIT_BINS+"
+SPLIT_BINS = 5
+
+
+def suite_splitting(cells: list[dict], title: str | None = None):
+    """For each pair of different widths in a suite, the share of narrow latents with 0, 1, 2, ...
+    wide partners at cos >= t (one bar group per threshold); the panel title gives the fraction of
+    wide latents with no narrow partner and its value for random decoders."""
+    paper_style()
+    pairs = [c for c in cells if "splitting" in c["pair"]]
+    if not pairs:
+        fig, ax = plt.subplots(figsize=(5, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no pair of different widths in this suite", ha="center", va="center")
+        if title:
+            fig.suptitle(title)
+        return fig
+    ncols = min(3, len(pairs))
+    nrows = int(np.ceil(len(pairs) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 3.6 * nrows), squeeze=False, sharey=True)
+    for ax in axes.ravel()[len(pairs):]:
+        ax.axis("off")
+    palette = sns.color_palette("crest", n_colors=len(pairs[0]["pair"]["splitting"]["thresholds"]))
+    for ax, cell in zip(axes.ravel(), pairs):
+        sp = cell["pair"]["splitting"]
+        narrow = cell["saes"][sp["narrow"]]
+        wide = cell["saes"][1 - sp["narrow"]]
+        ts = sp["thresholds"]
+        width = 0.8 / len(ts)
+        unmatched = []
+        for k, t in enumerate(ts):
+            r = sp["by_threshold"][t]
+            h = np.asarray(r["hist"], dtype=float)
+            shown = np.append(h[:SPLIT_BINS], h[SPLIT_BINS:].sum()) / max(1, sp["n_narrow"])
+            ax.bar(np.arange(SPLIT_BINS + 1) + (k - (len(ts) - 1) / 2) * width, shown, width=width, color=palette[k],
+                   label=f"t = {t}")
+            unmatched.append(f"t = {t}: {r['frac_wide_unmatched']:.2f} ({r['baseline']['frac_wide_unmatched']:.2f})")
+        ax.set_xticks(np.arange(SPLIT_BINS + 1), [str(i) for i in range(SPLIT_BINS)] + [f"{SPLIT_BINS}+"])
+        ax.set_xlabel(f"wide partners per narrow latent (top-{sp['top_m']})")
+        ax.set_title(f"{narrow['label']} ({sp['n_narrow']}) -> {wide['label']} ({sp['n_wide']})", fontsize=9)
+        ax.text(0.98, 0.97, "wide latents unmatched (random)\n" + "\n".join(unmatched), transform=ax.transAxes,
+                ha="right", va="top", fontsize=7, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+    for row in axes:
+        row[0].set_ylabel("fraction of narrow latents")
+    axes[0][0].set_ylim(0, 1.04)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.tight_layout()
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(labels), frameon=False)
+    if title:
+        fig.suptitle(title, y=1.0 + 0.09 / nrows, va="bottom")
     return fig

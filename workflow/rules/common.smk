@@ -306,7 +306,8 @@ def convergence_specs(exp):
 
 
 def null_enabled(exp):
-    return EXPERIMENTS[exp]["null"]["enabled"]
+    """Trained experiments train the null unless told not to; imported SAEs have no null."""
+    return EXPERIMENTS[exp]["source"]["kind"] != "saes" and EXPERIMENTS[exp]["null"]["enabled"]
 
 
 def null_seeds(exp):
@@ -411,8 +412,122 @@ def comparison_files(cmp):
     return [f"results/comparisons/{cmp}/{ha}__{hb}.json" for ha in hooks_a for hb in hooks_b]
 
 
+# ---- suites: imported SAEs and cross-variant matrices (workflow/rules/suites.smk) ----
+
+from saesim import suite_runs  # noqa: E402
+
+
+def is_imported(exp):
+    return EXPERIMENTS[exp]["source"]["kind"] == "saes"
+
+
+def _expand_imported_all():
+    out = {}
+    for exp, e in EXPERIMENTS.items():
+        if e["source"]["kind"] == "saes":
+            try:
+                items = suite_runs.expand_imported(e["source"]["saes"], f"experiments.{exp}.source.saes")
+            except SaesimError as err:
+                raise WorkflowError(f"Invalid configuration: {err}") from None
+            out[exp] = {item["label"]: item for item in items}
+    return out
+
+
+IMPORTED = _expand_imported_all()
+
+
+def imported_identity_file(exp, label):
+    return f"results/{exp}/saes_imported/{label}.json"
+
+
+def imported_inputs(wildcards):
+    src = EXPERIMENTS[wildcards.exp]["source"]
+    out = {"files": IMPORTED[wildcards.exp][wildcards.label]["files"]}
+    if src.get("store"):
+        out["store"] = src["store"]
+    return out
+
+
+SUITES = config.get("suites", {})
+
+
+def suite_members(suite):
+    """Member label -> {spec, info (file the cell job reads), kind, and what a trained member needs}."""
+    s = SUITES[suite]
+    exp = s["experiment"]
+    if is_imported(exp):
+        labels = s.get("members") or list(IMPORTED[exp])
+        for m in labels:
+            if m not in IMPORTED[exp]:
+                raise WorkflowError(
+                    f"Invalid configuration: suites.{suite}.members: {m!r} is not an SAE of {exp}; "
+                    f"labels: {', '.join(IMPORTED[exp])}"
+                )
+        if len(labels) < 2:
+            raise WorkflowError(f"Invalid configuration: suites.{suite}.members: a suite needs at least two SAEs")
+        return {
+            m: {"kind": "imported", "spec": IMPORTED[exp][m]["spec"], "info": imported_identity_file(exp, m)}
+            for m in labels
+        }
+    out = {}
+    for m in s["members"]:
+        hook, variant = (m, s["variant"]) if s["axis"] == "hook" else (s["hook"], m)
+        d = sae_dir(exp, hook, variant, s["seed"])
+        out[m] = {"kind": "trained", "spec": d, "info": d, "hook": hook, "variant": variant, "seed": s["seed"]}
+    return out
+
+
+def suite_pairs(suite):
+    m = list(suite_members(suite))
+    return [(a, b) for i, a in enumerate(m) for b in m[i + 1 :]]
+
+
+def suite_cell_files(suite):
+    return [f"results/suites/{suite}/{a}__{b}.json" for a, b in suite_pairs(suite)]
+
+
+def suite_cell_inputs(wildcards):
+    members = suite_members(wildcards.suite)
+    return {"a": members[wildcards.a]["info"], "b": members[wildcards.b]["info"]}
+
+
+def suite_cell_params(wildcards):
+    s = SUITES[wildcards.suite]
+    members = suite_members(wildcards.suite)
+    return {
+        side: {k: v for k, v in members[getattr(wildcards, side)].items() if k != "info"} | {"label": getattr(wildcards, side)}
+        for side in ("a", "b")
+    } | {
+        "options": dict(
+            suite=wildcards.suite,
+            axis=s["axis"],
+            cosine=s["cosine"],
+            thresholds=list(s["thresholds"]),
+            top_m=s["top_m"],
+            memory_budget_mb=config["memory_budget_mb"],
+            baseline_draws=config["baseline_draws"],
+            seed=0,
+        )
+    }
+
+
+def suite_files(suite):
+    out = [f"results/suites/{suite}/matrix.csv"]
+    exts = ("pdf", "png")
+    out += [f"results/figures/suite-{suite}_matrix.{ext}" for ext in exts]
+    if SUITES[suite]["axis"] == "width":
+        out += [f"results/figures/suite-{suite}_splitting.{ext}" for ext in exts]
+    return out
+
+
+def imported_files(exp):
+    return [imported_identity_file(exp, label) for label in IMPORTED[exp]] + [f"results/{exp}/tables/imported_saes.csv"]
+
+
 def all_targets():
     out = []
+    for suite in SUITES:
+        out += suite_files(suite)
     for cmp in COMPARISONS:
         out += [
             f"results/comparisons/{cmp}/results.csv",
@@ -420,6 +535,9 @@ def all_targets():
             f"results/figures/cmp-{cmp}_layer_heatmap.pdf",
         ]
     for exp in EXPERIMENTS:
+        if is_imported(exp):
+            out += imported_files(exp)
+            continue
         out += [f"results/{exp}/tables/stability.csv", f"results/{exp}/tables/summary.md"]
         if is_modular(exp):
             out.append(f"results/{exp}/tables/fourier.csv")

@@ -404,3 +404,54 @@ def convergence_runtime(wildcards, threads, attempt):
     train = n * 12.0 * (training["training_samples"] + len(fractions) * training["eval_rows"]) * width * d
     compare = len(fractions) * n * (n - 1) // 2 * _compare_flops(width, d)
     return _minutes(train, threads, GPU, attempt) + _minutes(compare, attempt=attempt) - MIN_RUNTIME * attempt
+
+
+# ---- suites.smk ---------------------------------------------------------------
+
+
+def _suite_member_shape(suite, label):
+    """(latents, d) of one suite member: the variant's width and store d, or an imported SAE's cfg.json."""
+    s = SUITES[suite]
+    exp = s["experiment"]
+    if is_imported(exp):
+        item = IMPORTED[exp][label]
+        shape = None if item["registry"] else suite_runs.local_shape(item["spec"])
+        return shape or suite_runs.UNKNOWN_SAE_SHAPE
+    hook, variant = (label, s["variant"]) if s["axis"] == "hook" else (s["hook"], label)
+    return variants(exp)[variant].width, store_shape(exp, hook)[1]
+
+
+def _uses_registry(exp, *labels):
+    return any(IMPORTED[exp][lab]["registry"] for lab in labels)
+
+
+def import_sae_mem_mb(wildcards, attempt):
+    """Reading one SAE; with a store, sae-lens or sparsify, its weights and a chunk's codes."""
+    item = IMPORTED[wildcards.exp][wildcards.label]
+    n, d = (None if item["registry"] else suite_runs.local_shape(item["spec"])) or suite_runs.UNKNOWN_SAE_SHAPE
+    heavy = item["registry"] or EXPERIMENTS[wildcards.exp]["source"].get("store")
+    return _mem(LIBS_MB if heavy else BASE_MB, 3 * 4 * n * d + 3 * 4 * 4096 * n, attempt)
+
+
+def import_sae_runtime(wildcards, attempt):
+    src = EXPERIMENTS[wildcards.exp]["source"]
+    item = IMPORTED[wildcards.exp][wildcards.label]
+    n, d = (None if item["registry"] else suite_runs.local_shape(item["spec"])) or suite_runs.UNKNOWN_SAE_SHAPE
+    rows = src["eval_rows"] if src.get("store") else 0
+    return _minutes(4.0 * rows * n * d, attempt=attempt)
+
+
+def suite_cell_mem_mb(wildcards, attempt):
+    """Two SAEs' decoders and encoders (and normalised copies) plus the chunked matrices' budget."""
+    n_a, d = _suite_member_shape(wildcards.suite, wildcards.a)
+    n_b, _ = _suite_member_shape(wildcards.suite, wildcards.b)
+    exp = SUITES[wildcards.suite]["experiment"]
+    libs = LIBS_MB if is_imported(exp) and _uses_registry(exp, wildcards.a, wildcards.b) else TORCH_MB
+    return _mem(libs + config["memory_budget_mb"], 2 * 2 * 4 * (n_a + n_b) * d, attempt)
+
+
+def suite_cell_runtime(wildcards, attempt):
+    """The pair and its random baseline (baseline_draws pairs of the same shapes)."""
+    n_a, d = _suite_member_shape(wildcards.suite, wildcards.a)
+    n_b, _ = _suite_member_shape(wildcards.suite, wildcards.b)
+    return _minutes((1 + config["baseline_draws"]) * _compare_flops(max(n_a, n_b), d), attempt=attempt)

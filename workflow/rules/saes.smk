@@ -8,7 +8,7 @@
 # train_null_saes_<exp>.
 
 
-for _exp in EXPERIMENTS:
+for _exp in [e for e in EXPERIMENTS if not is_imported(e)]:
     for _null in (False, True) if null_enabled(_exp) else (False,):
 
         rule:

@@ -3,7 +3,7 @@
 
 rule summary_table:
     input:
-        stability=[f"results/{exp}/tables/stability.csv" for exp in EXPERIMENTS],
+        stability=[f"results/{exp}/tables/stability.csv" for exp in EXPERIMENTS if not is_imported(exp)],
         fourier=[f"results/{exp}/tables/fourier.csv" for exp in EXPERIMENTS if is_modular(exp)],
     output:
         csv=report(

@@ -1,0 +1,22 @@
+"""Identity (and, with a store, quality) of one imported SAE (rule import_sae)."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
+
+from saesim.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.suite_runs import import_identity  # noqa: E402
+
+
+def main(smk):
+    ident = import_identity(
+        dict(smk.params.item),
+        store=smk.input.get("store"),
+        eval_rows=smk.params.eval_rows,
+        exclude_positions=list(smk.params.exclude_positions),
+    )
+    write_json_atomic(smk.output[0], ident)
+    print(ident)
+
+
+run(snakemake, main)  # noqa: F821

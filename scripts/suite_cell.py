@@ -1,0 +1,28 @@
+"""One cell of a suite: a pair of its SAEs compared both ways (rule suite_cell)."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
+
+from saesim.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.suite_runs import suite_cell, trained_info  # noqa: E402
+
+
+def member_info(side, info_path):
+    if side["kind"] == "imported":
+        return json.loads(Path(info_path).read_text())
+    return trained_info(info_path, label=side["label"], hook=side["hook"], variant=side["variant"], seed=side["seed"])
+
+
+def main(smk):
+    cell = smk.params.cell
+    a, b = cell["a"], cell["b"]
+    res = suite_cell(a["spec"], b["spec"], member_info(a, smk.input.a), member_info(b, smk.input.b), **cell["options"])
+    write_json_atomic(smk.output[0], res)
+    p = res["pair"]
+    print(f"{a['label']} -> {b['label']}: mmcs {p['mmcs_a_to_b']:.3f}; {b['label']} -> {a['label']}: {p['mmcs_b_to_a']:.3f}")
+
+
+run(snakemake, main)  # noqa: F821

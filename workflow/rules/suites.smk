@@ -1,0 +1,164 @@
+# SAE suites: imported SAEs (source kind saes) and cross-variant decoder matrices (config suites).
+# One job per imported SAE (its identity), one per pair of suite members (a cell, cached on its
+# own), then the suite's table and figures.
+
+
+rule import_sae:
+    input:
+        unpack(imported_inputs),
+    output:
+        "results/{exp}/saes_imported/{label}.json",
+    log:
+        "results/logs/import_sae/{exp}/{label}.log",
+    wildcard_constraints:
+        exp=experiments_of_kind("saes"),
+        label=suite_runs.LABEL_PATTERN,
+    params:
+        item=lambda w: IMPORTED[w.exp][w.label],
+        eval_rows=lambda w: EXPERIMENTS[w.exp]["source"]["eval_rows"],
+        exclude_positions=lambda w: EXPERIMENTS[w.exp]["source"]["exclude_positions"],
+        code=code_of("scripts/import_sae.py"),
+    threads: 1
+    resources:
+        mem_mb=import_sae_mem_mb,
+        runtime=import_sae_runtime,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/import_sae.py"
+
+
+rule imported_saes_table:
+    input:
+        lambda w: [imported_identity_file(w.exp, label) for label in IMPORTED[w.exp]],
+    output:
+        report(
+            "results/{exp}/tables/imported_saes.csv",
+            caption="../report/imported_saes.rst",
+            category="{exp}",
+            subcategory="Tables",
+            labels={"table": "imported SAEs (CSV)"},
+        ),
+    log:
+        "results/logs/imported_saes_table/{exp}.log",
+    wildcard_constraints:
+        exp=experiments_of_kind("saes"),
+    params:
+        code=code_of("scripts/imported_saes_table.py"),
+    threads: 1
+    resources:
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/imported_saes_table.py"
+
+
+rule suite_cell:
+    input:
+        unpack(suite_cell_inputs),
+    output:
+        "results/suites/{suite}/{a}__{b}.json",
+    log:
+        "results/logs/suite_cell/{suite}/{a}__{b}.log",
+    wildcard_constraints:
+        suite="[A-Za-z0-9-]+",
+        a=suite_runs.LABEL_PATTERN,
+        b=suite_runs.LABEL_PATTERN,
+    params:
+        cell=suite_cell_params,
+        code=code_of("scripts/suite_cell.py"),
+    threads: 1
+    resources:
+        mem_mb=suite_cell_mem_mb,
+        runtime=suite_cell_runtime,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/suite_cell.py"
+
+
+rule suite_matrix:
+    input:
+        lambda w: suite_cell_files(w.suite),
+    output:
+        report(
+            "results/suites/{suite}/matrix.csv",
+            caption="../report/suite_table.rst",
+            category="Suites",
+            subcategory="{suite}",
+            labels={"result": "matrix table (CSV)"},
+        ),
+    log:
+        "results/logs/suite_matrix/{suite}.log",
+    wildcard_constraints:
+        suite="[A-Za-z0-9-]+",
+    params:
+        members=lambda w: list(suite_members(w.suite)),
+        code=code_of("scripts/suite_matrix.py"),
+    threads: 1
+    resources:
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/suite_matrix.py"
+
+
+rule plot_suite_matrix:
+    input:
+        "results/suites/{suite}/matrix.csv",
+    output:
+        pdf="results/figures/suite-{suite}_matrix.pdf",
+        png=report(
+            "results/figures/suite-{suite}_matrix.png",
+            caption="../report/suite_matrix.rst",
+            category="Suites",
+            subcategory="{suite}",
+            labels={"result": "cross-variant matrix"},
+        ),
+    log:
+        "results/logs/plot_suite_matrix/{suite}.log",
+    wildcard_constraints:
+        suite="[A-Za-z0-9-]+",
+    params:
+        members=lambda w: list(suite_members(w.suite)),
+        code=code_of("scripts/plot_suite_matrix.py"),
+    threads: 1
+    resources:
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/plot_suite_matrix.py"
+
+
+rule plot_suite_splitting:
+    input:
+        lambda w: suite_cell_files(w.suite),
+    output:
+        pdf="results/figures/suite-{suite}_splitting.pdf",
+        png=report(
+            "results/figures/suite-{suite}_splitting.png",
+            caption="../report/suite_splitting.rst",
+            category="Suites",
+            subcategory="{suite}",
+            labels={"result": "feature splitting"},
+        ),
+    log:
+        "results/logs/plot_suite_splitting/{suite}.log",
+    wildcard_constraints:
+        suite="[A-Za-z0-9-]+",
+    params:
+        code=code_of("scripts/plot_suite_splitting.py"),
+    threads: 1
+    resources:
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/plot_suite_splitting.py"
