@@ -152,10 +152,10 @@ def test_validated_config_carries_every_store_default():
     assert exps["mod"]["source"]["train_frac"] == 0.5 and exps["mod"]["source"]["stop_after_grok"] == 100
     # given values stay
     given = validate_config(
-        _config(toy={"source": {"kind": "toy", "n_features": 4, "d": 8}, "store": {"n_rows": 5000, "chunk_rows": 1024}, "sae": SAE}),
+        _config(toy={"source": {"kind": "toy", "n_features": 4, "d": 8}, "store": {"n_rows": 50000, "chunk_rows": 1024}, "sae": SAE}),
         SCHEMA_PATH,
     )
-    assert given["experiments"]["toy"]["store"] == {"n_rows": 5000, "chunk_rows": 1024, "dtype": "float32"}
+    assert given["experiments"]["toy"]["store"] == {"n_rows": 50000, "chunk_rows": 1024, "dtype": "float32"}
 
 
 def test_language_store_rows_are_refused_by_name():

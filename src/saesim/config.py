@@ -165,9 +165,7 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
     errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
     if errors:
         raise SaesimError(f"{source}: {_describe(_deepest(errors[0]))}")
-    config = copy.deepcopy(config)
-    set_defaults(config, schema, schema)
-    for name, exp in config["experiments"].items():
+    for name, exp in config["experiments"].items():  # what the user wrote, before defaults
         if exp["source"]["kind"] == "saes":
             for key in ("sae", "hooks", "store"):
                 if key in exp:
@@ -175,6 +173,12 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
                         f"{source}: experiments.{name}.{key}: an imported-SAE experiment (source kind saes) "
                         f"trains and extracts nothing; remove {key} (its store path goes under source.store)"
                     )
+    config = copy.deepcopy(config)
+    set_defaults(config, schema, schema)
+    for name, exp in config["experiments"].items():
+        if exp["source"]["kind"] == "saes":
+            for key in ("store", "null", "downstream", "coactivation"):  # defaults of trained experiments
+                exp.pop(key, None)
             continue
         exp["null"].setdefault("seeds", exp["sae"]["seeds"][:2])  # the schema fills the other null keys
         for i, variant in enumerate(exp["sae"]["variants"]):
