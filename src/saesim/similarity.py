@@ -556,11 +556,14 @@ def _greedy_completion(n_a, n_b, ea, eb, ev):
     used_a = bytearray(n_a)  # plain Python containers: this loop is per edge
     used_b = bytearray(n_b)
     rows, cols = [], []
+    k_max = min(n_a, n_b)
     for i, j in zip(ea[order].tolist(), eb[order].tolist()):
         if not used_a[i] and not used_b[j]:
             used_a[i] = used_b[j] = 1
             rows.append(i)
             cols.append(j)
+            if len(rows) == k_max:  # the smaller side is matched: no further edge can be added
+                break
     free_a = np.flatnonzero(np.frombuffer(bytes(used_a), dtype=np.uint8) == 0)
     free_b = np.flatnonzero(np.frombuffer(bytes(used_b), dtype=np.uint8) == 0)
     k = min(len(free_a), len(free_b))
@@ -597,7 +600,9 @@ def _sparse_matching(a, b, top: TopCosines) -> MatchingResult:
 
     g_rows, g_cols = _greedy_completion(n_a, n_b, ea, eb, ev)
     g_key = g_rows * n_b + g_cols
-    extra = ~np.isin(g_key, key)
+    # greedy edges not among the candidates (key is sorted and unique; np.isin hashes, slowly here)
+    pos = np.minimum(np.searchsorted(key, g_key), max(len(key) - 1, 0))
+    extra = key[pos] != g_key if len(key) else np.ones(len(g_key), dtype=bool)
     if extra.any():
         ea = np.concatenate([ea, g_rows[extra]])
         eb = np.concatenate([eb, g_cols[extra]])
