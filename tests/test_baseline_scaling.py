@@ -123,3 +123,43 @@ def test_excess_of_real_comparisons():
     for m in ("mmcs", "mmcs_a_to_b", "mmcs_b_to_a", "hungarian_mean_cos"):
         assert ex[f"{m}_excess"] == pytest.approx(1.0, abs=1e-6)
     assert ex["frac_matched_above_excess"]["0.7"] == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------
+# The scan's sparse update of late tiles
+# --------------------------------------------------------------------------
+
+
+def test_top_m_scan_with_sparse_late_tiles_equals_dense_reference(monkeypatch):
+    """Many tiles, so late ones take the sparse fold; one row of A is close to 60 rows of B
+    that sit in the last tile (more than 2 m entries above its floor there: the dense fallback)."""
+    rng = np.random.default_rng(7)
+    n_a, n_b, d, m = 600, 2000, 24, 16
+    a = rng.standard_normal((n_a, d))
+    b = rng.standard_normal((n_b, d))
+    b[-60:] = a[3] + 0.05 * rng.standard_normal((60, d))
+    a, b = a.astype(np.float32), b.astype(np.float32)
+    calls = {"sparse": 0, "declined": 0}
+    fold = S._fold_above_floor
+
+    def counting(*args):
+        ok = fold(*args)
+        calls["sparse" if ok else "declined"] += 1
+        return ok
+
+    monkeypatch.setattr(S, "_fold_above_floor", counting)
+    budget = 0.6
+    R, C = S.tile_shape(n_a, n_b, d, budget)
+    assert n_b // C >= 8  # many tiles per row
+    top = S.top_abs_cosines(a, b, m, memory_budget_mb=budget)
+    assert calls["sparse"] > 0 and calls["declined"] > 0
+    ref = np.abs((a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float64)
+                 @ (b / np.linalg.norm(b, axis=1, keepdims=True)).T.astype(np.float64))
+    np.testing.assert_allclose(top.val_a, -np.sort(-ref, axis=1)[:, :m], atol=1e-6)
+    np.testing.assert_allclose(top.val_b, -np.sort(-ref.T, axis=1)[:, :m], atol=1e-6)
+    for got, r in ((top.idx_a, ref), (top.idx_b, ref.T)):
+        srt = -np.sort(-r, axis=1)
+        clear = srt[:, m - 1] - srt[:, m] > 1e-5  # no near-tie at the m-th place: the set is determined
+        assert clear.mean() > 0.9
+        np.testing.assert_array_equal(np.sort(got[clear], axis=1), np.sort(np.argsort(-r, axis=1)[clear, :m], axis=1))
+    assert set(top.idx_a[3]) <= set(range(n_b - 60, n_b))
