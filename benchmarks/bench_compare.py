@@ -2,7 +2,7 @@
 
 Not a test. Run once, when the machine is otherwise idle if possible:
 
-    python benchmarks/bench_compare.py            # ~15 minutes on 2 cores
+    python benchmarks/bench_compare.py            # ~20 minutes on 2 cores
     python benchmarks/bench_compare.py --quick    # tiny sizes, checks the script
 
 Every case runs in a fresh Python process so that its peak RSS
@@ -16,7 +16,16 @@ Every case runs in a fresh Python process so that its peak RSS
 * ``notebook``: normalise both decoders, build the full cosine matrix,
   ``.abs().max()`` along both dimensions, where it fits in ~8 GB;
 * ``exact_vs_sparse``: exact Hungarian and the sparse top-16 assignment on the
-  same 8,192-latent pairs (random decoders, and a pair sharing half its latents).
+  same 8,192-latent pairs (random decoders, and a pair sharing half its latents);
+* ``cli``: the whole ``saesim compare A B --json`` of two sae-lens folders of
+  65,536 latents with encoders (decoders and encoders sharing the same half of
+  their latents, as in ``matching``), run right after the 65,536 ``mmcs`` case
+  so that the two sit side by side: loading, decoder and encoder scans and
+  matchings, shared latents and the random baseline;
+* ``baseline``: the random matching baseline from full-size draws (exact, one
+  draw) against draws of 2,048 and 1,024 latents a side, transferred to the
+  full size (three draws each), at 4,096 / 8,192 / 16,384 latents and d = 576
+  and 2,304.
 
 Decoders are Gaussian float32, d = 2,304 (Gemma-2-2B's residual width). Writes
 ``benchmarks/results/compare.csv`` and ``benchmarks/results/compare.md``.
@@ -30,8 +39,10 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -175,6 +186,76 @@ def case_exact_vs_sparse(n: int, d: int, shared: float) -> dict:
                 diff=ex.mean_matched_cos - sp.mean_matched_cos, rss_before_mb=base)
 
 
+def sae_folders(root: str, n: int, d: int) -> tuple[str, str]:
+    """Paths of the two SAE folders of the ``cli`` case (written by ``case_cli_prepare``)."""
+    return os.path.join(root, f"a_{n}_{d}"), os.path.join(root, f"b_{n}_{d}")
+
+
+def case_cli_prepare(n: int, d: int, root: str) -> dict:
+    """Write two sae-lens folders; B's first half are noisy copies of A's latents (decoder and encoder), shuffled."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    folders = sae_folders(root, n, d)
+    dec_a = rng.standard_normal((n, d), dtype=np.float32)
+    enc_a = rng.standard_normal((n, d), dtype=np.float32)  # encoder directions as rows
+    k = n // 2
+    src = rng.choice(n, size=k, replace=False)
+    perm = rng.permutation(n)
+    dec_b = rng.standard_normal((n, d), dtype=np.float32)
+    enc_b = rng.standard_normal((n, d), dtype=np.float32)
+    dec_b[:k] = dec_a[src] + 0.5 * rng.standard_normal((k, d), dtype=np.float32)
+    enc_b[:k] = enc_a[src] + 0.5 * rng.standard_normal((k, d), dtype=np.float32)
+    for folder, dec, enc in zip(folders, (dec_a, dec_b[perm]), (enc_a, enc_b[perm])):
+        os.makedirs(folder, exist_ok=True)
+        save_file({"W_dec": dec, "W_enc": np.ascontiguousarray(enc.T), "b_dec": np.zeros(d, np.float32)},
+                  os.path.join(folder, "sae_weights.safetensors"))
+        with open(os.path.join(folder, "cfg.json"), "w") as f:
+            json.dump({"d_in": d, "d_sae": n}, f)
+    return dict(seconds=0.0)
+
+
+def case_cli(n: int, d: int, root: str) -> dict:
+    """``saesim compare A B --json`` in this process, on the folders of ``case_cli_prepare``."""
+    import contextlib
+    import io
+
+    from saesim.cli import main
+
+    a, b = sae_folders(root, n, d)
+    base = rss_mb()
+    out = io.StringIO()
+    with Clock() as t, contextlib.redirect_stdout(out):
+        code = main(["compare", a, b, "--json"])
+    if code != 0:
+        raise RuntimeError(f"saesim compare exited {code}")
+    res = json.loads(out.getvalue())
+    bl = res["baseline"]
+    return dict(seconds=t.wall, cpu_seconds=t.cpu, load_seconds=res["seconds"]["load"], value=res["mmcs"],
+                hungarian=res["hungarian_mean_cos"], shared=res["shared_latents_frac"],
+                baseline_hungarian=bl["hungarian_mean_cos"], baseline_draw_n=bl["draw_n_a"],
+                exact=res["matching_exact"], rss_before_mb=base, weights_mb=4.0 * n * d * 4 / 2**20)
+
+
+def case_baseline(n: int, d: int, draw_sizes: str) -> dict:
+    """Matching baseline of n x n random decoders: one full-size draw against transferred smaller draws."""
+    from saesim.similarity import random_decoder_baseline
+
+    kw = dict(with_encoders=False)
+    with Clock() as t_full:
+        full = random_decoder_baseline(n, n, d, draws=1, seed=0, draw_size=None, **kw)
+    out = dict(exact_seconds=t_full.wall, exact_value=full["hungarian_mean_cos"], closed_mmcs=full["mmcs"])
+    for i, size in enumerate(int(x) for x in draw_sizes.split(",")):
+        with Clock() as t:
+            b = random_decoder_baseline(n, n, d, draws=3, seed=1, draw_size=size, **kw)
+        sfx = "" if i == 0 else "_small"
+        out.update({f"seconds{sfx}": t.wall, f"value{sfx}": b["hungarian_mean_cos"],
+                    f"value_sd{sfx}": b["std"]["hungarian_mean_cos"], f"draw_n{sfx}": b["draw_n_a"],
+                    f"diff{sfx}": b["hungarian_mean_cos"] - full["hungarian_mean_cos"]})
+    return out
+
+
 CASES = {"mmcs": case_mmcs, "matching": case_matching, "notebook": case_notebook}
 
 
@@ -185,6 +266,12 @@ def child(argv: list[str]) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     if kind.startswith("exact_vs_sparse"):
         out = case_exact_vs_sparse(n, d, shared=float(argv[3]))
+    elif kind == "cli_prepare":
+        out = case_cli_prepare(n, d, argv[3])
+    elif kind == "cli":
+        out = case_cli(n, d, argv[3])
+    elif kind.startswith("baseline"):
+        out = case_baseline(n, d, argv[3])
     else:
         out = CASES[kind](n, d)
     out["peak_rss_mb"] = peak_rss_mb()
@@ -224,13 +311,26 @@ def fmt(v, nd=1):
     return str(v)
 
 
-def write_outputs(rows: list[dict], sizes: list[int], started: float) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write_outputs(rows: list[dict], sizes: list[int], started: float, results: Path = RESULTS) -> None:
+    results.mkdir(parents=True, exist_ok=True)
     cols = ["case", "n", "d", "seconds", "cpu_seconds", "gflops", "gemm_gflops", "pct_of_gemm", "gflops_per_cpu_s",
             "gemm_gflops_per_cpu_s", "pct_of_gemm_cpu", "scan_seconds", "assign_seconds", "exact_seconds", "value",
             "exact_value", "diff", "peak_rss_mb", "rss_before_mb", "extra_rss_mb", "decoders_mb", "wall_s",
-            "gemm_before", "gemm_after", "load_avg_start", "load_avg_end", "exact", "error"]
-    with open(RESULTS / "compare.csv", "w", newline="") as f:
+            "gemm_before", "gemm_after", "load_avg_start", "load_avg_end", "exact", "error",
+            # cli
+            "load_seconds", "hungarian", "shared", "baseline_hungarian", "baseline_draw_n", "weights_mb",
+            "extra_over_weights_mb", "ratio_to_scan", "cpu_ratio_to_scan",
+            # baseline
+            "closed_mmcs", "value_sd", "draw_n", "seconds_small", "value_small", "value_sd_small", "draw_n_small",
+            "diff_small"]
+    for r in rows:
+        if r["case"] == "cli" and "seconds" in r:
+            scan = next((m for m in rows if m["case"] == "mmcs" and m["n"] == r["n"] and "seconds" in m), None)
+            r["extra_over_weights_mb"] = r["peak_rss_mb"] - r["rss_before_mb"] - r["weights_mb"]
+            if scan:
+                r["ratio_to_scan"] = r["seconds"] / scan["seconds"]
+                r["cpu_ratio_to_scan"] = r["cpu_seconds"] / scan["cpu_seconds"]
+    with open(results / "compare.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         for r in rows:
@@ -279,9 +379,43 @@ def write_outputs(rows: list[dict], sizes: list[int], started: float) -> None:
                              f"| {r['value']:.5f} | {r['diff']:.1e} |")
             else:
                 lines.append(f"| {label} | {r.get('error', 'failed')} | | | | |")
+    for r in (r for r in rows if r["case"] == "cli"):
+        n = r["n"]
+        scan = by.get(("mmcs", n), {})
+        lines += ["", f"Whole `saesim compare A B --json`, two sae-lens folders of {n:,} latents x d = {r['d']:,} with "
+                  "encoders (half the latents shared), in the process right after the mean-max-cos scan above; "
+                  "extra memory = peak RSS - RSS before loading - the SAE weights (decoders and encoders):", "",
+                  "| n | CLI s (load) | CPU s | mean-max-cos scan s (CPU s) | ratio wall (CPU) | peak RSS GiB "
+                  "| SAE weights GiB (decoders) | extra GiB | random one-to-one (drawn at) |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        if "seconds" in r:
+            lines.append(
+                f"| {n:,} | {fmt(r['seconds'])} ({fmt(r['load_seconds'])}) | {fmt(r['cpu_seconds'])} "
+                f"| {fmt(scan.get('seconds'))} ({fmt(scan.get('cpu_seconds'))}) "
+                f"| {fmt(r.get('ratio_to_scan'), 2)} ({fmt(r.get('cpu_ratio_to_scan'), 2)}) | {gb(r['peak_rss_mb'])} "
+                f"| {gb(r['weights_mb'])} ({gb(r['weights_mb'] / 2)}) | {gb(r['extra_over_weights_mb'])} "
+                f"| {r['baseline_hungarian']:.5f} ({r['baseline_draw_n']:,}) |")
+        else:
+            lines.append(f"| {n:,} | {r.get('error', 'failed')} | | | | | | | |")
+    bl = [r for r in rows if r["case"] == "baseline"]
+    if bl:
+        lines += ["", "Random one-to-one baseline (mean matched \\|cos\\| of two random n x d decoders): one "
+                  "full-size draw (exact matching as `saesim compare` does it) against three draws of fewer latents, "
+                  "transferred to n (`transfer_abs_cosine`); closed-form mean max \\|cos\\| for scale:", "",
+                  "| n | d | full-size draw (s) | drawn at | transferred (s) | difference | drawn at | transferred "
+                  "| difference | mean max \\|cos\\| |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in bl:
+            if "diff" in r:
+                lines.append(
+                    f"| {r['n']:,} | {r['d']:,} | {r['exact_value']:.5f} ({fmt(r['exact_seconds'])}) "
+                    f"| {r['draw_n']:,} | {r['value']:.5f} ({fmt(r['seconds'])}) | {r['diff']:+.5f} "
+                    f"| {r['draw_n_small']:,} | {r['value_small']:.5f} | {r['diff_small']:+.5f} | {r['closed_mmcs']:.5f} |")
+            else:
+                lines.append(f"| {r['n']:,} | {r['d']:,} | {r.get('error', 'failed')} | | | | | | | |")
     lines += ["", f"Total benchmark time {time.perf_counter() - started:.0f} s. "
               "Produced by `python benchmarks/bench_compare.py`; numbers in `benchmarks/results/compare.csv`."]
-    (RESULTS / "compare.md").write_text("\n".join(lines) + "\n")
+    (results / "compare.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
@@ -297,16 +431,32 @@ def main() -> None:
         sizes, d, ev_n = [1024, 2048], 64, 1024
     else:
         sizes, d, ev_n = [16384, 32768, 65536], D, 8192
+    if args.quick:
+        baseline_cases, draw_sizes = [(1024, 64), (2048, 64)], "256,128"
+    else:
+        baseline_cases, draw_sizes = [(n, dd) for dd in (576, D) for n in (4096, 8192, 16384)], "2048,1024"
     rows = []
-    for n in sizes:
-        rows.append(run_case("mmcs", n, d))
-        notebook_gb = (2 * n * n * 4 + 4 * n * d * 4) / 2**30
-        if notebook_gb <= NOTEBOOK_LIMIT_GB:
-            rows.append(run_case("notebook", n, d))
-        rows.append(run_case("matching", n, d))
+    with tempfile.TemporaryDirectory(prefix="bench_compare_") as root:
+        for n in sizes:
+            if n == sizes[-1]:  # the whole CLI comparison, right after the scan it is measured against
+                prep = run_case("cli_prepare", n, d, root)
+                if "error" in prep:
+                    rows.append(prep)
+            rows.append(run_case("mmcs", n, d))
+            if n == sizes[-1]:
+                rows.append(run_case("cli", n, d, root))
+                shutil.rmtree(root, ignore_errors=True)
+            notebook_gb = (2 * n * n * 4 + 4 * n * d * 4) / 2**30
+            if notebook_gb <= NOTEBOOK_LIMIT_GB:
+                rows.append(run_case("notebook", n, d))
+            rows.append(run_case("matching", n, d))
     for shared in ("0", "0.5"):
         rows.append(run_case(f"exact_vs_sparse_{shared}", ev_n, d, shared))
+    for n, dd in baseline_cases:
+        rows.append(run_case("baseline", n, dd, draw_sizes))
     if args.quick:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_outputs(rows, sizes, started, Path(tmp))
         print("quick run: results not written")
         return
     write_outputs(rows, sizes, started)

@@ -58,6 +58,9 @@ def register_compare(subparsers) -> None:
                    help="candidates per latent for the sparse matching beyond the budget (default 16)")
     p.add_argument("--no-encoders", action="store_true", help="decoders only: skip shared latents")
     p.add_argument("--seed", type=int, default=0, help="seed of the random baseline (default 0)")
+    p.add_argument("--null-a", metavar="DIR", help="SAE trained like A on null data (no sparse features): with "
+                   "--null-b, also print each metric on the null pair and the excess (m - null) / (1 - null)")
+    p.add_argument("--null-b", metavar="DIR", help="SAE trained like B on null data (see --null-a)")
     p.set_defaults(func=run_compare)
 
 
@@ -93,6 +96,7 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.out:
         _check_out_path(Path(args.out))
     _check_device(args.device)
+    _check_null_args(args)
 
     t0 = time.perf_counter()
     with_enc = not args.no_encoders
@@ -116,6 +120,7 @@ def run_compare(args: argparse.Namespace) -> int:
     )
     res["a"] = {"source": A.source, "format": A.format}
     res["b"] = {"source": B.source, "format": B.format}
+    res.update(_null_pair_excess(args, A, B, res, with_enc))
     res["seconds"] = {"load": round(t_load, 3), "total": round(time.perf_counter() - t0, 3)}
     if args.out:
         write_arrays_h5(Path(args.out), arrays, res)
@@ -125,6 +130,42 @@ def run_compare(args: argparse.Namespace) -> int:
     else:
         print(format_table(res))
     return 0
+
+
+def _check_null_args(args: argparse.Namespace) -> None:
+    """Fail before the comparison, not after it, when the null pair is half given or missing."""
+    from saesim.checkpoints import is_pretrained_id
+
+    if (args.null_a is None) != (args.null_b is None):
+        raise SaesimError("--null-a and --null-b go together: give both SAEs of the null pair, or neither")
+    for flag, path in (("--null-a", args.null_a), ("--null-b", args.null_b)):
+        if path is not None and not is_pretrained_id(path) and not Path(path).exists():
+            raise SaesimError(f"{path} ({flag}): no such file or directory")
+
+
+def _null_pair_excess(args: argparse.Namespace, A, B, res: dict[str, Any], with_enc: bool) -> dict[str, Any]:
+    """``null`` (the null pair's sources, or None) and, with --null-a/--null-b, ``<metric>_null``/``_excess``."""
+    from saesim.checkpoints import load_sae_weights
+    from saesim.similarity import compare_decoders, excess_over_null
+
+    if args.null_a is None:
+        return {"null": None}
+    nulls = []
+    for flag, path, real in (("--null-a", args.null_a, A), ("--null-b", args.null_b, B)):
+        N = load_sae_weights(path, with_encoder=with_enc)
+        if (N.d_sae, N.d_in) != (real.d_sae, real.d_in):
+            raise SaesimError(f"{N.source} ({flag}): {N.d_sae} latents x d_in={N.d_in}, but the SAE it is the null "
+                              f"for has {real.d_sae} x d_in={real.d_in}; the null pair must have the real pair's shapes")
+        nulls.append(N)
+    NA, NB = nulls
+    null_res = compare_decoders(
+        NA.W_dec, NB.W_dec, NA.W_enc if with_enc else None, NB.W_enc if with_enc else None,
+        thresholds=tuple(args.thresholds), shared_threshold=args.shared_threshold,
+        memory_budget_mb=args.memory_budget_mb, top_m=args.top_m, device=args.device, with_baseline=False,
+    )
+    out = {"null": {"a": {"source": NA.source, "format": NA.format}, "b": {"source": NB.source, "format": NB.format}}}
+    out.update(excess_over_null(res, null_res))
+    return out
 
 
 def _jsonable(x: Any) -> Any:
@@ -157,29 +198,46 @@ def format_table(res: dict[str, Any]) -> str:
         n = res[f"n_{side}"]
         lines.append(f"{side.upper()}: {info.get('source', '?')} ({info.get('format', '?')}, {n} latents x d={res['d']})")
     lines.append("")
-    lines.append(f"{'metric':<34}{'value':>9}{'random':>9}{'ratio':>9}")
-    lines.append("-" * 61)
+    null = res.get("null") is not None  # with a null pair: two more columns
+    width = 61 + 18 * null
+    lines.append(f"{'metric':<34}{'value':>9}{'random':>9}{'ratio':>9}" + (f"{'null':>9}{'excess':>9}" if null else ""))
+    lines.append("-" * width)
 
-    def row(label, value, b):
+    def row(label, value, b, metric, k=None):
         # a ratio to a baseline of (nearly) zero says nothing
         ratio = value / b if (value is not None and b is not None and b >= 1e-3) else None
-        lines.append(f"{label:<34}{_fmt(value)}{_fmt(b)}{_fmt(ratio)}")
+        line = f"{label:<34}{_fmt(value)}{_fmt(b)}{_fmt(ratio)}"
+        if null:
+            n, e = res.get(f"{metric}_null"), res.get(f"{metric}_excess")
+            n, e = (n or {}).get(k) if k else n, (e or {}).get(k) if k else e
+            line += f"{_fmt(n)}{_fmt(e)}"
+        lines.append(line)
 
-    row("mean max |cos| (symmetric)", res["mmcs"], base.get("mmcs"))
-    row("mean max |cos| A->B", res["mmcs_a_to_b"], base.get("mmcs_a_to_b"))
-    row("mean max |cos| B->A", res["mmcs_b_to_a"], base.get("mmcs_b_to_a"))
-    row("one-to-one mean |cos|", res["hungarian_mean_cos"], base.get("hungarian_mean_cos"))
+    row("mean max |cos| (symmetric)", res["mmcs"], base.get("mmcs"), "mmcs")
+    row("mean max |cos| A->B", res["mmcs_a_to_b"], base.get("mmcs_a_to_b"), "mmcs_a_to_b")
+    row("mean max |cos| B->A", res["mmcs_b_to_a"], base.get("mmcs_b_to_a"), "mmcs_b_to_a")
+    row("one-to-one mean |cos|", res["hungarian_mean_cos"], base.get("hungarian_mean_cos"), "hungarian_mean_cos")
     for k, v in res["frac_matched_above"].items():
-        row(f"  matched pairs |cos| >= {k}", v, (base.get("frac_matched_above") or {}).get(k))
+        row(f"  matched pairs |cos| >= {k}", v, (base.get("frac_matched_above") or {}).get(k), "frac_matched_above", k)
     for k, v in res["frac_best_match_above"].items():
-        row(f"  best match |cos| >= {k}", v, (base.get("frac_best_match_above") or {}).get(k))
-    row(f"shared latents (>= {res['shared_threshold']:g})", res["shared_latents_frac"], base.get("shared_latents_frac"))
-    lines.append("-" * 61)
+        row(f"  best match |cos| >= {k}", v, (base.get("frac_best_match_above") or {}).get(k),
+            "frac_best_match_above", k)
+    row(f"shared latents (>= {res['shared_threshold']:g})", res["shared_latents_frac"], base.get("shared_latents_frac"),
+        "shared_latents_frac")
+    lines.append("-" * width)
     how = "exact Hungarian" if res["matching_exact"] else f"top-{res['top_m']} sparse assignment"
     lines.append(f"one-to-one matching: {how}; fractions are over the smaller SAE's {min(res['n_a'], res['n_b'])} latents")
     if base:
-        lines.append(f"random: Gaussian SAEs of the same shapes, {base['draws']} draw(s), seed {base['seed']}; "
+        drawn = (base.get("draw_n_a", res["n_a"]), base.get("draw_n_b", res["n_b"]))
+        how = "" if drawn == (res["n_a"], res["n_b"]) else f" (matching drawn at {drawn[0]} x {drawn[1]} and transferred)"
+        lines.append(f"random: Gaussian SAEs of the same shapes, {base['draws']} draw(s){how}, seed {base['seed']}; "
                      "mean max |cos| in closed form")
+    if null:
+        lines.append(f"null: SAEs trained on null data, {res['null']['a']['source']} vs {res['null']['b']['source']}; "
+                     "excess = (value - null) / (1 - null)")
+    elif "null" in res:
+        lines.append("chance level: isotropic random SAEs only; --null-a/--null-b (SAEs trained on null data) "
+                     "add the trained null and the excess over it")
     if "seconds" in res:
         lines.append(f"time: {res['seconds']['total']:.1f} s")
     if res.get("out"):

@@ -25,19 +25,27 @@ from saesim.errors import SaesimError
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9)
 DEFAULT_MEMORY_BUDGET_MB = 1024
 DEFAULT_TOP_M = 16
+# The random draws of the matching baseline hold at most this many latents a
+# side (n_a' n_b' <= DRAW_SIZE^2); larger shapes are drawn smaller and their
+# matched |cos| transferred (see random_decoder_baseline).
+DEFAULT_BASELINE_DRAW_SIZE = 2048
 # Largest tile side. Bigger tiles do not make the matrix product faster on
 # CPU, and the per-tile reductions touch less memory with tiles this size.
 MAX_TILE = 4096
 
 __all__ = [
+    "DEFAULT_BASELINE_DRAW_SIZE",
     "DEFAULT_THRESHOLDS",
     "MatchingResult",
     "MaxCosineResult",
+    "NULL_METRICS",
     "SharedLatentsResult",
     "TopCosines",
     "abs_cosine_matrix",
+    "baseline_draw_shape",
     "best_match_frac_above",
     "compare_decoders",
+    "excess_over_null",
     "expected_max_abs_cosine",
     "frac_above",
     "max_abs_cosine",
@@ -50,6 +58,7 @@ __all__ = [
     "shared_latents",
     "tile_shape",
     "top_abs_cosines",
+    "transfer_abs_cosine",
 ]
 
 
@@ -272,12 +281,54 @@ def _top_in_blocks(blocks, bmax, m: int, floor=None):
     return v, bj.gather(1, j // bs) * bs + j % bs
 
 
+def _fold_above_floor(run_v, run_i, blocks, bmax, offset) -> bool:
+    """Merge the entries above each line's floor (its running m-th best) into its top-m, sparsely.
+
+    ``blocks`` [L, nb, bs] and their maxima ``bmax`` [L, nb] as in
+    :func:`_top_in_blocks`. Only blocks whose maximum beats their line's floor
+    are read: once a few tiles have been seen that is a few per line, where
+    the dense path reads the m best blocks of every line. Returns False,
+    changing nothing, when more than L m / 2 blocks qualify (the first tiles)
+    or one line has more than 2 m entries above its floor; the dense path is
+    cheaper then.
+    """
+    torch = _torch()
+    L, nb, bs = blocks.shape
+    m = run_v.shape[1]
+    floor = run_v[:, m - 1]
+    hit = bmax > floor[:, None]
+    n_hit = int(hit.sum())
+    if n_hit == 0:
+        return True
+    if 2 * n_hit > L * m:
+        return False
+    ln, bk = hit.nonzero(as_tuple=True)  # line-major: ln is sorted
+    vals = blocks[ln, bk]  # [P, bs]
+    keep = vals > floor[ln][:, None]
+    e_line = ln[:, None].expand(-1, bs)[keep]  # still sorted
+    e_val = vals[keep]
+    e_idx = (bk[:, None] * bs + torch.arange(bs, device=vals.device))[keep] + offset
+    rank = torch.arange(len(e_line), device=vals.device) - torch.searchsorted(e_line, e_line)
+    k = int(rank.max()) + 1
+    if k > 2 * m:
+        return False
+    new_v = run_v.new_full((L, k), -2.0)  # below the -1 placeholders
+    new_i = run_i.new_full((L, k), -1)
+    new_v[e_line, rank] = e_val
+    new_i[e_line, rank] = e_idx
+    _fold_best(run_v, run_i, new_v, new_i)
+    return True
+
+
 def _update_rows(run_v, run_i, tile, offset, bs):
     """Fold the entries of ``tile`` [R, C] into the running top-m of its rows (partners: columns)."""
     R, C = tile.shape
     m = run_v.shape[1]
     blocks = tile.view(R, C // bs, bs)
-    top = _top_in_blocks(blocks, blocks.amax(dim=2), m, run_v[:, m - 1])
+    bmax = blocks.amax(dim=2)
+    if m > 1 and _fold_above_floor(run_v, run_i, blocks, bmax, offset):
+        return
+    top = _top_in_blocks(blocks, bmax, m, run_v[:, m - 1])
     if top is not None:
         _fold_best(run_v, run_i, top[0], top[1] + offset)
 
@@ -293,6 +344,8 @@ def _update_cols(run_v, run_i, tile, offset, bs):
     bmax = blocks.amax(dim=1)[:, :c].T  # [c, nb], a small copy
     # [c, nb, bs] view of the blocks, column by column (strided, not copied)
     cblocks = blocks[:, :, :c].permute(2, 0, 1)
+    if m > 1 and _fold_above_floor(run_v, run_i, cblocks, bmax, offset):
+        return
     top = _top_in_blocks(cblocks, bmax, m, run_v[:, m - 1])
     if top is not None:
         _fold_best(run_v, run_i, top[0], top[1] + offset)
@@ -335,6 +388,11 @@ def top_abs_cosines(
     run_ib = torch.full((n_b, m), -1, dtype=torch.int64, device=dev)
     buf = torch.empty(R_pad * C_pad, dtype=torch.float32, device=dev)
     keep_b = _tile_cost(max(R, C), d) + 4.0 * (n_b + C) * d <= float(memory_budget_mb) * 2**20
+    # On CPU the per-tile bookkeeping (many small reductions, gathers, top-k) runs on one
+    # thread: split over threads it waits on their synchronisation, several times
+    # slower on a busy machine (measured: 100 vs 390 ms a 4096 x 4096 tile at m = 16).
+    n_threads = torch.get_num_threads()
+    one_thread = dev.type == "cpu" and n_threads > 1
     b_chunks: dict[int, Any] = {}
 
     def b_chunk(j0: int, c: int, cp: int):
@@ -361,8 +419,14 @@ def top_abs_cosines(
                     tile[r:, :] = -2.0  # padding ranks below the -1 placeholders
                 if cp > c:
                     tile[:, c:] = -2.0
-                _update_rows(run_va[i0 : i0 + r], run_ia[i0 : i0 + r], tile[:r], j0, bs)
-                _update_cols(run_vb[j0 : j0 + c], run_ib[j0 : j0 + c], tile, i0, bs)
+                if one_thread:
+                    torch.set_num_threads(1)
+                try:
+                    _update_rows(run_va[i0 : i0 + r], run_ia[i0 : i0 + r], tile[:r], j0, bs)
+                    _update_cols(run_vb[j0 : j0 + c], run_ib[j0 : j0 + c], tile, i0, bs)
+                finally:
+                    if one_thread:
+                        torch.set_num_threads(n_threads)
                 del tile, bc
         b_chunks.clear()
     return TopCosines(
@@ -547,11 +611,14 @@ def _greedy_completion(n_a, n_b, ea, eb, ev):
     used_a = bytearray(n_a)  # plain Python containers: this loop is per edge
     used_b = bytearray(n_b)
     rows, cols = [], []
+    k_max = min(n_a, n_b)
     for i, j in zip(ea[order].tolist(), eb[order].tolist()):
         if not used_a[i] and not used_b[j]:
             used_a[i] = used_b[j] = 1
             rows.append(i)
             cols.append(j)
+            if len(rows) == k_max:  # the smaller side is matched: no further edge can be added
+                break
     free_a = np.flatnonzero(np.frombuffer(bytes(used_a), dtype=np.uint8) == 0)
     free_b = np.flatnonzero(np.frombuffer(bytes(used_b), dtype=np.uint8) == 0)
     k = min(len(free_a), len(free_b))
@@ -588,7 +655,9 @@ def _sparse_matching(a, b, top: TopCosines) -> MatchingResult:
 
     g_rows, g_cols = _greedy_completion(n_a, n_b, ea, eb, ev)
     g_key = g_rows * n_b + g_cols
-    extra = ~np.isin(g_key, key)
+    # greedy edges not among the candidates (key is sorted and unique; np.isin hashes, slowly here)
+    pos = np.minimum(np.searchsorted(key, g_key), max(len(key) - 1, 0))
+    extra = key[pos] != g_key if len(key) else np.ones(len(g_key), dtype=bool)
     if extra.any():
         ea = np.concatenate([ea, g_rows[extra]])
         eb = np.concatenate([eb, g_cols[extra]])
@@ -762,6 +831,44 @@ def _gaussian(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     return rng.standard_normal((n, d), dtype=np.float32)
 
 
+def transfer_abs_cosine(x: Any, d: int, ratio: float) -> np.ndarray:
+    """|cos| values seen against n' random rows, moved to the same level against n = n' / ``ratio`` rows.
+
+    With F the CDF of the |cos| between two random directions in R^d
+    (:func:`prob_abs_cosine_below`), ``x`` goes to the ``y`` with
+    F(y)^n = F(x)^n', i.e. log F(y) = ``ratio`` * log F(x). The best of n'
+    i.i.d. values and the best of n have the same law after this map, exactly;
+    for a row's partner in an optimal one-to-one matching it holds in the limit
+    of many rows (see :func:`random_decoder_baseline`). float64, same shape as ``x``.
+    """
+    from scipy.special import betaincc, betainccinv
+
+    if not ratio > 0:
+        raise SaesimError(f"transfer ratio must be positive, got {ratio}")
+    a, b = 0.5, 0.5 * (d - 1)
+    x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
+    tail = betaincc(a, b, x * x)  # P(|cos| > x), accurate far out in the tail
+    with np.errstate(divide="ignore"):
+        log_f = np.log1p(-tail)  # -inf at x = 0
+    tail_y = -np.expm1(ratio * log_f)
+    return np.sqrt(betainccinv(a, b, tail_y))
+
+
+def baseline_draw_shape(n_a: int, n_b: int, draw_size: int | None = DEFAULT_BASELINE_DRAW_SIZE) -> tuple[int, int]:
+    """Shape of the random draws for the matching baseline of an n_a x n_b comparison.
+
+    Unchanged when n_a n_b <= ``draw_size``^2 (or ``draw_size`` is None);
+    otherwise both sides are divided by the same factor s = sqrt(n_a n_b) /
+    ``draw_size`` (rounded, at least 1 row), keeping their ratio.
+    """
+    if draw_size is None or n_a * n_b <= draw_size * draw_size:
+        return int(n_a), int(n_b)
+    if draw_size < 1:
+        raise SaesimError(f"baseline draw size must be >= 1 or None, got {draw_size}")
+    s = float(np.sqrt(float(n_a) * float(n_b))) / draw_size
+    return max(1, int(round(n_a / s))), max(1, int(round(n_b / s)))
+
+
 def random_decoder_baseline(
     n_a: int,
     n_b: int,
@@ -775,6 +882,7 @@ def random_decoder_baseline(
     top_m: int = DEFAULT_TOP_M,
     device: str = "cpu",
     with_encoders: bool = True,
+    draw_size: int | None = DEFAULT_BASELINE_DRAW_SIZE,
 ) -> dict[str, Any]:
     """Every metric of :func:`compare_decoders` for random Gaussian SAEs of the same shapes.
 
@@ -785,10 +893,24 @@ def random_decoder_baseline(
       averaged over ``draws`` pairs of random decoders (one scan each, matched
       exactly as :func:`one_to_one_matching` would); ``std`` holds their spread.
       The same scans give ``empirical`` values of the max-type metrics, as a check.
+    * Beyond ``draw_size``^2 latent pairs (n_a n_b) the draws are smaller:
+      :func:`baseline_draw_shape` divides both sides by one factor s, and every
+      matched |cos| x of a draw is moved to the level it would have against s
+      times as many rows (:func:`transfer_abs_cosine`: F(y)^n_b = F(x)^n_b').
+      Why this is right: a row's |cos| to the other side's random rows are
+      i.i.d.; in "tail units" n_b (1 - F(x)) its best values form the same
+      Poisson process whatever n_b and d (exactly for the best value), and the
+      optimal matching only ever uses each row's few best values, so the law
+      of the matched values in those units does not depend on n_b either (the
+      local limit of the random assignment problem, Aldous 2001). Measured:
+      within 1e-3 of full-size draws at n = 4,096 (d = 576, from 1,024 and from
+      256 latents) and in ``benchmarks/bench_compare.py`` at 4k/8k/16k.
+      ``draw_n_a``/``draw_n_b`` give the drawn shape; ``draw_size=None`` draws
+      at full size. The empirical max-type values are transferred the same way.
     * ``shared_latents_frac`` needs a decoder and an encoder pair with |cos| >=
       the threshold: when the expected number of such pairs, n_a n_b p^2, is
       below 1e-3 the baseline is 0 (``method`` says "bound"); otherwise it is
-      measured on random encoders too.
+      measured on random encoders too, at full size (it does not transfer).
 
     Deterministic given ``seed``.
     """
@@ -805,22 +927,35 @@ def random_decoder_baseline(
     p_pair = 1.0 - float(prob_abs_cosine_below(shared_threshold, d))
     shared_by_bound = (not with_encoders) or (n_a * n_b * p_pair**2 < 1e-3)
 
+    # drawn shape: smaller (and transferred) only where the shared fraction is not measured
+    da, db = baseline_draw_shape(n_a, n_b, draw_size) if shared_by_bound else (n_a, n_b)
+    scaled = (da, db) != (n_a, n_b)
+    # the smaller side's rows are matched into the larger side: its size sets the scale
+    r_match = db / n_b if n_a <= n_b else da / n_a
+
     rng = np.random.default_rng(seed)
     hung, fmatched, emp_a2b, emp_b2a, shared = [], [], [], [], []
     for _ in range(draws):
-        A = _gaussian(rng, n_a, d)
-        B = _gaussian(rng, n_b, d)
-        if _dense_fits(n_a, n_b, memory_budget_mb):
+        A = _gaussian(rng, da, d)
+        B = _gaussian(rng, db, d)
+        if _dense_fits(da, db, memory_budget_mb):
             mx, mr = _dense_max_and_matching(A, B, memory_budget_mb, device)
         else:
             top = top_abs_cosines(A, B, top_m, memory_budget_mb=memory_budget_mb, device=device)
             mr = _sparse_matching(A, B, top)
             mx = _max_result_from_top(top)
             del top
-        hung.append(mr.mean_matched_cos)
-        fmatched.append(frac_above(mr.cos, thresholds, denominator=small))
-        emp_a2b.append(mx.mmcs_a_to_b)
-        emp_b2a.append(mx.mmcs_b_to_a)
+        if scaled:
+            cos = transfer_abs_cosine(mr.cos, d, r_match)
+            hung.append(float(cos.mean()))
+            fmatched.append(frac_above(cos, thresholds))
+            emp_a2b.append(float(transfer_abs_cosine(mx.best_cos_a, d, db / n_b).mean()))
+            emp_b2a.append(float(transfer_abs_cosine(mx.best_cos_b, d, da / n_a).mean()))
+        else:
+            hung.append(mr.mean_matched_cos)
+            fmatched.append(frac_above(mr.cos, thresholds, denominator=small))
+            emp_a2b.append(mx.mmcs_a_to_b)
+            emp_b2a.append(mx.mmcs_b_to_a)
         if not shared_by_bound:
             EA = _gaussian(rng, d, n_a)
             EB = _gaussian(rng, d, n_b)
@@ -838,11 +973,14 @@ def random_decoder_baseline(
 
     keys = [_key(t) for t in thresholds]
     emp_mmcs = [0.5 * (x + y) for x, y in zip(emp_a2b, emp_b2a)]
+    matching_method = "transferred" if scaled else "empirical"
     out: dict[str, Any] = {
         "n_a": int(n_a),
         "n_b": int(n_b),
         "d": int(d),
         "draws": int(draws),
+        "draw_n_a": int(da),
+        "draw_n_b": int(db),
         "seed": int(seed),
         "mmcs": 0.5 * (a2b + b2a),
         "mmcs_a_to_b": a2b,
@@ -865,8 +1003,8 @@ def random_decoder_baseline(
             "mmcs_a_to_b": "closed_form",
             "mmcs_b_to_a": "closed_form",
             "frac_best_match_above": "closed_form",
-            "hungarian_mean_cos": "empirical",
-            "frac_matched_above": "empirical",
+            "hungarian_mean_cos": matching_method,
+            "frac_matched_above": matching_method,
             "shared_latents_frac": "bound" if shared_by_bound else "empirical",
         },
     }
@@ -901,6 +1039,7 @@ def compare_decoders(
     baseline_draws: int = 3,
     seed: int = 0,
     return_arrays: bool = False,
+    baseline_draw_size: int | None = DEFAULT_BASELINE_DRAW_SIZE,
 ):
     """All similarity metrics between two SAEs, as a JSON-able dict.
 
@@ -908,7 +1047,8 @@ def compare_decoders(
     ``W_enc`` [d, n], needed only for ``shared_latents_frac``. Fractions are
     over the smaller SAE's latents. With ``with_baseline`` the same metrics on
     random SAEs of the same shapes go under ``baseline`` and value / baseline
-    under ``ratio``. With ``return_arrays`` returns ``(dict, arrays)`` where
+    under ``ratio`` (see :func:`random_decoder_baseline`; ``baseline_draw_size``
+    is its ``draw_size``). With ``return_arrays`` returns ``(dict, arrays)`` where
     ``arrays`` is :func:`per_latent_arrays` of the comparison.
     """
     A = _as_matrix(dec_a, "A decoder")
@@ -953,7 +1093,7 @@ def compare_decoders(
         base = random_decoder_baseline(
             n_a, n_b, d, draws=baseline_draws, seed=seed, thresholds=thresholds,
             shared_threshold=shared_threshold, memory_budget_mb=memory_budget_mb,
-            top_m=top_m, device=device, with_encoders=enc_a is not None,
+            top_m=top_m, device=device, with_encoders=enc_a is not None, draw_size=baseline_draw_size,
         )
         if enc_a is None:
             base["shared_latents_frac"] = None
@@ -962,6 +1102,43 @@ def compare_decoders(
     if return_arrays:
         return res, per_latent_arrays(mx, match, shared)
     return res
+
+
+#: Metrics of :func:`compare_decoders` that :func:`excess_over_null` reports: scalars and threshold dicts.
+NULL_METRICS = SCALAR_METRICS + ("frac_matched_above", "frac_best_match_above")
+
+
+def _excess(value, null):
+    if value is None or null is None:
+        return None
+    value, null = float(value), float(null)
+    if not (np.isfinite(value) and np.isfinite(null)) or null >= 1.0:
+        return None  # no room above a null of 1
+    return (value - null) / (1.0 - null)
+
+
+def excess_over_null(res: dict[str, Any], null_res: dict[str, Any]) -> dict[str, Any]:
+    """Each metric of a comparison against the same metric on a null pair.
+
+    ``res`` and ``null_res`` are :func:`compare_decoders` outputs: the real
+    pair, and a pair of SAEs trained the same way on data with no sparse
+    features (e.g. Gaussian data of the same covariance). For every metric m
+    of :data:`NULL_METRICS` returns ``m_null`` (the null pair's value) and
+    ``m_excess`` = (m - m_null) / (1 - m_null): 0 at the null, 1 for a perfect
+    pair. Threshold fractions give dicts keyed like the metric's. None where
+    either value is missing or the null is 1.
+    """
+    out: dict[str, Any] = {}
+    for m in NULL_METRICS:
+        v, n = res.get(m), null_res.get(m)
+        if isinstance(v, dict) or isinstance(n, dict):
+            v, n = v or {}, n or {}
+            out[f"{m}_null"] = {k: n.get(k) for k in v}
+            out[f"{m}_excess"] = {k: _excess(v[k], n.get(k)) for k in v}
+        else:
+            out[f"{m}_null"] = None if n is None else float(n)
+            out[f"{m}_excess"] = _excess(v, n)
+    return out
 
 
 def per_latent_arrays(
