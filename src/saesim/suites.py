@@ -242,6 +242,9 @@ def signed_random_baseline(
         "d": int(d),
         "draws": int(draws),
         "seed": int(seed),
+        # signed draws are made at full size (the transfer to full size is for |cos| matchings)
+        "draw_n_a": int(n_a),
+        "draw_n_b": int(n_b),
         "mmcs": 0.5 * (a2b + b2a),
         "mmcs_a_to_b": a2b,
         "mmcs_b_to_a": b2a,
