@@ -257,6 +257,8 @@ def run_compare_suite(args: argparse.Namespace, specs: list[str]) -> int:
         raise SaesimError(f"{specs[0]}: compare needs at least two SAEs, and this names one")
     if args.out:
         raise SaesimError("--out writes the per-latent arrays of one pair: give exactly two SAEs")
+    if getattr(args, "null_a", None) is not None or getattr(args, "null_b", None) is not None:
+        raise SaesimError("--null-a/--null-b are the null pair of one comparison: give exactly two SAEs")
     _check_device(args.device)
     t0 = time.perf_counter()
     with_enc = not args.no_encoders
@@ -268,6 +270,8 @@ def run_compare_suite(args: argparse.Namespace, specs: list[str]) -> int:
         device=args.device, with_encoders=with_enc, with_baseline=args.baseline_draws > 0,
         baseline_draws=max(args.baseline_draws, 1), seed=args.seed, timings=True,
     )
+    for pair in res["pairs"]:
+        pair.setdefault("null", None)  # as the two-SAE JSON without --null-a/--null-b: isotropic baseline only
     res["seconds"] = {"load": round(t_load, 3), "total": round(time.perf_counter() - t0, 3)}
     if args.json:
         print(json.dumps(_jsonable(res), indent=2, allow_nan=False))
