@@ -59,7 +59,7 @@ rule ground_truth_recovery:
     wildcard_constraints:
         seed=r"\d+",
     params:
-        code=code("ground_truth", "checkpoints", "activation_store"),
+        code=code("ground_truth", "synthetic", "checkpoints", "activation_store"),
     threads: 1
     resources:
         mem_mb=sae_eval_mem_mb,

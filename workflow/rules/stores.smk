@@ -1,6 +1,7 @@
 # Activation stores: one HDF5 file per (experiment, hook point).
 
 
+# A toy experiment: sae_lens.synthetic samples (saesim.synthetic) with their ground truth.
 rule make_toy_store:
     output:
         "results/{exp}/stores/toy.h5",
@@ -11,7 +12,7 @@ rule make_toy_store:
     params:
         source=lambda w: EXPERIMENTS[w.exp]["source"],
         store=lambda w: EXPERIMENTS[w.exp].get("store", {}),
-        code=code("toy_model", "activation_store"),
+        code=code("synthetic", "activation_store"),
     threads: 1
     resources:
         mem_mb=make_toy_store_mem_mb,
