@@ -17,6 +17,7 @@ def main(smk):
     with open_store(smk.input.store) as store:
         truth = store.group("ground_truth")["features"]
         store_hash = store.content_hash
+        true_l0 = store.attrs.get("true_l0")
     if sae.W_dec.shape[1] != truth.shape[1]:
         raise SaesimError(
             f"{smk.input.sae}: SAE d_in={sae.W_dec.shape[1]} does not match the store "
@@ -27,6 +28,7 @@ def main(smk):
     lib = library_metrics(smk.input.sae, smk.input.store)  # sae_lens.synthetic's MCC, uniqueness, F1
     result["baseline"].update(lib.pop("chance"))
     result.update(lib)
+    result["true_l0"] = float(true_l0) if true_l0 is not None else None
     result.update(sae=str(smk.input.sae), store=str(smk.input.store), store_content_hash=store_hash)
     write_json_atomic(smk.output[0], result)
     print({k: v for k, v in result.items() if k != "gt_best_cos_per_feature"})

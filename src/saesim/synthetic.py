@@ -234,7 +234,7 @@ def write_synthetic_store(path, model_dict: dict, n_rows: int, *, chunk_rows: in
                 "correlation_factor": (corr.correlation_factor.numpy() if corr is not None else np.zeros((n, 0))).astype(np.float32),
                 "correlation_diag": (corr.correlation_diag.numpy() if corr is not None else np.ones(n)).astype(np.float32),
                 "hierarchy_parent": parent,
-                "hierarchy_exclusive_children": exclusive,
+                "hierarchy_exclusive_children": exclusive.astype(np.int8),
                 "truth_indptr": truth.indptr.astype(np.int64),
                 "truth_indices": truth.indices.astype(np.int32),
                 "truth_values": truth.data.astype(np.float32),

@@ -76,11 +76,23 @@ def sae_table(sae_dirs: Iterable[str], ground_truth_files: Iterable[str] = ()) -
                 "gt_frac_recovered": g["gt_frac_recovered"],
                 "gt_mean_max_cos_baseline": g["baseline"]["gt_mean_max_cos"],
                 "gt_frac_recovered_baseline": g["baseline"]["gt_frac_recovered"],
+                **_library_gt_columns(g),
             }
         )
     if gt_rows:
         df = df.merge(pd.DataFrame(gt_rows), on=["hook", "variant", "seed"], how="left")
     return df.sort_values(["hook", "architecture", "width", "sparsity", "seed"]).reset_index(drop=True)
+
+
+#: sae_lens.synthetic's ground-truth metrics in a ground_truth JSON (absent in older ones), with their chance level
+LIBRARY_GT_METRICS = ("gt_mcc", "gt_uniqueness", "gt_f1", "gt_precision", "gt_recall")
+
+
+def _library_gt_columns(g: dict) -> dict:
+    out = {m: g.get(m, np.nan) for m in LIBRARY_GT_METRICS}
+    out.update({f"{m}_baseline": g["baseline"][m] for m in ("gt_mcc", "gt_uniqueness") if m in g["baseline"]})
+    out["true_l0"] = g.get("true_l0", np.nan)
+    return out
 
 
 def pair_table(pair_files: Iterable[str], saes: pd.DataFrame) -> pd.DataFrame:
@@ -158,6 +170,14 @@ def stability_table(saes: pd.DataFrame, pairs: pd.DataFrame, baselines: dict) ->
             if col in group:
                 row[f"{col}_mean"] = group[col].mean()
                 row[f"{col}_baseline"] = group[f"{col}_baseline"].mean()
+        for col in LIBRARY_GT_METRICS:
+            if col in group:
+                row[f"{col}_mean"] = group[col].mean()
+                row[f"{col}_std"] = group[col].std(ddof=0)
+                if f"{col}_baseline" in group:
+                    row[f"{col}_baseline"] = group[f"{col}_baseline"].mean()
+        if "true_l0" in group:
+            row["true_l0"] = group["true_l0"].mean()
         rows.append(row)
     return pd.DataFrame(rows).sort_values(["hook", "architecture", "width", "sparsity"]).reset_index(drop=True)
 
@@ -180,8 +200,12 @@ def summary_markdown(stability: pd.DataFrame, true_l0: float | None = None) -> s
     }
     if "gt_mean_max_cos_mean" in stability:
         cols.update({"gt_mean_max_cos_mean": "GT recovery (mean max cos)", "gt_frac_recovered_mean": "GT recovered >= 0.9", "gt_mean_max_cos_baseline": "GT random"})
+    if "gt_mcc_mean" in stability:
+        cols.update({"gt_mcc_mean": "GT-MCC", "gt_mcc_baseline": "GT-MCC random", "gt_uniqueness_mean": "uniqueness", "gt_f1_mean": "F1"})
     table = stability[list(cols)].rename(columns=cols)
     header = "Cross-seed stability per SAE variant (means over seeds / seed pairs; 'random' = same metric on random decoders of the same shape).\n\n"
+    if "true_l0" in stability and stability["true_l0"].notna().any():
+        true_l0 = float(stability["true_l0"].mean())  # measured in the store (hierarchies lower it)
     if true_l0 is not None:
         header += f"True L0 of the toy data: {true_l0:.2f}.\n\n"
     return header + table.to_markdown(index=False, floatfmt=".3f") + "\n"
@@ -222,6 +246,7 @@ SUMMARY_COLUMNS = [
     "hungarian_mean_cos", "hungarian_mean_cos_std", "hungarian_mean_cos_baseline", "hungarian_mean_cos_ratio",
     "gt_mean_max_cos", "gt_mean_max_cos_baseline", "gt_frac_recovered", "gt_frac_recovered_baseline",
     "fourier_overlap", "fourier_overlap_baseline", "fourier_overlap_ratio",
+    "gt_mcc", "gt_mcc_baseline", "gt_uniqueness", "gt_f1",
 ]
 
 
@@ -266,6 +291,9 @@ def cross_experiment_summary(
         for col in ("gt_mean_max_cos", "gt_frac_recovered"):
             df[col] = st[f"{col}_mean"] if f"{col}_mean" in st else np.nan
             df[f"{col}_baseline"] = st[f"{col}_baseline"] if f"{col}_baseline" in st else np.nan
+        for col in ("gt_mcc", "gt_uniqueness", "gt_f1"):  # sae_lens.synthetic's metrics
+            df[col] = st[f"{col}_mean"] if f"{col}_mean" in st else np.nan
+        df["gt_mcc_baseline"] = st["gt_mcc_baseline"] if "gt_mcc_baseline" in st else np.nan
         f = fourier.get(exp)
         if f is not None and len(f):
             agg = f.groupby(["hook", "variant"], sort=False).agg(
@@ -392,3 +420,28 @@ def universality_table(summary_files: Iterable[str]) -> pd.DataFrame:
             for measure, r in measures.items():
                 rows.append({**common, "space": space, "measure": measure, **{k: r[k] for k in ("value", "null_mean", "null_std", "p_value", "n_null", "n_rows")}})
     return pd.DataFrame(rows)
+
+
+def pwmcc_vs_gtmcc(stability: pd.DataFrame) -> dict:
+    """Cross-seed PW-MCC (Hungarian mean matched |cos| between seeds) against GT-MCC
+    (sae_lens.synthetic's ``mean_correlation_coefficient`` against the true features), one
+    point per SAE variant, and their Pearson and Spearman correlation over variants (Song et
+    al. 2025 argue the first predicts the second)."""
+    from scipy import stats
+
+    st = stability.dropna(subset=["hungarian_mean_cos_mean", "gt_mcc_mean"])
+    x, y = st["hungarian_mean_cos_mean"].to_numpy(float), st["gt_mcc_mean"].to_numpy(float)
+    ok = len(st) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0
+    return {
+        "n_variants": int(len(st)),
+        "pearson_r": float(stats.pearsonr(x, y)[0]) if ok else None,
+        "spearman_rho": float(stats.spearmanr(x, y)[0]) if ok else None,
+        "pwmcc_chance": float(st["hungarian_mean_cos_baseline"].mean()) if len(st) else None,
+        "gtmcc_chance": float(st["gt_mcc_baseline"].mean()) if len(st) and "gt_mcc_baseline" in st else None,
+        "true_l0": float(st["true_l0"].mean()) if "true_l0" in st and len(st) else None,
+        "variants": [
+            {"hook": r.hook, "variant": r.variant, "l0": float(r.l0_mean), "pwmcc": float(r.hungarian_mean_cos_mean),
+             "pwmcc_std": float(r.hungarian_mean_cos_std), "gtmcc": float(r.gt_mcc_mean), "gtmcc_std": float(r.gt_mcc_std)}
+            for r in st.itertuples()
+        ],
+    }
