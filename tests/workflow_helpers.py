@@ -40,9 +40,9 @@ SMALL = {
 
 
 def copy_workflow(dst: Path, config: dict) -> Path:
-    """The workflow (Snakefile, rules, scripts, library, profiles) in ``dst`` with ``config``."""
+    """The workflow (Snakefile, rules, scripts, library, profiles, presets) in ``dst`` with ``config``."""
     dst.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "workflow", "scripts", "src", "profiles", "envs"):
+    for name in ("Snakefile", "workflow", "scripts", "src", "profiles", "envs", "config"):
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

@@ -196,14 +196,17 @@ def hierarchy_arrays(model) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_synthetic_store(path, model_dict: dict, n_rows: int, *, chunk_rows: int = 8192, dtype: str = "float32",
-                          progress: bool = True, where: str = "source.model") -> dict:
-    """Sample the synthetic model into an activation store with its ground truth; return a summary."""
+                          progress: bool = True, where: str = "source.model", model=None) -> dict:
+    """Sample the synthetic model into an activation store with its ground truth; return a summary.
+
+    ``model``: an already built ``SyntheticModel`` of ``model_dict`` (benchmarks time the two apart).
+    """
     from scipy import sparse
     from tqdm.auto import tqdm
 
     from .activation_store import StoreWriter
 
-    model = build_model(model_dict, where)
+    model = model if model is not None else build_model(model_dict, where)
     n, d = model.cfg.num_features, model.cfg.hidden_dim
     fired = np.zeros(n, dtype=np.int64)
     truth_rows = min(TRUTH_ROWS, n_rows)
