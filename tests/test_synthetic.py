@@ -114,6 +114,18 @@ def test_store_is_deterministic_from_the_seed(small_store, tmp_path):
         assert a.content_hash == b.content_hash != c.content_hash
 
 
+def test_sparse_forward_changes_only_rounding():
+    """The sparse product used for large models gives the dense path's rows and the same features."""
+    from saesim.synthetic import build_model, iter_samples
+
+    model = build_model({**SMALL, "bias": 0.5})
+    dense = list(iter_samples(model, 1000, 256, sparse_forward=False))
+    sparse = list(iter_samples(model, 1000, 256, sparse_forward=True))
+    for (h1, f1), (h2, f2) in zip(dense, sparse):
+        assert (f1 == f2).all()
+        np.testing.assert_allclose(h1, h2, atol=1e-5)
+
+
 def test_sampling_is_bounded_in_memory():
     from saesim.synthetic import MAX_DENSE_ENTRIES, sample_rows
 

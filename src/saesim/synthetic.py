@@ -29,6 +29,10 @@ PRESET_DIR = Path(__file__).resolve().parents[2] / "config" / "presets"
 TRUTH_ROWS = 8192
 #: at most this many dense feature activations per ``sample_with_features`` call (bounded memory)
 MAX_DENSE_ENTRIES = 1 << 23
+#: above this many features the rows are the sparse product of the feature activations and the
+#: dictionary (sae-lens's FeatureDictionary takes sparse input); below it, sample_with_features'
+#: dense product, which at 16k features takes 80% of the sampling time
+SPARSE_FORWARD_ABOVE = 4096
 #: offset of the sampling seed from the model's seed (sae-lens builds the model from seed .. seed + 4)
 SAMPLING_SEED_OFFSET = 1000
 
@@ -163,19 +167,28 @@ def sample_rows(n_features: int, chunk_rows: int) -> int:
     return max(1, min(chunk_rows, MAX_DENSE_ENTRIES // n_features))
 
 
-def iter_samples(model, n_rows: int, chunk_rows: int) -> Iterator[tuple[np.ndarray, "Any"]]:
+def iter_samples(model, n_rows: int, chunk_rows: int, sparse_forward: bool | None = None) -> Iterator[tuple[np.ndarray, "Any"]]:
     """Yield ``(activations [rows, d] float32, feature activations [rows, n_features] torch)``.
 
     Depends only on the model's seed, ``n_rows`` and ``chunk_rows``; the global torch RNG
-    (which sae-lens samples from) is restored afterwards.
+    (which sae-lens samples from) is restored afterwards. ``sparse_forward`` (default: more
+    than SPARSE_FORWARD_ABOVE features) changes only the float rounding of the rows, not the
+    random stream.
     """
     import torch
 
+    if sparse_forward is None:
+        sparse_forward = model.cfg.num_features > SPARSE_FORWARD_ABOVE
     step = sample_rows(model.cfg.num_features, chunk_rows)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(model.cfg.seed + SAMPLING_SEED_OFFSET)
         for start in range(0, n_rows, step):
-            hidden, feats = model.sample_with_features(min(step, n_rows - start))
+            rows = min(step, n_rows - start)
+            if sparse_forward:
+                feats = model.activation_generator.sample(rows)
+                hidden = model.feature_dict(feats.to_sparse())
+            else:
+                hidden, feats = model.sample_with_features(rows)
             yield hidden.numpy().astype(np.float32, copy=False), feats
 
 
