@@ -86,7 +86,7 @@ Machine: {platform.machine()}, {os.cpu_count()} CPUs visible, torch threads {arg
 |---|---:|---:|---:|
 | imports (torch, sae-lens, saesim) | | | {row['rss_imports_mb']} |
 | build the model ({row['ortho_steps']} orthogonalisation steps) | {row['build_s']} | | {row['peak_rss_after_build_mb']} |
-| sample + write {args.rows:,} rows ({row['rows_per_call']} rows per `sample_with_features` call) | {row['write_s']} | {row['rows_per_s']:,.0f} | {row['peak_rss_after_write_mb']} |
+| sample + write {args.rows:,} rows ({row['rows_per_call']} rows per sampling call, sparse product above 4,096 features) | {row['write_s']} | {row['rows_per_s']:,.0f} | {row['peak_rss_after_write_mb']} |
 
 - Measured true L0 of the rows: {row['true_l0']} (SynthSAEBench reports about 34). Store size {row['store_mb']} MB (float32).
 - Memory is bounded by the sampling batch (dense feature activations of at most 2^23 entries per call), not by the number of rows.
