@@ -223,7 +223,7 @@ def h5dump_schema(path):
 @pytest.fixture(scope="module")
 def one_store_of_each_kind(small_lm, tmp_path_factory):
     from saesim.models.modular import ModularConfig, build_model
-    from saesim.toy_model import ToyModelConfig, write_toy_store
+    from saesim.synthetic import write_synthetic_store
 
     out = tmp_path_factory.mktemp("schema")
     tokens = np.random.default_rng(0).integers(0, 50, size=(2, 16)).astype(np.int32)

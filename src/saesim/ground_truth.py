@@ -44,3 +44,54 @@ def order_latents_by_feature(cos: np.ndarray) -> np.ndarray:
     best_feature = absval.argmax(axis=1)
     strength = absval.max(axis=1)
     return np.lexsort((-strength, best_feature))
+
+
+def library_metrics(sae_dir, store_path, *, batch_rows: int = 1024, draws: int = 3, seed: int = 0) -> dict:
+    """sae-lens's own ground-truth metrics of one SAE on a synthetic store (``sae_lens.synthetic``).
+
+    ``gt_mcc``: ``mean_correlation_coefficient`` (Hungarian one-to-one over |cos| between decoder
+    rows and true features); ``gt_uniqueness``: ``feature_uniqueness``; ``gt_f1`` /
+    ``gt_precision`` / ``gt_recall``: each latent as a detector of its best-matching true feature
+    (``ClassificationMetricsCalculator``) on the store's first ``truth_rows`` rows, whose true
+    feature activations the store keeps. ``chance``: MCC and uniqueness of random Gaussian
+    decoders of the same shape (isotropic chance), mean of ``draws``.
+    """
+    import torch
+    from sae_lens import SAE
+    from sae_lens.synthetic import ClassificationMetricsCalculator, feature_uniqueness, mean_correlation_coefficient
+
+    from .activation_store import open_store
+    from .errors import SaesimError
+    from .synthetic import truth_feature_activations
+
+    with open_store(store_path) as store:
+        group = store.group("ground_truth")
+        if "truth_indptr" not in group:
+            raise SaesimError(f"{store_path}: /ground_truth has no truth_indptr (not a sae_lens.synthetic store; rebuild it)")
+        truth = truth_feature_activations(group)
+        rows = store.read_rows(0, truth.shape[0]).astype(np.float32)
+    features = torch.from_numpy(group["features"].astype(np.float32))
+    sae = SAE.load_from_disk(str(sae_dir), device="cpu")
+    W_dec = sae.W_dec.detach().float()
+    if W_dec.shape[1] != features.shape[1]:
+        raise SaesimError(f"{sae_dir}: SAE d_in={W_dec.shape[1]} does not match the store {store_path} (d={features.shape[1]})")
+    calc = ClassificationMetricsCalculator(W_dec, features)
+    with torch.no_grad():
+        for start in range(0, rows.shape[0], batch_rows):
+            x = torch.from_numpy(rows[start : start + batch_rows])
+            calc.add_batch(sae.encode(x), torch.from_numpy(truth[start : start + batch_rows].toarray()))
+    cls = calc.compute()
+    gen = torch.Generator().manual_seed(seed)
+    rand = [torch.randn(W_dec.shape, generator=gen) for _ in range(draws)]
+    return {
+        "gt_mcc": mean_correlation_coefficient(W_dec, features),
+        "gt_uniqueness": feature_uniqueness(W_dec, features),
+        "gt_f1": cls.f1_score,
+        "gt_precision": cls.precision,
+        "gt_recall": cls.recall,
+        "gt_rows": int(rows.shape[0]),
+        "chance": {
+            "gt_mcc": float(np.mean([mean_correlation_coefficient(r, features) for r in rand])),
+            "gt_uniqueness": float(np.mean([feature_uniqueness(r, features) for r in rand])),
+        },
+    }
