@@ -206,7 +206,7 @@ def test_verify_store_recomputes_the_content_hash(tmp_path):
     from saesim.activation_store import verify_store
 
     toy = tmp_path / "toy.h5"
-    write_toy_store(toy, ToyModelConfig(n_features=10, d=20), 5000, chunk_rows=1000, progress=False)
+    write_synthetic_store(toy, {"num_features": 10, "hidden_dim": 20, "seed": 0}, 5000, chunk_rows=1000, progress=False)
     tokens = tmp_path / "tokens.h5"
     make_store(tokens, with_tokens=True, dtype="float16")
     for p in (toy, tokens):
@@ -227,7 +227,7 @@ def test_verify_store_recomputes_the_content_hash(tmp_path):
 
 def test_nan_ground_truth_is_refused_naming_the_store(tmp_path):
     p = tmp_path / "toy.h5"
-    write_toy_store(p, ToyModelConfig(n_features=10, d=20), 2000, chunk_rows=1000, progress=False)
+    write_synthetic_store(p, {"num_features": 10, "hidden_dim": 20, "seed": 0}, 2000, chunk_rows=1000, progress=False)
     with h5py.File(p, "r+") as f:
         f["ground_truth/features"][3, 4] = np.nan
     with open_store(p) as s:  # the rows are fine; reading the ground truth is refused

@@ -12,7 +12,7 @@ from saesim.activation_store import StoreWriter, open_store
 from saesim.errors import SaesimError
 from saesim.null_model import NULL_GROUP, gaussian_factor, iter_gaussian_rows, streaming_moments, write_null_store
 from saesim.tables import excess_over_null
-from saesim.toy_model import ToyModelConfig, write_toy_store
+from saesim.synthetic import write_synthetic_store
 
 
 def _lm_like_store(path, rows, *, dtype="float32", chunk_rows=256):
@@ -128,7 +128,9 @@ def test_known_answer_real_features_beat_their_null_and_gaussian_data_sits_at_it
     data (within two null standard deviations)."""
     pytest.importorskip("sae_lens")
     toy = tmp_path / "toy.h5"
-    write_toy_store(toy, ToyModelConfig(n_features=8, d=16, p_max=0.4, p_min=0.2), 12_000, chunk_rows=1024, progress=False)
+    model = {"num_features": 8, "hidden_dim": 16, "firing_probability": {"generator_name": "linear", "max_prob": 0.4, "min_prob": 0.2},
+             "std_firing_magnitudes": 0.15, "bias": False, "seed": 0}
+    write_synthetic_store(toy, model, 12_000, chunk_rows=1024, progress=False)
     gauss = tmp_path / "gauss.h5"  # a Gaussian store: the toy store's twin ...
     write_null_store(toy, gauss, seed=0)
     gauss_null = tmp_path / "gauss_null.h5"  # ... and its own null

@@ -45,7 +45,7 @@ rule plot_pwmcc_vs_gtmcc:
     log:
         "results/logs/plot_pwmcc_vs_gtmcc/{exp}.log",
     params:
-        code=code("plotting", "tables"),
+        code=code_of("scripts/plot_pwmcc_vs_gtmcc.py"),
     threads: 1
     resources:
         mem_mb=table_mem_mb,
