@@ -179,3 +179,68 @@ def test_store_schema_names_match_the_bad_store_message(tmp_path):
         library_metrics(tmp_path / "nosae", p)
     with h5py.File(p) as f:
         assert "ground_truth" in f
+
+
+def _sae_lens_reference(sae_dir, store_path, batch_rows=1024):
+    """The metrics as sae-lens computes them (its own SAE.encode and sae_lens.synthetic)."""
+    import torch
+    from sae_lens import SAE
+    from sae_lens.synthetic import ClassificationMetricsCalculator, feature_uniqueness, mean_correlation_coefficient
+
+    with open_store(store_path) as store:
+        group = store.group("ground_truth")
+        truth = truth_feature_activations(group)
+        rows = store.read_rows(0, truth.shape[0]).astype(np.float32)
+    features = torch.from_numpy(group["features"].astype(np.float32))
+    sae = SAE.load_from_disk(str(sae_dir), device="cpu")
+    W_dec = sae.W_dec.detach().float()
+    calc = ClassificationMetricsCalculator(W_dec, features)
+    with torch.no_grad():
+        for start in range(0, rows.shape[0], batch_rows):
+            calc.add_batch(sae.encode(torch.from_numpy(rows[start : start + batch_rows])), torch.from_numpy(truth[start : start + batch_rows].toarray()))
+    cls = calc.compute()
+    return {"gt_mcc": mean_correlation_coefficient(W_dec, features), "gt_uniqueness": feature_uniqueness(W_dec, features),
+            "gt_f1": cls.f1_score, "gt_precision": cls.precision, "gt_recall": cls.recall}
+
+
+@pytest.mark.parametrize("arch", ["standard", "topk", "jumprelu", "batchtopk"])
+def test_numpy_metrics_equal_sae_lens_synthetic(small_store, tmp_path, arch):
+    """library_metrics (numpy, no sae-lens import at job time) equals sae_lens.synthetic's
+    mean_correlation_coefficient, feature_uniqueness and ClassificationMetricsCalculator on
+    sae-lens's own encoder, for every inference architecture saesim's SAEs are saved as."""
+    import torch
+    from sae_lens import SAE, JumpReLUSAEConfig, StandardSAEConfig, TopKSAEConfig
+
+    from saesim.ground_truth import library_metrics
+
+    path, _, _ = small_store
+    with open_store(path) as store:
+        F = store.group("ground_truth")["features"]
+    torch.manual_seed(1)
+    if arch == "batchtopk":  # trained as BatchTopK, saved by sae-lens as its inference (JumpReLU) SAE
+        from sae_lens import BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig
+
+        sae = BatchTopKTrainingSAE(BatchTopKTrainingSAEConfig(d_in=24, d_sae=16, k=3))
+    else:
+        cfg = {"standard": StandardSAEConfig(d_in=24, d_sae=16), "topk": TopKSAEConfig(d_in=24, d_sae=16, k=3),
+               "jumprelu": JumpReLUSAEConfig(d_in=24, d_sae=16)}[arch]
+        sae = SAE.from_dict(cfg.to_dict())
+    with torch.no_grad():
+        sae.W_dec[:4].copy_(torch.from_numpy(F[:4]) + 0.1 * torch.randn(4, 24))  # some latents near true features
+        sae.W_enc.copy_(sae.W_dec.T + 0.05 * torch.randn(24, 16))
+        sae.b_enc.copy_(0.05 * torch.randn(16))
+        sae.b_dec.copy_(0.05 * torch.randn(24))
+        if arch == "jumprelu":
+            sae.threshold.copy_(0.1 * torch.rand(16))
+        if arch == "batchtopk":
+            sae.topk_threshold.fill_(0.05)
+    if arch == "batchtopk":
+        sae.save_inference_model(str(tmp_path / arch))
+        assert json.loads((tmp_path / arch / "cfg.json").read_text())["architecture"] == "jumprelu"
+    else:
+        sae.save_model(str(tmp_path / arch))
+    ours = library_metrics(tmp_path / arch, path)
+    ref = _sae_lens_reference(tmp_path / arch, path)
+    for key, value in ref.items():
+        assert ours[key] == pytest.approx(value, abs=1e-6), key
+    assert 0 < ours["gt_f1"] < 1
