@@ -55,7 +55,7 @@ from saesim.training import SAESpec, train_sae  # noqa: E402
 def toy_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("store") / "toy.h5"
     model = {"num_features": 8, "hidden_dim": 16, "firing_probability": {"generator_name": "linear", "max_prob": 0.4, "min_prob": 0.2},
-             "std_firing_magnitudes": 0.15, "bias": False, "seed": 0}
+             "std_firing_magnitudes": 0.15, "orthogonalization": {"num_steps": 300, "lr": 0.05}, "bias": False, "seed": 0}
     write_synthetic_store(path, model, 12_000, chunk_rows=2048, progress=False)
     return path
 
