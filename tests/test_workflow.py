@@ -151,7 +151,7 @@ def test_changing_k_reruns_only_what_depends_on_it(workflow_copy):
     assert counts.get("ground_truth_recovery") == 2
     assert "make_toy_store" not in counts and "decoder_baseline" not in counts
     assert "make_null_store" not in counts  # the null store follows its source store only
-    assert counts.get("train_null_sae") == 2 and counts.get("compare_null_seed_pair") == 1  # the null of k=5
+    assert counts.get("train_null_saes_toy") == 1 and counts.get("compare_null_seed_pair") == 1  # the null of k=5 (one job, both seeds)
     assert counts.get("stability_table") == 1
 
 
@@ -178,13 +178,15 @@ def test_null_can_be_switched_off_and_its_seeds_chosen(workflow_copy):
     (w / "config.yaml").write_text(yaml.safe_dump(cfg))
     try:
         counts = dry_run(w)
-        assert not {"make_null_store", "train_null_sae", "compare_null_seed_pair"} & set(counts), counts
+        assert not {"make_null_store", "train_null_saes_toy", "compare_null_seed_pair"} & set(counts), counts
         assert counts.get("stability_table") == 1  # its null inputs are gone
         cfg["experiments"]["toy"]["null"] = {"seeds": [0, 1, 2]}
         (w / "config.yaml").write_text(yaml.safe_dump(cfg))
         counts = dry_run(w)
-        assert counts.get("train_null_sae") == 3 and counts.get("compare_null_seed_pair") == 6  # seed 2, pairs (0,2), (1,2)
-        assert "train_sae" not in counts and "make_null_store" not in counts
+        # one job per variant trains null seed 2 and republishes seeds 0 and 1 (restored from
+        # results/.trained), so all three pairs of each variant are compared again, as for real SAEs
+        assert counts.get("train_null_saes_toy") == 3 and counts.get("compare_null_seed_pair") == 9, counts
+        assert "train_saes_toy" not in counts and "make_null_store" not in counts
     finally:
         (w / "config.yaml").write_text(yaml.safe_dump(TINY))
 
