@@ -11,10 +11,14 @@ from saesim.rulekit import run  # noqa: E402
 
 
 def main(smk):
+    stability = pd.read_csv(smk.input.stability)
+    true_l0 = smk.params.true_l0  # the config's expected L0; the store's measured one when known
+    if "true_l0" in stability and stability["true_l0"].notna().any():
+        true_l0 = float(stability["true_l0"].mean())
     fig = recovery_vs_l0(
-        pd.read_csv(smk.input.stability),
+        stability,
         pd.read_csv(smk.input.saes),
-        true_l0=smk.params.true_l0,
+        true_l0=true_l0,
         title=f"{smk.wildcards.exp}: do SAEs find the true features?",
     )
     save_figure(fig, smk.output.pdf, smk.output.png)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow_helpers import copy_workflow
+from workflow_helpers import TINY_SYNTHETIC_MODEL, copy_workflow
 
 # Tests run on 2 shared cores: one torch thread each keeps them predictable.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -25,7 +25,7 @@ TINY = {
     "baseline_draws": 2,
     "experiments": {
         "toy": {
-            "source": {"kind": "toy", "n_features": 8, "d": 16, "p_max": 0.4, "p_min": 0.1, "data_seed": 0},
+            "source": {"kind": "toy", "model": TINY_SYNTHETIC_MODEL},
             "store": {"n_rows": 6000, "chunk_rows": 1024},
             "sae": {
                 "seeds": [0, 1],

@@ -11,7 +11,7 @@ import pytest
 
 from saesim.activation_store import STORE_FORMAT, StoreWriter, iter_shuffled_batches, open_store
 from saesim.errors import SaesimError
-from saesim.toy_model import ToyModelConfig, write_toy_store
+from saesim.synthetic import write_synthetic_store
 
 
 def make_store(path, n=1000, d=8, with_tokens=False, dtype="float32", chunk_rows=128):
@@ -193,7 +193,8 @@ def test_shuffled_batches_are_seeded_complete_and_bounded(tmp_path):
 
 def test_toy_store_keeps_ground_truth(tmp_path):
     p = tmp_path / "toy.h5"
-    summary = write_toy_store(p, ToyModelConfig(n_features=10, d=20), 5000, chunk_rows=1000, progress=False)
+    model = {"num_features": 10, "hidden_dim": 20, "firing_probability": {"generator_name": "linear", "max_prob": 0.4, "min_prob": 0.1}, "seed": 0}
+    summary = write_synthetic_store(p, model, 5000, chunk_rows=1000, progress=False)
     with open_store(p) as s:
         gt = s.group("ground_truth")
         assert gt["features"].shape == (10, 20)
@@ -205,7 +206,7 @@ def test_verify_store_recomputes_the_content_hash(tmp_path):
     from saesim.activation_store import verify_store
 
     toy = tmp_path / "toy.h5"
-    write_toy_store(toy, ToyModelConfig(n_features=10, d=20), 5000, chunk_rows=1000, progress=False)
+    write_synthetic_store(toy, {"num_features": 10, "hidden_dim": 20, "seed": 0}, 5000, chunk_rows=1000, progress=False)
     tokens = tmp_path / "tokens.h5"
     make_store(tokens, with_tokens=True, dtype="float16")
     for p in (toy, tokens):
@@ -226,7 +227,7 @@ def test_verify_store_recomputes_the_content_hash(tmp_path):
 
 def test_nan_ground_truth_is_refused_naming_the_store(tmp_path):
     p = tmp_path / "toy.h5"
-    write_toy_store(p, ToyModelConfig(n_features=10, d=20), 2000, chunk_rows=1000, progress=False)
+    write_synthetic_store(p, {"num_features": 10, "hidden_dim": 20, "seed": 0}, 2000, chunk_rows=1000, progress=False)
     with h5py.File(p, "r+") as f:
         f["ground_truth/features"][3, 4] = np.nan
     with open_store(p) as s:  # the rows are fine; reading the ground truth is refused

@@ -93,7 +93,7 @@ def test_config_validation_reads_the_registry(monkeypatch):
     cfg = {
         "experiments": {
             "toy": {
-                "source": {"kind": "toy", "n_features": 4, "d": 8},
+                "source": {"kind": "toy", "model": {"num_features": 4, "hidden_dim": 8, "seed": 0}},
                 "sae": {"seeds": [0, 1], "variants": [{"architecture": "topk", "width": 8, "k": [2.5]}]},
             }
         }

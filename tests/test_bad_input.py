@@ -59,7 +59,7 @@ def refused(cfg, *needles):
         (lambda c: exp(c, "modular")["sae"]["variants"][1].update(l1_coefficient=[float("inf")]),
          "experiments.modular.sae.variants[1].l1_coefficient[0]: inf"),
         (lambda c: exp(c)["sae"]["variants"][0].update(k=[4, float("nan")]), "experiments.toy.sae.variants[0].k[1]: nan"),
-        (lambda c: exp(c)["source"].update(p_max=float("nan")), "experiments.toy.source.p_max: nan"),
+        (lambda c: exp(c)["source"].update(model={"bias": float("nan")}), "experiments.toy.source.model.bias: nan"),
         (lambda c: exp(c, "modular")["source"].update(betas=[0.9, float("-inf")]),
          "experiments.modular.source.betas[1]: -inf"),
         (lambda c: c["comparisons"]["smollm2-widths"].update(min_freq=float("inf")),
@@ -87,7 +87,7 @@ def test_nan_from_yaml_is_refused(default_config):
     [
         (lambda c, v: exp(c)["sae"].update(seeds=[0, v]), "experiments.toy.sae.seeds[1]"),
         (lambda c, v: exp(c)["sae"].update(fixed_seed=v), "experiments.toy.sae.fixed_seed"),
-        (lambda c, v: exp(c)["source"].update(data_seed=v), "experiments.toy.source.data_seed"),
+        (lambda c, v: exp(c)["source"].update(model={"seed": v}), "experiments.toy.source.model.seed"),
         (lambda c, v: exp(c, "modular")["source"].update(seed=v), "experiments.modular.source.seed"),
         (lambda c, v: c["comparisons"]["smollm2-widths"]["a"].update(seed=v), "comparisons.smollm2-widths.a.seed"),
     ],

@@ -23,7 +23,7 @@ def toy(cfg):
 def test_default_config_is_valid_and_gets_defaults(default_config):
     cfg = validate_config(default_config, SCHEMA)
     assert cfg["device"] == "auto"
-    assert toy(cfg)["source"]["orthogonal"] is True  # filled from the schema default
+    assert toy(cfg)["source"]["model"]["hidden_dim"] == 100  # filled from the chanin preset
     assert expected_l0(toy(cfg)["source"]) == pytest.approx(11.0)
 
 
@@ -47,7 +47,16 @@ def test_default_config_is_valid_and_gets_defaults(default_config):
         (lambda c: c["experiments"]["modular"]["sae"]["variants"][1].update(k=[3]),
          r"variants\[1\]: standard takes l1_coefficient, not k"),
         (lambda c: c.update(device="tpu"), r"device: 'tpu' is not allowed; allowed values: auto, cpu, cuda"),
-        (lambda c: toy(c)["source"].update(n_features=500), r"orthogonal features need n_features <= d"),
+        (lambda c: toy(c)["source"].update(n_features=500), r"experiments\.toy\.source: unknown key\(s\) n_features; allowed keys: kind, model, preset"),
+        (lambda c: toy(c)["source"].update(preset="channi"), r"experiments\.toy\.source\.preset: unknown preset 'channi'; presets: chanin, hier, song, synthsaebench"),
+        (lambda c: toy(c)["source"].update(model={"firing_probability": {"generator_name": "linear", "max_prob": 0.1, "min_prob": 0.3}}),
+         r"experiments\.toy\.source\.model\.firing_probability: min_prob=0\.3 must be <= max_prob=0\.1"),
+        (lambda c: toy(c)["source"].update(model={"hierarchy": {"total_root_nodes": 4, "branching_factor": 1}}),
+         r"experiments\.toy\.source\.model\.hierarchy\.branching_factor: 1 is less than the minimum of 2"),
+        (lambda c: toy(c)["source"].update(model={"correlation": {"rank": 30, "correlation_scale": 0.3}}),
+         r"experiments\.toy\.source\.model\.correlation: rank \* correlation_scale\^2 = 2\.7 must be < 1"),
+        (lambda c: toy(c)["source"].update(model={"mean_firing_magnitudes": {"generator_name": "linear", "start": 5.0}}),
+         r"experiments\.toy\.source\.model\.mean_firing_magnitudes: 'end' is a required property"),
         (lambda c: c["experiments"]["smollm2"]["sae"]["variants"][1].update(hooks=["blocks.7.hook_out"]),
          r"experiments\.smollm2\.sae\.variants\[1\]\.hooks: 'blocks\.7\.hook_out' is not a hook of smollm2; hooks: blocks\.6\.hook_out, blocks\.15\.hook_out"),
         (lambda c: c["comparisons"]["smollm2-widths"]["b"].update(hooks=["blocks.15.hook_out"]),

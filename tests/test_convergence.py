@@ -9,7 +9,7 @@ import yaml
 
 from saesim.config import convergence_target, validate_config
 from saesim.errors import SaesimError
-from saesim.toy_model import ToyModelConfig, write_toy_store
+from saesim.synthetic import write_synthetic_store
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -54,7 +54,9 @@ from saesim.training import SAESpec, train_sae  # noqa: E402
 @pytest.fixture(scope="module")
 def toy_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("store") / "toy.h5"
-    write_toy_store(path, ToyModelConfig(n_features=8, d=16, p_max=0.4, p_min=0.2), 12_000, chunk_rows=2048, progress=False)
+    model = {"num_features": 8, "hidden_dim": 16, "firing_probability": {"generator_name": "linear", "max_prob": 0.4, "min_prob": 0.2},
+             "std_firing_magnitudes": 0.15, "orthogonalization": {"num_steps": 300, "lr": 0.05}, "bias": False, "seed": 0}
+    write_synthetic_store(path, model, 12_000, chunk_rows=2048, progress=False)
     return path
 
 

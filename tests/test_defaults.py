@@ -53,7 +53,7 @@ def lib():
     from saesim.models.language import LanguageModelSpec
     from saesim.models.modular import ModularConfig
     from saesim.similarity import compare_decoders, random_decoder_baseline
-    from saesim.toy_model import ToyModelConfig, write_toy_store
+    from saesim.synthetic import write_synthetic_store
     from saesim.training import SAESpec
     from saesim.universality import compare_codes, compare_neuron_activations
 
@@ -63,7 +63,6 @@ def lib():
 #: dataclasses that mirror one schema definition: every key both name has one default,
 #: and every schema default is a field (except the keys listed, which other code reads)
 MIRRORS = [
-    ("ToyModelConfig", "toy_source", set()),
     ("ModularConfig", "modular_source", {"key_rel_threshold"}),  # extract_modular_stores(rel_threshold=)
     ("SAESpec", "training", set()),
 ]
@@ -85,8 +84,8 @@ PAIRS = [
     ("extract_modular_stores", "dtype", "$defs.store.dtype"),
     ("extract_modular_stores", "chunk_rows", "$defs.store.chunk_rows"),
     ("extract_modular_stores", "rel_threshold", "$defs.modular_source.key_rel_threshold"),
-    ("write_toy_store", "dtype", "$defs.store.dtype"),
-    ("write_toy_store", "chunk_rows", "$defs.store.chunk_rows"),
+    ("write_synthetic_store", "dtype", "$defs.store.dtype"),
+    ("write_synthetic_store", "chunk_rows", "$defs.store.chunk_rows"),
     ("compare_codes", "n_null", "$defs.comparison.n_null"),
     ("compare_codes", "min_freq", "$defs.comparison.min_freq"),
     ("compare_codes", "corr_threshold", "$defs.comparison.corr_threshold"),
@@ -132,12 +131,45 @@ def _config(**experiments):
 
 
 SAE = {"seeds": [0, 1], "variants": [{"architecture": "topk", "width": 8, "k": [2]}]}
+TOY_MODEL = {"num_features": 4, "hidden_dim": 8, "seed": 0}
+
+
+def _walk_defaults(node, path=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "default":
+                yield path
+            yield from _walk_defaults(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk_defaults(value, f"{path}[{i}]")
+
+
+@pytest.mark.parametrize("def_name", ["toy_source", "synthetic_model", "firing_probability", "magnitude"])
+def test_synthetic_model_defaults_are_the_library_s_own(def_name):
+    """The toy source's model keys have no schema default: what is not given is
+    SyntheticModelConfig's own default (one copy, in sae-lens)."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())["$defs"][def_name]
+    assert list(_walk_defaults(schema)) == []
+
+
+@pytest.mark.parametrize("fp", [{"generator_name": "zipfian"}, {"generator_name": "zipfian", "exponent": 0.5},
+                                {"generator_name": "linear"}, {"generator_name": "constant"}, None])
+def test_expected_l0_uses_the_library_s_firing_defaults(fp):
+    """saesim.synthetic.expected_l0 (parse time, no sae-lens import) restates sae-lens's
+    firing-probability defaults; known answer: the library's own generated probabilities."""
+    pytest.importorskip("sae_lens")
+    from saesim.synthetic import expected_l0, model_config
+
+    model = {"num_features": 40, "hidden_dim": 8, "seed": 0, **({"firing_probability": fp} if fp else {})}
+    probs = model_config(model).firing_probability.generate(40, seed=0)
+    assert expected_l0({"model": model}) == pytest.approx(float(probs.sum()), rel=1e-6)
 
 
 def test_validated_config_carries_every_store_default():
     cfg = validate_config(
         _config(
-            toy={"source": {"kind": "toy", "n_features": 4, "d": 8}, "sae": SAE},
+            toy={"source": {"kind": "toy", "model": TOY_MODEL}, "sae": SAE},
             mod={"source": {"kind": "modular"}, "hooks": ["blocks.0.hook_resid_post"], "sae": SAE},
             lm={"source": {"kind": "smollm2"}, "hooks": ["blocks.1.hook_out"], "sae": SAE},
         ),
@@ -152,7 +184,8 @@ def test_validated_config_carries_every_store_default():
     assert exps["mod"]["source"]["train_frac"] == 0.5 and exps["mod"]["source"]["stop_after_grok"] == 100
     # given values stay
     given = validate_config(
-        _config(toy={"source": {"kind": "toy", "n_features": 4, "d": 8}, "store": {"n_rows": 50000, "chunk_rows": 1024}, "sae": SAE}),
+        _config(toy={"source": {"kind": "toy", "model": TOY_MODEL}, "store": {"n_rows": 50000, "chunk_rows": 1024},
+                     "sae": {**SAE, "training": {"eval_rows": 1000}}}),
         SCHEMA_PATH,
     )
     assert given["experiments"]["toy"]["store"] == {"n_rows": 50000, "chunk_rows": 1024, "dtype": "float32"}

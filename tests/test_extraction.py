@@ -223,7 +223,7 @@ def h5dump_schema(path):
 @pytest.fixture(scope="module")
 def one_store_of_each_kind(small_lm, tmp_path_factory):
     from saesim.models.modular import ModularConfig, build_model
-    from saesim.toy_model import ToyModelConfig, write_toy_store
+    from saesim.synthetic import write_synthetic_store
 
     out = tmp_path_factory.mktemp("schema")
     tokens = np.random.default_rng(0).integers(0, 50, size=(2, 16)).astype(np.int32)
@@ -233,7 +233,11 @@ def one_store_of_each_kind(small_lm, tmp_path_factory):
     cfg = ModularConfig(p=23, seed=1)
     extraction.extract_modular_stores(build_model(cfg).eval(), ["blocks.0.hook_mlp_out"], {"blocks.0.hook_mlp_out": out / "modular.h5"},
                                       n_rows=600, attrs={"config": cfg.to_dict(), "grok_epoch": -1})
-    write_toy_store(out / "toy.h5", ToyModelConfig(n_features=8, d=16), n_rows=2000)
+    # hierarchy and correlation on, so every documented toy dataset is written with content
+    model = {"num_features": 8, "hidden_dim": 16, "firing_probability": {"generator_name": "linear", "max_prob": 0.4, "min_prob": 0.1},
+             "hierarchy": {"total_root_nodes": 1, "branching_factor": 2, "max_depth": 1}, "correlation": {"rank": 2, "correlation_scale": 0.2},
+             "seed": 0}
+    write_synthetic_store(out / "toy.h5", model, n_rows=2000, progress=False)
     write_null_store(out / "lm.h5", out / "null.h5", exclude_positions=[0], exclude_norm_above=10)
     return {kind: out / f"{kind}.h5" for kind in STORE_KINDS}
 

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from saesim.errors import SaesimError
-from saesim.toy_model import ToyModelConfig, write_toy_store
+from saesim.synthetic import write_synthetic_store
 
 sae_lens = pytest.importorskip("sae_lens")
 
@@ -16,7 +16,9 @@ from saesim.training import SAESpec, train_sae  # noqa: E402
 @pytest.fixture(scope="module")
 def toy_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("store") / "toy.h5"
-    write_toy_store(path, ToyModelConfig(n_features=8, d=16, p_max=0.4, p_min=0.2), 20_000, chunk_rows=2048, progress=False)
+    model = {"num_features": 8, "hidden_dim": 16, "firing_probability": {"generator_name": "linear", "max_prob": 0.4, "min_prob": 0.2},
+             "bias": False, "seed": 0}
+    write_synthetic_store(path, model, 20_000, chunk_rows=2048, progress=False)
     return path
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from saesim.cli import main
-from saesim.toy_model import ToyModelConfig, write_toy_store
+from saesim.synthetic import write_synthetic_store
 from saesim.training import file_sha256
 from test_compare_cli import assert_one_line_error, run, write_sae
 
@@ -15,7 +15,7 @@ from test_compare_cli import assert_one_line_error, run, write_sae
 @pytest.fixture
 def artifacts(tmp_path):
     store = tmp_path / "toy.h5"
-    write_toy_store(store, ToyModelConfig(n_features=8, d=16), 3000, chunk_rows=1000, progress=False)
+    write_synthetic_store(store, {"num_features": 8, "hidden_dim": 16, "bias": False, "seed": 0}, 3000, chunk_rows=1000, progress=False)
     rng = np.random.default_rng(0)
     sae = write_sae(tmp_path / "sae", rng.standard_normal((32, 16)), rng.standard_normal((16, 32)))
     weights = sae / "sae_weights.safetensors"

@@ -39,7 +39,7 @@ def dry_run(workdir: Path) -> dict[str, int]:
 
 def test_complete_run_produces_tables_and_figures(workflow_copy):
     w = workflow_copy
-    for name in ("stability_vs_l0", "seed_heatmap", "recovery_vs_l0", "latent_vs_truth"):
+    for name in ("stability_vs_l0", "seed_heatmap", "recovery_vs_l0", "latent_vs_truth", "pwmcc_vs_gtmcc"):
         for ext in ("pdf", "png"):
             assert (w / f"results/figures/toy_{name}.{ext}").stat().st_size > 1000
     import pandas as pd
@@ -69,6 +69,14 @@ def test_complete_run_produces_tables_and_figures(workflow_copy):
     summary = pd.read_csv(w / "results/summary.csv")
     for col in ("mmcs_null", "mmcs_excess", "hungarian_mean_cos_null", "hungarian_mean_cos_excess", "explained_variance_null"):
         assert summary[col].notna().all(), col
+    # sae_lens.synthetic's metrics beside saesim's, with the store's measured true L0
+    assert st["gt_mcc_mean"].between(0, 1).all() and st["gt_f1_mean"].between(0, 1).all()
+    assert (st["gt_mcc_baseline"] < st["gt_mcc_mean"].max()).all()
+    assert st["true_l0"].iloc[0] == pytest.approx(2.0, abs=0.15)  # linear 0.4 .. 0.1 over 8 features
+    import json
+
+    corr = json.loads((w / "results/toy/ground_truth/pwmcc_vs_gtmcc.json").read_text())
+    assert corr["n_variants"] == 3 and -1 <= corr["pearson_r"] <= 1
     # logs exist for every job
     assert (w / "results/logs/train_saes/toy/toy/topk-w12-k2.log").read_text().strip()
 
@@ -105,6 +113,7 @@ def test_library_edit_reruns_dependants_only(workflow_copy):
             "plot_seed_heatmap",
             "plot_latent_vs_truth",
             "coactivation",
+            "plot_pwmcc_vs_gtmcc",
         }, counts
     finally:
         plotting.write_text(original)
@@ -142,7 +151,7 @@ def test_changing_k_reruns_only_what_depends_on_it(workflow_copy):
     assert counts.get("ground_truth_recovery") == 2
     assert "make_toy_store" not in counts and "decoder_baseline" not in counts
     assert "make_null_store" not in counts  # the null store follows its source store only
-    assert counts.get("train_null_saes_toy") == 1 and counts.get("compare_null_seed_pair") == 1  # the null of k=5
+    assert counts.get("train_null_saes_toy") == 1 and counts.get("compare_null_seed_pair") == 1  # the null of k=5 (one job, both seeds)
     assert counts.get("stability_table") == 1
 
 
@@ -174,9 +183,9 @@ def test_null_can_be_switched_off_and_its_seeds_chosen(workflow_copy):
         cfg["experiments"]["toy"]["null"] = {"seeds": [0, 1, 2]}
         (w / "config.yaml").write_text(yaml.safe_dump(cfg))
         counts = dry_run(w)
-        # one job per variant trains seed 2 (0 and 1 are restored from results/.trained), and
-        # the variant's null pairs are compared again: (0,1), (0,2), (1,2)
-        assert counts.get("train_null_saes_toy") == 3 and counts.get("compare_null_seed_pair") == 9
+        # one job per variant trains null seed 2 and republishes seeds 0 and 1 (restored from
+        # results/.trained), so all three pairs of each variant are compared again, as for real SAEs
+        assert counts.get("train_null_saes_toy") == 3 and counts.get("compare_null_seed_pair") == 9, counts
         assert "train_saes_toy" not in counts and "make_null_store" not in counts
     finally:
         (w / "config.yaml").write_text(yaml.safe_dump(TINY))

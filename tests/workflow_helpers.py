@@ -12,13 +12,22 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: a tiny sae_lens.synthetic model (8 features in 16 dims, true L0 2.0) for workflow tests
+TINY_SYNTHETIC_MODEL = {
+    "num_features": 8,
+    "hidden_dim": 16,
+    "firing_probability": {"generator_name": "linear", "max_prob": 0.4, "min_prob": 0.1},
+    "bias": False,
+    "seed": 0,
+}
+
 # One toy SAE variant, two seeds: every toy rule runs once or twice, in seconds each.
 SMALL = {
     "device": "cpu",
     "baseline_draws": 2,
     "experiments": {
         "toy": {
-            "source": {"kind": "toy", "n_features": 8, "d": 16, "p_max": 0.4, "p_min": 0.1, "data_seed": 0},
+            "source": {"kind": "toy", "model": TINY_SYNTHETIC_MODEL},
             "store": {"n_rows": 6000, "chunk_rows": 1024},
             "sae": {
                 "seeds": [0, 1],
@@ -31,9 +40,9 @@ SMALL = {
 
 
 def copy_workflow(dst: Path, config: dict) -> Path:
-    """The workflow (Snakefile, rules, scripts, library, profiles) in ``dst`` with ``config``."""
+    """The workflow (Snakefile, rules, scripts, library, profiles, presets) in ``dst`` with ``config``."""
     dst.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "workflow", "scripts", "src", "profiles", "envs"):
+    for name in ("Snakefile", "workflow", "scripts", "src", "profiles", "envs", "config"):
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

@@ -219,14 +219,17 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
                     f"({src['n_heads']} * {src['d_head']} != {src['d_model']})"
                 )
         if exp["source"]["kind"] == "toy":
-            src = exp["source"]
-            if src["p_min"] > src["p_max"]:
-                raise SaesimError(f"{source}: experiments.{name}.source.p_min={src['p_min']} exceeds p_max={src['p_max']}")
-            if src.get("orthogonal", True) and src["n_features"] > src["d"]:
-                raise SaesimError(
-                    f"{source}: experiments.{name}.source: orthogonal features need n_features <= d "
-                    f"({src['n_features']} > {src['d']})"
-                )
+            from .synthetic import check_model_values, resolve_source
+
+            exp["source"] = resolve_source(exp["source"], f"{source}: experiments.{name}.source")
+            model_schema = {**schema["$defs"]["synthetic_model"], "$defs": schema["$defs"]}
+            model_errors = sorted(jsonschema.Draft202012Validator(model_schema).iter_errors(exp["source"]["model"]),
+                                  key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+            if model_errors:
+                err = _deepest(model_errors[0])
+                path = ".".join(map(str, err.absolute_path))
+                raise SaesimError(f"{source}: experiments.{name}.source.model{'.' + path if path else ''} (after the preset): {err.message}")
+            check_model_values(exp["source"]["model"], f"{source}: experiments.{name}.source.model")
         convergence_target(exp, where=f"{source}: experiments.{name}.convergence")  # raises on a bad variant or hook
     for name, cmp in config.get("comparisons", {}).items():
         for side in ("a", "b"):
@@ -406,8 +409,10 @@ def seed_pair(exp: dict, seed: int) -> tuple[int, int]:
 
 
 def expected_l0(source: dict) -> float | None:
-    """The toy model's expected L0 from its config (linear firing probabilities), else None."""
+    """A toy source's expected L0 (sum of marginal firing probabilities; see saesim.synthetic), else None."""
     if source.get("kind") != "toy":
         return None
-    return source["n_features"] * (source["p_max"] + source["p_min"]) / 2
+    from .synthetic import expected_l0 as synthetic_expected_l0
+
+    return synthetic_expected_l0(source)
 

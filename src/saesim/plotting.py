@@ -679,4 +679,27 @@ def suite_splitting(cells: list[dict], title: str | None = None):
     fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(labels), frameon=False)
     if title:
         fig.suptitle(title, y=1.0 + 0.09 / nrows, va="bottom")
+def pwmcc_vs_gtmcc_plot(result: dict, title: str | None = None):
+    """One point per SAE variant: cross-seed PW-MCC against GT-MCC, with both isotropic chance levels."""
+    paper_style()
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    pts = pd.DataFrame(result["variants"])
+    if len(pts):
+        ax.errorbar(pts["pwmcc"], pts["gtmcc"], xerr=pts["pwmcc_std"], yerr=pts["gtmcc_std"], fmt="o", color="C0", capsize=2, lw=1)
+        for r in pts.itertuples():
+            ax.annotate(f"{r.variant} (L0 {r.l0:.1f})", (r.pwmcc, r.gtmcc), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    if result.get("pwmcc_chance") is not None:
+        ax.axvline(result["pwmcc_chance"], color="grey", ls="--", lw=1, label=f"PW-MCC, random decoders ({result['pwmcc_chance']:.2f})")
+    if result.get("gtmcc_chance") is not None:
+        ax.axhline(result["gtmcc_chance"], color="grey", ls=":", lw=1.3, label=f"GT-MCC, random decoders ({result['gtmcc_chance']:.2f})")
+    ax.plot([0, 1], [0, 1], color="black", lw=0.6, alpha=0.4, label="y = x")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("cross-seed PW-MCC (Hungarian mean matched |cos|)")
+    ax.set_ylabel("GT-MCC (sae_lens.synthetic, vs true features)")
+    r, rho = result.get("pearson_r"), result.get("spearman_rho")
+    corr = f"over {result['n_variants']} variants: Pearson r = {r:.2f}, Spearman rho = {rho:.2f}" if r is not None else f"{result['n_variants']} variants (too few for a correlation)"
+    ax.set_title((title + "\n" if title else "") + corr, fontsize=9)
+    ax.legend(loc="lower right", fontsize=7, frameon=False)
+    fig.tight_layout()
     return fig

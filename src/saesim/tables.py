@@ -94,6 +94,7 @@ def sae_table(sae_dirs: Iterable[str], ground_truth_files: Iterable[str] = (), d
                 "gt_frac_recovered": g["gt_frac_recovered"],
                 "gt_mean_max_cos_baseline": g["baseline"]["gt_mean_max_cos"],
                 "gt_frac_recovered_baseline": g["baseline"]["gt_frac_recovered"],
+                **_library_gt_columns(g),
             }
         )
     if gt_rows:
@@ -102,6 +103,17 @@ def sae_table(sae_dirs: Iterable[str], ground_truth_files: Iterable[str] = (), d
     if len(downstream):  # real SAEs only
         df = df.merge(downstream.assign(null=False), on=["hook", "variant", "seed", "null"], how="left")
     return df.sort_values(["null", "hook", "architecture", "width", "sparsity", "seed"]).reset_index(drop=True)
+
+
+#: sae_lens.synthetic's ground-truth metrics in a ground_truth JSON (absent in older ones), with their chance level
+LIBRARY_GT_METRICS = ("gt_mcc", "gt_uniqueness", "gt_f1", "gt_precision", "gt_recall")
+
+
+def _library_gt_columns(g: dict) -> dict:
+    out = {m: g.get(m, np.nan) for m in LIBRARY_GT_METRICS}
+    out.update({f"{m}_baseline": g["baseline"][m] for m in ("gt_mcc", "gt_uniqueness") if m in g["baseline"]})
+    out["true_l0"] = g.get("true_l0", np.nan)
+    return out
 
 
 def pair_table(pair_files: Iterable[str], saes: pd.DataFrame) -> pd.DataFrame:
@@ -230,6 +242,14 @@ def stability_table(saes: pd.DataFrame, pairs: pd.DataFrame, baselines: dict) ->
         for col in ("gt_mean_max_cos", "gt_frac_recovered"):
             if col in group:
                 _add_null(row, col, row[f"{col}_mean"], ng[col] if len(ng) and col in ng else [])
+        for col in LIBRARY_GT_METRICS:
+            if col in group:
+                row[f"{col}_mean"] = group[col].mean()
+                row[f"{col}_std"] = group[col].std(ddof=0)
+                if f"{col}_baseline" in group:
+                    row[f"{col}_baseline"] = group[f"{col}_baseline"].mean()
+        if "true_l0" in group:
+            row["true_l0"] = group["true_l0"].mean()
         rows.append(row)
     return pd.DataFrame(rows).sort_values(["hook", "architecture", "width", "sparsity"]).reset_index(drop=True)
 
@@ -261,12 +281,16 @@ def summary_markdown(stability: pd.DataFrame, true_l0: float | None = None) -> s
         "gt_mean_max_cos_null": "GT null",
     }
     cols.update({k: v for k, v in null_cols.items() if k in stability})
+    if "gt_mcc_mean" in stability:
+        cols.update({"gt_mcc_mean": "GT-MCC", "gt_mcc_baseline": "GT-MCC random", "gt_uniqueness_mean": "uniqueness", "gt_f1_mean": "F1"})
     table = stability[list(cols)].rename(columns=cols)
     header = (
         "Cross-seed stability per SAE variant (means over seeds / seed pairs; 'random' = same metric on random decoders "
         "of the same shape; 'null' = SAEs of the same variant trained on Gaussian data with the store's mean and "
         "covariance, mean over their seed pairs; 'excess' = (value - null) / (1 - null)).\n\n"
     )
+    if "true_l0" in stability and stability["true_l0"].notna().any():
+        true_l0 = float(stability["true_l0"].mean())  # measured in the store (hierarchies lower it)
     if true_l0 is not None:
         header += f"True L0 of the toy data: {true_l0:.2f}.\n\n"
     return header + table.to_markdown(index=False, floatfmt=".3f") + "\n"
@@ -312,6 +336,7 @@ SUMMARY_COLUMNS = [
     "fourier_overlap", "fourier_overlap_baseline", "fourier_overlap_ratio",
     "ce_loss_recovered", "kl_div", "ce_loss_delta",
     "fourier_overlap_null", "fourier_overlap_null_std", "fourier_overlap_excess",
+    "gt_mcc", "gt_mcc_baseline", "gt_uniqueness", "gt_f1",
 ]
 #: per-variant columns of stability.csv that the summary copies under its own name (NaN where absent)
 _SUMMARY_NULL_COLUMNS = {
@@ -366,6 +391,9 @@ def cross_experiment_summary(
             df[col] = st[f"{col}_mean"] if f"{col}_mean" in st else np.nan
         for src, dst in _SUMMARY_NULL_COLUMNS.items():
             df[dst] = st[src] if src in st else np.nan
+        for col in ("gt_mcc", "gt_uniqueness", "gt_f1"):  # sae_lens.synthetic's metrics
+            df[col] = st[f"{col}_mean"] if f"{col}_mean" in st else np.nan
+        df["gt_mcc_baseline"] = st["gt_mcc_baseline"] if "gt_mcc_baseline" in st else np.nan
         f = fourier.get(exp)
         if f is not None and len(f):
             agg = real_rows(f).groupby(["hook", "variant"], sort=False).agg(
@@ -529,3 +557,28 @@ def universality_table(summary_files: Iterable[str]) -> pd.DataFrame:
             for measure, r in measures.items():
                 rows.append({**common, "space": space, "measure": measure, **{k: r[k] for k in ("value", "null_mean", "null_std", "p_value", "n_null", "n_rows")}})
     return pd.DataFrame(rows)
+
+
+def pwmcc_vs_gtmcc(stability: pd.DataFrame) -> dict:
+    """Cross-seed PW-MCC (Hungarian mean matched |cos| between seeds) against GT-MCC
+    (sae_lens.synthetic's ``mean_correlation_coefficient`` against the true features), one
+    point per SAE variant, and their Pearson and Spearman correlation over variants (Song et
+    al. 2025 argue the first predicts the second)."""
+    from scipy import stats
+
+    st = stability.dropna(subset=["hungarian_mean_cos_mean", "gt_mcc_mean"])
+    x, y = st["hungarian_mean_cos_mean"].to_numpy(float), st["gt_mcc_mean"].to_numpy(float)
+    ok = len(st) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0
+    return {
+        "n_variants": int(len(st)),
+        "pearson_r": float(stats.pearsonr(x, y)[0]) if ok else None,
+        "spearman_rho": float(stats.spearmanr(x, y)[0]) if ok else None,
+        "pwmcc_chance": float(st["hungarian_mean_cos_baseline"].mean()) if len(st) else None,
+        "gtmcc_chance": float(st["gt_mcc_baseline"].mean()) if len(st) and "gt_mcc_baseline" in st else None,
+        "true_l0": float(st["true_l0"].mean()) if "true_l0" in st and len(st) else None,
+        "variants": [
+            {"hook": r.hook, "variant": r.variant, "l0": float(r.l0_mean), "pwmcc": float(r.hungarian_mean_cos_mean),
+             "pwmcc_std": float(r.hungarian_mean_cos_std), "gtmcc": float(r.gt_mcc_mean), "gtmcc_std": float(r.gt_mcc_std)}
+            for r in st.itertuples()
+        ],
+    }

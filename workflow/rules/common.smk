@@ -356,6 +356,7 @@ FIGURES = {
     "seed_heatmap": lambda exp: True,
     "recovery_vs_l0": has_ground_truth,
     "latent_vs_truth": has_ground_truth,
+    "pwmcc_vs_gtmcc": has_ground_truth,
     "grokking": is_modular,
     "fourier_overlap": is_modular,
     "coactivation": lambda exp: True,

@@ -29,6 +29,33 @@ rule plot_stability_vs_l0:
         "../../scripts/plot_stability_vs_l0.py"
 
 
+rule plot_pwmcc_vs_gtmcc:
+    input:
+        stability="results/{exp}/tables/stability.csv",
+    output:
+        pdf="results/figures/{exp}_pwmcc_vs_gtmcc.pdf",
+        png=report(
+            "results/figures/{exp}_pwmcc_vs_gtmcc.png",
+            caption="../report/pwmcc_vs_gtmcc.rst",
+            category="{exp}",
+            subcategory="Ground truth",
+            labels={"figure": "PW-MCC vs GT-MCC"},
+        ),
+        json="results/{exp}/ground_truth/pwmcc_vs_gtmcc.json",
+    log:
+        "results/logs/plot_pwmcc_vs_gtmcc/{exp}.log",
+    params:
+        code=code_of("scripts/plot_pwmcc_vs_gtmcc.py"),
+    threads: 1
+    resources:
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/plot_pwmcc_vs_gtmcc.py"
+
+
 rule plot_recovery_vs_l0:
     input:
         stability="results/{exp}/tables/stability.csv",

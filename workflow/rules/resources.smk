@@ -74,7 +74,7 @@ def store_shape(exp, hook):
     src, store = e["source"], e["store"]
     kind = src["kind"]
     if kind == "toy":
-        return store["n_rows"], src["d"]
+        return store["n_rows"], src["model"]["hidden_dim"]
     if kind == "modular":
         d = src["d_mlp"] if ("mlp.hook_post" in hook or "mlp.hook_pre" in hook) else src["d_model"]
         # without n_rows, every one of the p * p inputs once (saesim.extraction.modular_row_order)
@@ -107,18 +107,28 @@ def short_runtime(wildcards, attempt):
 # ---- stores.smk ---------------------------------------------------------------
 
 
+def _synthetic_sizes(exp):
+    """(num_features, rows per sample call, orthogonalisation steps) of a toy (sae_lens.synthetic) source."""
+    model = EXPERIMENTS[exp]["source"]["model"]
+    n = model["num_features"]
+    ortho = model.get("orthogonalization") or {}
+    steps = ortho.get("num_steps", 200) if model.get("orthogonalization") is not None else 0
+    return n, max(1, min(_store_chunk(exp), 2**23 // n)), steps
+
+
 def make_toy_store_mem_mb(wildcards, attempt):
-    src = EXPERIMENTS[wildcards.exp]["source"]
+    """sae-lens + dense feature activations of one sample call (a few copies) + the dictionary
+    + one orthogonalisation chunk [1024, n] and its gradient."""
     rows, d = store_shape(wildcards.exp, "toy")
-    chunk = _store_chunk(wildcards.exp)
-    n_bytes = 8 * chunk * (src["n_features"] + d) * 4 + 8 * src["n_features"] ** 2 * 8
-    return _mem(BASE_MB, n_bytes, attempt)
+    n, sample, steps = _synthetic_sizes(wildcards.exp)
+    n_bytes = 4 * 4 * sample * (n + d) + 4 * 4 * n * d + (4 * 4 * min(1024, n) * n if steps else 0)
+    return _mem(LIBS_MB, n_bytes, attempt)
 
 
 def make_toy_store_runtime(wildcards, attempt):
-    src = EXPERIMENTS[wildcards.exp]["source"]
     rows, d = store_shape(wildcards.exp, "toy")
-    return _minutes(2.0 * rows * src["n_features"] * (d + src["n_features"]), attempt=attempt)
+    n, _, steps = _synthetic_sizes(wildcards.exp)
+    return _minutes(2.0 * rows * n * (d + 16) + 6.0 * steps * n * n * d, attempt=attempt)
 
 
 def make_null_store_mem_mb(wildcards, attempt):
@@ -197,10 +207,13 @@ def decoder_baseline_runtime(wildcards, attempt):
 
 
 def sae_eval_mem_mb(wildcards, attempt):
-    """One SAE against small ground truth (toy features, Fourier basis)."""
+    """One SAE against small ground truth (toy features, Fourier basis); sae-lens for the toy's
+    library metrics: Hungarian cost matrix [width, n_features] in float64, a few copies."""
     width = _width(wildcards)
     _, d = store_shape(wildcards.exp, wildcards.hook)
-    return _mem(TORCH_MB, 4 * 4 * width * d + 8 * width * max(d, 256), attempt)
+    n = _synthetic_sizes(wildcards.exp)[0] if EXPERIMENTS[wildcards.exp]["source"]["kind"] == "toy" else 0
+    base = LIBS_MB if n else TORCH_MB
+    return _mem(base, 4 * 4 * width * d + 8 * width * max(d, 256) + 3 * 8 * width * n, attempt)
 
 
 # ---- figures.smk --------------------------------------------------------------
