@@ -6,7 +6,6 @@ Kept free of heavy imports: the Snakefile imports this module at parse time.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 from dataclasses import dataclass

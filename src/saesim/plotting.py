@@ -679,6 +679,9 @@ def suite_splitting(cells: list[dict], title: str | None = None):
     fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(labels), frameon=False)
     if title:
         fig.suptitle(title, y=1.0 + 0.09 / nrows, va="bottom")
+    return fig
+
+
 def pwmcc_vs_gtmcc_plot(result: dict, title: str | None = None):
     """One point per SAE variant: cross-seed PW-MCC against GT-MCC, with both isotropic chance levels."""
     paper_style()
