@@ -18,14 +18,11 @@ def main(smk):
     from saesim.downstream import downstream_losses
     from saesim.errors import SaesimError
     from saesim.models.language import LanguageModelSpec, load_language_model
-    from saesim.training import row_norms
+    from saesim.training import eligible_rows, norm_cut, row_norms
 
     torch.set_num_threads(smk.threads)
     source = smk.params.source
-    spec = LanguageModelSpec(
-        source=source["kind"], name=source.get("name"), gguf_file=source.get("gguf_file"),
-        device=smk.params.device, dtype=source.get("dtype", "float32"),
-    )
+    spec = LanguageModelSpec.from_source(source, smk.params.device)
     model, tokenizer = load_language_model(spec)
     train, heldout = heldout_corpus(tokenizer, smk.params.n_contexts, **source.get("corpus", {}))
     stored = load_corpus(smk.input.corpus)
@@ -36,10 +33,9 @@ def main(smk):
     max_norm = {}
     if smk.params.exclude_norm_above is not None:
         for hook, path in zip(smk.params.hooks, smk.input.stores):
-            with open_store(path) as store:  # the threshold training used: factor x median eligible norm
-                norms = row_norms(store)
-                eligible = ~np.isin(store.row_array("positions"), exclude)
-                max_norm[hook] = float(smk.params.exclude_norm_above * np.median(norms[eligible]))
+            with open_store(path) as store:  # the norm cut training used
+                eligible = eligible_rows(store, exclude)
+                max_norm[hook] = norm_cut(row_norms(store), eligible, smk.params.exclude_norm_above)
     device = next(iter(model.parameters())).device
     saes, loaded = {}, []
     for key, path in zip(smk.params.sae_keys, smk.input.saes):

@@ -17,10 +17,7 @@ def main(smk):
 
     torch.set_num_threads(smk.threads)
     source = smk.params.source
-    spec = LanguageModelSpec(
-        source=source["kind"], name=source.get("name"), gguf_file=source.get("gguf_file"),
-        device=smk.params.device, dtype=source["dtype"],
-    )
+    spec = LanguageModelSpec.from_source(source, smk.params.device)
     corpus = load_corpus(smk.input.corpus)
     model, _ = load_language_model(spec)
     store = smk.params.store  # the validated config: defaults from the schema

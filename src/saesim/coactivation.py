@@ -172,15 +172,10 @@ def partner_overlap(
 
 
 def first_eligible_rows(store, exclude_positions, exclude_norm_above: float | None, max_rows: int) -> np.ndarray:
-    """The first ``max_rows`` store rows an SAE of this experiment was trained on (same exclusions)."""
-    from .training import norm_outlier_rows, row_norms
+    """The first ``max_rows`` store rows an SAE of this experiment may use (the exclusions of training)."""
+    from .training import eligible_rows
 
-    eligible = np.ones(store.n_rows, dtype=bool)
-    if exclude_positions and store.has_tokens:
-        eligible &= ~np.isin(store.row_array("positions"), list(exclude_positions))
-    if exclude_norm_above is not None:
-        eligible &= ~norm_outlier_rows(row_norms(store), eligible, exclude_norm_above)
-    return np.flatnonzero(eligible)[:max_rows]
+    return np.flatnonzero(eligible_rows(store, exclude_positions, exclude_norm_above))[:max_rows]
 
 
 def sae_coactivation(sae, store, rows: np.ndarray, *, min_count: int, chunk_rows: int = 1024) -> CoactivationPairs:

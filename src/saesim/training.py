@@ -113,7 +113,12 @@ def norm_outlier_rows(norms: np.ndarray, eligible: np.ndarray, factor: float) ->
     (Sun et al. 2024) on a handful of tokens, with norms 10-100x the median;
     a few such rows can hold most of the variance and dominate the MSE.
     """
-    return norms > factor * np.median(norms[eligible])
+    return norms > norm_cut(norms, eligible, factor)
+
+
+def norm_cut(norms: np.ndarray, eligible: np.ndarray, factor: float) -> float:
+    """The largest row norm kept by ``exclude_norm_above=factor``: ``factor`` x the median eligible norm."""
+    return float(factor * np.median(norms[eligible]))
 
 
 def mean_row(store: ActivationStore, row_mask: np.ndarray, chunk_rows: int = 8192) -> np.ndarray:
@@ -285,6 +290,13 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def _publish_dir(tmp: Path, out_dir: Path) -> None:
+    """Put a finished folder in place of ``out_dir`` (whatever was there goes)."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, out_dir)
+
+
 def restore_trained(cache_dir: Path, key: dict, out_dir: Path) -> dict | None:
     """Publish the SAE kept in ``cache_dir`` as ``out_dir`` if it was trained for exactly ``key``.
 
@@ -308,9 +320,7 @@ def restore_trained(cache_dir: Path, key: dict, out_dir: Path) -> dict | None:
             print(f"ignoring {cache_dir}: its weights differ from the sha256 in its metrics.json", flush=True)
             shutil.rmtree(tmp)
             return None
-        shutil.rmtree(out_dir, ignore_errors=True)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, out_dir)
+        _publish_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -559,9 +569,7 @@ def train_sae(
                 "versions": producer_versions(),
             }
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-            shutil.rmtree(out_dir, ignore_errors=True)
-            out_dir.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, out_dir)
+            _publish_dir(tmp, out_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -61,6 +61,14 @@ class LanguageModelSpec:
             raise SaesimError(f"model entry: unknown key(s) {unknown}; known keys are {sorted(known)}")
         return cls(**values)
 
+    @classmethod
+    def from_source(cls, source: dict[str, Any], device: str = "auto") -> "LanguageModelSpec":
+        """The model of an experiment's validated ``source`` block (kind smollm2, hf or transformer_lens)."""
+        return cls(
+            source=source["kind"], name=source.get("name"), gguf_file=source.get("gguf_file"),
+            device=device, dtype=source["dtype"],
+        )
+
     @property
     def display_name(self) -> str:
         if self.source == "smollm2":
