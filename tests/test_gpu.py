@@ -141,3 +141,20 @@ def test_rulekit_pins_gpu_jobs_only(tmp_path, monkeypatch):
     assert seen["stability_table"] is None
     no_res = SimpleNamespace(rule="x", log=[str(tmp_path / "c.log")])
     assert job_gpu_count(no_res) == 0
+
+
+def test_rule_scripts_pin_native_thread_pools_to_the_jobs_threads():
+    # A rule script defines `snakemake` in __main__ and imports saesim.rulekit before numpy
+    # or torch: their pools must then have the job's `threads`, not one per core.
+    code = (
+        "import types; snakemake = types.SimpleNamespace(threads=1)\n"
+        "import saesim.rulekit, os, torch\n"
+        "print(os.environ['OMP_NUM_THREADS'], os.environ['OPENBLAS_NUM_THREADS'], torch.get_num_threads())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["1", "1", "1"]
+    # outside a rule script nothing is set
+    bare = subprocess.run([sys.executable, "-c", "import saesim.rulekit, os; print(os.environ.get('OMP_NUM_THREADS'))"],
+                          env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert bare == ["None"]

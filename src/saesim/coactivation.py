@@ -121,16 +121,21 @@ def top_partners(pairs: CoactivationPairs, m: int) -> np.ndarray:
 
 
 def _overlap(partners_a: np.ndarray, partners_b: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray, mapping: np.ndarray) -> float:
-    """Mean over ``a_idx`` of |mapping(partners_A(i)) ∩ partners_B(b)| / |partners_A(i)|."""
-    fractions = []
-    for i, b in zip(a_idx, b_idx):
-        pa = partners_a[i][partners_a[i] >= 0]
-        if pa.size == 0:
-            continue
-        mapped = mapping[pa]
-        pb = partners_b[b][partners_b[b] >= 0]
-        fractions.append(np.isin(mapped[mapped >= 0], pb).sum() / pa.size)
-    return float(np.mean(fractions)) if fractions else float("nan")
+    """Mean over ``a_idx`` of |mapping(partners_A(i)) ∩ partners_B(b)| / |partners_A(i)|.
+
+    Latents of A without partners are left out. Vectorised over the matched latents:
+    ``[len(a_idx), m, m]`` booleans (partner lists are short), no Python loop per latent.
+    """
+    pa = partners_a[a_idx]  # [N, m], -1 padded
+    has = pa >= 0
+    mapped = np.where(has, mapping[np.maximum(pa, 0)], -1)  # a partner the matching does not reach: -1
+    pb = partners_b[b_idx]
+    hits = ((mapped[:, :, None] == pb[:, None, :]) & (mapped[:, :, None] >= 0)).any(axis=2).sum(axis=1)
+    sizes = has.sum(axis=1)
+    keep = sizes > 0
+    if not keep.any():
+        return float("nan")
+    return float(np.mean(hits[keep] / sizes[keep]))
 
 
 def partner_overlap(

@@ -13,6 +13,23 @@ from typing import Any, Callable
 from .errors import SaesimError
 from .gpu import acquire_gpus, job_gpu_count
 
+# Native thread pools (OpenMP, OpenBLAS, MKL; torch's intra-op pool follows OMP_NUM_THREADS)
+# read these once, when numpy or torch is first imported. Snakemake sets them only for
+# shell jobs, so a script job would start one thread per core and, beside other jobs,
+# oversubscribe the CPU (OpenBLAS threads spin while they wait). Rule scripts import this
+# module before numpy or torch, so the job's `threads:` applies to every pool.
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def limit_native_threads(threads: int | None) -> None:
+    """Set the native thread-pool sizes to ``threads`` (None or < 1: leave them)."""
+    if threads is not None and threads >= 1:
+        for var in THREAD_ENV_VARS:
+            os.environ[var] = str(int(threads))
+
+
+limit_native_threads(getattr(getattr(sys.modules.get("__main__"), "snakemake", None), "threads", None))
+
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write JSON to a temporary name and rename, so the file is complete or absent."""
