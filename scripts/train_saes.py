@@ -1,5 +1,5 @@
-"""Train every seed of one SAE variant with sae-lens on an activation store, one after the
-other in this process (rules train_saes_*)."""
+"""Train the SAEs of one job with sae-lens, one after the other in this process (rules
+train_saes_*): every seed of one variant, or every SAE of an experiment (sae.train_jobs)."""
 
 import sys
 
@@ -11,12 +11,13 @@ from saesim.rulekit import run  # noqa: E402
 def main(smk):
     from saesim.training import SAESpec, train_sae
 
-    for spec, out, resume_dir, cache in zip(smk.params.specs, smk.output, smk.params.resume_dirs, smk.params.trained_caches):
+    jobs = zip(smk.params.specs, smk.params.stores, smk.output, smk.params.resume_dirs, smk.params.trained_caches)
+    for spec, store, out, resume_dir, cache in jobs:
         spec = dict(spec)
         for key in ("matryoshka_widths", "exclude_positions"):
             spec[key] = tuple(spec.get(key, ()))
         metrics = train_sae(
-            smk.input.store,
+            store,
             SAESpec(**spec),
             out,
             resume_dir=resume_dir,

@@ -241,3 +241,23 @@ def test_nan_weights_stop_the_comparison_with_one_line(workflow_copy):
         assert not (w / "results/toy/pairs/toy/standard-w12-l1c0.05/seed0-seed1.json").exists()
     finally:
         weights.write_bytes(backup)
+
+
+def test_one_training_job_per_experiment_gives_the_same_saes(workflow_copy, tmp_path):
+    # sae.train_jobs: experiment trains every hook, variant and seed in one job (and the null in
+    # another); the SAEs must be the bytes the per-variant jobs of the session's run wrote
+    from workflow_helpers import copy_workflow
+
+    cfg = json.loads(json.dumps(TINY))
+    cfg["experiments"]["toy"]["sae"]["train_jobs"] = "experiment"
+    w = copy_workflow(tmp_path / "wf", cfg)
+    saes = sorted(p.relative_to(workflow_copy) for p in (workflow_copy / "results/toy/saes").glob("*/*/seed*"))
+    nulls = sorted(p.relative_to(workflow_copy) for p in (workflow_copy / "results/toy/null/saes").glob("*/*/seed*"))
+    assert len(saes) == 6 and len(nulls) == 6
+    proc = snakemake(w, *map(str, saes + nulls))
+    out = proc.stdout + proc.stderr
+    assert out.count("rule train_saes_toy:") == 1 and out.count("rule train_null_saes_toy:") == 1
+    for rel in saes + nulls:
+        for name in ("sae_weights.safetensors", "cfg.json"):
+            assert (w / rel / name).read_bytes() == (workflow_copy / rel / name).read_bytes(), rel / name
+    assert "explained_variance" in (w / "results/logs/train_saes/toy.log").read_text()

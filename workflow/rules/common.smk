@@ -173,10 +173,15 @@ def sae_specs_of(null):
     return lambda w: [sae_spec_of(w.exp, w.variant, s) for s in sae_seeds(w.exp, null)]
 
 
+def side_dir(root, exp, hook, variant, seed, null=False):
+    """An SAE's folder under ``root`` (resume checkpoints, trained SAEs kept), outside results/{exp}."""
+    part = "null/" if null else ""
+    return f"{root}/{exp}/{part}{hook}/{variant}/seed{seed}"
+
+
 def side_dirs_of(root, null):
     """Input function: one folder per seed under ``root`` (resume checkpoints, trained SAEs kept)."""
-    part = "null/" if null else ""
-    return lambda w: [f"{root}/{w.exp}/{part}{w.hook}/{w.variant}/seed{s}" for s in sae_seeds(w.exp, null)]
+    return lambda w: [side_dir(root, w.exp, w.hook, w.variant, s, null) for s in sae_seeds(w.exp, null)]
 
 
 def hook_variants(exp):

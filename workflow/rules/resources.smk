@@ -24,6 +24,7 @@
 #     --set-resources train_saes_smollm2:runtime=720 (per-experiment rules: train_saes_<exp>, extract_activations_<exp>).
 
 import math
+from types import SimpleNamespace
 
 MIB = 2**20
 # resident memory of a job before its data, about twice what was measured (peak RSS of a
@@ -167,6 +168,24 @@ def train_sae_mem_mb(wildcards, attempt):
 def train_saes_runtime(wildcards, threads, attempt):
     """Every seed of a variant, one after the other."""
     return len(seeds(wildcards.exp)) * train_sae_runtime(wildcards, threads, attempt)
+
+
+def _variant_wildcards(exp):
+    return [SimpleNamespace(exp=exp, hook=h, variant=v) for h, v in hook_variants(exp)]
+
+
+def train_experiment_mem_mb(exp):
+    """Resource function of a job that trains every SAE of an experiment (sae.train_jobs:
+    experiment): the largest one, as they train one after the other."""
+    return lambda wildcards, attempt: max(train_sae_mem_mb(w, attempt) for w in _variant_wildcards(exp))
+
+
+def train_experiment_runtime(exp, null):
+    """Every hook, variant and seed of an experiment, one after the other."""
+    n_seeds = len(sae_seeds(exp, null))
+    return lambda wildcards, threads, attempt: n_seeds * sum(
+        train_sae_runtime(w, threads, attempt) for w in _variant_wildcards(exp)
+    )
 
 
 def train_sae_runtime(wildcards, threads, attempt):
