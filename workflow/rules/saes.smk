@@ -26,8 +26,9 @@ for _exp in [e for e in EXPERIMENTS if not is_imported(e)]:
                 specs=sae_specs_of(_null),
                 # trainer checkpoints for resuming a killed job, and the finished SAEs kept for
                 # reuse; outside the outputs, which Snakemake deletes before a job starts
-                resume_dirs=side_dirs_of("results/.resume", _null),
-                trained_caches=side_dirs_of("results/.trained", _null),
+                resume_dirs=side_dirs_of("resume", _null),
+                trained_caches=side_dirs_of("trained_cache", _null),
+                identities=sae_identities_of(_null),
                 code=code_of("scripts/train_saes.py"),
             threads: config["threads_per_job"]
             resources:
