@@ -56,6 +56,8 @@ TEMPLATES = {
 #: what a field matches when a path is parsed (default: one path component)
 FIELD_PATTERNS = {
     "exp": r"[A-Za-z0-9-]+",  # one path component, no "_" (figures/<exp>_<name>)
+    "cmp": r"[A-Za-z0-9-]+",
+    "suite": r"[A-Za-z0-9-]+",
     "seed": r"\d+",
     "a": r"\d+",
     "b": r"\d+",

@@ -63,7 +63,7 @@ rule suite_cell:
     log:
         "results/logs/suite_cell/{suite}/{a}__{b}.log",
     wildcard_constraints:
-        suite="[A-Za-z0-9-]+",
+        suite=layout.FIELD_PATTERNS["suite"],
         a=suite_runs.LABEL_PATTERN,
         b=suite_runs.LABEL_PATTERN,
     params:
@@ -93,7 +93,7 @@ rule suite_matrix:
     log:
         "results/logs/suite_matrix/{suite}.log",
     wildcard_constraints:
-        suite="[A-Za-z0-9-]+",
+        suite=layout.FIELD_PATTERNS["suite"],
     params:
         members=lambda w: list(suite_members(w.suite)),
         code=code_of("scripts/suite_matrix.py"),
@@ -122,7 +122,7 @@ rule plot_suite_matrix:
     log:
         "results/logs/plot_suite_matrix/{suite}.log",
     wildcard_constraints:
-        suite="[A-Za-z0-9-]+",
+        suite=layout.FIELD_PATTERNS["suite"],
     params:
         members=lambda w: list(suite_members(w.suite)),
         code=code_of("scripts/plot_suite_matrix.py"),
@@ -151,7 +151,7 @@ rule plot_suite_splitting:
     log:
         "results/logs/plot_suite_splitting/{suite}.log",
     wildcard_constraints:
-        suite="[A-Za-z0-9-]+",
+        suite=layout.FIELD_PATTERNS["suite"],
     params:
         code=code_of("scripts/plot_suite_splitting.py"),
     threads: 1

@@ -12,7 +12,7 @@ rule compare_by_activations:
     log:
         "results/logs/compare_by_activations/{cmp}/{hook_a}__{hook_b}.log",
     wildcard_constraints:
-        cmp="[A-Za-z0-9-]+",
+        cmp=layout.FIELD_PATTERNS["cmp"],
         hook_a="[A-Za-z0-9_.-]+",
         hook_b="[A-Za-z0-9_.-]+",
     params:
