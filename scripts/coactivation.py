@@ -16,6 +16,7 @@ def main(smk):
     from saesim.activation_store import open_store
     from saesim.coactivation import first_eligible_rows, partner_overlap, sae_coactivation, sae_summary, top_partners
     from saesim.checkpoints import decoder_rows
+    from saesim.layout import ArtifactId, sae_key, sae_key_identity
     from saesim.plotting import coactivation_plot, paper_style, save_figure
     from saesim.similarity import one_to_one_matching
 
@@ -24,7 +25,8 @@ def main(smk):
     summaries, tops, overlaps = [], [], []
     partners = {}
     for key, sae_path in tqdm(list(zip(smk.params.sae_keys, smk.input.saes)), desc="co-activation", unit="SAE"):
-        hook, variant, seed = key.split("/")
+        sae = sae_key_identity(key, smk.wildcards.exp)
+        hook, variant, seed = sae.hook, sae.variant, sae.seed
         store_path = smk.params.store_of[hook]
         with open_store(store_path) as store:
             if hook not in rows_of:
@@ -33,12 +35,12 @@ def main(smk):
                 )
             pairs = sae_coactivation(sae_path, store, rows_of[hook], min_count=opts["min_count"])
         summary, top = sae_summary(pairs, cluster_jaccard=opts["cluster_jaccard"])
-        ident = {"hook": hook, "variant": variant, "seed": int(seed.removeprefix("seed"))}
+        ident = {"hook": hook, "variant": variant, "seed": seed}
         summaries.append({**ident, **summary})
         tops += [{**ident, "rank": r + 1, **t} for r, t in enumerate(top)]
         partners[key] = top_partners(pairs, opts["partners"])
     for hook, variant, a, b in smk.params.seed_pairs:
-        ka, kb = f"{hook}/{variant}/seed{a}", f"{hook}/{variant}/seed{b}"
+        ka, kb = (sae_key(ArtifactId(smk.wildcards.exp, hook, variant, (s,))) for s in (a, b))
         match = one_to_one_matching(
             decoder_rows(smk.input.saes[smk.params.sae_keys.index(ka)]),
             decoder_rows(smk.input.saes[smk.params.sae_keys.index(kb)]),

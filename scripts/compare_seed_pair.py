@@ -21,7 +21,7 @@ def main(smk):
         memory_budget_mb=smk.params.memory_budget_mb,
         with_baseline=False,
     )
-    result.update(sae_a=str(smk.input.a), sae_b=str(smk.input.b))
+    result.update(sae_a=str(smk.input.a), sae_b=str(smk.input.b), identity=smk.params.identity)
     write_json_atomic(smk.output[0], result)
     print(result)
 

@@ -16,7 +16,7 @@ def main(smk):
     result = random_decoder_baseline(
         width, width, d, draws=smk.params.draws, seed=0, memory_budget_mb=smk.params.memory_budget_mb
     )
-    result.update(n_a=width, n_b=width, d=d, draws=smk.params.draws)
+    result.update(n_a=width, n_b=width, d=d, draws=smk.params.draws, identity=smk.params.identity)
     write_json_atomic(smk.output[0], result)
     print(result)
 

@@ -17,6 +17,7 @@ def main(smk):
     from saesim.corpus import heldout_corpus, load_corpus
     from saesim.downstream import downstream_losses
     from saesim.errors import SaesimError
+    from saesim.layout import ArtifactId, sae_key_identity
     from saesim.models.language import LanguageModelSpec, load_language_model
     from saesim.training import eligible_rows, norm_cut, row_norms
 
@@ -38,10 +39,11 @@ def main(smk):
                 max_norm[hook] = norm_cut(row_norms(store), eligible, smk.params.exclude_norm_above)
     device = next(iter(model.parameters())).device
     saes, loaded = {}, []
+    identities = {key: sae_key_identity(key, smk.wildcards.exp) for key in smk.params.sae_keys}
     for key, path in zip(smk.params.sae_keys, smk.input.saes):
         sae = SAE.load_from_disk(path, device=str(device))
         loaded.append(sae)
-        saes[key] = (key.split("/")[0], lambda x, sae=sae: sae.decode(sae.encode(x)))
+        saes[key] = (identities[key].hook, lambda x, sae=sae: sae.decode(sae.encode(x)))
     results = downstream_losses(
         model, heldout.tokens, saes, keep={h: keep for h in smk.params.hooks}, max_norm=max_norm,
         batch_size=source.get("batch_size", 8), progress=True,
@@ -49,7 +51,8 @@ def main(smk):
     write_json_atomic(
         smk.output[0],
         {
-            "saes": {k: r.to_dict() for k, r in results.items()},
+            "saes": {k: {**r.to_dict(), "identity": identities[k].to_dict()} for k, r in results.items()},
+            "identity": ArtifactId(smk.wildcards.exp).to_dict(),
             "heldout_contexts": heldout.n_contexts,
             "n_ctx": heldout.n_ctx,
             "heldout_tokens_sha256": heldout.content_hash(),

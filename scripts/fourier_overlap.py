@@ -18,7 +18,7 @@ def main(smk):
     with open_store(smk.input.store) as store:
         truth = store.group("ground_truth")
         key_frequencies = truth["key_frequencies"].tolist()
-    result = {"key_frequencies": key_frequencies, "sae": str(smk.input.sae)}
+    result = {"key_frequencies": key_frequencies, "sae": str(smk.input.sae), "identity": smk.params.identity}
     for space in ("activation_subspace", "embedding_subspace"):
         basis = truth[space]
         if basis.shape[1] != sae.W_dec.shape[1]:

@@ -29,7 +29,7 @@ def main(smk):
     result["baseline"].update(lib.pop("chance"))
     result.update(lib)
     result["true_l0"] = float(true_l0) if true_l0 is not None else None
-    result.update(sae=str(smk.input.sae), store=str(smk.input.store), store_content_hash=store_hash)
+    result.update(sae=str(smk.input.sae), store=str(smk.input.store), store_content_hash=store_hash, identity=smk.params.identity)
     write_json_atomic(smk.output[0], result)
     print({k: v for k, v in result.items() if k != "gt_best_cos_per_feature"})
 

@@ -1,6 +1,5 @@
 """Every SAE variant of every experiment in one table: CSV, Markdown and HTML (rule summary_table)."""
 
-import re
 import sys
 from pathlib import Path
 
@@ -8,14 +7,13 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
+from saesim.layout import parse  # noqa: E402
 from saesim.rulekit import run  # noqa: E402
 from saesim.tables import cross_experiment_summary, cross_summary_html, cross_summary_markdown  # noqa: E402
 
-_EXP = re.compile(r"results/(?P<exp>[^/]+)/tables/[^/]+\.csv$")
-
-
 def _by_experiment(paths):
-    return {_EXP.search(str(p)).group("exp"): pd.read_csv(p) for p in paths}
+    """Experiment -> its table (CSV tables record no identity: the layout's inverse names it)."""
+    return {parse("table", p)[0].experiment: pd.read_csv(p) for p in paths}
 
 
 def main(smk):

@@ -1,18 +1,22 @@
 """Train the SAEs of one job with sae-lens, one after the other in this process (rules
 train_saes_*): every seed of one variant, or every SAE of an experiment (sae.train_jobs)."""
 
+import json
 import sys
+from pathlib import Path
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run  # noqa: E402
+from saesim.rulekit import run, write_json_atomic  # noqa: E402
 
 
 def main(smk):
     from saesim.training import SAESpec, train_sae
 
-    jobs = zip(smk.params.specs, smk.params.stores, smk.output, smk.params.resume_dirs, smk.params.trained_caches)
-    for spec, store, out, resume_dir, cache in jobs:
+    jobs = zip(
+        smk.params.specs, smk.params.stores, smk.output, smk.params.resume_dirs, smk.params.trained_caches, smk.params.identities
+    )
+    for spec, store, out, resume_dir, cache, identity in jobs:
         spec = dict(spec)
         for key in ("matryoshka_widths", "exclude_positions"):
             spec[key] = tuple(spec.get(key, ()))
@@ -24,6 +28,10 @@ def main(smk):
             n_checkpoints=smk.config.get("resume_checkpoints", 0),
             trained_cache=cache,
         )
+        # the SAE's identity, beside the metrics (the copy kept in trained_cache has none:
+        # one SAE, one folder, one identity)
+        metrics_file = Path(out) / "metrics.json"
+        write_json_atomic(metrics_file, {**json.loads(metrics_file.read_text()), "identity": identity})
         print(out, {k: metrics[k] for k in ("explained_variance", "l0", "dead_fraction", "training_seconds")}, flush=True)
 
 

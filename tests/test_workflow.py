@@ -79,6 +79,18 @@ def test_complete_run_produces_tables_and_figures(workflow_copy):
     assert corr["n_variants"] == 3 and -1 <= corr["pearson_r"] <= 1
     # logs exist for every job
     assert (w / "results/logs/train_saes/toy/toy/topk-w12-k2.log").read_text().strip()
+    # every per-SAE and per-pair JSON records its identity (saesim.layout), the null's with role null
+    def identity(p):
+        return json.loads((w / "results/toy" / p).read_text())["identity"]
+
+    sae = {"experiment": "toy", "hook": "toy", "variant": "topk-w12-k2"}
+    assert identity("null/pairs/toy/topk-w12-k2/seed0-seed1.json") == {**sae, "seeds": [0, 1], "role": "null"}
+    assert identity("pairs/toy/topk-w12-k2/seed0-seed1.json") == {**sae, "seeds": [0, 1], "role": "real"}
+    assert identity("saes/toy/topk-w12-k2/seed1/metrics.json") == {**sae, "seeds": [1], "role": "real"}
+    assert identity("null/saes/toy/topk-w12-k2/seed1/metrics.json") == {**sae, "seeds": [1], "role": "null"}
+    assert identity("ground_truth/toy/topk-w12-k2/seed0.json") == {**sae, "seeds": [0], "role": "real"}
+    assert identity("null/ground_truth/toy/topk-w12-k2/seed0.json") == {**sae, "seeds": [0], "role": "null"}
+    assert identity("baselines/toy/w12.json") == {"experiment": "toy", "hook": "toy", "variant": None, "seeds": [], "role": "real"}
 
 
 def test_second_run_starts_no_job(workflow_copy):

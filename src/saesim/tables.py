@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
+
+from .layout import ArtifactId, identity_in, parse, sae_key_identity
 
 #: stability metrics, as columns of pairs.csv (name -> how to read it from a pair result)
 STABILITY_METRICS = {
@@ -25,32 +26,18 @@ METRIC_LABELS = {
 #: downstream loss of language-model SAEs (saesim.downstream), per SAE in saes.csv, means in stability.csv
 DOWNSTREAM_COLUMNS = ("ce_loss_recovered", "kl_div", "ce_loss_delta", "ce_clean", "ce_zero")
 
-_NULL = r"(?:(?P<null>null)/)?"  # results/<exp>/null/...: artifacts of the trained null
-_PAIR = re.compile(r"results/(?P<exp>[^/]+)/" + _NULL + r"pairs/(?P<hook>[^/]+)/(?P<variant>[^/]+)/seed(?P<a>\d+)-seed(?P<b>\d+)\.json$")
-_SAE = re.compile(r"results/(?P<exp>[^/]+)/" + _NULL + r"saes/(?P<hook>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/?$")
-_GT = re.compile(r"results/(?P<exp>[^/]+)/" + _NULL + r"ground_truth/(?P<hook>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)\.json$")
-_BASE = re.compile(r"results/(?P<exp>[^/]+)/baselines/(?P<hook>[^/]+)/w(?P<width>\d+)\.json$")
-
-
-def _match(pattern: re.Pattern, path: str) -> dict:
-    m = pattern.search(str(path).replace("\\", "/"))
-    if not m:
-        raise ValueError(f"{path}: not a saesim artifact path ({pattern.pattern})")
-    return m.groupdict()
-
-
 def _scalar(x):
     """Baselines may store ``{"mean": .., "std": ..}`` or a plain number."""
     return x["mean"] if isinstance(x, dict) and "mean" in x else x
 
 
 def downstream_rows(downstream_files: Iterable[str]) -> pd.DataFrame:
-    """One row per SAE of the ``downstream.json`` files (keys ``hook/variant/seed<s>``)."""
+    """One row per SAE of the ``downstream.json`` files (each SAE's identity, else its key ``hook/variant/seed<s>``)."""
     rows = []
     for path in downstream_files:
         for key, r in json.loads(Path(path).read_text())["saes"].items():
-            hook, variant, seed = key.split("/")
-            rows.append({"hook": hook, "variant": variant, "seed": int(seed.removeprefix("seed")),
+            sae = ArtifactId.from_dict(r["identity"]) if "identity" in r else sae_key_identity(key, "")
+            rows.append({"hook": sae.hook, "variant": sae.variant, "seed": int(sae.seed),
                          **{c: r[c] for c in DOWNSTREAM_COLUMNS}})
     return pd.DataFrame(rows, columns=["hook", "variant", "seed", *DOWNSTREAM_COLUMNS])
 
@@ -60,14 +47,14 @@ def sae_table(sae_dirs: Iterable[str], ground_truth_files: Iterable[str] = (), d
     (language models) downstream loss."""
     rows = []
     for path in sae_dirs:
-        key = _match(_SAE, path)
         m = json.loads((Path(path) / "metrics.json").read_text())
+        key = identity_in(m, "sae", path)
         rows.append(
             {
-                "hook": key["hook"],
-                "variant": key["variant"],
-                "seed": int(key["seed"]),
-                "null": key.get("null") is not None,
+                "hook": key.hook,
+                "variant": key.variant,
+                "seed": int(key.seed),
+                "null": key.null,
                 "architecture": m["architecture"],
                 "width": m["width"],
                 "sparsity_key": m["sparsity_key"],
@@ -82,14 +69,14 @@ def sae_table(sae_dirs: Iterable[str], ground_truth_files: Iterable[str] = (), d
     df = pd.DataFrame(rows)
     gt_rows = []
     for path in ground_truth_files:
-        key = _match(_GT, path)
         g = json.loads(Path(path).read_text())
+        key = identity_in(g, "ground_truth", path)
         gt_rows.append(
             {
-                "hook": key["hook"],
-                "variant": key["variant"],
-                "seed": int(key["seed"]),
-                "null": key.get("null") is not None,
+                "hook": key.hook,
+                "variant": key.variant,
+                "seed": int(key.seed),
+                "null": key.null,
                 "gt_mean_max_cos": g["gt_mean_max_cos"],
                 "gt_frac_recovered": g["gt_frac_recovered"],
                 "gt_mean_max_cos_baseline": g["baseline"]["gt_mean_max_cos"],
@@ -120,9 +107,9 @@ def pair_table(pair_files: Iterable[str], saes: pd.DataFrame) -> pd.DataFrame:
     """One row per seed pair of one variant, with every stability metric."""
     rows = []
     for path in pair_files:
-        key = _match(_PAIR, path)
         r = json.loads(Path(path).read_text())
-        row = {"hook": key["hook"], "variant": key["variant"], "seed_a": int(key["a"]), "seed_b": int(key["b"]), "null": key.get("null") is not None}
+        key = identity_in(r, "pair", path)
+        row = {"hook": key.hook, "variant": key.variant, "seed_a": int(key.seeds[0]), "seed_b": int(key.seeds[1]), "null": key.null}
         row.update({name: float(get(r)) for name, get in STABILITY_METRICS.items()})
         row["mmcs_a_to_b"] = r["mmcs_a_to_b"]
         row["mmcs_b_to_a"] = r["mmcs_b_to_a"]
@@ -137,8 +124,12 @@ def load_baselines(baseline_files: Iterable[str]) -> dict[tuple[str, int], dict]
     """``(hook, width) -> baseline result`` of random decoders of that shape."""
     out = {}
     for path in baseline_files:
-        key = _match(_BASE, path)
-        out[(key["hook"], int(key["width"]))] = json.loads(Path(path).read_text())
+        r = json.loads(Path(path).read_text())
+        if "identity" in r:  # width: that of its random decoders
+            out[(r["identity"]["hook"], int(r["n_a"]))] = r
+        else:
+            key, extra = parse("baseline", path)
+            out[(key.hook, extra["width"])] = r
     return out
 
 
@@ -296,17 +287,14 @@ def summary_markdown(stability: pd.DataFrame, true_l0: float | None = None) -> s
     return header + table.to_markdown(index=False, floatfmt=".3f") + "\n"
 
 
-_FOURIER = re.compile(r"results/(?P<exp>[^/]+)/" + _NULL + r"fourier/(?P<hook>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)\.json$")
-
-
 def fourier_table(fourier_files: Iterable[str]) -> pd.DataFrame:
     """One row per SAE on the modular model: mean Fourier overlap of its decoder rows with the
     key-frequency subspace (activation and embedding versions) and the random-direction baseline."""
     rows = []
     for path in fourier_files:
-        key = _match(_FOURIER, path)
         r = json.loads(Path(path).read_text())
-        row = {"hook": key["hook"], "variant": key["variant"], "seed": int(key["seed"]), "null": key.get("null") is not None, "architecture": key["variant"].split("-")[0]}
+        key = identity_in(r, "fourier", path)
+        row = {"hook": key.hook, "variant": key.variant, "seed": int(key.seed), "null": key.null, "architecture": key.variant.split("-")[0]}
         for space, tag in (("activation_subspace", "act"), ("embedding_subspace", "emb")):
             s = r[space]
             row.update({

@@ -17,6 +17,8 @@ from saesim.config import (  # noqa: E402
     validate_config,
 )
 from saesim.architectures import figure_choice  # noqa: E402
+from saesim import layout  # noqa: E402
+from saesim.layout import ArtifactId  # noqa: E402
 from saesim.codehash import cached_code_hash  # noqa: E402
 from saesim.errors import SaesimError  # noqa: E402
 
@@ -34,7 +36,7 @@ EXPERIMENTS = config["experiments"]
 # experiment names are single path components, so results/{exp}/null/... never matches
 # a rule of the real artifacts with an experiment named "{exp}/null"
 wildcard_constraints:
-    exp=r"[A-Za-z0-9-]+",
+    exp=layout.FIELD_PATTERNS["exp"],
 
 SRC = Path(workflow.basedir) / "src" / "saesim"
 DEVICE = config["device"]
@@ -113,11 +115,21 @@ def has_ground_truth(exp):
 
 
 def store_path(exp, hook):
-    return f"results/{exp}/stores/{hook}.h5"
+    return layout.path("store", ArtifactId(exp, hook))
 
 
 def sae_dir(exp, hook, variant, seed):
-    return f"results/{exp}/saes/{hook}/{variant}/seed{seed}"
+    return layout.path("sae", ArtifactId(exp, hook, variant, (seed,)))
+
+
+def role_of(null):
+    return "null" if null else "real"
+
+
+def job_identity(role="real"):
+    """A rule's ``identity`` param: the identity of its job's output (saesim.layout.ArtifactId
+    from the wildcards), which the script writes into the artifact."""
+    return lambda w: ArtifactId.from_wildcards(w, role).to_dict()
 
 
 def rule_name(prefix, exp):
@@ -165,7 +177,7 @@ def sae_seeds(exp, null=False):
 
 def trained_sae_dir(exp, hook, variant, seed, null=False):
     """An SAE folder; the null's mirror the real ones under results/{exp}/null/."""
-    return f"results/{exp}/null/saes/{hook}/{variant}/seed{seed}" if null else sae_dir(exp, hook, variant, seed)
+    return layout.path("sae", ArtifactId(exp, hook, variant, (seed,), role_of(null)))
 
 
 def sae_specs_of(null):
@@ -173,15 +185,19 @@ def sae_specs_of(null):
     return lambda w: [sae_spec_of(w.exp, w.variant, s) for s in sae_seeds(w.exp, null)]
 
 
-def side_dir(root, exp, hook, variant, seed, null=False):
-    """An SAE's folder under ``root`` (resume checkpoints, trained SAEs kept), outside results/{exp}."""
-    part = "null/" if null else ""
-    return f"{root}/{exp}/{part}{hook}/{variant}/seed{seed}"
+def side_dir(kind, exp, hook, variant, seed, null=False):
+    """An SAE's folder of layout kind ``kind`` (resume checkpoints, trained SAEs kept), outside results/{exp}."""
+    return layout.path(kind, ArtifactId(exp, hook, variant, (seed,), role_of(null)))
 
 
-def side_dirs_of(root, null):
-    """Input function: one folder per seed under ``root`` (resume checkpoints, trained SAEs kept)."""
-    return lambda w: [side_dir(root, w.exp, w.hook, w.variant, s, null) for s in sae_seeds(w.exp, null)]
+def side_dirs_of(kind, null):
+    """Input function: one folder per seed of layout kind ``kind`` (resume checkpoints, trained SAEs kept)."""
+    return lambda w: [side_dir(kind, w.exp, w.hook, w.variant, s, null) for s in sae_seeds(w.exp, null)]
+
+
+def sae_identities_of(null):
+    """Input function: the identity of every SAE of one training job, in the order of its outputs."""
+    return lambda w: [ArtifactId(w.exp, w.hook, w.variant, (s,), role_of(null)).to_dict() for s in sae_seeds(w.exp, null)]
 
 
 def hook_variants(exp):
@@ -195,7 +211,7 @@ def all_sae_dirs(exp):
 
 def all_pair_files(exp):
     return [
-        f"results/{exp}/pairs/{h}/{v}/seed{a}-seed{b}.json"
+        layout.path("pair", ArtifactId(exp, h, v, (a, b)))
         for h, v in hook_variants(exp)
         for a, b in seed_pairs(exp)
     ]
@@ -203,14 +219,14 @@ def all_pair_files(exp):
 
 def all_baseline_files(exp):
     widths = {h: sorted({variants(exp)[v].width for hv, v in hook_variants(exp) if hv == h}) for h in hooks(exp)}
-    return [f"results/{exp}/baselines/{h}/w{w}.json" for h in hooks(exp) for w in widths[h]]
+    return [layout.path("baseline", ArtifactId(exp, h), width=w) for h in hooks(exp) for w in widths[h]]
 
 
 def all_ground_truth_files(exp):
     if not has_ground_truth(exp):
         return []
     return [
-        f"results/{exp}/ground_truth/{h}/{v}/seed{s}.json"
+        layout.path("ground_truth", ArtifactId(exp, h, v, (s,)))
         for h, v in hook_variants(exp)
         for s in seeds(exp)
     ]
@@ -218,13 +234,13 @@ def all_ground_truth_files(exp):
 
 def all_downstream_files(exp):
     """The downstream-loss JSON of a language-model experiment (none for other kinds)."""
-    return [f"results/{exp}/downstream.json"] if EXPERIMENTS[exp]["source"]["kind"] in LANGUAGE_KINDS else []
+    return [layout.path("downstream", ArtifactId(exp))] if EXPERIMENTS[exp]["source"]["kind"] in LANGUAGE_KINDS else []
 
 
 def downstream_inputs(wildcards):
     exp = wildcards.exp
     return {
-        "corpus": f"results/{exp}/corpus.npz",
+        "corpus": layout.path("corpus", ArtifactId(exp)),
         "stores": [store_path(exp, h) for h in hooks(exp)],
         "saes": [sae_dir(exp, h, v, s) for h, v in hook_variants(exp) for s in seeds(exp)],
     }
@@ -232,7 +248,7 @@ def downstream_inputs(wildcards):
 
 def sae_keys(exp):
     """``hook/variant/seed<s>`` of every SAE of an experiment, in the order of all_sae_dirs."""
-    return [f"{h}/{v}/seed{s}" for h, v in hook_variants(exp) for s in seeds(exp)]
+    return [layout.sae_key(ArtifactId(exp, h, v, (s,))) for h, v in hook_variants(exp) for s in seeds(exp)]
 
 
 def truth_heatmap_saes(wildcards):
@@ -274,7 +290,7 @@ def modular_model_config(exp):
 
 def all_fourier_files(exp):
     return [
-        f"results/{exp}/fourier/{h}/{v}/seed{s}.json"
+        layout.path("fourier", ArtifactId(exp, h, v, (s,)))
         for h, v in hook_variants(exp)
         for s in seeds(exp)
     ]
@@ -293,7 +309,7 @@ def convergence_saes(exp):
 def convergence_baseline(exp):
     """The random-decoder baseline file of that variant's shape (rule decoder_baseline)."""
     variant, hook, _ = convergence_target(EXPERIMENTS[exp])
-    return f"results/{exp}/baselines/{hook}/w{variants(exp)[variant].width}.json"
+    return layout.path("baseline", ArtifactId(exp, hook), width=variants(exp)[variant].width)
 
 
 def experiments_with_convergence():
@@ -320,7 +336,7 @@ def null_seeds(exp):
 
 
 def null_store_path(exp, hook):
-    return f"results/{exp}/null/stores/{hook}.h5"
+    return layout.path("store", ArtifactId(exp, hook, role="null"))
 
 
 def null_seed_pairs(exp):
@@ -331,14 +347,14 @@ def null_seed_pairs(exp):
 def all_null_sae_dirs(exp):
     if not null_enabled(exp):
         return []
-    return [f"results/{exp}/null/saes/{h}/{v}/seed{s}" for h, v in hook_variants(exp) for s in null_seeds(exp)]
+    return [trained_sae_dir(exp, h, v, s, null=True) for h, v in hook_variants(exp) for s in null_seeds(exp)]
 
 
 def all_null_pair_files(exp):
     if not null_enabled(exp):
         return []
     return [
-        f"results/{exp}/null/pairs/{h}/{v}/seed{a}-seed{b}.json"
+        layout.path("pair", ArtifactId(exp, h, v, (a, b), "null"))
         for h, v in hook_variants(exp)
         for a, b in null_seed_pairs(exp)
     ]
@@ -347,13 +363,13 @@ def all_null_pair_files(exp):
 def all_null_ground_truth_files(exp):
     if not (null_enabled(exp) and has_ground_truth(exp)):
         return []
-    return [f"results/{exp}/null/ground_truth/{h}/{v}/seed{s}.json" for h, v in hook_variants(exp) for s in null_seeds(exp)]
+    return [layout.path("ground_truth", ArtifactId(exp, h, v, (s,), "null")) for h, v in hook_variants(exp) for s in null_seeds(exp)]
 
 
 def all_null_fourier_files(exp):
     if not (null_enabled(exp) and is_modular(exp)):
         return []
-    return [f"results/{exp}/null/fourier/{h}/{v}/seed{s}.json" for h, v in hook_variants(exp) for s in null_seeds(exp)]
+    return [layout.path("fourier", ArtifactId(exp, h, v, (s,), "null")) for h, v in hook_variants(exp) for s in null_seeds(exp)]
 
 
 FIGURES = {
@@ -371,7 +387,7 @@ FIGURES = {
 
 def figure_files(exp):
     return [
-        f"results/figures/{exp}_{name}.{ext}"
+        layout.path("figure", ArtifactId(exp), name=name, ext=ext)
         for name, applies in FIGURES.items()
         if applies(exp)
         for ext in ("pdf", "png")
@@ -400,7 +416,7 @@ def comparison_inputs(wildcards):
     }
     for side, exp in (("a", exp_a), ("b", exp_b)):
         if EXPERIMENTS[exp]["source"]["kind"] in LANGUAGE_KINDS:
-            out[f"junk_{side}"] = f"results/{exp}/junk_token_ids.json"
+            out[f"junk_{side}"] = layout.path("junk_tokens", ArtifactId(exp))
     return out
 
 
@@ -415,7 +431,7 @@ def comparison_options(cmp):
 def comparison_files(cmp):
     _, _, _, hooks_a = comparison_side(cmp, "a")
     _, _, _, hooks_b = comparison_side(cmp, "b")
-    return [f"results/comparisons/{cmp}/{ha}__{hb}.json" for ha in hooks_a for hb in hooks_b]
+    return [layout.path("comparison", cmp=cmp, hook_a=ha, hook_b=hb, ext="json") for ha in hooks_a for hb in hooks_b]
 
 
 # ---- suites: imported SAEs and cross-variant matrices (workflow/rules/suites.smk) ----
@@ -443,7 +459,7 @@ IMPORTED = _expand_imported_all()
 
 
 def imported_identity_file(exp, label):
-    return f"results/{exp}/saes_imported/{label}.json"
+    return layout.path("imported", ArtifactId(exp), label=label)
 
 
 def imported_inputs(wildcards):
@@ -489,7 +505,7 @@ def suite_pairs(suite):
 
 
 def suite_cell_files(suite):
-    return [f"results/suites/{suite}/{a}__{b}.json" for a, b in suite_pairs(suite)]
+    return [layout.path("suite_cell", suite=suite, member_a=a, member_b=b) for a, b in suite_pairs(suite)]
 
 
 def suite_cell_inputs(wildcards):
@@ -518,16 +534,16 @@ def suite_cell_params(wildcards):
 
 
 def suite_files(suite):
-    out = [f"results/suites/{suite}/matrix.csv"]
+    out = [layout.path("suite_matrix", suite=suite)]
     exts = ("pdf", "png")
-    out += [f"results/figures/suite-{suite}_matrix.{ext}" for ext in exts]
+    out += [layout.path("suite_figure", suite=suite, name="matrix", ext=ext) for ext in exts]
     if SUITES[suite]["axis"] == "width":
-        out += [f"results/figures/suite-{suite}_splitting.{ext}" for ext in exts]
+        out += [layout.path("suite_figure", suite=suite, name="splitting", ext=ext) for ext in exts]
     return out
 
 
 def imported_files(exp):
-    return [imported_identity_file(exp, label) for label in IMPORTED[exp]] + [f"results/{exp}/tables/imported_saes.csv"]
+    return [imported_identity_file(exp, label) for label in IMPORTED[exp]] + [layout.path("table", ArtifactId(exp), name="imported_saes.csv")]
 
 
 def all_targets():
@@ -536,17 +552,17 @@ def all_targets():
         out += suite_files(suite)
     for cmp in COMPARISONS:
         out += [
-            f"results/comparisons/{cmp}/results.csv",
-            f"results/figures/cmp-{cmp}_paired_vs_random.pdf",
-            f"results/figures/cmp-{cmp}_layer_heatmap.pdf",
+            layout.path("comparison_table", cmp=cmp),
+            layout.path("comparison_figure", cmp=cmp, name="paired_vs_random", ext="pdf"),
+            layout.path("comparison_figure", cmp=cmp, name="layer_heatmap", ext="pdf"),
         ]
     for exp in EXPERIMENTS:
         if is_imported(exp):
             out += imported_files(exp)
             continue
-        out += [f"results/{exp}/tables/stability.csv", f"results/{exp}/tables/summary.md"]
+        out += [layout.path("table", ArtifactId(exp), name=n) for n in ("stability.csv", "summary.md")]
         if is_modular(exp):
-            out.append(f"results/{exp}/tables/fourier.csv")
+            out.append(layout.path("table", ArtifactId(exp), name="fourier.csv"))
         out += figure_files(exp)
-    out += ["results/summary.csv", "results/summary.md", "results/summary.html"]
+    out += [layout.path("summary", ext=ext) for ext in ("csv", "md", "html")]
     return out

@@ -8,9 +8,9 @@ rule convergence:
         saes=lambda w: convergence_saes(w.exp),
         baseline=lambda w: convergence_baseline(w.exp),
     output:
-        json="results/{exp}/convergence.json",
+        json=layout.pattern("convergence"),
         table=report(
-            "results/{exp}/tables/convergence.csv",
+            layout.pattern("table", name="convergence.csv"),
             caption="../report/convergence_table.rst",
             category="{exp}",
             subcategory="Tables",
@@ -41,11 +41,11 @@ rule convergence:
 
 rule plot_convergence:
     input:
-        table="results/{exp}/tables/convergence.csv",
+        table=layout.pattern("table", name="convergence.csv"),
     output:
-        pdf="results/figures/{exp}_convergence.pdf",
+        pdf=layout.pattern("figure", name="convergence", ext="pdf"),
         png=report(
-            "results/figures/{exp}_convergence.png",
+            layout.pattern("figure", name="convergence", ext="png"),
             caption="../report/convergence.rst",
             category="{exp}",
             subcategory="Stability",

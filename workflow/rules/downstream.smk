@@ -6,7 +6,7 @@ rule downstream_loss:
     input:
         unpack(downstream_inputs),
     output:
-        "results/{exp}/downstream.json",
+        layout.pattern("downstream"),
     log:
         "results/logs/downstream_loss/{exp}.log",
     wildcard_constraints:
@@ -37,17 +37,17 @@ rule coactivation:
         stores=lambda w: [store_path(w.exp, h) for h in hooks(w.exp)],
     output:
         table=report(
-            "results/{exp}/tables/coactivation.csv",
+            layout.pattern("table", name="coactivation.csv"),
             caption="../report/coactivation.rst",
             category="{exp}",
             subcategory="Tables",
             labels={"table": "co-activation per SAE (CSV)"},
         ),
-        pairs="results/{exp}/tables/coactivation_pairs.csv",
-        overlap="results/{exp}/tables/coactivation_partners.csv",
-        pdf="results/figures/{exp}_coactivation.pdf",
+        pairs=layout.pattern("table", name="coactivation_pairs.csv"),
+        overlap=layout.pattern("table", name="coactivation_partners.csv"),
+        pdf=layout.pattern("figure", name="coactivation", ext="pdf"),
         png=report(
-            "results/figures/{exp}_coactivation.png",
+            layout.pattern("figure", name="coactivation", ext="png"),
             caption="../report/coactivation.rst",
             category="{exp}",
             subcategory="Figures",

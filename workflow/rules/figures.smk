@@ -3,12 +3,12 @@
 
 rule plot_stability_vs_l0:
     input:
-        stability="results/{exp}/tables/stability.csv",
-        pairs="results/{exp}/tables/pairs.csv",
+        stability=layout.pattern("table", name="stability.csv"),
+        pairs=layout.pattern("table", name="pairs.csv"),
     output:
-        pdf="results/figures/{exp}_stability_vs_l0.pdf",
+        pdf=layout.pattern("figure", name="stability_vs_l0", ext="pdf"),
         png=report(
-            "results/figures/{exp}_stability_vs_l0.png",
+            layout.pattern("figure", name="stability_vs_l0", ext="png"),
             caption="../report/stability_vs_l0.rst",
             category="{exp}",
             subcategory="Stability",
@@ -31,17 +31,17 @@ rule plot_stability_vs_l0:
 
 rule plot_pwmcc_vs_gtmcc:
     input:
-        stability="results/{exp}/tables/stability.csv",
+        stability=layout.pattern("table", name="stability.csv"),
     output:
-        pdf="results/figures/{exp}_pwmcc_vs_gtmcc.pdf",
+        pdf=layout.pattern("figure", name="pwmcc_vs_gtmcc", ext="pdf"),
         png=report(
-            "results/figures/{exp}_pwmcc_vs_gtmcc.png",
+            layout.pattern("figure", name="pwmcc_vs_gtmcc", ext="png"),
             caption="../report/pwmcc_vs_gtmcc.rst",
             category="{exp}",
             subcategory="Ground truth",
             labels={"figure": "PW-MCC vs GT-MCC"},
         ),
-        json="results/{exp}/ground_truth/pwmcc_vs_gtmcc.json",
+        json=layout.pattern("pwmcc_vs_gtmcc"),
     log:
         "results/logs/plot_pwmcc_vs_gtmcc/{exp}.log",
     params:
@@ -58,12 +58,12 @@ rule plot_pwmcc_vs_gtmcc:
 
 rule plot_recovery_vs_l0:
     input:
-        stability="results/{exp}/tables/stability.csv",
-        saes="results/{exp}/tables/saes.csv",
+        stability=layout.pattern("table", name="stability.csv"),
+        saes=layout.pattern("table", name="saes.csv"),
     output:
-        pdf="results/figures/{exp}_recovery_vs_l0.pdf",
+        pdf=layout.pattern("figure", name="recovery_vs_l0", ext="pdf"),
         png=report(
-            "results/figures/{exp}_recovery_vs_l0.png",
+            layout.pattern("figure", name="recovery_vs_l0", ext="png"),
             caption="../report/recovery_vs_l0.rst",
             category="{exp}",
             subcategory="Ground truth",
@@ -86,12 +86,12 @@ rule plot_recovery_vs_l0:
 
 rule plot_seed_heatmap:
     input:
-        pairs="results/{exp}/tables/pairs.csv",
-        stability="results/{exp}/tables/stability.csv",
+        pairs=layout.pattern("table", name="pairs.csv"),
+        stability=layout.pattern("table", name="stability.csv"),
     output:
-        pdf="results/figures/{exp}_seed_heatmap.pdf",
+        pdf=layout.pattern("figure", name="seed_heatmap", ext="pdf"),
         png=report(
-            "results/figures/{exp}_seed_heatmap.png",
+            layout.pattern("figure", name="seed_heatmap", ext="png"),
             caption="../report/seed_heatmap.rst",
             category="{exp}",
             subcategory="Stability",
@@ -116,9 +116,9 @@ rule plot_latent_vs_truth:
         saes=truth_heatmap_saes,
         store=lambda w: store_path(w.exp, "toy"),
     output:
-        pdf="results/figures/{exp}_latent_vs_truth.pdf",
+        pdf=layout.pattern("figure", name="latent_vs_truth", ext="pdf"),
         png=report(
-            "results/figures/{exp}_latent_vs_truth.png",
+            layout.pattern("figure", name="latent_vs_truth", ext="png"),
             caption="../report/latent_vs_truth.rst",
             category="{exp}",
             subcategory="Ground truth",
@@ -141,11 +141,11 @@ rule plot_latent_vs_truth:
 
 rule plot_grokking:
     input:
-        model="results/{exp}/model",
+        model=layout.pattern("model"),
     output:
-        pdf="results/figures/{exp}_grokking.pdf",
+        pdf=layout.pattern("figure", name="grokking", ext="pdf"),
         png=report(
-            "results/figures/{exp}_grokking.png",
+            layout.pattern("figure", name="grokking", ext="png"),
             caption="../report/grokking.rst",
             category="{exp}",
             subcategory="Model",
@@ -169,11 +169,11 @@ rule plot_grokking:
 
 rule plot_fourier_overlap:
     input:
-        fourier="results/{exp}/tables/fourier.csv",
+        fourier=layout.pattern("table", name="fourier.csv"),
     output:
-        pdf="results/figures/{exp}_fourier_overlap.pdf",
+        pdf=layout.pattern("figure", name="fourier_overlap", ext="pdf"),
         png=report(
-            "results/figures/{exp}_fourier_overlap.png",
+            layout.pattern("figure", name="fourier_overlap", ext="png"),
             caption="../report/fourier_overlap.rst",
             category="{exp}",
             subcategory="Ground truth",

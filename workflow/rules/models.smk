@@ -8,7 +8,7 @@
 
 rule train_modular_model:
     output:
-        directory("results/{exp}/model"),
+        directory(layout.pattern("model")),
     log:
         "results/logs/train_modular_model/{exp}.log",
     wildcard_constraints:
@@ -36,7 +36,7 @@ for _exp in EXPERIMENTS:
             name:
                 f"extract_modular_stores_{_exp.replace('-', '_')}"
             input:
-                model=f"results/{_exp}/model",
+                model=layout.path("model", ArtifactId(_exp)),
             output:
                 [store_path(_exp, h) for h in hooks(_exp)],
             log:
@@ -60,8 +60,8 @@ for _exp in EXPERIMENTS:
 
 rule build_corpus:
     output:
-        corpus="results/{exp}/corpus.npz",
-        junk="results/{exp}/junk_token_ids.json",
+        corpus=layout.pattern("corpus"),
+        junk=layout.pattern("junk_tokens"),
     log:
         "results/logs/build_corpus/{exp}.log",
     wildcard_constraints:
@@ -87,7 +87,7 @@ for _exp in EXPERIMENTS:
             name:
                 f"extract_activations_{_exp.replace('-', '_')}"
             input:
-                corpus=f"results/{_exp}/corpus.npz",
+                corpus=layout.path("corpus", ArtifactId(_exp)),
             output:
                 [store_path(_exp, h) for h in hooks(_exp)],
             log:
@@ -113,16 +113,17 @@ for _exp in EXPERIMENTS:
 
 rule fourier_overlap:
     input:
-        sae="results/{exp}/saes/{hook}/{variant}/seed{seed}",
+        sae=layout.pattern("sae"),
         store=lambda w: store_path(w.exp, w.hook),
     output:
-        "results/{exp}/fourier/{hook}/{variant}/seed{seed}.json",
+        layout.pattern("fourier"),
     log:
         "results/logs/fourier_overlap/{exp}/{hook}/{variant}/seed{seed}.log",
     wildcard_constraints:
         exp=experiments_of_kind("modular"),
         seed=r"\d+",
     params:
+        identity=job_identity(),
         code=code_of("scripts/fourier_overlap.py"),
     threads: 1
     resources:
@@ -140,7 +141,7 @@ rule fourier_table:
         null=lambda w: all_null_fourier_files(w.exp),
     output:
         report(
-            "results/{exp}/tables/fourier.csv",
+            layout.pattern("table", name="fourier.csv"),
             caption="../report/fourier_table.rst",
             category="{exp}",
             subcategory="Tables",

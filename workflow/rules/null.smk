@@ -10,7 +10,7 @@ rule make_null_store:
     input:
         store=lambda w: store_path(w.exp, w.hook),
     output:
-        "results/{exp}/null/stores/{hook}.h5",
+        layout.pattern("store", "null"),
     log:
         "results/logs/make_null_store/{exp}/{hook}.log",
     params:
@@ -33,30 +33,36 @@ rule make_null_store:
 
 use rule compare_seed_pair as compare_null_seed_pair with:
     input:
-        a="results/{exp}/null/saes/{hook}/{variant}/seed{a}",
-        b="results/{exp}/null/saes/{hook}/{variant}/seed{b}",
+        a=layout.pattern("sae", "null", seed="{a}"),
+        b=layout.pattern("sae", "null", seed="{b}"),
     output:
-        "results/{exp}/null/pairs/{hook}/{variant}/seed{a}-seed{b}.json",
+        layout.pattern("pair", "null"),
     log:
         "results/logs/compare_null_seed_pair/{exp}/{hook}/{variant}/seed{a}-seed{b}.log",
+    params:
+        identity=job_identity("null"),
 
 
 # ground truth of null SAEs: against the real store's (null stores have none)
 use rule ground_truth_recovery as null_ground_truth_recovery with:
     input:
-        sae="results/{exp}/null/saes/{hook}/{variant}/seed{seed}",
+        sae=layout.pattern("sae", "null"),
         store=lambda w: store_path(w.exp, w.hook),
     output:
-        "results/{exp}/null/ground_truth/{hook}/{variant}/seed{seed}.json",
+        layout.pattern("ground_truth", "null"),
     log:
         "results/logs/null_ground_truth_recovery/{exp}/{hook}/{variant}/seed{seed}.log",
+    params:
+        identity=job_identity("null"),
 
 
 use rule fourier_overlap as null_fourier_overlap with:
     input:
-        sae="results/{exp}/null/saes/{hook}/{variant}/seed{seed}",
+        sae=layout.pattern("sae", "null"),
         store=lambda w: store_path(w.exp, w.hook),
     output:
-        "results/{exp}/null/fourier/{hook}/{variant}/seed{seed}.json",
+        layout.pattern("fourier", "null"),
     log:
         "results/logs/null_fourier_overlap/{exp}/{hook}/{variant}/seed{seed}.log",
+    params:
+        identity=job_identity("null"),

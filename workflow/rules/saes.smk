@@ -29,8 +29,9 @@ for _exp in [e for e in EXPERIMENTS if not is_imported(e)]:
                 params:
                     specs=[sae_spec_of(_exp, v, s) for h, v, s in _saes],
                     stores=[_store(_exp, h) for h, _, _ in _saes],
-                    resume_dirs=[side_dir("results/.resume", _exp, h, v, s, _null) for h, v, s in _saes],
-                    trained_caches=[side_dir("results/.trained", _exp, h, v, s, _null) for h, v, s in _saes],
+                    resume_dirs=[side_dir("resume", _exp, h, v, s, _null) for h, v, s in _saes],
+                    trained_caches=[side_dir("trained_cache", _exp, h, v, s, _null) for h, v, s in _saes],
+                    identities=[ArtifactId(_exp, h, v, (s,), role_of(_null)).to_dict() for h, v, s in _saes],
                     code=code_of("scripts/train_saes.py"),
                 threads: config["threads_per_job"]
                 resources:
@@ -64,8 +65,9 @@ for _exp in [e for e in EXPERIMENTS if not is_imported(e)]:
                 ),
                 # trainer checkpoints for resuming a killed job, and the finished SAEs kept for
                 # reuse; outside the outputs, which Snakemake deletes before a job starts
-                resume_dirs=side_dirs_of("results/.resume", _null),
-                trained_caches=side_dirs_of("results/.trained", _null),
+                resume_dirs=side_dirs_of("resume", _null),
+                trained_caches=side_dirs_of("trained_cache", _null),
+                identities=sae_identities_of(_null),
                 code=code_of("scripts/train_saes.py"),
             threads: config["threads_per_job"]
             resources:

@@ -3,10 +3,10 @@
 
 rule compare_seed_pair:
     input:
-        a="results/{exp}/saes/{hook}/{variant}/seed{a}",
-        b="results/{exp}/saes/{hook}/{variant}/seed{b}",
+        a=layout.pattern("sae", seed="{a}"),
+        b=layout.pattern("sae", seed="{b}"),
     output:
-        "results/{exp}/pairs/{hook}/{variant}/seed{a}-seed{b}.json",
+        layout.pattern("pair"),
     log:
         "results/logs/compare_seed_pair/{exp}/{hook}/{variant}/seed{a}-seed{b}.log",
     wildcard_constraints:
@@ -14,6 +14,7 @@ rule compare_seed_pair:
         b=r"\d+",
     params:
         memory_budget_mb=config["memory_budget_mb"],
+        identity=job_identity(),
         code=code_of("scripts/compare_seed_pair.py"),
     threads: 1
     resources:
@@ -29,7 +30,7 @@ rule decoder_baseline:
     input:
         store=lambda w: store_path(w.exp, w.hook),
     output:
-        "results/{exp}/baselines/{hook}/w{width}.json",
+        layout.pattern("baseline"),
     log:
         "results/logs/decoder_baseline/{exp}/{hook}/w{width}.log",
     wildcard_constraints:
@@ -37,6 +38,7 @@ rule decoder_baseline:
     params:
         draws=config["baseline_draws"],
         memory_budget_mb=config["memory_budget_mb"],
+        identity=job_identity(),
         code=code_of("scripts/decoder_baseline.py"),
     threads: 1
     resources:
@@ -50,15 +52,16 @@ rule decoder_baseline:
 
 rule ground_truth_recovery:
     input:
-        sae="results/{exp}/saes/{hook}/{variant}/seed{seed}",
+        sae=layout.pattern("sae"),
         store=lambda w: store_path(w.exp, w.hook),
     output:
-        "results/{exp}/ground_truth/{hook}/{variant}/seed{seed}.json",
+        layout.pattern("ground_truth"),
     log:
         "results/logs/ground_truth_recovery/{exp}/{hook}/{variant}/seed{seed}.log",
     wildcard_constraints:
         seed=r"\d+",
     params:
+        identity=job_identity(),
         code=code_of("scripts/ground_truth_recovery.py"),
     threads: 1
     resources:
@@ -82,28 +85,28 @@ rule stability_table:
         null_ground_truth=lambda w: all_null_ground_truth_files(w.exp),
     output:
         stability=report(
-            "results/{exp}/tables/stability.csv",
+            layout.pattern("table", name="stability.csv"),
             caption="../report/stability_table.rst",
             category="{exp}",
             subcategory="Tables",
             labels={"table": "stability per variant (CSV)"},
         ),
         pairs=report(
-            "results/{exp}/tables/pairs.csv",
+            layout.pattern("table", name="pairs.csv"),
             caption="../report/pairs_table.rst",
             category="{exp}",
             subcategory="Tables",
             labels={"table": "stability per seed pair (CSV)"},
         ),
         saes=report(
-            "results/{exp}/tables/saes.csv",
+            layout.pattern("table", name="saes.csv"),
             caption="../report/saes_table.rst",
             category="{exp}",
             subcategory="Tables",
             labels={"table": "quality per SAE (CSV)"},
         ),
         summary=report(
-            "results/{exp}/tables/summary.md",
+            layout.pattern("table", name="summary.md"),
             caption="../report/summary_table.rst",
             category="{exp}",
             subcategory="Tables",

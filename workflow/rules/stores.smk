@@ -4,7 +4,7 @@
 # A toy experiment: sae_lens.synthetic samples (saesim.synthetic) with their ground truth.
 rule make_toy_store:
     output:
-        "results/{exp}/stores/toy.h5",
+        layout.pattern("store", hook="toy"),
     log:
         "results/logs/make_toy_store/{exp}.log",
     wildcard_constraints:

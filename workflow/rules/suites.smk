@@ -7,7 +7,7 @@ rule import_sae:
     input:
         unpack(imported_inputs),
     output:
-        "results/{exp}/saes_imported/{label}.json",
+        layout.pattern("imported"),
     log:
         "results/logs/import_sae/{exp}/{label}.log",
     wildcard_constraints:
@@ -33,7 +33,7 @@ rule imported_saes_table:
         lambda w: [imported_identity_file(w.exp, label) for label in IMPORTED[w.exp]],
     output:
         report(
-            "results/{exp}/tables/imported_saes.csv",
+            layout.pattern("table", name="imported_saes.csv"),
             caption="../report/imported_saes.rst",
             category="{exp}",
             subcategory="Tables",
@@ -59,11 +59,11 @@ rule suite_cell:
     input:
         unpack(suite_cell_inputs),
     output:
-        "results/suites/{suite}/{a}__{b}.json",
+        layout.pattern("suite_cell", member_a="{a}", member_b="{b}"),
     log:
         "results/logs/suite_cell/{suite}/{a}__{b}.log",
     wildcard_constraints:
-        suite="[A-Za-z0-9-]+",
+        suite=layout.FIELD_PATTERNS["suite"],
         a=suite_runs.LABEL_PATTERN,
         b=suite_runs.LABEL_PATTERN,
     params:
@@ -84,7 +84,7 @@ rule suite_matrix:
         lambda w: suite_cell_files(w.suite),
     output:
         report(
-            "results/suites/{suite}/matrix.csv",
+            layout.pattern("suite_matrix"),
             caption="../report/suite_table.rst",
             category="Suites",
             subcategory="{suite}",
@@ -93,7 +93,7 @@ rule suite_matrix:
     log:
         "results/logs/suite_matrix/{suite}.log",
     wildcard_constraints:
-        suite="[A-Za-z0-9-]+",
+        suite=layout.FIELD_PATTERNS["suite"],
     params:
         members=lambda w: list(suite_members(w.suite)),
         code=code_of("scripts/suite_matrix.py"),
@@ -109,11 +109,11 @@ rule suite_matrix:
 
 rule plot_suite_matrix:
     input:
-        "results/suites/{suite}/matrix.csv",
+        layout.pattern("suite_matrix"),
     output:
-        pdf="results/figures/suite-{suite}_matrix.pdf",
+        pdf=layout.pattern("suite_figure", name="matrix", ext="pdf"),
         png=report(
-            "results/figures/suite-{suite}_matrix.png",
+            layout.pattern("suite_figure", name="matrix", ext="png"),
             caption="../report/suite_matrix.rst",
             category="Suites",
             subcategory="{suite}",
@@ -122,7 +122,7 @@ rule plot_suite_matrix:
     log:
         "results/logs/plot_suite_matrix/{suite}.log",
     wildcard_constraints:
-        suite="[A-Za-z0-9-]+",
+        suite=layout.FIELD_PATTERNS["suite"],
     params:
         members=lambda w: list(suite_members(w.suite)),
         code=code_of("scripts/plot_suite_matrix.py"),
@@ -140,9 +140,9 @@ rule plot_suite_splitting:
     input:
         lambda w: suite_cell_files(w.suite),
     output:
-        pdf="results/figures/suite-{suite}_splitting.pdf",
+        pdf=layout.pattern("suite_figure", name="splitting", ext="pdf"),
         png=report(
-            "results/figures/suite-{suite}_splitting.png",
+            layout.pattern("suite_figure", name="splitting", ext="png"),
             caption="../report/suite_splitting.rst",
             category="Suites",
             subcategory="{suite}",
@@ -151,7 +151,7 @@ rule plot_suite_splitting:
     log:
         "results/logs/plot_suite_splitting/{suite}.log",
     wildcard_constraints:
-        suite="[A-Za-z0-9-]+",
+        suite=layout.FIELD_PATTERNS["suite"],
     params:
         code=code_of("scripts/plot_suite_splitting.py"),
     threads: 1

@@ -3,25 +3,25 @@
 
 rule summary_table:
     input:
-        stability=[f"results/{exp}/tables/stability.csv" for exp in EXPERIMENTS if not is_imported(exp)],
-        fourier=[f"results/{exp}/tables/fourier.csv" for exp in EXPERIMENTS if is_modular(exp)],
+        stability=[layout.path("table", ArtifactId(exp), name="stability.csv") for exp in EXPERIMENTS if not is_imported(exp)],
+        fourier=[layout.path("table", ArtifactId(exp), name="fourier.csv") for exp in EXPERIMENTS if is_modular(exp)],
     output:
         csv=report(
-            "results/summary.csv",
+            layout.path("summary", ext="csv"),
             caption="../report/summary.rst",
             category="Summary",
             subcategory="All experiments",
             labels={"table": "summary of all SAE variants (CSV)"},
         ),
         md=report(
-            "results/summary.md",
+            layout.path("summary", ext="md"),
             caption="../report/summary.rst",
             category="Summary",
             subcategory="All experiments",
             labels={"table": "summary of all SAE variants (Markdown)"},
         ),
         html=report(
-            "results/summary.html",
+            layout.path("summary", ext="html"),
             caption="../report/summary.rst",
             category="Summary",
             subcategory="All experiments",

@@ -7,12 +7,12 @@ rule compare_by_activations:
     input:
         unpack(comparison_inputs),
     output:
-        summary="results/comparisons/{cmp}/{hook_a}__{hook_b}.json",
-        arrays="results/comparisons/{cmp}/{hook_a}__{hook_b}.npz",
+        summary=layout.pattern("comparison", ext="json"),
+        arrays=layout.pattern("comparison", ext="npz"),
     log:
         "results/logs/compare_by_activations/{cmp}/{hook_a}__{hook_b}.log",
     wildcard_constraints:
-        cmp="[A-Za-z0-9-]+",
+        cmp=layout.FIELD_PATTERNS["cmp"],
         hook_a="[A-Za-z0-9_.-]+",
         hook_b="[A-Za-z0-9_.-]+",
     params:
@@ -33,7 +33,7 @@ rule universality_table:
         lambda w: comparison_files(w.cmp),
     output:
         report(
-            "results/comparisons/{cmp}/results.csv",
+            layout.pattern("comparison_table"),
             caption="../report/universality_table.rst",
             category="Universality",
             subcategory="{cmp}",
@@ -55,11 +55,11 @@ rule universality_table:
 
 rule plot_paired_vs_random:
     input:
-        "results/comparisons/{cmp}/results.csv",
+        layout.pattern("comparison_table"),
     output:
-        pdf="results/figures/cmp-{cmp}_paired_vs_random.pdf",
+        pdf=layout.pattern("comparison_figure", name="paired_vs_random", ext="pdf"),
         png=report(
-            "results/figures/cmp-{cmp}_paired_vs_random.png",
+            layout.pattern("comparison_figure", name="paired_vs_random", ext="png"),
             caption="../report/paired_vs_random.rst",
             category="Universality",
             subcategory="{cmp}",
@@ -81,11 +81,11 @@ rule plot_paired_vs_random:
 
 rule plot_layer_heatmap:
     input:
-        "results/comparisons/{cmp}/results.csv",
+        layout.pattern("comparison_table"),
     output:
-        pdf="results/figures/cmp-{cmp}_layer_heatmap.pdf",
+        pdf=layout.pattern("comparison_figure", name="layer_heatmap", ext="pdf"),
         png=report(
-            "results/figures/cmp-{cmp}_layer_heatmap.png",
+            layout.pattern("comparison_figure", name="layer_heatmap", ext="png"),
             caption="../report/layer_heatmap.rst",
             category="Universality",
             subcategory="{cmp}",
