@@ -4,6 +4,8 @@ Not a test. Run once, when the machine is otherwise idle if possible:
 
     python benchmarks/bench_compare.py            # ~20 minutes on 2 cores
     python benchmarks/bench_compare.py --quick    # tiny sizes, checks the script
+    python benchmarks/bench_compare.py --cli-only # only the 65,536 scan + CLI rows (~12 min),
+                                                  # merged into the existing results
 
 Every case runs in a fresh Python process so that its peak RSS
 (``ru_maxrss``) is its own. Cases:
@@ -21,7 +23,9 @@ Every case runs in a fresh Python process so that its peak RSS
   65,536 latents with encoders (decoders and encoders sharing the same half of
   their latents, as in ``matching``), run right after the 65,536 ``mmcs`` case
   so that the two sit side by side: loading, decoder and encoder scans and
-  matchings, shared latents and the random baseline;
+  matchings, shared latents and the random baseline; its memory is reported
+  above the decoders (``saesim compare`` reads the encoders from the files
+  chunk by chunk rather than holding them);
 * ``baseline``: the random matching baseline from full-size draws (exact, one
   draw) against draws of 2,048 and 1,024 latents a side, transferred to the
   full size (three draws each), at 4,096 / 8,192 / 16,384 latents and d = 576
@@ -311,7 +315,8 @@ def fmt(v, nd=1):
     return str(v)
 
 
-def write_outputs(rows: list[dict], sizes: list[int], started: float, results: Path = RESULTS) -> None:
+def write_outputs(rows: list[dict], sizes: list[int], started: float, results: Path = RESULTS,
+                  closing: str | None = None) -> None:
     results.mkdir(parents=True, exist_ok=True)
     cols = ["case", "n", "d", "seconds", "cpu_seconds", "gflops", "gemm_gflops", "pct_of_gemm", "gflops_per_cpu_s",
             "gemm_gflops_per_cpu_s", "pct_of_gemm_cpu", "scan_seconds", "assign_seconds", "exact_seconds", "value",
@@ -319,7 +324,7 @@ def write_outputs(rows: list[dict], sizes: list[int], started: float, results: P
             "gemm_before", "gemm_after", "load_avg_start", "load_avg_end", "exact", "error",
             # cli
             "load_seconds", "hungarian", "shared", "baseline_hungarian", "baseline_draw_n", "weights_mb",
-            "extra_over_weights_mb", "ratio_to_scan", "cpu_ratio_to_scan",
+            "extra_over_weights_mb", "ratio_to_scan", "cpu_ratio_to_scan", "above_decoders_mb",
             # baseline
             "closed_mmcs", "value_sd", "draw_n", "seconds_small", "value_small", "value_sd_small", "draw_n_small",
             "diff_small"]
@@ -327,6 +332,7 @@ def write_outputs(rows: list[dict], sizes: list[int], started: float, results: P
         if r["case"] == "cli" and "seconds" in r:
             scan = next((m for m in rows if m["case"] == "mmcs" and m["n"] == r["n"] and "seconds" in m), None)
             r["extra_over_weights_mb"] = r["peak_rss_mb"] - r["rss_before_mb"] - r["weights_mb"]
+            r["above_decoders_mb"] = r["peak_rss_mb"] - r["rss_before_mb"] - r["decoders_mb"]
             if scan:
                 r["ratio_to_scan"] = r["seconds"] / scan["seconds"]
                 r["cpu_ratio_to_scan"] = r["cpu_seconds"] / scan["cpu_seconds"]
@@ -384,16 +390,17 @@ def write_outputs(rows: list[dict], sizes: list[int], started: float, results: P
         scan = by.get(("mmcs", n), {})
         lines += ["", f"Whole `saesim compare A B --json`, two sae-lens folders of {n:,} latents x d = {r['d']:,} with "
                   "encoders (half the latents shared), in the process right after the mean-max-cos scan above; "
-                  "extra memory = peak RSS - RSS before loading - the SAE weights (decoders and encoders):", "",
+                  "above the decoders = peak RSS - RSS before loading - the two decoders (the encoders are read "
+                  "from the files chunk by chunk, not held):", "",
                   "| n | CLI s (load) | CPU s | mean-max-cos scan s (CPU s) | ratio wall (CPU) | peak RSS GiB "
-                  "| SAE weights GiB (decoders) | extra GiB | random one-to-one (drawn at) |",
+                  "| SAE weights GiB (decoders) | above the decoders GiB | random one-to-one (drawn at) |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         if "seconds" in r:
             lines.append(
                 f"| {n:,} | {fmt(r['seconds'])} ({fmt(r['load_seconds'])}) | {fmt(r['cpu_seconds'])} "
                 f"| {fmt(scan.get('seconds'))} ({fmt(scan.get('cpu_seconds'))}) "
                 f"| {fmt(r.get('ratio_to_scan'), 2)} ({fmt(r.get('cpu_ratio_to_scan'), 2)}) | {gb(r['peak_rss_mb'])} "
-                f"| {gb(r['weights_mb'])} ({gb(r['weights_mb'] / 2)}) | {gb(r['extra_over_weights_mb'])} "
+                f"| {gb(r['weights_mb'])} ({gb(r['weights_mb'] / 2)}) | {gb(r['above_decoders_mb'])} "
                 f"| {r['baseline_hungarian']:.5f} ({r['baseline_draw_n']:,}) |")
         else:
             lines.append(f"| {n:,} | {r.get('error', 'failed')} | | | | | | | |")
@@ -413,10 +420,86 @@ def write_outputs(rows: list[dict], sizes: list[int], started: float, results: P
                     f"| {r['draw_n_small']:,} | {r['value_small']:.5f} | {r['diff_small']:+.5f} | {r['closed_mmcs']:.5f} |")
             else:
                 lines.append(f"| {r['n']:,} | {r['d']:,} | {r.get('error', 'failed')} | | | | | | | |")
-    lines += ["", f"Total benchmark time {time.perf_counter() - started:.0f} s. "
+    lines += ["", closing or f"Total benchmark time {time.perf_counter() - started:.0f} s. "
               "Produced by `python benchmarks/bench_compare.py`; numbers in `benchmarks/results/compare.csv`."]
     (results / "compare.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+INT_COLS = ("n", "d", "baseline_draw_n", "draw_n", "draw_n_small")
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a compare.csv written by :func:`write_outputs`, typed again (empty cells left out)."""
+    rows = []
+    with open(path, newline="") as f:
+        for rec in csv.DictReader(f):
+            row: dict = {}
+            for k, v in rec.items():
+                if v == "":
+                    continue
+                if k in ("case", "error"):
+                    row[k] = v
+                elif v in ("True", "False"):
+                    row[k] = v == "True"
+                else:
+                    row[k] = int(float(v)) if k in INT_COLS else float(v)
+            rows.append(row)
+    return rows
+
+
+def cli_only(n: int, d: int, results: Path) -> None:
+    """Rerun the ``n`` mean-max-cos scan and the CLI case after it; replace those two rows of results/compare.csv."""
+    import re
+    from datetime import datetime, timezone
+
+    started = time.perf_counter()
+    old = read_rows(results / "compare.csv")
+    old_md = (results / "compare.md").read_text() if (results / "compare.md").exists() else ""
+    total = re.search(r"Total benchmark time (\d+) s", old_md)
+    with tempfile.TemporaryDirectory(prefix="bench_compare_") as root:
+        prep = run_case("cli_prepare", n, d, root)
+        if "error" in prep:
+            raise SystemExit(f"cli_prepare failed: {prep['error']}")
+        new = {"mmcs": run_case("mmcs", n, d), "cli": run_case("cli", n, d, root)}
+    rows = [new.pop(r["case"]) if (r["case"] in new and r["n"] == n) else r for r in old]
+    rows += list(new.values())  # cases the old table did not have
+    sizes = sorted({r["n"] for r in rows if r["case"] == "mmcs"})
+    loads = [r[k] for r in (rows) if r["n"] == n and r["case"] in ("mmcs", "cli")
+             for k in ("load_avg_start", "load_avg_end") if isinstance(r.get(k), float)]
+    closing = ((f"Total benchmark time {total.group(1)} s (full run). " if total else "")
+               + f"The {n:,} mean-max-cos row and the CLI row are a rerun of "
+               f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC (`python benchmarks/bench_compare.py --cli-only`, "
+               f"{time.perf_counter() - started:.0f} s, 1-minute load average {min(loads, default=0):.1f} to "
+               f"{max(loads, default=0):.1f} on {os.cpu_count()} cores); the other rows are from the full run. "
+               "Numbers in `benchmarks/results/compare.csv`.")
+    with tempfile.TemporaryDirectory() as tmp:
+        write_outputs(rows, sizes, started, Path(tmp), closing=closing)
+        shutil.copy(Path(tmp) / "compare.csv", results / "compare.csv")
+        fresh = (Path(tmp) / "compare.md").read_text()
+    (results / "compare.md").write_text(splice_md(old_md, fresh, n) if old_md else fresh)
+
+
+def splice_md(old: str, new: str, n: int) -> str:
+    """``old`` compare.md with the rows a --cli-only run remade taken from ``new``: the ``n`` row of the
+    first table, the CLI section and the closing line (the other rows keep their printed digits:
+    re-rendering them from the rounded CSV could move a last digit)."""
+    o, w = old.splitlines(), new.splitlines()
+    row = f"| {n:,} | "
+    i, j = (next((k for k, x in enumerate(lines) if x.startswith(row)), None) for lines in (o, w))
+    if i is not None and j is not None:
+        o[i] = w[j]
+
+    def block(lines):
+        a = next((k for k, x in enumerate(lines) if x.startswith("Whole `saesim compare")), None)
+        b = next((k for k, x in enumerate(lines) if x.startswith("Random one-to-one")), len(lines) - 1)
+        return a, b
+
+    (a, b), (c, e) = block(o), block(w)
+    if a is not None and c is not None:
+        o[a:b] = w[c:e]
+    o[-1] = w[-1]
+    return "\n".join(o) + "\n"
 
 
 def main() -> None:
@@ -425,8 +508,21 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes to check the script (results not written)")
+    ap.add_argument("--cli-only", action="store_true",
+                    help="only the largest mean-max-cos scan and the whole-CLI case after it, replacing those rows "
+                         "of the existing results (with --quick: tiny, into a copy of them, not written)")
     args = ap.parse_args()
     started = time.perf_counter()
+    if args.cli_only:
+        if not args.quick:
+            cli_only(65536, D, RESULTS)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in ("compare.csv", "compare.md"):
+                shutil.copy(RESULTS / name, Path(tmp) / name)
+            cli_only(2048, 64, Path(tmp))
+        print("quick run: results not written")
+        return
     if args.quick:
         sizes, d, ev_n = [1024, 2048], 64, 1024
     else:
