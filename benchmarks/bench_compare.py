@@ -307,6 +307,15 @@ def run_case(kind: str, n: int, d: int, *extra: str) -> dict:
     return row
 
 
+def cli_scan_row(rows: list[dict], n: int) -> dict | None:
+    """The mean-max-cos scan run right before the ``n`` CLI case: ``cli_scan`` (a --cli-only rerun), else ``mmcs``."""
+    for case in ("cli_scan", "mmcs"):
+        m = next((m for m in rows if m["case"] == case and m["n"] == n and "seconds" in m), None)
+        if m:
+            return m
+    return None
+
+
 def fmt(v, nd=1):
     if v is None or v == "":
         return ""
@@ -330,7 +339,7 @@ def write_outputs(rows: list[dict], sizes: list[int], started: float, results: P
             "diff_small"]
     for r in rows:
         if r["case"] == "cli" and "seconds" in r:
-            scan = next((m for m in rows if m["case"] == "mmcs" and m["n"] == r["n"] and "seconds" in m), None)
+            scan = cli_scan_row(rows, r["n"])
             r["extra_over_weights_mb"] = r["peak_rss_mb"] - r["rss_before_mb"] - r["weights_mb"]
             r["above_decoders_mb"] = r["peak_rss_mb"] - r["rss_before_mb"] - r["decoders_mb"]
             if scan:
@@ -387,7 +396,7 @@ def write_outputs(rows: list[dict], sizes: list[int], started: float, results: P
                 lines.append(f"| {label} | {r.get('error', 'failed')} | | | | |")
     for r in (r for r in rows if r["case"] == "cli"):
         n = r["n"]
-        scan = by.get(("mmcs", n), {})
+        scan = cli_scan_row(rows, n) or {}
         lines += ["", f"Whole `saesim compare A B --json`, two sae-lens folders of {n:,} latents x d = {r['d']:,} with "
                   "encoders (half the latents shared), in the process right after the mean-max-cos scan above; "
                   "above the decoders = peak RSS - RSS before loading - the two decoders (the encoders are read "
@@ -449,46 +458,51 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def cli_only(n: int, d: int, results: Path) -> None:
-    """Rerun the ``n`` mean-max-cos scan and the CLI case after it; replace those two rows of results/compare.csv."""
-    import re
-    from datetime import datetime, timezone
+    """Rerun the ``n`` CLI case right after a mean-max-cos scan of the same size; merge them into the results.
 
+    The scan is stored as case ``cli_scan`` (the CLI row's ratio is to it); the main table's
+    ``mmcs`` rows, from the full run, are kept.
+    """
     started = time.perf_counter()
-    old = read_rows(results / "compare.csv")
-    old_md = (results / "compare.md").read_text() if (results / "compare.md").exists() else ""
-    total = re.search(r"Total benchmark time (\d+) s", old_md)
     with tempfile.TemporaryDirectory(prefix="bench_compare_") as root:
         prep = run_case("cli_prepare", n, d, root)
         if "error" in prep:
             raise SystemExit(f"cli_prepare failed: {prep['error']}")
-        new = {"mmcs": run_case("mmcs", n, d), "cli": run_case("cli", n, d, root)}
-    rows = [new.pop(r["case"]) if (r["case"] in new and r["n"] == n) else r for r in old]
-    rows += list(new.values())  # cases the old table did not have
+        scan = dict(run_case("mmcs", n, d), case="cli_scan")
+        cli = run_case("cli", n, d, root)
+    merge_cli_rows(results, scan, cli, time.perf_counter() - started)
+
+
+def merge_cli_rows(results: Path, scan: dict, cli: dict, seconds: float, when=None) -> None:
+    """Replace the ``cli``/``cli_scan`` rows of results/compare.csv by these and splice the CLI section,
+    with a closing note on the rerun, into results/compare.md (every other line is kept as printed)."""
+    import re
+    from datetime import datetime, timezone
+
+    n = cli["n"]
+    old = read_rows(results / "compare.csv")
+    old_md = (results / "compare.md").read_text() if (results / "compare.md").exists() else ""
+    total = re.search(r"Total benchmark time (\d+) s", old_md)
+    rows = [r for r in old if not (r["case"] in ("cli", "cli_scan") and r["n"] == n)] + [scan, cli]
     sizes = sorted({r["n"] for r in rows if r["case"] == "mmcs"})
-    loads = [r[k] for r in (rows) if r["n"] == n and r["case"] in ("mmcs", "cli")
-             for k in ("load_avg_start", "load_avg_end") if isinstance(r.get(k), float)]
+    loads = [r[k] for r in (scan, cli) for k in ("load_avg_start", "load_avg_end") if isinstance(r.get(k), float)]
+    when = when or datetime.now(timezone.utc)
     closing = ((f"Total benchmark time {total.group(1)} s (full run). " if total else "")
-               + f"The {n:,} mean-max-cos row and the CLI row are a rerun of "
-               f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC (`python benchmarks/bench_compare.py --cli-only`, "
-               f"{time.perf_counter() - started:.0f} s, 1-minute load average {min(loads, default=0):.1f} to "
-               f"{max(loads, default=0):.1f} on {os.cpu_count()} cores); the other rows are from the full run. "
-               "Numbers in `benchmarks/results/compare.csv`.")
+               + f"The CLI row and the {n:,} mean-max-cos scan beside it are a rerun of {when:%Y-%m-%d %H:%M} UTC "
+               f"(`python benchmarks/bench_compare.py --cli-only`, {seconds:.0f} s, 1-minute load average "
+               f"{min(loads, default=0):.1f} to {max(loads, default=0):.1f} on {os.cpu_count()} cores); the other "
+               "rows are from the full run. Numbers in `benchmarks/results/compare.csv`.")
     with tempfile.TemporaryDirectory() as tmp:
-        write_outputs(rows, sizes, started, Path(tmp), closing=closing)
+        write_outputs(rows, sizes, time.perf_counter(), Path(tmp), closing=closing)
         shutil.copy(Path(tmp) / "compare.csv", results / "compare.csv")
         fresh = (Path(tmp) / "compare.md").read_text()
-    (results / "compare.md").write_text(splice_md(old_md, fresh, n) if old_md else fresh)
+    (results / "compare.md").write_text(splice_md(old_md, fresh) if old_md else fresh)
 
 
-def splice_md(old: str, new: str, n: int) -> str:
-    """``old`` compare.md with the rows a --cli-only run remade taken from ``new``: the ``n`` row of the
-    first table, the CLI section and the closing line (the other rows keep their printed digits:
-    re-rendering them from the rounded CSV could move a last digit)."""
+def splice_md(old: str, new: str) -> str:
+    """``old`` compare.md with its CLI section and closing line taken from ``new`` (the other lines keep
+    their printed digits: re-rendering them from the rounded CSV could move a last digit)."""
     o, w = old.splitlines(), new.splitlines()
-    row = f"| {n:,} | "
-    i, j = (next((k for k, x in enumerate(lines) if x.startswith(row)), None) for lines in (o, w))
-    if i is not None and j is not None:
-        o[i] = w[j]
 
     def block(lines):
         a = next((k for k, x in enumerate(lines) if x.startswith("Whole `saesim compare")), None)
