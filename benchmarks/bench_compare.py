@@ -4,6 +4,8 @@ Not a test. Run once, when the machine is otherwise idle if possible:
 
     python benchmarks/bench_compare.py            # ~20 minutes on 2 cores
     python benchmarks/bench_compare.py --quick    # tiny sizes, checks the script
+    python benchmarks/bench_compare.py --cli-only # only the 65,536 scan + CLI rows (~12 min),
+                                                  # merged into the existing results
 
 Every case runs in a fresh Python process so that its peak RSS
 (``ru_maxrss``) is its own. Cases:
@@ -21,7 +23,9 @@ Every case runs in a fresh Python process so that its peak RSS
   65,536 latents with encoders (decoders and encoders sharing the same half of
   their latents, as in ``matching``), run right after the 65,536 ``mmcs`` case
   so that the two sit side by side: loading, decoder and encoder scans and
-  matchings, shared latents and the random baseline;
+  matchings, shared latents and the random baseline; its memory is reported
+  above the decoders (``saesim compare`` reads the encoders from the files
+  chunk by chunk rather than holding them);
 * ``baseline``: the random matching baseline from full-size draws (exact, one
   draw) against draws of 2,048 and 1,024 latents a side, transferred to the
   full size (three draws each), at 4,096 / 8,192 / 16,384 latents and d = 576
@@ -303,6 +307,15 @@ def run_case(kind: str, n: int, d: int, *extra: str) -> dict:
     return row
 
 
+def cli_scan_row(rows: list[dict], n: int) -> dict | None:
+    """The mean-max-cos scan run right before the ``n`` CLI case: ``cli_scan`` (a --cli-only rerun), else ``mmcs``."""
+    for case in ("cli_scan", "mmcs"):
+        m = next((m for m in rows if m["case"] == case and m["n"] == n and "seconds" in m), None)
+        if m:
+            return m
+    return None
+
+
 def fmt(v, nd=1):
     if v is None or v == "":
         return ""
@@ -311,7 +324,8 @@ def fmt(v, nd=1):
     return str(v)
 
 
-def write_outputs(rows: list[dict], sizes: list[int], started: float, results: Path = RESULTS) -> None:
+def write_outputs(rows: list[dict], sizes: list[int], started: float, results: Path = RESULTS,
+                  closing: str | None = None) -> None:
     results.mkdir(parents=True, exist_ok=True)
     cols = ["case", "n", "d", "seconds", "cpu_seconds", "gflops", "gemm_gflops", "pct_of_gemm", "gflops_per_cpu_s",
             "gemm_gflops_per_cpu_s", "pct_of_gemm_cpu", "scan_seconds", "assign_seconds", "exact_seconds", "value",
@@ -319,14 +333,15 @@ def write_outputs(rows: list[dict], sizes: list[int], started: float, results: P
             "gemm_before", "gemm_after", "load_avg_start", "load_avg_end", "exact", "error",
             # cli
             "load_seconds", "hungarian", "shared", "baseline_hungarian", "baseline_draw_n", "weights_mb",
-            "extra_over_weights_mb", "ratio_to_scan", "cpu_ratio_to_scan",
+            "extra_over_weights_mb", "ratio_to_scan", "cpu_ratio_to_scan", "above_decoders_mb",
             # baseline
             "closed_mmcs", "value_sd", "draw_n", "seconds_small", "value_small", "value_sd_small", "draw_n_small",
             "diff_small"]
     for r in rows:
         if r["case"] == "cli" and "seconds" in r:
-            scan = next((m for m in rows if m["case"] == "mmcs" and m["n"] == r["n"] and "seconds" in m), None)
+            scan = cli_scan_row(rows, r["n"])
             r["extra_over_weights_mb"] = r["peak_rss_mb"] - r["rss_before_mb"] - r["weights_mb"]
+            r["above_decoders_mb"] = r["peak_rss_mb"] - r["rss_before_mb"] - r["decoders_mb"]
             if scan:
                 r["ratio_to_scan"] = r["seconds"] / scan["seconds"]
                 r["cpu_ratio_to_scan"] = r["cpu_seconds"] / scan["cpu_seconds"]
@@ -381,19 +396,20 @@ def write_outputs(rows: list[dict], sizes: list[int], started: float, results: P
                 lines.append(f"| {label} | {r.get('error', 'failed')} | | | | |")
     for r in (r for r in rows if r["case"] == "cli"):
         n = r["n"]
-        scan = by.get(("mmcs", n), {})
+        scan = cli_scan_row(rows, n) or {}
         lines += ["", f"Whole `saesim compare A B --json`, two sae-lens folders of {n:,} latents x d = {r['d']:,} with "
                   "encoders (half the latents shared), in the process right after the mean-max-cos scan above; "
-                  "extra memory = peak RSS - RSS before loading - the SAE weights (decoders and encoders):", "",
+                  "above the decoders = peak RSS - RSS before loading - the two decoders (the encoders are read "
+                  "from the files chunk by chunk, not held):", "",
                   "| n | CLI s (load) | CPU s | mean-max-cos scan s (CPU s) | ratio wall (CPU) | peak RSS GiB "
-                  "| SAE weights GiB (decoders) | extra GiB | random one-to-one (drawn at) |",
+                  "| SAE weights GiB (decoders) | above the decoders GiB | random one-to-one (drawn at) |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         if "seconds" in r:
             lines.append(
                 f"| {n:,} | {fmt(r['seconds'])} ({fmt(r['load_seconds'])}) | {fmt(r['cpu_seconds'])} "
                 f"| {fmt(scan.get('seconds'))} ({fmt(scan.get('cpu_seconds'))}) "
                 f"| {fmt(r.get('ratio_to_scan'), 2)} ({fmt(r.get('cpu_ratio_to_scan'), 2)}) | {gb(r['peak_rss_mb'])} "
-                f"| {gb(r['weights_mb'])} ({gb(r['weights_mb'] / 2)}) | {gb(r['extra_over_weights_mb'])} "
+                f"| {gb(r['weights_mb'])} ({gb(r['weights_mb'] / 2)}) | {gb(r['above_decoders_mb'])} "
                 f"| {r['baseline_hungarian']:.5f} ({r['baseline_draw_n']:,}) |")
         else:
             lines.append(f"| {n:,} | {r.get('error', 'failed')} | | | | | | | |")
@@ -413,10 +429,91 @@ def write_outputs(rows: list[dict], sizes: list[int], started: float, results: P
                     f"| {r['draw_n_small']:,} | {r['value_small']:.5f} | {r['diff_small']:+.5f} | {r['closed_mmcs']:.5f} |")
             else:
                 lines.append(f"| {r['n']:,} | {r['d']:,} | {r.get('error', 'failed')} | | | | | | | |")
-    lines += ["", f"Total benchmark time {time.perf_counter() - started:.0f} s. "
+    lines += ["", closing or f"Total benchmark time {time.perf_counter() - started:.0f} s. "
               "Produced by `python benchmarks/bench_compare.py`; numbers in `benchmarks/results/compare.csv`."]
     (results / "compare.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+INT_COLS = ("n", "d", "baseline_draw_n", "draw_n", "draw_n_small")
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a compare.csv written by :func:`write_outputs`, typed again (empty cells left out)."""
+    rows = []
+    with open(path, newline="") as f:
+        for rec in csv.DictReader(f):
+            row: dict = {}
+            for k, v in rec.items():
+                if v == "":
+                    continue
+                if k in ("case", "error"):
+                    row[k] = v
+                elif v in ("True", "False"):
+                    row[k] = v == "True"
+                else:
+                    row[k] = int(float(v)) if k in INT_COLS else float(v)
+            rows.append(row)
+    return rows
+
+
+def cli_only(n: int, d: int, results: Path) -> None:
+    """Rerun the ``n`` CLI case right after a mean-max-cos scan of the same size; merge them into the results.
+
+    The scan is stored as case ``cli_scan`` (the CLI row's ratio is to it); the main table's
+    ``mmcs`` rows, from the full run, are kept.
+    """
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench_compare_") as root:
+        prep = run_case("cli_prepare", n, d, root)
+        if "error" in prep:
+            raise SystemExit(f"cli_prepare failed: {prep['error']}")
+        scan = dict(run_case("mmcs", n, d), case="cli_scan")
+        cli = run_case("cli", n, d, root)
+    merge_cli_rows(results, scan, cli, time.perf_counter() - started)
+
+
+def merge_cli_rows(results: Path, scan: dict, cli: dict, seconds: float, when=None) -> None:
+    """Replace the ``cli``/``cli_scan`` rows of results/compare.csv by these and splice the CLI section,
+    with a closing note on the rerun, into results/compare.md (every other line is kept as printed)."""
+    import re
+    from datetime import datetime, timezone
+
+    n = cli["n"]
+    old = read_rows(results / "compare.csv")
+    old_md = (results / "compare.md").read_text() if (results / "compare.md").exists() else ""
+    total = re.search(r"Total benchmark time (\d+) s", old_md)
+    rows = [r for r in old if not (r["case"] in ("cli", "cli_scan") and r["n"] == n)] + [scan, cli]
+    sizes = sorted({r["n"] for r in rows if r["case"] == "mmcs"})
+    loads = [r[k] for r in (scan, cli) for k in ("load_avg_start", "load_avg_end") if isinstance(r.get(k), float)]
+    when = when or datetime.now(timezone.utc)
+    closing = ((f"Total benchmark time {total.group(1)} s (full run). " if total else "")
+               + f"The CLI row and the {n:,} mean-max-cos scan beside it are a rerun of {when:%Y-%m-%d %H:%M} UTC "
+               f"(`python benchmarks/bench_compare.py --cli-only`, {seconds:.0f} s, 1-minute load average "
+               f"{min(loads, default=0):.1f} to {max(loads, default=0):.1f} on {os.cpu_count()} cores); the other "
+               "rows are from the full run. Numbers in `benchmarks/results/compare.csv`.")
+    with tempfile.TemporaryDirectory() as tmp:
+        write_outputs(rows, sizes, time.perf_counter(), Path(tmp), closing=closing)
+        shutil.copy(Path(tmp) / "compare.csv", results / "compare.csv")
+        fresh = (Path(tmp) / "compare.md").read_text()
+    (results / "compare.md").write_text(splice_md(old_md, fresh) if old_md else fresh)
+
+
+def splice_md(old: str, new: str) -> str:
+    """``old`` compare.md with its CLI section and closing line taken from ``new`` (the other lines keep
+    their printed digits: re-rendering them from the rounded CSV could move a last digit)."""
+    o, w = old.splitlines(), new.splitlines()
+
+    def block(lines):
+        a = next((k for k, x in enumerate(lines) if x.startswith("Whole `saesim compare")), None)
+        b = next((k for k, x in enumerate(lines) if x.startswith("Random one-to-one")), len(lines) - 1)
+        return a, b
+
+    (a, b), (c, e) = block(o), block(w)
+    if a is not None and c is not None:
+        o[a:b] = w[c:e]
+    o[-1] = w[-1]
+    return "\n".join(o) + "\n"
 
 
 def main() -> None:
@@ -425,8 +522,21 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes to check the script (results not written)")
+    ap.add_argument("--cli-only", action="store_true",
+                    help="only the largest mean-max-cos scan and the whole-CLI case after it, replacing those rows "
+                         "of the existing results (with --quick: tiny, into a copy of them, not written)")
     args = ap.parse_args()
     started = time.perf_counter()
+    if args.cli_only:
+        if not args.quick:
+            cli_only(65536, D, RESULTS)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in ("compare.csv", "compare.md"):
+                shutil.copy(RESULTS / name, Path(tmp) / name)
+            cli_only(2048, 64, Path(tmp))
+        print("quick run: results not written")
+        return
     if args.quick:
         sizes, d, ev_n = [1024, 2048], 64, 1024
     else:

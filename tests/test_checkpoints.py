@@ -260,3 +260,79 @@ def test_some_zero_decoder_rows_are_loaded(tmp_path):
     W[:5] = 0
     make_sae_lens(tmp_path / "lens", W_dec=W)
     assert np.count_nonzero(~load_sae_weights(tmp_path / "lens").W_dec.any(axis=1)) == 5
+
+
+# --------------------------------------------------------------------------
+# Encoders read lazily (what `saesim compare` uses)
+# --------------------------------------------------------------------------
+
+
+def _check_lazy_equals_eager(lazy, eager):
+    """Every way similarity reads rows gives exactly the eager values, as C-contiguous float32."""
+    from saesim.checkpoints import LazyTensor
+
+    assert isinstance(lazy, LazyTensor) and lazy.shape == eager.shape
+    rows, erows = lazy.T, eager.T  # encoder directions as rows, as similarity reads them
+    assert rows.shape == erows.shape
+    for sl in (slice(0, 7), slice(5, 40), slice(30, None), slice(0, rows.shape[0])):
+        got = rows[sl]
+        assert got.dtype == np.float32 and got.flags.c_contiguous == np.array(erows[sl]).flags.c_contiguous
+        np.testing.assert_array_equal(got, erows[sl])
+        np.testing.assert_array_equal(lazy[sl], eager[sl])  # the stored orientation too
+    idx = np.array([3, 0, 47, 3, 12, -1])
+    np.testing.assert_array_equal(rows[idx], erows[idx])
+    np.testing.assert_array_equal(lazy[np.array([15, 2, 2])], eager[np.array([15, 2, 2])])
+    np.testing.assert_array_equal(np.asarray(lazy), eager)
+    with pytest.raises(IndexError):
+        rows[np.array([rows.shape[0]])]
+
+
+def test_lazy_encoder_reads_the_eager_values(tmp_path, monkeypatch):
+    import saesim.checkpoints as C
+
+    make_sae_lens(tmp_path / "sae")
+    make_sparsify(tmp_path / "sp")
+    monkeypatch.setattr(C, "_LAZY_BAND_BYTES", 200)  # several bands even for these small tensors
+    for folder in ("sae", "sp"):
+        eager = load_sae_weights(tmp_path / folder)
+        lazy = load_sae_weights(tmp_path / folder, lazy_encoder=True)
+        np.testing.assert_array_equal(lazy.W_dec, eager.W_dec)
+        _check_lazy_equals_eager(lazy.W_enc, eager.W_enc)
+    assert load_sae_weights(tmp_path / "sae", with_encoder=False, lazy_encoder=True).W_enc is None
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float64"])
+def test_lazy_encoder_converts_like_the_eager_reader(tmp_path, dtype):
+    import torch
+    from safetensors.torch import save_file as save_pt
+
+    folder = tmp_path / dtype
+    folder.mkdir()
+    tdt = getattr(torch, dtype)
+    save_pt({"W_dec": torch.randn(48, 16).to(tdt), "W_enc": torch.randn(16, 48).to(tdt)},
+            str(folder / "sae_weights.safetensors"))
+    (folder / "cfg.json").write_text(json.dumps({"d_in": 16, "d_sae": 48}))
+    _check_lazy_equals_eager(load_sae_weights(folder, lazy_encoder=True).W_enc, load_sae_weights(folder).W_enc)
+
+
+@pytest.mark.parametrize("value,kind", [(np.nan, "NaN"), (np.inf, "inf")])
+def test_lazy_encoder_refuses_non_finite_values_at_load(tmp_path, value, kind):
+    t = make_sae_lens(tmp_path / "s")
+    bad = t["W_enc"].copy()
+    bad.flat[7] = bad.flat[20] = value
+    make_sae_lens(tmp_path / "s", W_enc=bad)
+    with pytest.raises(SaesimError) as lazy_e:
+        load_sae_weights(tmp_path / "s", lazy_encoder=True)
+    with pytest.raises(SaesimError) as eager_e:
+        load_sae_weights(tmp_path / "s")
+    assert one_line_error(lazy_e, "sae_weights.safetensors", "W_enc has 2 non-finite values", kind) == str(eager_e.value)
+
+
+def test_lazy_encoder_of_a_file_cut_short_is_one_line_error(tmp_path):
+    make_sae_lens(tmp_path / "s")
+    w = load_sae_weights(tmp_path / "s", lazy_encoder=True)
+    f = tmp_path / "s" / "sae_weights.safetensors"
+    f.write_bytes(f.read_bytes()[: w.W_enc.offset + 100])  # changed after loading
+    with pytest.raises(SaesimError) as e:
+        w.W_enc.T[0:10]
+    one_line_error(e, "sae_weights.safetensors", "W_enc", "file too short")

@@ -33,7 +33,8 @@ SAE_LENS_WEIGHTS = "sae_weights.safetensors"
 SPARSIFY_WEIGHTS = "sae.safetensors"
 CFG_FILE = "cfg.json"
 
-__all__ = ["SAEWeights", "check_same_d_in", "decoder_rows", "is_pretrained_id", "load_sae_weights", "verify_sae_folder"]
+__all__ = ["LazyTensor", "SAEWeights", "check_same_d_in", "decoder_rows", "is_pretrained_id", "load_sae_weights",
+           "verify_sae_folder"]
 
 
 @dataclass
@@ -45,7 +46,7 @@ class SAEWeights:
     """
 
     W_dec: np.ndarray
-    W_enc: np.ndarray | None
+    W_enc: "np.ndarray | LazyTensor | None"
     b_dec: np.ndarray | None
     cfg: dict[str, Any] = field(default_factory=dict)
     source: str = ""
@@ -119,6 +120,156 @@ def _read_tensors(path: Path, names: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
+# stored dtypes a LazyTensor reads (numpy dtype of the raw bytes; BF16 is widened by hand)
+_RAW_DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "BF16": "<u2"}
+# bytes read at once when a LazyTensor walks over its whole stored tensor
+_LAZY_BAND_BYTES = 32 * 2**20
+
+
+class LazyTensor:
+    """A 2-D float tensor of a safetensors file, read as float32 when rows of it are asked for.
+
+    Holds no data: ``x[i0:i1]`` and ``x[int_array]`` read those rows from the
+    file (float32, exactly the values an eager load gives, laid out in memory
+    as numpy lays out the same slice or gather of the eager array, so that
+    products with them round alike),
+    ``x.T`` is the transposed view (rows = the stored tensor's columns, read
+    with one short read per stored row), ``np.asarray(x)`` reads it all.
+    :mod:`saesim.similarity` reads such rows chunk by chunk (see its
+    ``_as_matrix``), so ``saesim compare`` never holds two whole encoders
+    (1.1 GiB at 65,536 x 2,304). The file must not change while it is used.
+    """
+
+    is_row_source = True
+    ndim = 2
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, path: Path, offset: int, stored_shape: tuple[int, int], st_dtype: str,
+                 name: str, transposed: bool = False):
+        self.path, self.offset, self.stored_shape = Path(path), int(offset), tuple(int(x) for x in stored_shape)
+        self.st_dtype, self.name, self.transposed = st_dtype, name, transposed
+        self._raw = np.dtype(_RAW_DTYPES[st_dtype])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        s0, s1 = self.stored_shape
+        return (s1, s0) if self.transposed else (s0, s1)
+
+    @property
+    def T(self) -> "LazyTensor":
+        return LazyTensor(self.path, self.offset, self.stored_shape, self.st_dtype, self.name, not self.transposed)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _float32(self, raw: np.ndarray) -> np.ndarray:
+        """Raw stored values as float32, elementwise as the eager reader converts them."""
+        if self.st_dtype == "BF16":
+            return (raw.astype(np.uint32) << 16).view(np.float32)
+        return np.asarray(raw, dtype=np.float32)
+
+    def _read_error(self, what: str) -> SaesimError:
+        return SaesimError(f"{self.path}: cannot read tensor {self.name} ({what}); did the file change?")
+
+    def _stored_rows(self, k0: int, k1: int) -> np.ndarray:
+        """Stored rows k0:k1, raw dtype, [k1 - k0, s1]."""
+        s1 = self.stored_shape[1]
+        count = (k1 - k0) * s1
+        try:
+            raw = np.fromfile(self.path, dtype=self._raw, count=count, offset=self.offset + k0 * s1 * self._raw.itemsize)
+        except OSError as e:
+            raise self._read_error(e.strerror or str(e)) from None
+        if raw.size != count:
+            raise self._read_error("file too short")
+        return raw.reshape(k1 - k0, s1)
+
+    def _stored_cols(self, i0: int, i1: int) -> np.ndarray:
+        """Stored columns i0:i1 of every stored row, raw dtype, [s0, i1 - i0]: one read per row."""
+        s0, s1 = self.stored_shape
+        isz = self._raw.itemsize
+        out = np.empty((s0, i1 - i0), dtype=self._raw)
+        want = (i1 - i0) * isz
+        try:
+            with open(self.path, "rb", buffering=0) as f:
+                for k in range(s0):
+                    f.seek(self.offset + (k * s1 + i0) * isz)
+                    if f.readinto(memoryview(out[k]).cast("B")) != want:
+                        raise self._read_error("file too short")
+        except OSError as e:
+            raise self._read_error(e.strerror or str(e)) from None
+        return out
+
+    def _bands(self):
+        """(k0, k1) ranges of stored rows of about _LAZY_BAND_BYTES each."""
+        s0, s1 = self.stored_shape
+        step = max(1, _LAZY_BAND_BYTES // max(1, s1 * self._raw.itemsize))
+        for k0 in range(0, s0, step):
+            yield k0, min(s0, k0 + step)
+
+    def __getitem__(self, key) -> np.ndarray:
+        n, d = self.shape
+        if isinstance(key, slice):
+            i0, i1, step = key.indices(n)
+            if step != 1:
+                raise IndexError("LazyTensor: only contiguous row slices")
+            i1 = max(i0, i1)
+            if self.transposed:  # column-major, as a copy of a slice of the eager W.T is (same products)
+                return self._float32(self._stored_cols(i0, i1)).T
+            return self._float32(self._stored_rows(i0, i1))
+        idx = np.asarray(key)
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+            raise IndexError("LazyTensor: index rows with a slice or a 1-D integer array")
+        idx = np.where(idx < 0, idx + n, idx)
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise IndexError(f"LazyTensor: row index out of range for {n} rows")
+        out = np.empty((idx.size, d), dtype=np.float32)
+        for k0, k1 in self._bands():  # one pass over the file, a band of stored rows at a time
+            band = self._stored_rows(k0, k1)
+            if self.transposed:
+                out[:, k0:k1] = self._float32(band[:, idx]).T
+            else:
+                sel = np.flatnonzero((idx >= k0) & (idx < k1))
+                out[sel] = self._float32(band[idx[sel] - k0])
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        full = self[0 : len(self)]
+        return full if dtype is None else full.astype(dtype, copy=False)
+
+    def check_finite(self) -> None:
+        """Refuse non-finite values with the eager reader's one-line error, reading a band at a time."""
+        bad, kinds = 0, set()
+        for k0, k1 in self._bands():
+            band = self._float32(self._stored_rows(k0, k1))
+            nb = band.size - int(np.count_nonzero(np.isfinite(band)))
+            if nb:
+                bad += nb
+                if np.isnan(band).any():
+                    kinds.add("NaN")
+                if np.isinf(band).any():
+                    kinds.add("inf")
+        if bad:
+            shown = "/".join(k for k in ("NaN", "inf") if k in kinds)
+            raise SaesimError(f"{self.path}: {self.name} has {bad} non-finite values ({shown})")
+
+
+def _lazy_tensor(file: Path, name: str) -> LazyTensor | None:
+    """A LazyTensor for a 2-D float tensor ``name`` of ``file``, or None when it is absent or not
+    readable lazily (then the eager reader gives the same values or the usual error)."""
+    header, data_start = _safetensors_header(file)
+    info = header.get(name)
+    if not isinstance(info, dict) or info.get("dtype") not in _RAW_DTYPES:
+        return None
+    shape, offs = info.get("shape"), info.get("data_offsets")
+    if not (isinstance(shape, list) and len(shape) == 2 and isinstance(offs, list) and len(offs) == 2):
+        return None
+    begin, end = offs
+    itemsize = np.dtype(_RAW_DTYPES[info["dtype"]]).itemsize
+    if end - begin != shape[0] * shape[1] * itemsize or data_start + end > file.stat().st_size:
+        return None
+    return LazyTensor(file, data_start + begin, (shape[0], shape[1]), info["dtype"], name)
+
+
 # --------------------------------------------------------------------------
 # Checks
 # --------------------------------------------------------------------------
@@ -184,12 +335,15 @@ def _need(tensors: dict[str, np.ndarray], name: str, file: Path, present: list[s
 # --------------------------------------------------------------------------
 
 
-def _load_sae_lens(folder: Path, with_encoder: bool) -> SAEWeights:
+def _load_sae_lens(folder: Path, with_encoder: bool, lazy_encoder: bool = False) -> SAEWeights:
     cfg_path, file = folder / CFG_FILE, folder / SAE_LENS_WEIGHTS
     cfg = _read_cfg(cfg_path)
     header, _ = _safetensors_header(file)
-    names = ["W_dec", "b_dec"] + (["W_enc"] if with_encoder else [])
+    lazy = _lazy_tensor(file, "W_enc") if with_encoder and lazy_encoder else None
+    names = ["W_dec", "b_dec"] + (["W_enc"] if with_encoder and lazy is None else [])
     t = _read_tensors(file, names)
+    if lazy is not None:
+        t["W_enc"] = lazy
     W_dec = _need(t, "W_dec", file, list(header))
     if W_dec.ndim != 2:
         raise SaesimError(f"{file}: W_dec should be 2-D [d_sae, d_in], got shape {list(W_dec.shape)}")
@@ -208,7 +362,10 @@ def _load_sae_lens(folder: Path, with_encoder: bool) -> SAEWeights:
             raise SaesimError(
                 f"{file}: W_enc has shape {list(W_enc.shape)}, expected [d_in, d_sae] = {[expect[1], expect[0]]}"
             )
-        _check_finite(W_enc, file, "W_enc")
+        if isinstance(W_enc, LazyTensor):
+            W_enc.check_finite()
+        else:
+            _check_finite(W_enc, file, "W_enc")
     elif with_encoder:
         raise SaesimError(f"{file}: no W_enc tensor")
     b_dec = t.get("b_dec")
@@ -232,12 +389,15 @@ def _orient(W: np.ndarray, n: int | None, d: int | None, file: Path, name: str) 
     )
 
 
-def _load_sparsify(folder: Path, with_encoder: bool) -> SAEWeights:
+def _load_sparsify(folder: Path, with_encoder: bool, lazy_encoder: bool = False) -> SAEWeights:
     cfg_path, file = folder / CFG_FILE, folder / SPARSIFY_WEIGHTS
     cfg = _read_cfg(cfg_path)
     header, _ = _safetensors_header(file)
-    names = ["W_dec", "b_dec"] + (["encoder.weight"] if with_encoder else [])
+    lazy = _lazy_tensor(file, "encoder.weight") if with_encoder and lazy_encoder else None
+    names = ["W_dec", "b_dec"] + (["encoder.weight"] if with_encoder and lazy is None else [])
     t = _read_tensors(file, names)
+    if lazy is not None:
+        t["encoder.weight"] = lazy
     W = _need(t, "W_dec", file, list(header))
     d_in = _cfg_int(cfg, "d_in", cfg_path)
     n = _cfg_int(cfg, "num_latents", cfg_path) or None  # sparsify writes 0 for "from expansion_factor"
@@ -255,7 +415,10 @@ def _load_sparsify(folder: Path, with_encoder: bool) -> SAEWeights:
     if with_encoder:
         E = _need(t, "encoder.weight", file, list(header))
         E = _orient(E, n, d_in, file, "encoder.weight")
-        _check_finite(E, file, "encoder.weight")
+        if isinstance(E, LazyTensor):
+            E.check_finite()
+        else:
+            _check_finite(E, file, "encoder.weight")
         W_enc = E.T  # [d_in, num_latents], a view
     b_dec = t.get("b_dec")
     if b_dec is not None:
@@ -323,10 +486,13 @@ def _load_pretrained(spec: str, with_encoder: bool) -> SAEWeights:
 # --------------------------------------------------------------------------
 
 
-def load_sae_weights(path: str | os.PathLike, *, with_encoder: bool = True) -> SAEWeights:
+def load_sae_weights(path: str | os.PathLike, *, with_encoder: bool = True, lazy_encoder: bool = False) -> SAEWeights:
     """Read an SAE's weights from a sae-lens or sparsify folder, or a sae-lens pretrained id.
 
-    ``path`` may also name the weights file inside such a folder. Raises
+    ``path`` may also name the weights file inside such a folder. With
+    ``lazy_encoder`` the encoder of a folder is a :class:`LazyTensor` (read
+    from the file chunk by chunk when used, checked for non-finite values
+    now) rather than an array in memory; pretrained ids load it as usual. Raises
     :class:`SaesimError` (one line naming the file and the problem) for a
     missing path, a folder that is not an SAE, unreadable or non-finite
     weights, or shapes that disagree with ``cfg.json``.
@@ -347,9 +513,9 @@ def load_sae_weights(path: str | os.PathLike, *, with_encoder: bool = True) -> S
     if not (p / CFG_FILE).is_file():
         raise SaesimError(f"{p}: not an SAE folder (no {CFG_FILE})")
     if (p / SAE_LENS_WEIGHTS).is_file():
-        return _load_sae_lens(p, with_encoder)
+        return _load_sae_lens(p, with_encoder, lazy_encoder)
     if (p / SPARSIFY_WEIGHTS).is_file():
-        return _load_sparsify(p, with_encoder)
+        return _load_sparsify(p, with_encoder, lazy_encoder)
     raise SaesimError(f"{p}: not an SAE folder (no {SAE_LENS_WEIGHTS} or {SPARSIFY_WEIGHTS})")
 
 

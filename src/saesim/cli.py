@@ -100,8 +100,9 @@ def run_compare(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     with_enc = not args.no_encoders
-    A = load_sae_weights(args.a, with_encoder=with_enc)
-    B = load_sae_weights(args.b, with_encoder=with_enc)
+    # encoders stay on disk, read chunk by chunk (two 65,536 x 2,304 encoders are 1.1 GiB)
+    A = load_sae_weights(args.a, with_encoder=with_enc, lazy_encoder=True)
+    B = load_sae_weights(args.b, with_encoder=with_enc, lazy_encoder=True)
     check_same_d_in(A, B)
     t_load = time.perf_counter() - t0
     res, arrays = compare_pair(
@@ -152,7 +153,7 @@ def _null_pair_excess(args: argparse.Namespace, A, B, res: dict[str, Any], with_
         return {"null": None}
     nulls = []
     for flag, path, real in (("--null-a", args.null_a, A), ("--null-b", args.null_b, B)):
-        N = load_sae_weights(path, with_encoder=with_enc)
+        N = load_sae_weights(path, with_encoder=with_enc, lazy_encoder=True)
         if (N.d_sae, N.d_in) != (real.d_sae, real.d_in):
             raise SaesimError(f"{N.source} ({flag}): {N.d_sae} latents x d_in={N.d_in}, but the SAE it is the null "
                               f"for has {real.d_sae} x d_in={real.d_in}; the null pair must have the real pair's shapes")

@@ -154,7 +154,17 @@ class SharedLatentsResult:
 
 
 def _as_matrix(x: Any, name: str) -> np.ndarray:
-    """A 2-D float numpy array view of ``x`` (no copy when already one)."""
+    """A 2-D float numpy array view of ``x`` (no copy when already one).
+
+    A row source (``x.is_row_source``, e.g. :class:`saesim.checkpoints.LazyTensor`:
+    ``shape``, ``.T``, and ``x[slice]`` / ``x[int_array]`` giving float32 rows)
+    is returned as it is: the scans, the matchings and shared latents read it
+    chunk by chunk instead of holding it whole.
+    """
+    if getattr(x, "is_row_source", False):
+        if len(x.shape) != 2:
+            raise SaesimError(f"{name}: expected a 2-D array [n_latents, d], got shape {x.shape}")
+        return x
     arr = np.asarray(x)
     if arr.ndim != 2:
         raise SaesimError(f"{name}: expected a 2-D array [n_latents, d], got shape {arr.shape}")
