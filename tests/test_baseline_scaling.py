@@ -147,7 +147,7 @@ def test_top_m_scan_with_sparse_late_tiles_equals_dense_reference(monkeypatch):
         calls["sparse" if ok else "declined"] += 1
         return ok
 
-    monkeypatch.setattr(S, "_fold_above_floor", counting)
+    monkeypatch.setattr(S.scan, "_fold_above_floor", counting)  # where top_abs_cosines looks it up
     budget = 0.6
     R, C = S.tile_shape(n_a, n_b, d, budget)
     assert n_b // C >= 8  # many tiles per row

@@ -106,6 +106,35 @@ def test_missing_script_names_it(tree):
         code_hash(tree / "scripts/nope.py", tree / "pkg", package="pkg")
 
 
+def test_a_package_split_into_stage_modules_is_followed(tmp_path):
+    """The layout of saesim.similarity: ``__init__`` re-exports from its last stage, which
+    imports the earlier ones as siblings (``from .first import``); a script that imports only
+    the package name hashes every stage, and an edit to the first stage changes its hash."""
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/stage/__init__.py": "from .last import (\n    run,\n)\n",
+        "pkg/stage/last.py": "from .middle import step\n\ndef run():\n    return step()\n",
+        "pkg/stage/middle.py": "from .first import helper\nfrom ..util import h\n\ndef step():\n    return helper() + h()\n",
+        "pkg/stage/first.py": "def helper():\n    return 1\n",
+        "pkg/util.py": "def h():\n    return 2\n",
+        "scripts/job.py": "from pkg.stage import run\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    assert list(module_files(tmp_path / "scripts/job.py", tmp_path / "pkg", package="pkg")) == [
+        "pkg/__init__.py",
+        "pkg/stage/__init__.py",
+        "pkg/stage/first.py",
+        "pkg/stage/last.py",
+        "pkg/stage/middle.py",
+        "pkg/util.py",
+    ]
+    before = h(tmp_path)
+    (tmp_path / "pkg/stage/first.py").write_text("def helper():\n    return 3\n")
+    assert h(tmp_path) != before
+
+
 def test_real_scripts_hash_the_modules_they_run():
     """Known answers on the real package: the rerun holes of the hand-typed lists are closed."""
     pkg = ROOT / "src" / "saesim"
@@ -113,6 +142,10 @@ def test_real_scripts_hash_the_modules_they_run():
     assert {"saesim/universality/filters.py", "saesim/corpus.py", "saesim/models/language.py", "saesim/rulekit.py"} <= set(corpus)
     compare = module_files(ROOT / "scripts/compare_by_activations.py", pkg)
     assert "saesim/activation_store.py" in compare
+    # saesim.similarity is a package of stages: a script importing from the package hashes them all
+    pair = module_files(ROOT / "scripts/compare_seed_pair.py", pkg)
+    stages = ("__init__", "scan", "matching", "baseline", "compare")
+    assert {f"saesim/similarity/{m}.py" for m in stages} <= set(pair)
     # no rule script runs the CLI or the config validation
     for script in (ROOT / "scripts").glob("*.py"):
         names = set(module_files(script, pkg))

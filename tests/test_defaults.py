@@ -55,7 +55,7 @@ def lib():
     from saesim.similarity import compare_decoders, random_decoder_baseline
     from saesim.synthetic import write_synthetic_store
     from saesim.training import SAESpec
-    from saesim.universality import compare_codes, compare_neuron_activations
+    from saesim.universality import CodeComparisonOptions, compare_neuron_activations
 
     return locals()
 
@@ -86,10 +86,10 @@ PAIRS = [
     ("extract_modular_stores", "rel_threshold", "$defs.modular_source.key_rel_threshold"),
     ("write_synthetic_store", "dtype", "$defs.store.dtype"),
     ("write_synthetic_store", "chunk_rows", "$defs.store.chunk_rows"),
-    ("compare_codes", "n_null", "$defs.comparison.n_null"),
-    ("compare_codes", "min_freq", "$defs.comparison.min_freq"),
-    ("compare_codes", "corr_threshold", "$defs.comparison.corr_threshold"),
-    ("compare_codes", "max_rows", "$defs.comparison.max_rows"),
+    ("CodeComparisonOptions", "n_null", "$defs.comparison.n_null"),
+    ("CodeComparisonOptions", "min_freq", "$defs.comparison.min_freq"),
+    ("CodeComparisonOptions", "corr_threshold", "$defs.comparison.corr_threshold"),
+    ("CodeComparisonOptions", "max_rows", "$defs.comparison.max_rows"),
     ("compare_neuron_activations", "n_null", "$defs.comparison.n_null"),
     ("compare_neuron_activations", "max_rows", "$defs.comparison.max_rows"),
     ("compare_decoders", "baseline_draws", "baseline_draws"),

@@ -15,7 +15,13 @@ Nothing here imports torch or sae-lens until an SAE folder is encoded.
 
 from .alignment import TokenAlignment, align_by_char_offsets, check_aligned_tokens
 from .codes import ArraySAE, LatentStats, SparseCodes, collect_codes, decoder_rows, encode_sparse, load_sae
-from .compare import UniversalityResult, compare_by_activations, compare_codes, compare_neuron_activations
+from .compare import (
+    CodeComparisonOptions,
+    UniversalityResult,
+    compare_by_activations,
+    compare_codes,
+    compare_neuron_activations,
+)
 from .correlation import BestPartners, CrossCorrelation, cross_correlation, one_to_one_pairs
 from .filters import is_junk_text, junk_dominated_latents, junk_token_ids, rare_latents, top_activating_rows
 from .relational import (
@@ -32,6 +38,7 @@ from .relational import (
 __all__ = [
     "ArraySAE",
     "BestPartners",
+    "CodeComparisonOptions",
     "CrossCorrelation",
     "LatentStats",
     "METRICS",

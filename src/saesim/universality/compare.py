@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Iterable
 
 import numpy as np
@@ -48,36 +48,70 @@ def _as_codes(codes: SparseCodes | Iterable[Any], latent_major: bool, name: str)
     return collect_codes(codes, latent_major=latent_major, name=name)
 
 
+@dataclass(frozen=True)
+class CodeComparisonOptions:
+    """Every setting of :func:`compare_codes` beyond its inputs, by step.
+
+    Defaults agree with the schema's ``$defs.comparison`` where it has the key
+    (``tests/test_defaults.py``).
+    """
+
+    # filters: dead or rare latents, junk-dominated latents (with junk rows), weak pairs
+    min_freq: float = 1e-4
+    corr_threshold: float = 0.1
+    n_top_tokens: int = 5
+    # pairing by activation correlation (see cross_correlation, one_to_one_pairs)
+    one_to_one: str = "assignment"
+    max_edges_per_latent: int = 16
+    max_pairs_per_tile: int = 8_000_000
+    # relational measures of the paired decoders (see relational_similarity)
+    relational_on: tuple[str, ...] = ("one_to_one", "many_to_one")
+    metrics: tuple[str, ...] = METRICS
+    n_null: int = 100
+    seed: int = 0
+    max_rows: int = 4096
+    rsa_max_rows: int = 2000
+    knn_k: int = 10
+    variance_kept: float = 0.99
+    n_components: int | None = None
+
+    @classmethod
+    def with_overrides(
+        cls, options: CodeComparisonOptions | None, overrides: dict[str, Any], caller: str
+    ) -> CodeComparisonOptions:
+        """``options`` (the defaults when None) with the fields named in ``overrides`` replaced.
+
+        An unknown name raises TypeError, as an unknown keyword argument of ``caller`` would.
+        """
+        base = cls() if options is None else options
+        if not isinstance(base, cls):
+            raise TypeError(f"{caller}() options must be a {cls.__name__}, got {type(base).__name__}")
+        unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
+        return replace(base, **overrides) if overrides else base
+
+
 def compare_codes(
     codes_a: SparseCodes | Iterable[Any],
     codes_b: SparseCodes | Iterable[Any],
     decoder_a: np.ndarray | None = None,
     decoder_b: np.ndarray | None = None,
     *,
-    min_freq: float = 1e-4,
-    corr_threshold: float = 0.1,
     junk_rows_a: np.ndarray | None = None,
     junk_rows_b: np.ndarray | None = None,
-    n_top_tokens: int = 5,
-    one_to_one: str = "assignment",
-    max_edges_per_latent: int = 16,
-    max_pairs_per_tile: int = 8_000_000,
-    relational_on: tuple[str, ...] = ("one_to_one", "many_to_one"),
-    metrics: tuple[str, ...] = METRICS,
-    n_null: int = 100,
-    seed: int = 0,
-    max_rows: int = 4096,
-    rsa_max_rows: int = 2000,
-    knn_k: int = 10,
-    variance_kept: float = 0.99,
-    n_components: int | None = None,
+    options: CodeComparisonOptions | None = None,
+    **overrides: Any,
 ) -> UniversalityResult:
     """Pair latents of A and B by exact activation correlation; filter; compare decoders.
 
     ``codes_a``/``codes_b``: :class:`SparseCodes` or iterables of token-major
     chunks (CSR or dense ``[rows, n_latents]``) over the same aligned tokens.
     ``decoder_a``/``decoder_b``: ``[n_latents, d]`` decoder rows; without them
-    the relational measures are skipped.
+    the relational measures are skipped.  ``options`` (a
+    :class:`CodeComparisonOptions`, its defaults when None) holds every other
+    setting; keyword ``overrides`` replace single fields of it (e.g.
+    ``n_null=10``), so ``compare_codes(a, b, da, db, min_freq=1e-3)`` works as before.
 
     Filters, in order: latents dead or firing on fewer than ``min_freq`` of the
     tokens; latents whose top-``n_top_tokens`` activating tokens are mostly junk
@@ -87,6 +121,7 @@ def compare_codes(
     the reverse direction); one-to-one: maximum total correlation over edges
     at or above the threshold (see :func:`one_to_one_pairs`).
     """
+    o = CodeComparisonOptions.with_overrides(options, overrides, "compare_codes")
     t0 = time.perf_counter()
     codes_a = _as_codes(codes_a, True, "codes A")
     codes_b = _as_codes(codes_b, False, "codes B")
@@ -96,8 +131,8 @@ def compare_codes(
         if dec is not None and np.shape(dec)[0] != n:
             raise SaesimError(f"decoder {side} has {np.shape(dec)[0]} rows but SAE {side} has {n} latents")
 
-    rare_a = rare_latents(codes_a.stats, min_freq)
-    rare_b = rare_latents(codes_b.stats, min_freq)
+    rare_a = rare_latents(codes_a.stats, o.min_freq)
+    rare_b = rare_latents(codes_b.stats, o.min_freq)
     junk_a = np.zeros(n_a, dtype=bool)
     junk_b = np.zeros(n_b, dtype=bool)
     for side, rows, codes, junk, rare in (
@@ -109,7 +144,7 @@ def compare_codes(
         rows = np.asarray(rows, dtype=bool)
         if rows.shape != (codes.n_tokens,):
             raise SaesimError(f"junk_rows_{side.lower()} has shape {rows.shape}, expected ({codes.n_tokens},)")
-        junk[:] = junk_dominated_latents(codes, rows, n_top_tokens) & ~rare
+        junk[:] = junk_dominated_latents(codes, rows, o.n_top_tokens) & ~rare
     eligible_a = ~rare_a & ~junk_a
     eligible_b = ~rare_b & ~junk_b
 
@@ -119,19 +154,19 @@ def compare_codes(
         codes_b,
         eligible_a=eligible_a,
         eligible_b=eligible_b,
-        edge_threshold=corr_threshold,
-        max_edges_per_latent=max_edges_per_latent,
-        max_pairs_per_tile=max_pairs_per_tile,
+        edge_threshold=o.corr_threshold,
+        max_edges_per_latent=o.max_edges_per_latent,
+        max_pairs_per_tile=o.max_pairs_per_tile,
     )
     t_corr = time.perf_counter() - t0
 
     has_a = cc.a_to_b.partner >= 0
-    keep_a = has_a & (cc.a_to_b.corr >= corr_threshold)
+    keep_a = has_a & (cc.a_to_b.corr >= o.corr_threshold)
     has_b = cc.b_to_a.partner >= 0
-    keep_b = has_b & (cc.b_to_a.corr >= corr_threshold)
+    keep_b = has_b & (cc.b_to_a.corr >= o.corr_threshold)
 
     t0 = time.perf_counter()
-    pair_a, pair_b, pair_corr = one_to_one_pairs(cc.edge_a, cc.edge_b, cc.edge_corr, method=one_to_one)
+    pair_a, pair_b, pair_corr = one_to_one_pairs(cc.edge_a, cc.edge_b, cc.edge_corr, method=o.one_to_one)
     t_match = time.perf_counter() - t0
 
     summary: dict[str, Any] = {
@@ -140,21 +175,21 @@ def compare_codes(
         "n_latents_b": int(n_b),
         "filters": {
             "dead_or_rare": {
-                "min_freq": float(min_freq),
+                "min_freq": float(o.min_freq),
                 "removed_a": int(rare_a.sum()),
                 "removed_b": int(rare_b.sum()),
                 "dead_a": int((codes_a.stats.fire_counts == 0).sum()),
                 "dead_b": int((codes_b.stats.fire_counts == 0).sum()),
             },
             "junk_top_tokens": {
-                "n_top": int(n_top_tokens),
+                "n_top": int(o.n_top_tokens),
                 "applied_a": junk_rows_a is not None,
                 "applied_b": junk_rows_b is not None,
                 "removed_a": int(junk_a.sum()),
                 "removed_b": int(junk_b.sum()),
             },
             "below_threshold": {
-                "threshold": float(corr_threshold),
+                "threshold": float(o.corr_threshold),
                 "removed_many_to_one_a_to_b": int((has_a & ~keep_a).sum()),
                 "removed_many_to_one_b_to_a": int((has_b & ~keep_b).sum()),
                 "eligible_a_without_one_to_one_partner": int(eligible_a.sum() - pair_a.size),
@@ -162,13 +197,13 @@ def compare_codes(
         },
         "many_to_one": _corr_summary(cc.a_to_b.corr[keep_a]),
         "many_to_one_b_to_a": _corr_summary(cc.b_to_a.corr[keep_b]),
-        "one_to_one": {**_corr_summary(pair_corr), "method": one_to_one},
+        "one_to_one": {**_corr_summary(pair_corr), "method": o.one_to_one},
         "n_distinct_b_in_many_to_one": int(np.unique(cc.a_to_b.partner[keep_a]).size),
         "correlation_cost": {
             "n_cofiring_pairs": int(cc.n_cofiring_pairs),
             "n_tiles": int(cc.n_tiles),
             "max_tile_pairs": int(cc.max_tile_pairs),
-            "max_pairs_per_tile": int(max_pairs_per_tile),
+            "max_pairs_per_tile": int(o.max_pairs_per_tile),
             "n_candidate_edges": int(cc.edge_a.size),
         },
     }
@@ -182,24 +217,24 @@ def compare_codes(
         }
         dec_a = np.asarray(decoder_a, dtype=np.float64)
         dec_b = np.asarray(decoder_b, dtype=np.float64)
-        for name in relational_on:
+        for name in o.relational_on:
             if name not in pairings:
                 raise SaesimError(f"relational_on: unknown pairing {name!r}; known: {sorted(pairings)}")
             ia, ib = pairings[name]
-            if ia.size < max(3, knn_k + 1):
+            if ia.size < max(3, o.knn_k + 1):
                 relational[name] = {"skipped": f"only {ia.size} pairs"}
                 continue
             res = relational_similarity(
                 dec_a[ia],
                 dec_b[ib],
-                metrics=metrics,
-                n_null=n_null,
-                seed=seed,
-                max_rows=max_rows,
-                rsa_max_rows=rsa_max_rows,
-                knn_k=knn_k,
-                variance_kept=variance_kept,
-                n_components=n_components,
+                metrics=o.metrics,
+                n_null=o.n_null,
+                seed=o.seed,
+                max_rows=o.max_rows,
+                rsa_max_rows=o.rsa_max_rows,
+                knn_k=o.knn_k,
+                variance_kept=o.variance_kept,
+                n_components=o.n_components,
             )
             relational[name] = {m: r.as_dict() for m, r in res.items()}
     summary["relational"] = relational
@@ -272,7 +307,8 @@ def compare_by_activations(
     :func:`~saesim.universality.alignment.align_by_char_offsets`), row
     ``rows_a[i]`` of A is compared with row ``rows_b[i]`` of B.
     ``junk_token_ids_*`` (and ``position0_is_junk`` for BOS rows) enable the
-    top-token filter.  Other keyword ``options`` go to :func:`compare_codes`.
+    top-token filter.  Other keywords go to :func:`compare_codes`: ``options=`` (a
+    :class:`CodeComparisonOptions`) and single fields of it.
     Memory: the codes (12 bytes per nonzero per SAE) plus one dense encoder
     chunk (``chunk_rows x n_latents`` float32) plus the correlation tiles.
     """
