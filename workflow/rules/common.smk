@@ -20,6 +20,7 @@ from saesim.architectures import figure_choice  # noqa: E402
 from saesim import layout  # noqa: E402
 from saesim.layout import ArtifactId  # noqa: E402
 from saesim.codehash import cached_code_hash  # noqa: E402
+from saesim.workflow import planning  # noqa: E402
 from saesim.errors import SaesimError  # noqa: E402
 
 try:
@@ -89,16 +90,15 @@ GPU = 1 if uses_gpu() else 0
 
 
 def experiments_of_kind(*kinds):
-    names = [n for n, e in EXPERIMENTS.items() if e["source"]["kind"] in kinds]
-    return "|".join(names) if names else "(?!x)x"
+    return planning.names_regex(n for n, e in EXPERIMENTS.items() if planning.kind(e) in kinds)
 
 
 def hooks(exp):
-    return EXPERIMENTS[exp].get("hooks", ["toy"])
+    return planning.hooks(EXPERIMENTS[exp])
 
 
 def variants(exp):
-    return {v.id: v for v in expand_variants(EXPERIMENTS[exp])}
+    return planning.variants(EXPERIMENTS[exp])
 
 
 def seeds(exp):
@@ -106,12 +106,11 @@ def seeds(exp):
 
 
 def seed_pairs(exp):
-    s = sorted(seeds(exp))
-    return [(a, b) for i, a in enumerate(s) for b in s[i + 1 :]]
+    return planning.seed_pairs(seeds(exp))
 
 
 def has_ground_truth(exp):
-    return EXPERIMENTS[exp]["source"]["kind"] == "toy"
+    return planning.has_ground_truth(EXPERIMENTS[exp])
 
 
 def store_path(exp, hook):
@@ -146,28 +145,7 @@ def regex_of(name):
 
 def sae_spec_of(exp_name, variant, seed):
     """Keyword arguments of saesim.training.SAESpec for one SAE."""
-    exp = EXPERIMENTS[exp_name]
-    v = variants(exp_name)[variant]
-    init_seed, data_seed = seed_pair(exp, int(seed))
-    training = dict(exp["sae"]["training"])
-    options = dict(v.options)
-    training["lr"] = options.pop("lr", training["lr"])
-    spec = dict(
-        architecture=v.architecture,
-        width=v.width,
-        sparsity=v.sparsity,
-        init_seed=init_seed,
-        data_seed=data_seed,
-        exclude_positions=list(exp["sae"]["exclude_positions"]),
-        exclude_norm_above=exp["sae"].get("exclude_norm_above"),
-        threads=config["threads_per_job"],
-        device=DEVICE,
-        **training,
-    )
-    if "matryoshka_widths" in options:
-        spec["matryoshka_widths"] = list(options.pop("matryoshka_widths"))
-    spec.update(options)
-    return spec
+    return planning.sae_spec(EXPERIMENTS[exp_name], variant, seed, config["threads_per_job"], DEVICE)
 
 
 def sae_seeds(exp, null=False):
@@ -202,7 +180,7 @@ def sae_identities_of(null):
 
 def hook_variants(exp):
     """Every (hook, variant id) an experiment trains SAEs for, hooks first."""
-    return [(h, vid) for h in hooks(exp) for vid, v in variants(exp).items() if v.trained_at(h)]
+    return planning.hook_variants(EXPERIMENTS[exp])
 
 
 def all_sae_dirs(exp):
@@ -218,7 +196,7 @@ def all_pair_files(exp):
 
 
 def all_baseline_files(exp):
-    widths = {h: sorted({variants(exp)[v].width for hv, v in hook_variants(exp) if hv == h}) for h in hooks(exp)}
+    widths = planning.baseline_widths(EXPERIMENTS[exp])
     return [layout.path("baseline", ArtifactId(exp, h), width=w) for h in hooks(exp) for w in widths[h]]
 
 
@@ -234,7 +212,7 @@ def all_ground_truth_files(exp):
 
 def all_downstream_files(exp):
     """The downstream-loss JSON of a language-model experiment (none for other kinds)."""
-    return [layout.path("downstream", ArtifactId(exp))] if EXPERIMENTS[exp]["source"]["kind"] in LANGUAGE_KINDS else []
+    return [layout.path("downstream", ArtifactId(exp))] if planning.is_language(EXPERIMENTS[exp]) else []
 
 
 def downstream_inputs(wildcards):
@@ -252,40 +230,22 @@ def sae_keys(exp):
 
 
 def truth_heatmap_saes(wildcards):
-    """The first seed's SAE below, nearest to, and above the true L0, for one architecture.
-
-    The architecture is the k-sparse one with the most sparsities (ties: the registry's
-    figure_rank, batchtopk first; saesim.architectures.figure_choice).
-    """
-    exp = EXPERIMENTS[wildcards.exp]
-    true_l0 = expected_l0(exp["source"])
-    by_arch = {}
-    for v in variants(wildcards.exp).values():
-        if v.sparsity_key == "k":
-            by_arch.setdefault(v.architecture, []).append(v)
-    if not by_arch:
-        raise WorkflowError(
-            f"experiments.{wildcards.exp}: the latent x true-feature heatmap needs a k-sparse SAE variant"
-        )
-    arch = figure_choice({a: len(vs) for a, vs in by_arch.items()})
-    vs = sorted(by_arch[arch], key=lambda v: v.sparsity)
-    at = min(vs, key=lambda v: abs(v.sparsity - true_l0))
-    picked = list({v.id: v for v in (vs[0], at, vs[-1])}.values())  # fewer panels when they coincide
+    """The first seed's SAE of each panel (saesim.workflow.planning.truth_heatmap_variants)."""
+    try:
+        picked = planning.truth_heatmap_variants(EXPERIMENTS[wildcards.exp], f"experiments.{wildcards.exp}")
+    except SaesimError as err:
+        raise WorkflowError(str(err)) from None
     seed = seeds(wildcards.exp)[0]
-    return [sae_dir(wildcards.exp, hooks(wildcards.exp)[0], v.id, seed) for v in picked]
+    return [sae_dir(wildcards.exp, hooks(wildcards.exp)[0], v, seed) for v in picked]
 
 
 def is_modular(exp):
-    return EXPERIMENTS[exp]["source"]["kind"] == "modular"
+    return planning.is_modular(EXPERIMENTS[exp])
 
 
 def modular_model_config(exp):
     """Keyword arguments of saesim.models.modular.ModularConfig for one experiment."""
-    src = dict(EXPERIMENTS[exp]["source"])
-    for key in ("kind", "key_rel_threshold"):
-        src.pop(key, None)
-    src["device"] = DEVICE
-    return src
+    return planning.modular_model_config(EXPERIMENTS[exp], DEVICE)
 
 
 def all_fourier_files(exp):
@@ -297,7 +257,7 @@ def all_fourier_files(exp):
 
 
 def has_convergence(exp):
-    return convergence_target(EXPERIMENTS[exp]) is not None
+    return planning.has_convergence(EXPERIMENTS[exp])
 
 
 def convergence_saes(exp):
@@ -313,8 +273,7 @@ def convergence_baseline(exp):
 
 
 def experiments_with_convergence():
-    names = [n for n in EXPERIMENTS if has_convergence(n)]
-    return "|".join(names) if names else "(?!x)x"
+    return planning.names_regex(n for n in EXPERIMENTS if has_convergence(n))
 
 
 def convergence_specs(exp):
@@ -328,7 +287,7 @@ def convergence_specs(exp):
 
 def null_enabled(exp):
     """Trained experiments train the null unless told not to; imported SAEs have no null."""
-    return EXPERIMENTS[exp]["source"]["kind"] != "saes" and EXPERIMENTS[exp]["null"]["enabled"]
+    return planning.null_enabled(EXPERIMENTS[exp])
 
 
 def null_seeds(exp):
@@ -340,8 +299,7 @@ def null_store_path(exp, hook):
 
 
 def null_seed_pairs(exp):
-    s = sorted(null_seeds(exp))
-    return [(a, b) for i, a in enumerate(s) for b in s[i + 1 :]]
+    return planning.seed_pairs(null_seeds(exp))
 
 
 def all_null_sae_dirs(exp):
@@ -372,24 +330,11 @@ def all_null_fourier_files(exp):
     return [layout.path("fourier", ArtifactId(exp, h, v, (s,), "null")) for h, v in hook_variants(exp) for s in null_seeds(exp)]
 
 
-FIGURES = {
-    "stability_vs_l0": lambda exp: True,
-    "seed_heatmap": lambda exp: True,
-    "recovery_vs_l0": has_ground_truth,
-    "latent_vs_truth": has_ground_truth,
-    "pwmcc_vs_gtmcc": has_ground_truth,
-    "grokking": is_modular,
-    "fourier_overlap": is_modular,
-    "coactivation": lambda exp: True,
-    "convergence": has_convergence,
-}
-
-
 def figure_files(exp):
+    """The figures an experiment draws (saesim.workflow.planning.FIGURES), PDF and PNG."""
     return [
         layout.path("figure", ArtifactId(exp), name=name, ext=ext)
-        for name, applies in FIGURES.items()
-        if applies(exp)
+        for name in planning.figure_names(EXPERIMENTS[exp])
         for ext in ("pdf", "png")
     ]
 
@@ -415,17 +360,13 @@ def comparison_inputs(wildcards):
         "sae_b": sae_dir(exp_b, wildcards.hook_b, var_b, seed_b),
     }
     for side, exp in (("a", exp_a), ("b", exp_b)):
-        if EXPERIMENTS[exp]["source"]["kind"] in LANGUAGE_KINDS:
+        if planning.is_language(EXPERIMENTS[exp]):
             out[f"junk_{side}"] = layout.path("junk_tokens", ArtifactId(exp))
     return out
 
 
 def comparison_options(cmp):
-    c = dict(COMPARISONS[cmp])
-    c.pop("a")
-    c.pop("b")
-    c["seed"] = 0
-    return c
+    return planning.comparison_options(COMPARISONS[cmp])
 
 
 def comparison_files(cmp):
@@ -440,7 +381,7 @@ from saesim import suite_runs  # noqa: E402
 
 
 def is_imported(exp):
-    return EXPERIMENTS[exp]["source"]["kind"] == "saes"
+    return planning.is_imported(EXPERIMENTS[exp])
 
 
 def _expand_imported_all():
@@ -493,15 +434,14 @@ def suite_members(suite):
         }
     out = {}
     for m in s["members"]:
-        hook, variant = (m, s["variant"]) if s["axis"] == "hook" else (s["hook"], m)
+        hook, variant = planning.suite_member_hook_variant(s, m)
         d = sae_dir(exp, hook, variant, s["seed"])
         out[m] = {"kind": "trained", "spec": d, "info": d, "hook": hook, "variant": variant, "seed": s["seed"]}
     return out
 
 
 def suite_pairs(suite):
-    m = list(suite_members(suite))
-    return [(a, b) for i, a in enumerate(m) for b in m[i + 1 :]]
+    return planning.pairs(suite_members(suite))
 
 
 def suite_cell_files(suite):

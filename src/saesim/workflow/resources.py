@@ -1,0 +1,392 @@
+"""The resource cost model: memory (MB) and run time (minutes) of every job of the workflow.
+
+Pure functions of one experiment's validated config (``exp``: ``config["experiments"][name]``,
+defaults filled by the schema) and plain numbers (SAE width, d, store rows, threads, GPU
+or not, the attempt). ``workflow/rules/resources.smk`` wraps them as Snakemake resource
+functions ``<rule>_mem_mb(wildcards, attempt)`` / ``<rule>_runtime(...)``.
+
+Every estimate has a safety margin; memory and run time are multiplied by the attempt, so a
+job killed for memory or time (the SLURM profile retries) asks for more next time.
+
+Kept free of heavy imports: the Snakefile imports this module at parse time.
+"""
+
+from __future__ import annotations
+
+import math
+
+MIB = 2**20
+# resident memory of a job before its data, about twice what was measured (peak RSS of a
+# toy job: h5py/numpy 64 MB, pandas/matplotlib 140 MB, torch 270 MB, sae-lens 550 MB):
+# Python + numpy/h5py/pandas/matplotlib ...
+BASE_MB = 400
+# ... + torch ...
+TORCH_MB = 600
+# ... + sae-lens / transformer-lens / transformers
+LIBS_MB = 1200
+# sustained float32 FLOP/s of one CPU thread and of one GPU on this workflow's matmuls
+CPU_FLOPS = 2e10
+GPU_FLOPS = 2e12
+# run-time margin over the estimate, and the floor (start-up, imports, queueing slack)
+RUNTIME_MARGIN = 2.0
+MIN_RUNTIME = 10
+# d_model and parameter count of language models whose size the config does not say
+KNOWN_MODELS = {"smollm2": (576, 135e6, 30)}
+UNKNOWN_MODEL = (2048, 1.5e9, 28)
+# vocabulary of the logits a language-model batch holds (SmolLM2's, an upper bound for small models)
+VOCAB = 49152
+
+
+def mb(n_bytes):
+    """Bytes -> MiB, rounded up."""
+    return int(math.ceil(n_bytes / MIB))
+
+
+def mem(base_mb, n_bytes, attempt=1):
+    """``base_mb`` plus 1.5 times ``n_bytes``, times the attempt."""
+    return (base_mb + mb(1.5 * n_bytes)) * attempt
+
+
+def minutes(flops, threads=1, gpu=0, attempt=1):
+    """Minutes for ``flops`` on one GPU or ``threads`` CPU threads, with margin and floor, times the attempt."""
+    rate = GPU_FLOPS if gpu else CPU_FLOPS * max(1, threads)
+    return (MIN_RUNTIME + int(math.ceil(RUNTIME_MARGIN * flops / rate / 60))) * attempt
+
+
+def dtype_bytes(exp):
+    """Bytes per value of an experiment's activation stores."""
+    return 2 if exp["store"]["dtype"] == "float16" else 4
+
+
+def language_model_size(exp):
+    """(d_model, parameters, layers) of an experiment's language model (estimates for unknown ones)."""
+    return KNOWN_MODELS.get(exp["source"]["kind"], UNKNOWN_MODEL)
+
+
+def store_shape(exp, hook):
+    """(rows, d) of one activation store, from the validated config (defaults from the schema)."""
+    src, store = exp["source"], exp["store"]
+    kind = src["kind"]
+    if kind == "toy":
+        return store["n_rows"], src["model"]["hidden_dim"]
+    if kind == "modular":
+        d = src["d_mlp"] if ("mlp.hook_post" in hook or "mlp.hook_pre" in hook) else src["d_model"]
+        # without n_rows, every one of the p * p inputs once (saesim.extraction.modular_row_order)
+        return store.get("n_rows") or src["p"] ** 2, d
+    return src["corpus"]["n_tokens"], language_model_size(exp)[0]
+
+
+def store_chunk(exp):
+    return exp["store"]["chunk_rows"]
+
+
+def compare_flops(width, d):
+    """|cos| tiles of two [width, d] decoders and of encoders in both directions, plus the assignment."""
+    return 4.0 * width * width * d + 10.0 * width**3
+
+
+def typical_l0(variant):
+    """A variant's L0 for sizing: its k, or (other sparsity keys) min(width, 256)."""
+    return variant.sparsity if variant.sparsity_key == "k" else min(variant.width, 256)
+
+
+# ---- shared -------------------------------------------------------------------
+
+
+def table_mem_mb(attempt):
+    """Tables and figures: pandas and matplotlib on small CSVs."""
+    return (BASE_MB + 200) * attempt
+
+
+def short_runtime(attempt):
+    return MIN_RUNTIME * attempt
+
+
+# ---- stores -------------------------------------------------------------------
+
+
+def synthetic_sizes(exp):
+    """(num_features, rows per sample call, orthogonalisation steps) of a toy (sae_lens.synthetic) source."""
+    model = exp["source"]["model"]
+    n = model["num_features"]
+    ortho = model.get("orthogonalization") or {}
+    steps = ortho.get("num_steps", 200) if model.get("orthogonalization") is not None else 0
+    return n, max(1, min(store_chunk(exp), 2**23 // n)), steps
+
+
+def make_toy_store_mem_mb(exp, attempt):
+    """sae-lens + dense feature activations of one sample call (a few copies) + the dictionary
+    + one orthogonalisation chunk [1024, n] and its gradient."""
+    rows, d = store_shape(exp, "toy")
+    n, sample, steps = synthetic_sizes(exp)
+    n_bytes = 4 * 4 * sample * (n + d) + 4 * 4 * n * d + (4 * 4 * min(1024, n) * n if steps else 0)
+    return mem(LIBS_MB, n_bytes, attempt)
+
+
+def make_toy_store_runtime(exp, attempt):
+    rows, d = store_shape(exp, "toy")
+    n, _, steps = synthetic_sizes(exp)
+    return minutes(2.0 * rows * n * (d + 16) + 6.0 * steps * n * n * d, attempt=attempt)
+
+
+def make_null_store_mem_mb(exp, hook, attempt):
+    """A chunk of the source and of the draws (float64), the covariance and its factor, row masks."""
+    rows, d = store_shape(exp, hook)
+    chunk = store_chunk(exp)
+    return mem(BASE_MB, 4 * 8 * chunk * d + 6 * 8 * d * d + 16 * rows, attempt)
+
+
+def make_null_store_runtime(exp, hook, attempt):
+    """Row norms, the covariance (2 rows d^2) and the draws (2 rows d^2)."""
+    rows, d = store_shape(exp, hook)
+    return minutes(4.0 * rows * d * d + 10.0 * d**3, attempt=attempt)
+
+
+# ---- SAE training ---------------------------------------------------------------
+
+
+def train_sae_mem_mb(exp, hook, width, attempt):
+    """Weights, gradients and two Adam moments; a batch's latents; streamed chunks; masks."""
+    training = exp["sae"]["training"]
+    rows, d = store_shape(exp, hook)
+    params = 2 * width * d + width + d
+    n_bytes = (
+        4 * 4 * params  # weights, gradients, Adam m and v
+        + 6 * 4 * max(training["batch_size"], 4096) * width  # latents (training batch, eval chunk)
+        + 4 * 4 * training["batch_size"] * d
+        + 8 * store_chunk(exp) * d * dtype_bytes(exp)  # shuffled chunks in flight
+        + 16 * rows  # row masks, indices, positions
+    )
+    return mem(LIBS_MB, n_bytes, attempt)
+
+
+def train_sae_runtime(exp, hook, width, threads, gpu, attempt):
+    """12 FLOPs per weight per sample (encode, decode, backward), plus evaluation."""
+    training = exp["sae"]["training"]
+    _, d = store_shape(exp, hook)
+    samples = training["training_samples"] + training["eval_rows"]
+    return minutes(12.0 * samples * width * d, threads, gpu, attempt)
+
+
+def train_experiment_mem_mb(exp, hook_widths, attempt):
+    """A job that trains several SAEs one after the other (``hook_widths``: (hook, width) of
+    each variant): the largest one."""
+    return max(train_sae_mem_mb(exp, h, w, attempt) for h, w in hook_widths)
+
+
+def train_experiment_runtime(exp, hook_widths, n_seeds, threads, gpu, attempt):
+    """Every (hook, width) variant for ``n_seeds`` seeds, one after the other."""
+    return n_seeds * sum(train_sae_runtime(exp, h, w, threads, gpu, attempt) for h, w in hook_widths)
+
+
+# ---- comparisons of SAEs (similarity) -------------------------------------------
+
+
+def compare_mem_mb(exp, hook, width, memory_budget_mb, attempt):
+    """Two SAEs' decoders and encoders (and normalised copies) plus the chunked matrices' budget."""
+    _, d = store_shape(exp, hook)
+    n_bytes = 2 * 2 * 2 * 4 * width * d
+    return mem(TORCH_MB + memory_budget_mb, n_bytes, attempt)
+
+
+def compare_runtime(exp, hook, width, attempt):
+    _, d = store_shape(exp, hook)
+    return minutes(compare_flops(width, d), attempt=attempt)
+
+
+def decoder_baseline_runtime(exp, hook, width, baseline_draws, attempt):
+    _, d = store_shape(exp, hook)
+    return minutes(baseline_draws * compare_flops(width, d), attempt=attempt)
+
+
+def sae_eval_mem_mb(exp, hook, width, attempt):
+    """One SAE against small ground truth (toy features, Fourier basis); sae-lens for the toy's
+    library metrics: Hungarian cost matrix [width, n_features] in float64, a few copies."""
+    _, d = store_shape(exp, hook)
+    n = synthetic_sizes(exp)[0] if exp["source"]["kind"] == "toy" else 0
+    base = LIBS_MB if n else TORCH_MB
+    return mem(base, 4 * 4 * width * d + 8 * width * max(d, 256) + 3 * 8 * width * n, attempt)
+
+
+# ---- figures --------------------------------------------------------------------
+
+
+def plot_latent_vs_truth_mem_mb(exp, widths, attempt):
+    """Three SAEs of the experiment's first hook, at most the widest of ``widths``."""
+    rows, d = store_shape(exp, "toy")
+    return mem(TORCH_MB, 3 * 2 * 4 * max(widths) * d, attempt)
+
+
+# ---- models ---------------------------------------------------------------------
+
+
+def modular_params(src):
+    """Parameters of the modular-addition transformer of a ``modular`` source."""
+    per_layer = 4 * src["d_model"] * src["n_heads"] * src["d_head"] + 2 * src["d_model"] * src["d_mlp"]
+    return src["n_layers"] * per_layer + src["p"] * src["d_model"]
+
+
+def train_modular_model_mem_mb(exp, attempt):
+    """Full-batch training: activations of every training pair through every layer."""
+    src = exp["source"]
+    pairs = src["p"] ** 2
+    acts = 3 * pairs * (4 * src["d_model"] + src["d_mlp"] + 3 * src["n_heads"]) * src["n_layers"] * 4
+    return mem(LIBS_MB, 3 * acts + 16 * modular_params(src), attempt)
+
+
+def train_modular_model_runtime(exp, threads, gpu, attempt):
+    """6 FLOPs per parameter per training token (3 tokens per pair) every epoch, plus evaluation."""
+    src = exp["source"]
+    tokens = 3 * src["p"] ** 2
+    flops_per_epoch = (6.0 * src["train_frac"] + 2.0 / src["eval_every"]) * tokens * modular_params(src)
+    return minutes(flops_per_epoch * src["epochs"], threads, gpu, attempt)
+
+
+def extract_modular_mem_mb(exp, hooks, attempt):
+    src = exp["source"]
+    stores = sum(8 * store_chunk(exp) * store_shape(exp, h)[1] * 4 for h in hooks)
+    return mem(LIBS_MB, stores + 16 * modular_params(src) + 4 * src["p"] ** 2 * src["d_mlp"] * 4, attempt)
+
+
+def extract_modular_runtime(exp, hooks, attempt):
+    src = exp["source"]
+    rows = max(store_shape(exp, h)[0] for h in hooks)
+    return minutes(2.0 * 3 * rows * modular_params(src) + 1e9 * src["p"], attempt=attempt)
+
+
+def build_corpus_mem_mb(exp, attempt):
+    """Tokenizer plus the tokenised corpus (and its text)."""
+    n_tokens = exp["source"]["corpus"]["n_tokens"]
+    return mem(2 * LIBS_MB, 64 * n_tokens, attempt)
+
+
+def build_corpus_runtime(exp, attempt):
+    n_tokens = exp["source"]["corpus"]["n_tokens"]
+    return (2 * MIN_RUNTIME + int(math.ceil(n_tokens / 100_000))) * attempt
+
+
+def extract_mem_mb(exp, hooks, attempt):
+    """A language model (float32, plus copies while it is converted), one batch's hidden
+    states and logits, chunk buffers per hook."""
+    src = exp["source"]
+    d, params, layers = language_model_size(exp)
+    n_ctx = src["corpus"]["n_ctx"]
+    batch = src["batch_size"]
+    hidden = 4 * batch * n_ctx * d * (layers + 8) + 4 * batch * n_ctx * VOCAB  # + logits
+    buffers = sum(2 * store_chunk(exp) * store_shape(exp, h)[1] * 4 for h in hooks)
+    return mem(LIBS_MB, 4 * 4 * params + hidden + buffers, attempt)
+
+
+def extract_runtime(exp, hooks, threads, gpu, attempt):
+    """2 FLOPs per parameter per token, plus loading the model."""
+    d, params, layers = language_model_size(exp)
+    rows = max(store_shape(exp, h)[0] for h in hooks)
+    return minutes(2.0 * params * rows, threads, gpu, attempt) + 5 * attempt
+
+
+# ---- universality: comparisons by activations, downstream loss, co-activation -----
+
+
+def compare_by_activations_mem_mb(rows, sides, max_rows, attempt):
+    """Both SAEs' sparse codes on the aligned tokens (value and index per active latent),
+    per-latent candidates, and the sampled rows of the relational and neuron-space measures
+    (measured: 32k x 32k latents on 1M tokens peak at 1.6 GB). ``sides``: (d, width, typical
+    L0) of sides a and b; ``rows``: the aligned tokens."""
+    n_bytes = sum(12 * rows * l0 + 64 * 8 * w + 4 * 4 * w * d + 8 * max_rows * (w + d) for d, w, l0 in sides)
+    return mem(LIBS_MB, n_bytes, attempt)
+
+
+def compare_by_activations_runtime(rows, sides, threads, attempt):
+    """Co-firing counts (about 50 ns per co-active pair of latents on a token), the dense
+    neuron-space reference, and the relational measures on the sampled rows."""
+    (d_a, w_a, l0_a), (d_b, w_b, l0_b) = sides
+    seconds = 50e-9 * rows * l0_a * l0_b
+    flops = 2.0 * rows * (d_a * d_b + w_a * d_a + w_b * d_b)
+    return minutes(flops + seconds * CPU_FLOPS * max(1, threads), threads, attempt=attempt)
+
+
+def downstream_mem_mb(exp, widths, n_seeds, attempt):
+    """The model and its activations like extraction, the SAEs (``widths``: one per hook and
+    variant, ``n_seeds`` each), three batches of log-probabilities."""
+    src = exp["source"]
+    d, params, layers = language_model_size(exp)
+    batch = src.get("batch_size", 8)
+    n_ctx = src.get("corpus", {}).get("n_ctx", 128)
+    saes = sum(2 * 4 * d * w for w in widths) * n_seeds
+    logp = 3 * 4 * batch * n_ctx * VOCAB
+    return mem(LIBS_MB, 4 * 4 * params + 4 * batch * n_ctx * d * (layers + 8) + logp + saes, attempt)
+
+
+def downstream_runtime(exp, n_hooks, n_saes, threads, gpu, attempt):
+    """One forward pass clean, one per hook zero-ablated, one per SAE (``n_saes``), over the held-out tokens."""
+    src = exp["source"]
+    d, params, layers = language_model_size(exp)
+    tokens = exp["downstream"]["n_contexts"] * src.get("corpus", {}).get("n_ctx", 128)
+    passes = 1 + n_hooks + n_saes
+    return minutes(2.0 * params * tokens * passes, threads, gpu, attempt) + 5 * attempt
+
+
+def coactivation_mem_mb(exp, trained, attempt):
+    """Co-firing counts (at most tokens x L0^2 / 2 pairs, 16 bytes each, times three while
+    summed) and one chunk of dense codes. ``trained``: the Variant of every (hook, variant)."""
+    opts = exp["coactivation"]
+    widest = max(v.width for v in trained)
+    l0 = max(typical_l0(v) for v in trained)
+    pairs = min(widest**2 / 2, opts["max_rows"] * l0**2 / 2)
+    return mem(LIBS_MB, 3 * 16 * pairs + 4 * 1024 * widest, attempt)
+
+
+def coactivation_runtime(exp, hooks, widths, n_seeds, attempt):
+    """Encoding the rows once per SAE and one matching per seed pair (``widths``: one per hook and variant)."""
+    d = max(store_shape(exp, h)[1] for h in hooks)
+    rows = exp["coactivation"]["max_rows"]
+    flops = sum(2.0 * rows * d * w + compare_flops(w, d) for w in widths)
+    return minutes(flops * n_seeds, 1, 0, attempt)
+
+
+# ---- convergence ------------------------------------------------------------------
+
+
+def convergence_mem_mb(exp, hook, width, n_fractions, n_seeds, attempt):
+    """One SAE training at a time, plus every seed's snapshot decoders of one fraction."""
+    _, d = store_shape(exp, hook)
+    snapshots = n_fractions * 2 * 4 * width * d + n_seeds * 4 * width * d
+    return train_sae_mem_mb(exp, hook, width, attempt) + mem(0, snapshots, attempt)
+
+
+def convergence_runtime(exp, hook, width, n_fractions, n_seeds, threads, gpu, attempt):
+    """Each seed's training again (as train_sae_runtime), plus a pair comparison per fraction
+    and seed pair (CPU), in one estimate."""
+    training = exp["sae"]["training"]
+    _, d = store_shape(exp, hook)
+    n = n_seeds
+    train = n * 12.0 * (training["training_samples"] + n_fractions * training["eval_rows"]) * width * d
+    compare = n_fractions * n * (n - 1) // 2 * compare_flops(width, d)
+    return minutes(train, threads, gpu, attempt) + minutes(compare, attempt=attempt) - MIN_RUNTIME * attempt
+
+
+# ---- suites and imported SAEs --------------------------------------------------------
+
+
+def import_sae_mem_mb(shape, heavy, attempt):
+    """Reading one SAE of ``shape`` (latents, d); ``heavy`` (a registry SAE or a store to
+    evaluate on: sae-lens or sparsify), its weights and a chunk's codes."""
+    n, d = shape
+    return mem(LIBS_MB if heavy else BASE_MB, 3 * 4 * n * d + 3 * 4 * 4096 * n, attempt)
+
+
+def import_sae_runtime(shape, eval_rows, attempt):
+    """Encoding ``eval_rows`` store rows (0 without a store)."""
+    n, d = shape
+    return minutes(4.0 * eval_rows * n * d, attempt=attempt)
+
+
+def suite_cell_mem_mb(n_a, n_b, d, heavy, memory_budget_mb, attempt):
+    """Two SAEs' decoders and encoders (and normalised copies) plus the chunked matrices' budget."""
+    libs = LIBS_MB if heavy else TORCH_MB
+    return mem(libs + memory_budget_mb, 2 * 2 * 4 * (n_a + n_b) * d, attempt)
+
+
+def suite_cell_runtime(n_a, n_b, d, baseline_draws, attempt):
+    """The pair and its random baseline (baseline_draws pairs of the same shapes)."""
+    return minutes((1 + baseline_draws) * compare_flops(max(n_a, n_b), d), attempt=attempt)
