@@ -17,6 +17,7 @@ from saesim.config import (  # noqa: E402
     validate_config,
 )
 from saesim.architectures import figure_choice  # noqa: E402
+from saesim import source_kinds  # noqa: E402
 from saesim import layout  # noqa: E402
 from saesim.layout import ArtifactId  # noqa: E402
 from saesim.codehash import cached_code_hash  # noqa: E402
@@ -93,8 +94,17 @@ def experiments_of_kind(*kinds):
     return "|".join(names) if names else "(?!x)x"
 
 
+def experiments_where(**query):
+    """Wildcard pattern of the experiments whose source kind has ``field=value`` (saesim.source_kinds)."""
+    return experiments_of_kind(*source_kinds.kinds(**query))
+
+
+def source_kind(exp):
+    return source_kinds.of(EXPERIMENTS[exp])
+
+
 def hooks(exp):
-    return EXPERIMENTS[exp].get("hooks", ["toy"])
+    return source_kinds.hooks_of(EXPERIMENTS[exp])
 
 
 def variants(exp):
@@ -111,7 +121,7 @@ def seed_pairs(exp):
 
 
 def has_ground_truth(exp):
-    return EXPERIMENTS[exp]["source"]["kind"] == "toy"
+    return source_kind(exp).ground_truth
 
 
 def store_path(exp, hook):
@@ -234,7 +244,7 @@ def all_ground_truth_files(exp):
 
 def all_downstream_files(exp):
     """The downstream-loss JSON of a language-model experiment (none for other kinds)."""
-    return [layout.path("downstream", ArtifactId(exp))] if EXPERIMENTS[exp]["source"]["kind"] in LANGUAGE_KINDS else []
+    return [layout.path("downstream", ArtifactId(exp))] if source_kind(exp).language_model else []
 
 
 def downstream_inputs(wildcards):
@@ -276,7 +286,13 @@ def truth_heatmap_saes(wildcards):
 
 
 def is_modular(exp):
-    return EXPERIMENTS[exp]["source"]["kind"] == "modular"
+    """The experiment trains its own modular-addition model (grokking curves)."""
+    return source_kind(exp).store_rule == "modular"
+
+
+def has_fourier(exp):
+    """The experiment's stores carry Fourier key frequencies (Fourier overlap of decoder rows)."""
+    return source_kind(exp).fourier
 
 
 def modular_model_config(exp):
@@ -328,7 +344,7 @@ def convergence_specs(exp):
 
 def null_enabled(exp):
     """Trained experiments train the null unless told not to; imported SAEs have no null."""
-    return EXPERIMENTS[exp]["source"]["kind"] != "saes" and EXPERIMENTS[exp]["null"]["enabled"]
+    return source_kind(exp).trains_saes and EXPERIMENTS[exp]["null"]["enabled"]
 
 
 def null_seeds(exp):
@@ -367,7 +383,7 @@ def all_null_ground_truth_files(exp):
 
 
 def all_null_fourier_files(exp):
-    if not (null_enabled(exp) and is_modular(exp)):
+    if not (null_enabled(exp) and has_fourier(exp)):
         return []
     return [layout.path("fourier", ArtifactId(exp, h, v, (s,), "null")) for h, v in hook_variants(exp) for s in null_seeds(exp)]
 
@@ -379,7 +395,7 @@ FIGURES = {
     "latent_vs_truth": has_ground_truth,
     "pwmcc_vs_gtmcc": has_ground_truth,
     "grokking": is_modular,
-    "fourier_overlap": is_modular,
+    "fourier_overlap": has_fourier,
     "coactivation": lambda exp: True,
     "convergence": has_convergence,
 }
@@ -415,7 +431,7 @@ def comparison_inputs(wildcards):
         "sae_b": sae_dir(exp_b, wildcards.hook_b, var_b, seed_b),
     }
     for side, exp in (("a", exp_a), ("b", exp_b)):
-        if EXPERIMENTS[exp]["source"]["kind"] in LANGUAGE_KINDS:
+        if source_kind(exp).language_model:
             out[f"junk_{side}"] = layout.path("junk_tokens", ArtifactId(exp))
     return out
 
@@ -440,13 +456,13 @@ from saesim import suite_runs  # noqa: E402
 
 
 def is_imported(exp):
-    return EXPERIMENTS[exp]["source"]["kind"] == "saes"
+    return not source_kind(exp).trains_saes
 
 
 def _expand_imported_all():
     out = {}
     for exp, e in EXPERIMENTS.items():
-        if e["source"]["kind"] == "saes":
+        if not source_kinds.of(e).trains_saes:
             try:
                 items = suite_runs.expand_imported(e["source"]["saes"], f"experiments.{exp}.source.saes")
             except SaesimError as err:
@@ -561,7 +577,7 @@ def all_targets():
             out += imported_files(exp)
             continue
         out += [layout.path("table", ArtifactId(exp), name=n) for n in ("stability.csv", "summary.md")]
-        if is_modular(exp):
+        if has_fourier(exp):
             out.append(layout.path("table", ArtifactId(exp), name="fourier.csv"))
         out += figure_files(exp)
     out += [layout.path("summary", ext=ext) for ext in ("csv", "md", "html")]
