@@ -60,7 +60,7 @@ def test_store_shape_of_each_source_kind():
     with_rows = {**MODULAR, "store": {**MODULAR["store"], "n_rows": 5000}}
     assert cost.store_shape(with_rows, "blocks.0.hook_resid_post") == (5000, 128)
     assert cost.store_shape(LANGUAGE, "blocks.6.hook_out") == (250_000, 576)
-    unknown = {**LANGUAGE, "source": {**LANGUAGE["source"], "kind": "some_lm"}}
+    unknown = {**LANGUAGE, "source": {**LANGUAGE["source"], "kind": "hf"}}  # any model: estimated
     assert cost.store_shape(unknown, "blocks.6.hook_out") == (250_000, 2048)
     assert cost.language_model_size(LANGUAGE) == (576, 135e6, 30)
 

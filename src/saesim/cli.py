@@ -214,17 +214,14 @@ def format_table(res: dict[str, Any]) -> str:
             line += f"{_fmt(n)}{_fmt(e)}"
         lines.append(line)
 
-    row("mean max |cos| (symmetric)", res["mmcs"], base.get("mmcs"), "mmcs")
-    row("mean max |cos| A->B", res["mmcs_a_to_b"], base.get("mmcs_a_to_b"), "mmcs_a_to_b")
-    row("mean max |cos| B->A", res["mmcs_b_to_a"], base.get("mmcs_b_to_a"), "mmcs_b_to_a")
-    row("one-to-one mean |cos|", res["hungarian_mean_cos"], base.get("hungarian_mean_cos"), "hungarian_mean_cos")
-    for k, v in res["frac_matched_above"].items():
-        row(f"  matched pairs |cos| >= {k}", v, (base.get("frac_matched_above") or {}).get(k), "frac_matched_above", k)
-    for k, v in res["frac_best_match_above"].items():
-        row(f"  best match |cos| >= {k}", v, (base.get("frac_best_match_above") or {}).get(k),
-            "frac_best_match_above", k)
-    row(f"shared latents (>= {res['shared_threshold']:g})", res["shared_latents_frac"], base.get("shared_latents_frac"),
-        "shared_latents_frac")
+    from saesim.metrics import DECODER_METRICS
+
+    for m in DECODER_METRICS.values():  # one row each, one per threshold for fractions
+        if m.thresholded:
+            for k, v in res[m.name].items():
+                row(m.label.format_map({**res, "t": k}), v, (base.get(m.name) or {}).get(k), m.name, k)
+        else:
+            row(m.label.format_map(res), res[m.name], base.get(m.name), m.name)
     lines.append("-" * width)
     how = "exact Hungarian" if res["matching_exact"] else f"top-{res['top_m']} sparse assignment"
     lines.append(f"one-to-one matching: {how}; fractions are over the smaller SAE's {min(res['n_a'], res['n_b'])} latents")

@@ -15,12 +15,12 @@ from typing import Any, Iterable
 import jsonschema
 import yaml
 
-from . import architectures
+from . import architectures, source_kinds
 from .architectures import SPARSITY_TAGS
 from .errors import SaesimError
 
 #: source kinds that are pretrained language models run over a tokenized corpus
-LANGUAGE_KINDS = ("smollm2", "hf", "transformer_lens")
+LANGUAGE_KINDS = source_kinds.kinds(language_model=True)
 
 
 def _key_path(path: Iterable[Any]) -> str:
@@ -165,7 +165,7 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
     if errors:
         raise SaesimError(f"{source}: {_describe(_deepest(errors[0]))}")
     for name, exp in config["experiments"].items():  # what the user wrote, before defaults
-        if exp["source"]["kind"] == "saes":
+        if not source_kinds.of(exp).trains_saes:
             for key in ("sae", "hooks", "store"):
                 if key in exp:
                     raise SaesimError(
@@ -175,7 +175,7 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
     config = copy.deepcopy(config)
     set_defaults(config, schema, schema)
     for name, exp in config["experiments"].items():
-        if exp["source"]["kind"] == "saes":
+        if not source_kinds.of(exp).trains_saes:
             for key in ("store", "null", "downstream", "coactivation"):  # defaults of trained experiments
                 exp.pop(key, None)
             continue
@@ -196,28 +196,29 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
             for w in variant.get("matryoshka_widths", []):
                 if w > variant["width"]:
                     raise SaesimError(f"{where}.matryoshka_widths: {w} exceeds width={variant['width']}")
-            known = exp.get("hooks", ["toy"])
+            known = source_kinds.hooks_of(exp)
             for hook in variant.get("hooks", []):
                 if hook not in known:
                     raise SaesimError(f"{where}.hooks: {hook!r} is not a hook of {name}; hooks: {', '.join(known)}")
-        if exp["source"]["kind"] != "toy" and not exp.get("hooks"):
+        if source_kinds.of(exp).hooks is None and not exp.get("hooks"):
             raise SaesimError(f"{source}: experiments.{name}.hooks: a {exp['source']['kind']} experiment needs a list of hook points")
         _check_experiment(name, exp, source)
-        if exp["source"]["kind"] == "toy" and exp.get("hooks", ["toy"]) != ["toy"]:
-            raise SaesimError(f"{source}: experiments.{name}.hooks: a toy experiment has the single hook 'toy'")
+        fixed = source_kinds.of(exp).hooks
+        if fixed is not None and exp.get("hooks", list(fixed)) != list(fixed):
+            raise SaesimError(f"{source}: experiments.{name}.hooks: a {exp['source']['kind']} experiment has the single hook {fixed[0]!r}")
         if exp["source"]["kind"] in LANGUAGE_KINDS and "n_rows" in exp["store"]:
             raise SaesimError(
                 f"{source}: experiments.{name}.store.n_rows: a {exp['source']['kind']} store holds every token "
                 "of its corpus; set source.corpus.n_tokens instead"
             )
-        if exp["source"]["kind"] == "modular":
+        if source_kinds.of(exp).store_rule == "modular":
             src = exp["source"]
             if src["n_heads"] * src["d_head"] != src["d_model"]:
                 raise SaesimError(
                     f"{source}: experiments.{name}.source: n_heads * d_head must equal d_model "
                     f"({src['n_heads']} * {src['d_head']} != {src['d_model']})"
                 )
-        if exp["source"]["kind"] == "toy":
+        if source_kinds.of(exp).store_rule == "toy":
             from .synthetic import check_model_values, resolve_source
 
             exp["source"] = resolve_source(exp["source"], f"{source}: experiments.{name}.source")
@@ -237,7 +238,7 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
             exp = config["experiments"].get(ref["experiment"])
             if exp is None:
                 raise SaesimError(f"{where}.experiment: {ref['experiment']!r} is not an experiment; experiments: {', '.join(config['experiments'])}")
-            if exp["source"]["kind"] == "saes":
+            if not source_kinds.of(exp).trains_saes:
                 raise SaesimError(f"{where}.experiment: {ref['experiment']!r} imports SAEs; comparisons need a trained experiment")
             by_id = {v.id: v for v in expand_variants(exp)}
             if ref["variant"] not in by_id:
@@ -245,7 +246,7 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
             if "seed" in ref and ref["seed"] not in exp["sae"]["seeds"]:
                 raise SaesimError(f"{where}.seed: {ref['seed']} is not among the seeds {exp['sae']['seeds']} of {ref['experiment']}")
             variant = by_id[ref["variant"]]
-            known = [h for h in exp.get("hooks", ["toy"]) if variant.trained_at(h)]
+            known = [h for h in source_kinds.hooks_of(exp) if variant.trained_at(h)]
             for hook in ref.get("hooks", []):
                 if hook not in known:
                     raise SaesimError(
@@ -268,12 +269,12 @@ def _check_experiment(name: str, exp: dict, source: str) -> None:
         )
     kind = exp["source"]["kind"]
     n_rows = exp.get("store", {}).get("n_rows")
-    if kind in ("toy", "modular") and n_rows is not None and training["eval_rows"] >= n_rows:
+    if source_kinds.get(kind).store_n_rows and n_rows is not None and training["eval_rows"] >= n_rows:
         raise SaesimError(
             f"{where}.sae.training.eval_rows: {training['eval_rows']} held-out rows leave none of the "
             f"store's {n_rows} rows (store.n_rows) for training; at most a fifth of the rows are held out"
         )
-    if kind == "modular":
+    if source_kinds.get(kind).store_rule == "modular":
         from .models.modular import store_hook_names
 
         n_layers = exp["source"]["n_layers"]
@@ -297,13 +298,13 @@ def check_suite(config: dict, name: str, suite: dict, source: str = "config") ->
     exp = config["experiments"].get(suite["experiment"])
     if exp is None:
         raise SaesimError(f"{where}.experiment: {suite['experiment']!r} is not an experiment; experiments: {', '.join(config['experiments'])}")
-    if exp["source"]["kind"] == "saes":
+    if not source_kinds.of(exp).trains_saes:
         for key in ("hook", "variant", "seed"):
             if key in suite:
                 raise SaesimError(f"{where}.{key}: members of an imported-SAE experiment are SAE labels; {key} does not apply")
         return
     by_id = {v.id: v for v in expand_variants(exp)}
-    hooks = exp.get("hooks", ["toy"])
+    hooks = source_kinds.hooks_of(exp)
     seed = suite.setdefault("seed", exp["sae"]["seeds"][0])
     if seed not in exp["sae"]["seeds"]:
         raise SaesimError(f"{where}.seed: {seed} is not among the seeds {exp['sae']['seeds']} of {suite['experiment']}")
@@ -389,7 +390,7 @@ def convergence_target(exp: dict, where: str = "convergence") -> tuple[str, str,
     vid = conv.get("variant", next(iter(by_id)))
     if vid not in by_id:
         raise SaesimError(f"{where}.variant: {vid!r} is not a variant of this experiment; variants: {', '.join(by_id)}")
-    trained = [h for h in exp.get("hooks", ["toy"]) if by_id[vid].trained_at(h)]
+    trained = [h for h in source_kinds.hooks_of(exp) if by_id[vid].trained_at(h)]
     hook = conv.get("hook", trained[0])
     if hook not in trained:
         raise SaesimError(f"{where}.hook: {hook!r} is not a hook {vid} is trained at; hooks: {', '.join(trained)}")
@@ -409,7 +410,7 @@ def seed_pair(exp: dict, seed: int) -> tuple[int, int]:
 
 def expected_l0(source: dict) -> float | None:
     """A toy source's expected L0 (sum of marginal firing probabilities; see saesim.synthetic), else None."""
-    if source.get("kind") != "toy":
+    if source.get("kind") not in source_kinds.kinds(store_rule="toy"):
         return None
     from .synthetic import expected_l0 as synthetic_expected_l0
 

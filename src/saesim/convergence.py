@@ -23,9 +23,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .errors import SaesimError
+from .metrics import TABLE_METRICS
 
-#: stability metrics of the convergence table, as named in compare_decoders and the baseline JSON
-STABILITY_METRICS = ("mmcs", "hungarian_mean_cos", "frac_matched_0.7")
+#: stability metrics of the convergence table: the table metrics of saesim.metrics (columns of pairs.csv)
+STABILITY_METRICS = tuple(TABLE_METRICS)
 #: quality metrics of every snapshot, as named in evaluate_sae
 QUALITY_METRICS = ("explained_variance", "l0", "dead_fraction")
 

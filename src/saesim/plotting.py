@@ -17,6 +17,7 @@ import seaborn as sns  # noqa: E402
 
 from .architectures import ARCHITECTURES  # noqa: E402
 from .tables import METRIC_LABELS, STABILITY_METRICS, real_rows  # noqa: E402
+from .metrics import RELATIONAL_MEASURES, TABLE_METRICS  # noqa: E402
 
 # from the architecture registry (saesim.architectures)
 ARCHITECTURE_COLORS = {a.name: a.color for a in ARCHITECTURES.values()}
@@ -412,7 +413,7 @@ def fourier_overlap_plot(fourier: pd.DataFrame, title: str | None = None):
     return fig
 
 
-MEASURE_LABELS = {"svcca": "SVCCA", "rsa": "RSA (Spearman)", "mutual_knn": "mutual kNN (Jaccard)", "cka": "linear CKA"}
+MEASURE_LABELS = {m.name: m.label for m in RELATIONAL_MEASURES.values()}
 
 
 def _p_label(p: float) -> str:
@@ -523,7 +524,7 @@ def coactivation_plot(summaries: pd.DataFrame, overlaps: pd.DataFrame, title: st
 
 
 #: colours of the stability metrics in the convergence figure (baselines dashed in the same colour)
-CONVERGENCE_COLORS = {"mmcs": "#4C72B0", "hungarian_mean_cos": "#DD8452", "frac_matched_0.7": "#55A868",
+CONVERGENCE_COLORS = {**{m.name: m.color for m in TABLE_METRICS.values()},
                       "explained_variance": "#8172B3", "dead_fraction": "#C44E52"}
 
 

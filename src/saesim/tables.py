@@ -10,18 +10,12 @@ import numpy as np
 import pandas as pd
 
 from .layout import ArtifactId, identity_in, parse, sae_key_identity
+from .metrics import TABLE_METRICS, TableMetricView, summary_metrics, table_metric
 
-#: stability metrics, as columns of pairs.csv (name -> how to read it from a pair result)
-STABILITY_METRICS = {
-    "mmcs": lambda r: r["mmcs"],
-    "hungarian_mean_cos": lambda r: r["hungarian_mean_cos"],
-    "frac_matched_0.7": lambda r: r["frac_matched_above"]["0.7"],
-}
-METRIC_LABELS = {
-    "mmcs": "mean max |cos| (PWMCC)",
-    "hungarian_mean_cos": "Hungarian mean matched |cos|",
-    "frac_matched_0.7": "fraction matched at |cos| >= 0.7",
-}
+#: stability metrics, as columns of pairs.csv (name -> how to read it from a pair result), and
+#: their labels: views of the registry saesim.metrics.TABLE_METRICS
+STABILITY_METRICS = TableMetricView(lambda m: m.value)
+METRIC_LABELS = TableMetricView(lambda m: m.label)
 
 #: downstream loss of language-model SAEs (saesim.downstream), per SAE in saes.csv, means in stability.csv
 DOWNSTREAM_COLUMNS = ("ce_loss_recovered", "kl_div", "ce_loss_delta", "ce_clean", "ce_zero")
@@ -134,15 +128,12 @@ def load_baselines(baseline_files: Iterable[str]) -> dict[tuple[str, int], dict]
 
 
 def baseline_value(baseline: dict, metric: str) -> float:
-    if metric == "frac_matched_0.7":
-        return float(_scalar(baseline["frac_matched_above"]["0.7"]))
-    return float(_scalar(baseline[metric]))
+    return float(_scalar(table_metric(metric).value(baseline)))
 
 
 def baseline_std(baseline: dict, metric: str) -> float:
     """Standard deviation of a baseline metric over its random draws (NaN where not recorded)."""
-    std = baseline.get("std", {})
-    value = std.get("frac_matched_above", {}).get("0.7") if metric == "frac_matched_0.7" else std.get(metric)
+    value = table_metric(metric).value_or_none(baseline.get("std", {}))
     return float(value) if value is not None else float("nan")
 
 
@@ -253,22 +244,13 @@ def summary_markdown(stability: pd.DataFrame, true_l0: float | None = None) -> s
         "l0_mean": "L0",
         "explained_variance_mean": "expl. var.",
         "dead_fraction_mean": "dead",
-        "mmcs_mean": "MMCS",
-        "mmcs_baseline": "MMCS random",
-        "mmcs_ratio": "MMCS / random",
-        "hungarian_mean_cos_mean": "Hungarian",
-        "hungarian_mean_cos_baseline": "Hungarian random",
-        "frac_matched_0.7_mean": "matched >= 0.7",
-        "frac_matched_0.7_baseline": "matched >= 0.7 random",
+        **{f"{m.name}_{stat}": m.markdown_label(stat) for m in TABLE_METRICS.values() for stat in m.markdown},
     }
     if "gt_mean_max_cos_mean" in stability:
         cols.update({"gt_mean_max_cos_mean": "GT recovery (mean max cos)", "gt_frac_recovered_mean": "GT recovered >= 0.9", "gt_mean_max_cos_baseline": "GT random"})
     null_cols = {
         "explained_variance_null": "expl. var. null",
-        "mmcs_null": "MMCS null",
-        "mmcs_excess": "MMCS excess",
-        "hungarian_mean_cos_null": "Hungarian null",
-        "hungarian_mean_cos_excess": "Hungarian excess",
+        **{f"{m.name}_{stat}": f"{m.short} {stat}" for m in summary_metrics() for stat in ("null", "excess")},
         "gt_mean_max_cos_null": "GT null",
     }
     cols.update({k: v for k, v in null_cols.items() if k in stability})
@@ -311,14 +293,14 @@ def fourier_table(fourier_files: Iterable[str]) -> pd.DataFrame:
 
 # ---- cross-experiment summary -------------------------------------------------------------
 
-#: columns of results/summary.csv, in order (ground-truth columns are empty where unknown)
-SUMMARY_COLUMNS = [
+#: per-variant statistics of each summary metric (saesim.metrics.summary_metrics) in the summary, in order
+_SUMMARY_METRIC_STATS = ("std", "baseline", "ratio", "null", "null_std", "excess")
+_SUMMARY_BEFORE_METRICS = [
     "experiment", "kind", "hook", "variant", "architecture", "width", "sparsity_key", "sparsity",
     "n_seeds", "n_pairs", "n_null_pairs", "l0", "l0_null",
     "explained_variance", "explained_variance_null", "explained_variance_null_std", "explained_variance_excess", "dead_fraction",
-    "mmcs", "mmcs_std", "mmcs_baseline", "mmcs_ratio", "mmcs_null", "mmcs_null_std", "mmcs_excess",
-    "hungarian_mean_cos", "hungarian_mean_cos_std", "hungarian_mean_cos_baseline", "hungarian_mean_cos_ratio",
-    "hungarian_mean_cos_null", "hungarian_mean_cos_null_std", "hungarian_mean_cos_excess",
+]
+_SUMMARY_AFTER_METRICS = [
     "gt_mean_max_cos", "gt_mean_max_cos_baseline", "gt_mean_max_cos_null", "gt_mean_max_cos_null_std", "gt_mean_max_cos_excess",
     "gt_frac_recovered", "gt_frac_recovered_baseline", "gt_frac_recovered_null", "gt_frac_recovered_null_std", "gt_frac_recovered_excess",
     "fourier_overlap", "fourier_overlap_baseline", "fourier_overlap_ratio",
@@ -326,12 +308,28 @@ SUMMARY_COLUMNS = [
     "fourier_overlap_null", "fourier_overlap_null_std", "fourier_overlap_excess",
     "gt_mcc", "gt_mcc_baseline", "gt_uniqueness", "gt_f1",
 ]
-#: per-variant columns of stability.csv that the summary copies under its own name (NaN where absent)
-_SUMMARY_NULL_COLUMNS = {
-    "n_null_pairs": "n_null_pairs",
-    "l0_null": "l0_null",
-    **{f"{m}_{suffix}": f"{m}_{suffix}" for m in ("explained_variance", "mmcs", "hungarian_mean_cos", "gt_mean_max_cos", "gt_frac_recovered") for suffix in ("null", "null_std", "excess")},
-}
+
+
+def summary_columns() -> list[str]:
+    """Columns of results/summary.csv, in order (ground-truth columns are empty where unknown):
+    each summary metric's value and :data:`_SUMMARY_METRIC_STATS` after the quality columns."""
+    metric_columns = [c for m in summary_metrics() for c in (m.name, *(f"{m.name}_{s}" for s in _SUMMARY_METRIC_STATS))]
+    return [*_SUMMARY_BEFORE_METRICS, *metric_columns, *_SUMMARY_AFTER_METRICS]
+
+
+#: columns of results/summary.csv for the metrics registered at import (see summary_columns)
+SUMMARY_COLUMNS = summary_columns()
+
+
+def _summary_null_columns() -> dict[str, str]:
+    """Per-variant columns of stability.csv that the summary copies under its own name (NaN where absent)."""
+    return {
+        "n_null_pairs": "n_null_pairs",
+        "l0_null": "l0_null",
+        **{f"{m}_{suffix}": f"{m}_{suffix}"
+           for m in ("explained_variance", *(m.name for m in summary_metrics()), "gt_mean_max_cos", "gt_frac_recovered")
+           for suffix in ("null", "null_std", "excess")},
+    }
 
 
 def cross_experiment_summary(
@@ -351,6 +349,7 @@ def cross_experiment_summary(
     """
     fourier = fourier or {}
     kinds = kinds or {}
+    columns = summary_columns()
     frames = []
     for exp, st in stability.items():
         df = pd.DataFrame({
@@ -368,7 +367,7 @@ def cross_experiment_summary(
             "explained_variance": st["explained_variance_mean"],
             "dead_fraction": st["dead_fraction_mean"],
         })
-        for metric in ("mmcs", "hungarian_mean_cos"):
+        for metric in (m.name for m in summary_metrics()):
             df[metric] = st[f"{metric}_mean"]
             for suffix in ("std", "baseline", "ratio"):
                 df[f"{metric}_{suffix}"] = st[f"{metric}_{suffix}"]
@@ -377,7 +376,7 @@ def cross_experiment_summary(
             df[f"{col}_baseline"] = st[f"{col}_baseline"] if f"{col}_baseline" in st else np.nan
         for col in ("ce_loss_recovered", "kl_div", "ce_loss_delta"):
             df[col] = st[f"{col}_mean"] if f"{col}_mean" in st else np.nan
-        for src, dst in _SUMMARY_NULL_COLUMNS.items():
+        for src, dst in _summary_null_columns().items():
             df[dst] = st[src] if src in st else np.nan
         for col in ("gt_mcc", "gt_uniqueness", "gt_f1"):  # sae_lens.synthetic's metrics
             df[col] = st[f"{col}_mean"] if f"{col}_mean" in st else np.nan
@@ -399,9 +398,9 @@ def cross_experiment_summary(
         for col in ("fourier_overlap", "fourier_overlap_baseline", "fourier_overlap_ratio", "fourier_overlap_null", "fourier_overlap_null_std", "fourier_overlap_excess"):
             if col not in df:
                 df[col] = np.nan
-        frames.append(df[SUMMARY_COLUMNS])
+        frames.append(df[columns])
     if not frames:
-        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+        return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -446,30 +445,25 @@ def _ground_truth_cell(row) -> str:
 
 def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary as readable strings: each stability number as ``value (random, ratio×)``."""
-    return pd.DataFrame({
+    out = {
         "experiment": summary["experiment"],
         "hook": summary["hook"],
         "variant": summary["variant"],
         "L0": summary["l0"].map(lambda x: _fmt(x, ".1f")),
         "expl. var.": summary["explained_variance"].map(_fmt),
         "dead": summary["dead_fraction"].map(lambda x: _fmt(x, ".2f")),
-        "mean max |cos| (random, ratio)": [
-            _vs_random(v, b, r) for v, b, r in zip(summary["mmcs"], summary["mmcs_baseline"], summary["mmcs_ratio"])
-        ],
-        "Hungarian matched |cos| (random, ratio)": [
-            _vs_random(v, b, r)
-            for v, b, r in zip(summary["hungarian_mean_cos"], summary["hungarian_mean_cos_baseline"], summary["hungarian_mean_cos_ratio"])
-        ],
-        "expl. var. null": summary["explained_variance_null"].map(_fmt),
-        "mean max |cos| null (excess)": [
-            _vs_null(n, s, e) for n, s, e in zip(summary["mmcs_null"], summary["mmcs_null_std"], summary["mmcs_excess"])
-        ],
-        "Hungarian null (excess)": [
-            _vs_null(n, s, e)
-            for n, s, e in zip(summary["hungarian_mean_cos_null"], summary["hungarian_mean_cos_null_std"], summary["hungarian_mean_cos_excess"])
-        ],
-        "ground truth (random; null)": [_ground_truth_cell(row) for _, row in summary.iterrows()],
-    })
+    }
+    for m in summary_metrics():
+        out[f"{m.summary} (random, ratio)"] = [
+            _vs_random(v, b, r) for v, b, r in zip(summary[m.name], summary[f"{m.name}_baseline"], summary[f"{m.name}_ratio"])
+        ]
+    out["expl. var. null"] = summary["explained_variance_null"].map(_fmt)
+    for m in summary_metrics():
+        out[f"{m.summary_short or m.summary} null (excess)"] = [
+            _vs_null(n, s, e) for n, s, e in zip(summary[f"{m.name}_null"], summary[f"{m.name}_null_std"], summary[f"{m.name}_excess"])
+        ]
+    out["ground truth (random; null)"] = [_ground_truth_cell(row) for _, row in summary.iterrows()]
+    return pd.DataFrame(out)
 
 
 SUMMARY_LEGEND = (

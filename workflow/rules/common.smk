@@ -11,12 +11,10 @@ from saesim.config import (  # noqa: E402
     check_device_available,
     convergence_target,
     LANGUAGE_KINDS,
-    expand_variants,
     expected_l0,
-    seed_pair,
     validate_config,
 )
-from saesim.architectures import figure_choice  # noqa: E402
+from saesim import source_kinds  # noqa: E402
 from saesim import layout  # noqa: E402
 from saesim.layout import ArtifactId  # noqa: E402
 from saesim.codehash import cached_code_hash  # noqa: E402
@@ -91,6 +89,15 @@ GPU = 1 if uses_gpu() else 0
 
 def experiments_of_kind(*kinds):
     return planning.names_regex(n for n, e in EXPERIMENTS.items() if planning.kind(e) in kinds)
+
+
+def experiments_where(**query):
+    """Wildcard pattern of the experiments whose source kind has ``field=value`` (saesim.source_kinds)."""
+    return experiments_of_kind(*source_kinds.kinds(**query))
+
+
+def source_kind(exp):
+    return source_kinds.of(EXPERIMENTS[exp])
 
 
 def hooks(exp):
@@ -243,6 +250,11 @@ def is_modular(exp):
     return planning.is_modular(EXPERIMENTS[exp])
 
 
+def has_fourier(exp):
+    """The experiment's stores carry Fourier key frequencies (Fourier overlap of decoder rows)."""
+    return planning.has_fourier(EXPERIMENTS[exp])
+
+
 def modular_model_config(exp):
     """Keyword arguments of saesim.models.modular.ModularConfig for one experiment."""
     return planning.modular_model_config(EXPERIMENTS[exp], DEVICE)
@@ -325,7 +337,7 @@ def all_null_ground_truth_files(exp):
 
 
 def all_null_fourier_files(exp):
-    if not (null_enabled(exp) and is_modular(exp)):
+    if not (null_enabled(exp) and has_fourier(exp)):
         return []
     return [layout.path("fourier", ArtifactId(exp, h, v, (s,), "null")) for h, v in hook_variants(exp) for s in null_seeds(exp)]
 
@@ -387,7 +399,7 @@ def is_imported(exp):
 def _expand_imported_all():
     out = {}
     for exp, e in EXPERIMENTS.items():
-        if e["source"]["kind"] == "saes":
+        if not source_kinds.of(e).trains_saes:
             try:
                 items = suite_runs.expand_imported(e["source"]["saes"], f"experiments.{exp}.source.saes")
             except SaesimError as err:
@@ -501,7 +513,7 @@ def all_targets():
             out += imported_files(exp)
             continue
         out += [layout.path("table", ArtifactId(exp), name=n) for n in ("stability.csv", "summary.md")]
-        if is_modular(exp):
+        if has_fourier(exp):
             out.append(layout.path("table", ArtifactId(exp), name="fourier.csv"))
         out += figure_files(exp)
     out += [layout.path("summary", ext=ext) for ext in ("csv", "md", "html")]

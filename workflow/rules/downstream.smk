@@ -10,7 +10,7 @@ rule downstream_loss:
     log:
         "results/logs/downstream_loss/{exp}.log",
     wildcard_constraints:
-        exp=experiments_of_kind(*LANGUAGE_KINDS),
+        exp=experiments_where(language_model=True),
     params:
         source=lambda w: EXPERIMENTS[w.exp]["source"],
         n_contexts=lambda w: EXPERIMENTS[w.exp]["downstream"]["n_contexts"],

@@ -154,7 +154,7 @@ rule plot_grokking:
     log:
         "results/logs/plot_grokking/{exp}.log",
     wildcard_constraints:
-        exp=experiments_of_kind("modular"),
+        exp=experiments_where(store_rule="modular"),
     params:
         code=code_of("scripts/plot_grokking.py"),
     threads: 1
@@ -182,7 +182,7 @@ rule plot_fourier_overlap:
     log:
         "results/logs/plot_fourier_overlap/{exp}.log",
     wildcard_constraints:
-        exp=experiments_of_kind("modular"),
+        exp=experiments_where(fourier=True),
     params:
         code=code_of("scripts/plot_fourier_overlap.py"),
     threads: 1

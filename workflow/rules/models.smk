@@ -12,7 +12,7 @@ rule train_modular_model:
     log:
         "results/logs/train_modular_model/{exp}.log",
     wildcard_constraints:
-        exp=experiments_of_kind("modular"),
+        exp=experiments_where(store_rule="modular"),
     params:
         model=lambda w: modular_model_config(w.exp),
         code=code_of("scripts/train_modular_model.py"),
@@ -30,7 +30,7 @@ rule train_modular_model:
 
 
 for _exp in EXPERIMENTS:
-    if EXPERIMENTS[_exp]["source"]["kind"] == "modular":
+    if source_kind(_exp).store_rule == "modular":
 
         rule:
             name:
@@ -65,7 +65,7 @@ rule build_corpus:
     log:
         "results/logs/build_corpus/{exp}.log",
     wildcard_constraints:
-        exp=experiments_of_kind(*LANGUAGE_KINDS),
+        exp=experiments_where(store_rule="language"),
     params:
         source=lambda w: EXPERIMENTS[w.exp]["source"],
         code=code_of("scripts/build_corpus.py"),
@@ -81,7 +81,7 @@ rule build_corpus:
 
 
 for _exp in EXPERIMENTS:
-    if EXPERIMENTS[_exp]["source"]["kind"] in LANGUAGE_KINDS:
+    if source_kind(_exp).store_rule == "language":
 
         rule:
             name:
@@ -120,7 +120,7 @@ rule fourier_overlap:
     log:
         "results/logs/fourier_overlap/{exp}/{hook}/{variant}/seed{seed}.log",
     wildcard_constraints:
-        exp=experiments_of_kind("modular"),
+        exp=experiments_where(fourier=True),
         seed=r"\d+",
     params:
         identity=job_identity(),
@@ -150,7 +150,7 @@ rule fourier_table:
     log:
         "results/logs/fourier_table/{exp}.log",
     wildcard_constraints:
-        exp=experiments_of_kind("modular"),
+        exp=experiments_where(fourier=True),
     params:
         code=code_of("scripts/fourier_table.py"),
     threads: 1

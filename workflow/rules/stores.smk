@@ -8,7 +8,7 @@ rule make_toy_store:
     log:
         "results/logs/make_toy_store/{exp}.log",
     wildcard_constraints:
-        exp=experiments_of_kind("toy"),
+        exp=experiments_where(store_rule="toy"),
     params:
         source=lambda w: EXPERIMENTS[w.exp]["source"],
         store=lambda w: EXPERIMENTS[w.exp]["store"],

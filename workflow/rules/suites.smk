@@ -11,7 +11,7 @@ rule import_sae:
     log:
         "results/logs/import_sae/{exp}/{label}.log",
     wildcard_constraints:
-        exp=experiments_of_kind("saes"),
+        exp=experiments_where(trains_saes=False),
         label=suite_runs.LABEL_PATTERN,
     params:
         item=lambda w: IMPORTED[w.exp][w.label],
@@ -42,7 +42,7 @@ rule imported_saes_table:
     log:
         "results/logs/imported_saes_table/{exp}.log",
     wildcard_constraints:
-        exp=experiments_of_kind("saes"),
+        exp=experiments_where(trains_saes=False),
     params:
         code=code_of("scripts/imported_saes_table.py"),
     threads: 1

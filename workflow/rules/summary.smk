@@ -4,7 +4,7 @@
 rule summary_table:
     input:
         stability=[layout.path("table", ArtifactId(exp), name="stability.csv") for exp in EXPERIMENTS if not is_imported(exp)],
-        fourier=[layout.path("table", ArtifactId(exp), name="fourier.csv") for exp in EXPERIMENTS if is_modular(exp)],
+        fourier=[layout.path("table", ArtifactId(exp), name="fourier.csv") for exp in EXPERIMENTS if has_fourier(exp)],
     output:
         csv=report(
             layout.path("summary", ext="csv"),

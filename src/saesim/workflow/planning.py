@@ -10,8 +10,9 @@ Kept free of heavy imports: the Snakefile imports this module at parse time.
 
 from __future__ import annotations
 
+from .. import source_kinds
 from ..architectures import figure_choice
-from ..config import LANGUAGE_KINDS, convergence_target, expand_variants, expected_l0, seed_pair
+from ..config import convergence_target, expand_variants, expected_l0, seed_pair
 from ..errors import SaesimError
 
 #: a regex that matches nothing: the wildcard constraint of a rule no experiment uses
@@ -32,21 +33,27 @@ def kind(exp):
 
 
 def has_ground_truth(exp):
-    """Toy sources know their true features."""
-    return kind(exp) == "toy"
+    """Sources that know their true features (saesim.source_kinds: ground_truth)."""
+    return source_kinds.of(exp).ground_truth
 
 
 def is_modular(exp):
-    return kind(exp) == "modular"
+    """The experiment trains its own modular-addition model (grokking curves)."""
+    return source_kinds.of(exp).store_rule == "modular"
+
+
+def has_fourier(exp):
+    """The experiment's stores carry Fourier key frequencies (Fourier overlap of decoder rows)."""
+    return source_kinds.of(exp).fourier
 
 
 def is_imported(exp):
-    """Imported SAEs (source kind ``saes``), nothing trained."""
-    return kind(exp) == "saes"
+    """Imported SAEs, nothing trained (saesim.source_kinds: trains_saes false)."""
+    return not source_kinds.of(exp).trains_saes
 
 
 def is_language(exp):
-    return kind(exp) in LANGUAGE_KINDS
+    return source_kinds.of(exp).language_model
 
 
 def has_convergence(exp):
@@ -62,8 +69,8 @@ def null_enabled(exp):
 
 
 def hooks(exp):
-    """The hooks an experiment reads (a toy source has one, ``toy``)."""
-    return exp.get("hooks", ["toy"])
+    """The hooks an experiment reads (saesim.source_kinds: a toy source has one, ``toy``)."""
+    return source_kinds.hooks_of(exp)
 
 
 def variants(exp):
@@ -139,7 +146,7 @@ FIGURES = {
     "latent_vs_truth": has_ground_truth,
     "pwmcc_vs_gtmcc": has_ground_truth,
     "grokking": is_modular,
-    "fourier_overlap": is_modular,
+    "fourier_overlap": has_fourier,
     "coactivation": lambda exp: True,
     "convergence": has_convergence,
 }

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 
+from .. import source_kinds
+
 MIB = 2**20
 # resident memory of a job before its data, about twice what was measured (peak RSS of a
 # toy job: h5py/numpy 64 MB, pandas/matplotlib 140 MB, torch 270 MB, sae-lens 550 MB):
@@ -66,10 +68,10 @@ def language_model_size(exp):
 def store_shape(exp, hook):
     """(rows, d) of one activation store, from the validated config (defaults from the schema)."""
     src, store = exp["source"], exp["store"]
-    kind = src["kind"]
-    if kind == "toy":
+    family = source_kinds.of(exp).store_rule
+    if family == "toy":
         return store["n_rows"], src["model"]["hidden_dim"]
-    if kind == "modular":
+    if family == "modular":
         d = src["d_mlp"] if ("mlp.hook_post" in hook or "mlp.hook_pre" in hook) else src["d_model"]
         # without n_rows, every one of the p * p inputs once (saesim.extraction.modular_row_order)
         return store.get("n_rows") or src["p"] ** 2, d
@@ -203,7 +205,7 @@ def sae_eval_mem_mb(exp, hook, width, attempt):
     """One SAE against small ground truth (toy features, Fourier basis); sae-lens for the toy's
     library metrics: Hungarian cost matrix [width, n_features] in float64, a few copies."""
     _, d = store_shape(exp, hook)
-    n = synthetic_sizes(exp)[0] if exp["source"]["kind"] == "toy" else 0
+    n = synthetic_sizes(exp)[0] if source_kinds.of(exp).store_rule == "toy" else 0
     base = LIBS_MB if n else TORCH_MB
     return mem(base, 4 * 4 * width * d + 8 * width * max(d, 256) + 3 * 8 * width * n, attempt)
 
