@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 import re
 from pathlib import Path
 
@@ -370,6 +371,18 @@ def grokking_curves(history: dict, title: str | None = None, p: int | None = Non
     return fig
 
 
+@contextmanager
+def _seeded_jitter(seed: int = 0):
+    """Seaborn's stripplot jitters with numpy's global RNG: seed it for the plot (same figure
+    bytes on every run) and give the caller's state back afterwards."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def fourier_overlap_plot(fourier: pd.DataFrame, title: str | None = None):
     """Mean Fourier overlap of decoder rows per SAE variant, one panel per hook: bars are means
     over seeds, dots single SAEs; the dashed line is a random direction's expected overlap
@@ -388,7 +401,8 @@ def fourier_overlap_plot(fourier: pd.DataFrame, title: str | None = None):
         order = list(dict.fromkeys(f.sort_values(["architecture", "variant"])["variant"]))
         palette = {v: ARCHITECTURE_COLORS.get(v.split("-")[0], "0.5") for v in order}
         sns.barplot(data=f, x="variant", y="act_mean_overlap", order=order, hue="variant", palette=palette, errorbar=None, ax=ax, alpha=0.8, legend=False)
-        sns.stripplot(data=f, x="variant", y="act_mean_overlap", order=order, color="black", size=4, ax=ax)
+        with _seeded_jitter():
+            sns.stripplot(data=f, x="variant", y="act_mean_overlap", order=order, color="black", size=4, ax=ax)
         nf = null_fourier[null_fourier["hook"] == hook]
         for i, variant in enumerate(order):
             v = nf.loc[nf["variant"] == variant, "act_mean_overlap"]
