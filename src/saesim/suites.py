@@ -59,6 +59,7 @@ from saesim.similarity import (
     random_decoder_baseline,
     top_abs_cosines,
 )
+from saesim.similarity.baseline import baseline_summary
 
 #: the two ways of scoring a pair of decoder rows
 COSINES: tuple[str, ...] = ("abs", "signed")
@@ -228,48 +229,14 @@ def signed_random_baseline(
         if not by_bound:
             shared.append(r["shared_latents_frac"])
 
-    def mean(xs):
-        return float(np.mean(xs))
-
-    def std(xs):
-        return float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
-
-    keys = [_key(t) for t in thresholds]
-    emp_mmcs = [0.5 * (x + y) for x, y in zip(emp_a2b, emp_b2a)]
     return {
-        "n_a": int(n_a),
-        "n_b": int(n_b),
-        "d": int(d),
-        "draws": int(draws),
-        "seed": int(seed),
-        # signed draws are made at full size (the transfer to full size is for |cos| matchings)
-        "draw_n_a": int(n_a),
-        "draw_n_b": int(n_b),
-        "mmcs": 0.5 * (a2b + b2a),
-        "mmcs_a_to_b": a2b,
-        "mmcs_b_to_a": b2a,
-        "hungarian_mean_cos": mean(hung),
-        "frac_matched_above": {k: mean([f[k] for f in fmatched]) for k in keys},
-        "frac_best_match_above": fbest,
-        "shared_latents_frac": 0.0 if by_bound else mean(shared),
-        "std": {
-            "hungarian_mean_cos": std(hung),
-            "frac_matched_above": {k: std([f[k] for f in fmatched]) for k in keys},
-            "shared_latents_frac": 0.0 if by_bound else std(shared),
-            "mmcs": std(emp_mmcs),
-            "mmcs_a_to_b": std(emp_a2b),
-            "mmcs_b_to_a": std(emp_b2a),
-        },
-        "empirical": {"mmcs": mean(emp_mmcs), "mmcs_a_to_b": mean(emp_a2b), "mmcs_b_to_a": mean(emp_b2a)},
-        "method": {
-            "mmcs": "closed_form",
-            "mmcs_a_to_b": "closed_form",
-            "mmcs_b_to_a": "closed_form",
-            "frac_best_match_above": "closed_form",
-            "hungarian_mean_cos": "empirical",
-            "frac_matched_above": "empirical",
-            "shared_latents_frac": "bound" if by_bound else "empirical",
-        },
+        **baseline_summary(
+            n_a, n_b, d, draws, seed, (n_a, n_b), thresholds,  # signed draws at full size: the transfer is for |cos|
+            closed_form={"mmcs_a_to_b": a2b, "mmcs_b_to_a": b2a, "frac_best_match_above": fbest},
+            per_draw={"hungarian_mean_cos": hung, "frac_matched_above": fmatched, "mmcs_a_to_b": emp_a2b,
+                      "mmcs_b_to_a": emp_b2a, "shared_latents_frac": shared},
+            shared_by_bound=by_bound, matching_method="empirical",
+        ),
         "cosine": "signed",
     }
 

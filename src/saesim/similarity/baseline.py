@@ -191,6 +191,27 @@ def random_decoder_baseline(
             del EA, EB
         del A, B
 
+    matching_method = "transferred" if scaled else "empirical"
+    return baseline_summary(
+        n_a, n_b, d, draws, seed, (da, db), thresholds,
+        closed_form={"mmcs_a_to_b": a2b, "mmcs_b_to_a": b2a, "frac_best_match_above": fbest},
+        per_draw={"hungarian_mean_cos": hung, "frac_matched_above": fmatched, "mmcs_a_to_b": emp_a2b,
+                  "mmcs_b_to_a": emp_b2a, "shared_latents_frac": shared},
+        shared_by_bound=shared_by_bound, matching_method=matching_method,
+    )
+
+
+def baseline_summary(
+    n_a: int, n_b: int, d: int, draws: int, seed: int, draw_shape: tuple[int, int], thresholds: Sequence[float], *,
+    closed_form: dict[str, Any], per_draw: dict[str, list], shared_by_bound: bool, matching_method: str,
+) -> dict[str, Any]:
+    """The baseline JSON of random decoder pairs (|cos| here, signed in saesim.suites): the
+    closed-form mean max cosines and best-match fractions beside the means and s.d. of the
+    per-draw matching, fractions matched and shared latents (one list entry per draw)."""
+    a2b, b2a = closed_form["mmcs_a_to_b"], closed_form["mmcs_b_to_a"]
+    hung, fmatched = per_draw["hungarian_mean_cos"], per_draw["frac_matched_above"]
+    emp_a2b, emp_b2a, shared = per_draw["mmcs_a_to_b"], per_draw["mmcs_b_to_a"], per_draw["shared_latents_frac"]
+
     def mean(xs):
         return float(np.mean(xs))
 
@@ -199,21 +220,20 @@ def random_decoder_baseline(
 
     keys = [_key(t) for t in thresholds]
     emp_mmcs = [0.5 * (x + y) for x, y in zip(emp_a2b, emp_b2a)]
-    matching_method = "transferred" if scaled else "empirical"
-    out: dict[str, Any] = {
+    return {
         "n_a": int(n_a),
         "n_b": int(n_b),
         "d": int(d),
         "draws": int(draws),
-        "draw_n_a": int(da),
-        "draw_n_b": int(db),
+        "draw_n_a": int(draw_shape[0]),
+        "draw_n_b": int(draw_shape[1]),
         "seed": int(seed),
         "mmcs": 0.5 * (a2b + b2a),
         "mmcs_a_to_b": a2b,
         "mmcs_b_to_a": b2a,
         "hungarian_mean_cos": mean(hung),
         "frac_matched_above": {k: mean([f[k] for f in fmatched]) for k in keys},
-        "frac_best_match_above": fbest,
+        "frac_best_match_above": closed_form["frac_best_match_above"],
         "shared_latents_frac": 0.0 if shared_by_bound else mean(shared),
         "std": {
             "hungarian_mean_cos": std(hung),
@@ -234,6 +254,5 @@ def random_decoder_baseline(
             "shared_latents_frac": "bound" if shared_by_bound else "empirical",
         },
     }
-    return out
 
 
