@@ -247,6 +247,9 @@ class StoreWriter:
         with self._writing():
             for key, value in attrs.items():
                 self._file.attrs[key] = value
+            # the attributes decide how the rows are read (n_rows, d, dtype, hook, the synthetic
+            # config...): hashed apart from content_hash, which stays a hash of the data alone
+            self._file.attrs[ATTRS_HASH_KEY] = attrs_sha256(self._file)
             self._file.attrs["complete"] = True
             self._file.flush()
             self._ds.clear()
@@ -389,10 +392,11 @@ def open_store(path: str | os.PathLike) -> ActivationStore:
     return ActivationStore(path=path, file=f)
 
 
-def compute_content_hash(store: ActivationStore, chunk_rows: int | None = None) -> str:
+def compute_content_hash(store: ActivationStore, chunk_rows: int | None = None, *, check_finite: bool = False) -> str:
     """The store's content hash recomputed from its bytes, as :class:`StoreWriter` computes it:
     sha256 per dataset (the row datasets streamed ``chunk_rows`` rows at a time, so memory is
-    bounded), then sha256 over the sorted (name, digest) pairs."""
+    bounded), then sha256 over the sorted (name, digest) pairs. ``check_finite``: in the same
+    pass, a NaN/inf activation is one :class:`SaesimError` naming the file and row."""
     f = store.file
     digests: dict[str, bytes] = {}
     step = chunk_rows or store.chunk_rows()
@@ -402,7 +406,11 @@ def compute_content_hash(store: ActivationStore, chunk_rows: int | None = None) 
         h = hashlib.sha256()
         ds = f[name]
         for start in range(0, ds.shape[0], step):
-            h.update(np.ascontiguousarray(ds[start : start + step]).tobytes())
+            block = np.ascontiguousarray(ds[start : start + step])
+            if check_finite and name == "activations" and not np.isfinite(block).all():
+                bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+                raise SaesimError(f"{store.path}: non-finite activation (NaN/inf) at row {bad}")
+            h.update(block.tobytes())
         digests[name] = h.digest()
     for group_name, group in f.items():
         if isinstance(group, h5py.Group):
@@ -414,6 +422,67 @@ def compute_content_hash(store: ActivationStore, chunk_rows: int | None = None) 
         total.update(name.encode())
         total.update(digests[name])
     return total.hexdigest()
+
+
+#: root attribute holding :func:`attrs_sha256` of a store
+ATTRS_HASH_KEY = "attrs_sha256"
+#: attributes outside the attribute hash: the hash itself, and the completion flag written after it
+_UNHASHED_ATTRS = {ATTRS_HASH_KEY, "complete"}
+
+
+def _attr_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray):
+        return [_attr_value(v) for v in value.tolist()]
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def attrs_sha256(f: h5py.File) -> str:
+    """sha256 over every attribute of the file and of its groups (name, value as JSON), sorted,
+    except :data:`ATTRS_HASH_KEY` and ``complete``."""
+    items = [(k, _attr_value(v)) for k, v in f.attrs.items() if k not in _UNHASHED_ATTRS]
+    for gname, group in f.items():
+        if isinstance(group, h5py.Group):
+            items += [(f"{gname}/{k}", _attr_value(v)) for k, v in group.attrs.items()]
+    return hashlib.sha256(json.dumps(sorted(items), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def verify_store_attrs(store: ActivationStore) -> str | None:
+    """Check the store's attributes against the ``attrs_sha256`` recorded when it was written;
+    return it (None for a store written before attributes were hashed)."""
+    recorded = store.attrs.get(ATTRS_HASH_KEY)
+    if recorded is None:
+        return None
+    actual = attrs_sha256(store.file)
+    if actual != recorded:
+        raise SaesimError(
+            f"{store.path}: attribute hash mismatch: attributes that decide how the store is read "
+            f"(n_rows, hook, config, ...) changed after it was written (recorded {str(recorded)[:16]}..., "
+            f"now {actual[:16]}...)"
+        )
+    return actual
+
+
+def check_store_unchanged(store: ActivationStore) -> str:
+    """One pass over an open store: no NaN/inf activation, and its bytes still hash to the
+    ``content_hash`` recorded when it was written (one :class:`SaesimError` naming the file
+    otherwise). Returns the hash. What reuses results keyed by ``content_hash`` (the
+    trained-SAE cache, resume checkpoints) calls this first: a stale hash must not bring
+    back SAEs trained on other data."""
+    recorded = store.attrs.get("content_hash")
+    if not recorded:
+        raise SaesimError(f"{store.path}: store has no content_hash attribute to verify against")
+    actual = compute_content_hash(store, check_finite=True)
+    if actual != recorded:
+        raise SaesimError(
+            f"{store.path}: content hash mismatch: the store's bytes changed after it was written "
+            f"(recorded {str(recorded)[:16]}..., now {actual[:16]}...); rebuild it (delete it and rerun)"
+        )
+    verify_store_attrs(store)
+    return actual
 
 
 def verify_store(path: str | os.PathLike) -> str:
@@ -428,6 +497,8 @@ def verify_store(path: str | os.PathLike) -> str:
         if not recorded:
             raise SaesimError(f"{store.path}: store has no content_hash attribute to verify against")
         actual = compute_content_hash(store)
+        if actual == recorded:
+            verify_store_attrs(store)
     if actual != recorded:
         raise SaesimError(
             f"{store.path}: content hash mismatch: the store's bytes changed after it was written "

@@ -559,4 +559,12 @@ def verify_sae_folder(path: str | os.PathLike) -> str:
             f"{weights}: sha256 mismatch: the weights changed after training "
             f"(recorded {str(recorded)[:16]}..., now {actual[:16]}...)"
         )
+    cfg_recorded = _read_cfg(metrics_path).get("cfg_sha256")
+    if cfg_recorded is not None:  # folders trained before cfg.json was hashed have none
+        cfg_actual = file_sha256(folder / "cfg.json")
+        if cfg_actual != cfg_recorded:
+            raise SaesimError(
+                f"{folder / 'cfg.json'}: sha256 mismatch: cfg.json (architecture, k, d_in: how the weights are "
+                f"read) changed after training (recorded {str(cfg_recorded)[:16]}..., now {cfg_actual[:16]}...)"
+            )
     return actual

@@ -74,7 +74,6 @@ def _check_device(device: str) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     from saesim.checkpoints import check_same_d_in, load_sae_weights
-    from saesim.suites import compare_pair  # compare_decoders itself for --cosine abs
 
     if args.seed < 0:
         raise SaesimError(f"--seed must be >= 0, got {args.seed}")
@@ -105,31 +104,25 @@ def run_compare(args: argparse.Namespace) -> int:
     B = load_sae_weights(args.b, with_encoder=with_enc, lazy_encoder=True)
     check_same_d_in(A, B)
     t_load = time.perf_counter() - t0
-    res, arrays = compare_pair(
-        A.W_dec, B.W_dec,
-        A.W_enc if with_enc else None, B.W_enc if with_enc else None,
-        thresholds=tuple(args.thresholds),
-        shared_threshold=args.shared_threshold,
-        memory_budget_mb=args.memory_budget_mb,
-        top_m=args.top_m,
-        device=args.device,
-        with_baseline=args.baseline_draws > 0,
-        baseline_draws=max(args.baseline_draws, 1),
-        seed=args.seed,
-        return_arrays=True,
-        cosine=args.cosine,
-    )
+    res, arrays = _score_pair(args, A, B, with_enc, with_baseline=args.baseline_draws > 0, return_arrays=True)
     res["a"] = {"source": A.source, "format": A.format}
     res["b"] = {"source": B.source, "format": B.format}
     res.update(_null_pair_excess(args, A, B, res, with_enc))
     res["seconds"] = {"load": round(t_load, 3), "total": round(time.perf_counter() - t0, 3)}
+    write_error = None
     if args.out:
-        write_arrays_h5(Path(args.out), arrays, res)
-        res["out"] = str(args.out)
+        try:
+            write_arrays_h5(Path(args.out), arrays, res)
+            res["out"] = str(args.out)
+        except SaesimError as e:  # the result is computed: print it, then say why it was not written
+            write_error = e
     if args.json:
         print(json.dumps(_jsonable(res), indent=2, allow_nan=False))
     else:
         print(format_table(res))
+    if write_error is not None:
+        sys.stdout.flush()
+        raise write_error
     return 0
 
 
@@ -144,10 +137,30 @@ def _check_null_args(args: argparse.Namespace) -> None:
             raise SaesimError(f"{path} ({flag}): no such file or directory")
 
 
+def _score_pair(args: argparse.Namespace, X, Y, with_enc: bool, *, with_baseline: bool, return_arrays: bool = False):
+    """Score one pair of loaded SAEs with the options in ``args``: the one path for the real and the null pair."""
+    from saesim.suites import compare_pair
+
+    return compare_pair(
+        X.W_dec, Y.W_dec,
+        X.W_enc if with_enc else None, Y.W_enc if with_enc else None,
+        thresholds=tuple(args.thresholds),
+        shared_threshold=args.shared_threshold,
+        memory_budget_mb=args.memory_budget_mb,
+        top_m=args.top_m,
+        device=args.device,
+        with_baseline=with_baseline,
+        baseline_draws=max(args.baseline_draws, 1),
+        seed=args.seed,
+        return_arrays=return_arrays,
+        cosine=args.cosine,
+    )
+
+
 def _null_pair_excess(args: argparse.Namespace, A, B, res: dict[str, Any], with_enc: bool) -> dict[str, Any]:
     """``null`` (the null pair's sources, or None) and, with --null-a/--null-b, ``<metric>_null``/``_excess``."""
     from saesim.checkpoints import load_sae_weights
-    from saesim.similarity import compare_decoders, excess_over_null
+    from saesim.similarity import excess_over_null
 
     if args.null_a is None:
         return {"null": None}
@@ -159,11 +172,8 @@ def _null_pair_excess(args: argparse.Namespace, A, B, res: dict[str, Any], with_
                               f"for has {real.d_sae} x d_in={real.d_in}; the null pair must have the real pair's shapes")
         nulls.append(N)
     NA, NB = nulls
-    null_res = compare_decoders(
-        NA.W_dec, NB.W_dec, NA.W_enc if with_enc else None, NB.W_enc if with_enc else None,
-        thresholds=tuple(args.thresholds), shared_threshold=args.shared_threshold,
-        memory_budget_mb=args.memory_budget_mb, top_m=args.top_m, device=args.device, with_baseline=False,
-    )
+    # exactly the scoring of the real pair (cosine and every option); only the isotropic baseline is left out
+    null_res = _score_pair(args, NA, NB, with_enc, with_baseline=False)
     out = {"null": {"a": {"source": NA.source, "format": NA.format}, "b": {"source": NB.source, "format": NB.format}}}
     out.update(excess_over_null(res, null_res))
     return out
@@ -291,9 +301,12 @@ def write_arrays_h5(path: Path, arrays: dict[str, Any], summary: dict[str, Any])
     import h5py
 
     parent = path.resolve().parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    os.close(fd)
+    tmp = None
     try:
+        # inside the try: a folder that passes the access check can still refuse the file (NFS root squash,
+        # ACLs, SELinux, /proc), and that must be one line, not a traceback after the whole comparison
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+        os.close(fd)
         with h5py.File(tmp, "w") as f:
             for name, arr in arrays.items():
                 f.create_dataset(name, data=arr, compression="gzip", compression_opts=1)
@@ -302,9 +315,9 @@ def write_arrays_h5(path: Path, arrays: dict[str, Any], summary: dict[str, Any])
             f.attrs["source_b"] = summary.get("b", {}).get("source", "")
         os.replace(tmp, path)
     except OSError as e:
-        raise SaesimError(f"{path}: cannot write ({e.strerror or e})") from None
+        raise SaesimError(f"{path}: cannot write ({e.strerror or e}); the result above was not saved") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 

@@ -89,6 +89,44 @@ def check_model_values(model: dict, where: str = "source.model") -> None:
             raise SaesimError(f"{where}.correlation: rank * correlation_scale^2 = {rank * scale**2:g} must be < 1 (sae-lens caps rows otherwise)")
     if model.get("seed") is None:
         raise SaesimError(f"{where}.seed: a seed is required (the store must be reproducible)")
+    check_hierarchy_size(model, where)
+
+
+#: sae-lens's HierarchyConfig defaults, for a ``hierarchy`` mapping that leaves keys out
+_HIERARCHY_DEFAULTS = {"total_root_nodes": 100, "branching_factor": 100, "max_depth": 2}
+
+
+def hierarchy_size(hierarchy: dict) -> int:
+    """The most features the library's ``generate_hierarchy`` can put in the forest ``hierarchy`` describes.
+
+    ``total_root_nodes`` trees, each node above ``max_depth`` with ``branching_factor`` children
+    (the upper end of a ``[min, max]`` range): roots * (1 + b + ... + b^depth).
+    """
+    h = {**_HIERARCHY_DEFAULTS, **{k: v for k, v in hierarchy.items() if v is not None}}
+    b = h["branching_factor"]
+    b = max(b) if isinstance(b, (list, tuple)) else b
+    return int(h["total_root_nodes"]) * sum(int(b) ** i for i in range(int(h["max_depth"]) + 1))
+
+
+def check_hierarchy_size(model: dict, where: str = "source.model") -> None:
+    """Refuse a hierarchy with more nodes than ``num_features``.
+
+    sae-lens's ``generate_hierarchy`` hands out feature indices until they run out and then
+    silently stops: such a forest is cut down (or left as bare roots) while the config says
+    otherwise.
+    """
+    hierarchy = model.get("hierarchy")
+    if not isinstance(hierarchy, dict) or hierarchy.get("total_root_nodes", 1) == 0:
+        return
+    n = model.get("num_features")
+    size = hierarchy_size(hierarchy)
+    if isinstance(n, int) and size > n:
+        h = {**_HIERARCHY_DEFAULTS, **hierarchy}
+        raise SaesimError(
+            f"{where}.hierarchy: {h['total_root_nodes']} roots x branching {h['branching_factor']} to depth "
+            f"{h['max_depth']} take up to {size} features, but num_features={n}; sae-lens would cut the forest "
+            "down without a word (use fewer roots, a smaller branching_factor or max_depth, or more features)"
+        )
 
 
 def _firing_probabilities_np(fp: dict, n: int) -> np.ndarray | None:
@@ -192,6 +230,19 @@ def iter_samples(model, n_rows: int, chunk_rows: int, sparse_forward: bool | Non
             yield hidden.numpy().astype(np.float32, copy=False), feats
 
 
+def hierarchy_built(parent: np.ndarray, model) -> dict:
+    """What the library actually built: roots, features in the forest, depth (recorded in the store)."""
+    roots = list(model.hierarchy.roots) if model.hierarchy is not None else []
+    depth, stack, n_nodes = 0, [(r, 0) for r in roots], 0
+    while stack:
+        node, dep = stack.pop()
+        n_nodes += node.feature_index is not None
+        depth = max(depth, dep)
+        stack.extend((c, dep + 1) for c in node.children)
+    return {"n_roots": len(roots), "n_features_in_forest": int(n_nodes), "max_depth": int(depth) if roots else 0,
+            "n_children": int((parent >= 0).sum())}
+
+
 def hierarchy_arrays(model) -> tuple[np.ndarray, np.ndarray]:
     """``parent`` (-1: root or outside the hierarchy) and ``exclusive_children`` per feature."""
     n = model.cfg.num_features
@@ -206,6 +257,12 @@ def hierarchy_arrays(model) -> tuple[np.ndarray, np.ndarray]:
             exclusive[idx] = bool(node.mutually_exclusive_children)
         stack.extend((c, idx if idx is not None else up) for c in node.children)
     return parent, exclusive
+
+
+#: beside ``true_l0`` and ``expected_l0`` in a store's /ground_truth: which one to believe
+L0_NOTE = ("true_l0 is the mean number of features firing per row, measured on every row of this store: the "
+           "data's L0. expected_l0 is the sum of the configured marginal firing probabilities, before hierarchy "
+           "gating and probability compensation: a property of the config, not of the data")
 
 
 def write_synthetic_store(path, model_dict: dict, n_rows: int, *, chunk_rows: int = 8192, dtype: str = "float32",
@@ -256,6 +313,8 @@ def write_synthetic_store(path, model_dict: dict, n_rows: int, *, chunk_rows: in
                 "truth_values": truth.data.astype(np.float32),
             },
             attrs={"true_l0": true_l0, "expected_l0": float(gen.firing_probabilities.sum()), "truth_rows": truth_rows,
+                   "l0_note": L0_NOTE,
+                   "hierarchy_built": json.dumps(hierarchy_built(parent, model), sort_keys=True),
                    "synthetic_model_config": json.dumps(model.cfg.to_dict(), sort_keys=True)},
         )
         writer.attrs["true_l0"] = true_l0

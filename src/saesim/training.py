@@ -297,11 +297,13 @@ def _publish_dir(tmp: Path, out_dir: Path) -> None:
     os.replace(tmp, out_dir)
 
 
-def restore_trained(cache_dir: Path, key: dict, out_dir: Path) -> dict | None:
+def restore_trained(cache_dir: Path, key: dict, out_dir: Path, before_restore: Callable[[], Any] | None = None) -> dict | None:
     """Publish the SAE kept in ``cache_dir`` as ``out_dir`` if it was trained for exactly ``key``.
 
     Returns its metrics, or None (nothing published) when the cache is absent, was made for
     another key, or its weights no longer match the sha256 recorded in its metrics.
+    ``before_restore`` is called once the key matches, before anything is published (the
+    store checks: it raises to stop).
     """
     try:
         if key_differences(json.loads((cache_dir / RESUME_KEY_FILE).read_text()), key):
@@ -309,6 +311,8 @@ def restore_trained(cache_dir: Path, key: dict, out_dir: Path) -> dict | None:
         metrics = json.loads((cache_dir / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
+    if before_restore is not None:
+        before_restore()
     tmp = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -325,6 +329,22 @@ def restore_trained(cache_dir: Path, key: dict, out_dir: Path) -> dict | None:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return metrics
+
+
+#: stores this process checked with :func:`store_checked_unchanged`: (path, size, mtime, hash) -> True
+_CHECKED_STORES: dict[tuple, bool] = {}
+
+
+def store_checked_unchanged(store: ActivationStore) -> None:
+    """:func:`saesim.activation_store.check_store_unchanged`, once per store file and process
+    (a job restoring several seeds from one store reads it once)."""
+    from .activation_store import check_store_unchanged
+
+    st = Path(store.path).stat()
+    ident = (str(Path(store.path).resolve()), st.st_size, st.st_mtime_ns, store.content_hash)
+    if ident not in _CHECKED_STORES:
+        check_store_unchanged(store)
+        _CHECKED_STORES[ident] = True
 
 
 def remember_trained(cache_dir: Path, key: dict, out_dir: Path) -> None:
@@ -443,12 +463,17 @@ def train_sae(
             raise SaesimError(f"{out_dir}: b_dec_init must be 'zeros' or 'mean', got {spec.b_dec_init!r}")
         key = resume_key(spec, store)
         if trained_cache is not None:
-            restored = restore_trained(Path(trained_cache), key, out_dir)
+            # the key holds the store's *recorded* content_hash: check the rows still hash to it
+            # (and hold no NaN) before reusing anything trained on them
+            restored = restore_trained(Path(trained_cache), key, out_dir,
+                                       before_restore=lambda: store_checked_unchanged(store))
             if restored is not None:
                 print(f"{out_dir}: restored from {trained_cache} (trained before with the same key)", flush=True)
                 return restored
         train_mask, eval_mask = split_rows(store, spec)
         if resume_dir is not None:
+            if latest_checkpoint(resume_dir) is not None:  # resuming reuses work keyed by the content hash too
+                store_checked_unchanged(store)
             claim_resume_dir(resume_dir, key, write_key=n_checkpoints > 0)
         trainer_cfg = SAETrainerConfig(
             total_training_samples=spec.training_samples,
@@ -566,6 +591,8 @@ def train_sae(
                 "store": str(store_path),
                 "store_content_hash": store.content_hash,
                 "weights_sha256": file_sha256(weights_file),
+                # cfg.json decides how the weights are read (architecture, k, d_in...): hashed too
+                "cfg_sha256": file_sha256(tmp / "cfg.json"),
                 "versions": producer_versions(),
             }
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))

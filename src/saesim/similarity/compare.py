@@ -133,7 +133,16 @@ def excess_over_null(res: dict[str, Any], null_res: dict[str, Any]) -> dict[str,
     ``m_excess`` = (m - m_null) / (1 - m_null): 0 at the null, 1 for a perfect
     pair. Threshold fractions give dicts keyed like the metric's. None where
     either value is missing or the null is 1.
+
+    Both must be scored alike (the same cosine, thresholds, shared-latent
+    threshold): a one-line :class:`SaesimError` otherwise, never an excess of
+    a signed value over a |cos| null.
     """
+    for key, default in (("cosine", "abs"), ("thresholds", None), ("shared_threshold", None)):
+        got, null_got = res.get(key, default), null_res.get(key, default)
+        if got != null_got:
+            raise SaesimError(f"the null pair was scored with {key}={null_got!r} but the real pair with "
+                              f"{key}={got!r}: score both alike")
     out: dict[str, Any] = {}
     for m in NULL_METRICS:
         v, n = res.get(m), null_res.get(m)
