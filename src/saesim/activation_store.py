@@ -370,7 +370,10 @@ def open_store(path: str | os.PathLike) -> ActivationStore:
     """Open a store for reading; any problem is one :class:`SaesimError` naming the file."""
     path = Path(path)
     if not path.exists():
-        raise SaesimError(f"{path}: activation store does not exist")
+        from .errors import missing_path_reason
+
+        reason = missing_path_reason(path)
+        raise SaesimError(f"{path}: activation store does not exist" if reason.startswith("no such") else f"{path}: {reason}")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:

@@ -502,7 +502,9 @@ def load_sae_weights(path: str | os.PathLike, *, with_encoder: bool = True, lazy
         return _load_pretrained(spec, with_encoder)
     p = Path(spec)
     if not p.exists():
-        raise SaesimError(f"{p}: no such file or directory")
+        from saesim.errors import missing_path_reason
+
+        raise SaesimError(f"{p}: {missing_path_reason(p)}")
     if p.is_file():
         if p.name not in (SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS):
             raise SaesimError(

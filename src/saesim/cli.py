@@ -61,6 +61,8 @@ def register_compare(subparsers) -> None:
     p.add_argument("--null-a", metavar="DIR", help="SAE trained like A on null data (no sparse features): with "
                    "--null-b, also print each metric on the null pair and the excess (m - null) / (1 - null)")
     p.add_argument("--null-b", metavar="DIR", help="SAE trained like B on null data (see --null-a)")
+    p.add_argument("--skip-broken", action="store_true",
+                   help="leave out a run folder's incomplete SAE subfolders (each named on stderr) instead of stopping")
     p.set_defaults(func=run_compare)
 
 
@@ -88,8 +90,9 @@ def run_compare(args: argparse.Namespace) -> int:
             raise SaesimError(f"thresholds are |cos| values in [0, 1], got {t}")
     from saesim.suites import expand_sae_specs
 
-    specs = expand_sae_specs(args.saes)
-    if len(args.saes) != 2 or specs != args.saes:
+    specs = expand_sae_specs(args.saes, skip_broken=getattr(args, "skip_broken", False),
+                             on_skip=lambda line: print(f"saesim compare: {line}", file=sys.stderr))
+    if len(args.saes) != 2 or len(specs) != 2:  # two arguments that stand for one SAE each: one pair
         return run_compare_suite(args, specs)
     args.a, args.b = specs
     if args.out:
@@ -134,7 +137,9 @@ def _check_null_args(args: argparse.Namespace) -> None:
         raise SaesimError("--null-a and --null-b go together: give both SAEs of the null pair, or neither")
     for flag, path in (("--null-a", args.null_a), ("--null-b", args.null_b)):
         if path is not None and not is_pretrained_id(path) and not Path(path).exists():
-            raise SaesimError(f"{path} ({flag}): no such file or directory")
+            from saesim.errors import missing_path_reason
+
+            raise SaesimError(f"{path} ({flag}): {missing_path_reason(path)}")
 
 
 def _score_pair(args: argparse.Namespace, X, Y, with_enc: bool, *, with_baseline: bool, return_arrays: bool = False):
@@ -172,11 +177,23 @@ def _null_pair_excess(args: argparse.Namespace, A, B, res: dict[str, Any], with_
                               f"for has {real.d_sae} x d_in={real.d_in}; the null pair must have the real pair's shapes")
         nulls.append(N)
     NA, NB = nulls
+    if _same_sae_pair((args.a, args.b), (args.null_a, args.null_b)):
+        print("saesim compare: warning: the null pair is the real pair itself, so every excess is 0 by "
+              "construction; give SAEs trained on null data (see docs/bad-input.md)", file=sys.stderr)
     # exactly the scoring of the real pair (cosine and every option); only the isotropic baseline is left out
     null_res = _score_pair(args, NA, NB, with_enc, with_baseline=False)
     out = {"null": {"a": {"source": NA.source, "format": NA.format}, "b": {"source": NB.source, "format": NB.format}}}
     out.update(excess_over_null(res, null_res))
     return out
+
+
+def _same_sae_pair(real: tuple[str, str], null: tuple[str, str]) -> bool:
+    """Whether the null pair names the same two SAEs as the real pair (either order, after resolving paths)."""
+    def key(spec: str) -> str:
+        p = Path(spec)
+        return str(p.resolve()) if p.exists() else spec
+
+    return sorted(map(key, real)) == sorted(map(key, null))
 
 
 def _jsonable(x: Any) -> Any:
@@ -266,7 +283,8 @@ def run_compare_suite(args: argparse.Namespace, specs: list[str]) -> int:
     if args.out:
         raise SaesimError("--out writes the per-latent arrays of one pair: give exactly two SAEs")
     if getattr(args, "null_a", None) is not None or getattr(args, "null_b", None) is not None:
-        raise SaesimError("--null-a/--null-b are the null pair of one comparison: give exactly two SAEs")
+        raise SaesimError(f"--null-a/--null-b are the null pair of one comparison: give exactly two SAEs "
+                          f"(the {len(args.saes)} argument(s) stand for {len(specs)} SAEs after expanding run folders)")
     _check_device(args.device)
     t0 = time.perf_counter()
     with_enc = not args.no_encoders

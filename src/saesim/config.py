@@ -21,6 +21,8 @@ from .errors import SaesimError
 
 #: source kinds that are pretrained language models run over a tokenized corpus
 LANGUAGE_KINDS = source_kinds.kinds(language_model=True)
+#: the largest memory one job may use when the config does not say (max_job_mem_mb): 4 TiB, above any single machine
+DEFAULT_MAX_JOB_MEM_MB = 4 * 2**20
 
 
 def _key_path(path: Iterable[Any]) -> str:
@@ -31,6 +33,9 @@ def _key_path(path: Iterable[Any]) -> str:
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
+    either = _either_required(error)
+    if either is not None:
+        return either
     key = _key_path(error.absolute_path)
     schema = error.schema if isinstance(error.schema, dict) else {}
     if error.validator == "enum":
@@ -48,9 +53,22 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{key}: {error.message}"
 
 
+def _either_required(error: jsonschema.ValidationError) -> str | None:
+    """``key: needs 'a' or 'b'`` for an anyOf/oneOf of required keys (every alternative named),
+    else None."""
+    ctx = error.context or []
+    if error.validator not in ("anyOf", "oneOf") or not ctx or any(e.validator != "required" for e in ctx):
+        return None
+    names = [" and ".join(repr(k) for k in e.validator_value) for e in ctx]
+    how = "exactly one of them" if error.validator == "oneOf" else "at least one of them"
+    return f"{_key_path(error.absolute_path)}: needs {' or '.join(dict.fromkeys(names))} ({how})"
+
+
 def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
     """Descend into allOf/if-then wrappers to the error that names the real key."""
     while error.context:
+        if _either_required(error) is not None:
+            return error
         error = max(error.context, key=lambda e: len(e.absolute_path))
     return error
 
@@ -95,6 +113,33 @@ def check_yaml_syntax(path: str | Path) -> None:
         if context and cmark is not None and cmark is not mark:
             what += f" ({' '.join(context.split())} started at line {cmark.line + 1}, column {cmark.column + 1})"
         raise SaesimError(f"{where}: YAML syntax error: {what}") from None
+
+
+#: the key that makes Snakemake run a YAML config file through YTE (Python expressions in it are executed)
+YTE_KEY = "__use_yte__"
+
+
+def check_no_yte(path: str | Path, *, already_evaluated: bool = False) -> None:
+    """Refuse a config file with a top-level ``__use_yte__`` key, in one line.
+
+    Snakemake runs such a file through YTE, which *executes* the Python expressions in it
+    (keys and values starting with ``?``) while reading it. saesim configs are plain YAML: a
+    config from someone else must not run code. The Snakefile calls this on its default
+    config file *before* Snakemake reads it; a file given with ``--configfile`` (or a
+    profile) is read by Snakemake before any workflow code runs, so its expressions have
+    already run when this refuses it (``already_evaluated``). See docs/security.md.
+    """
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return  # check_yaml_syntax and Snakemake report these
+    if isinstance(doc, dict) and YTE_KEY in doc:
+        when = (" Snakemake had already evaluated it before saesim could look: check what it ran"
+                if already_evaluated else " Nothing in it was evaluated.")
+        raise SaesimError(
+            f"{path}: {YTE_KEY}: saesim configs are plain YAML; YTE templates are code that runs while the file "
+            f"is read, so they are refused (remove the key and write the values out; see docs/security.md).{when}"
+        )
 
 
 def check_device_available(device: str) -> None:
@@ -254,6 +299,8 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
                     )
     for name, suite in config.get("suites", {}).items():
         check_suite(config, name, suite, source)
+    for name, exp in config["experiments"].items():
+        check_fits_a_machine(name, exp, config.get("max_job_mem_mb", DEFAULT_MAX_JOB_MEM_MB), source)
     return config
 
 
@@ -274,6 +321,12 @@ def _check_experiment(name: str, exp: dict, source: str) -> None:
             f"{where}.sae.training.eval_rows: {training['eval_rows']} held-out rows leave none of the "
             f"store's {n_rows} rows (store.n_rows) for training; at most a fifth of the rows are held out"
         )
+    if source_kinds.get(kind).store_n_rows and n_rows is not None and training["eval_rows"] > n_rows // 5:
+        # training refuses more than a fifth (saesim.training.split_rows); say so before the store is built
+        raise SaesimError(
+            f"{where}.sae.training.eval_rows: {training['eval_rows']} held-out rows are more than a fifth of the "
+            f"store's {n_rows} rows (store.n_rows); at most {n_rows // 5} (a fifth of the rows) are held out"
+        )
     if source_kinds.get(kind).store_rule == "modular":
         from .models.modular import store_hook_names
 
@@ -285,6 +338,42 @@ def _check_experiment(name: str, exp: dict, source: str) -> None:
                     f"{where}.hooks: {hook!r} is not a hook of the {n_layers}-layer modular model with one "
                     f"vector per position; hooks: {', '.join(valid)}"
                 )
+
+
+def check_fits_a_machine(name: str, exp: dict, max_job_mem_mb: float, source: str = "config") -> None:
+    """Refuse an experiment whose store or training job the resource model
+    (:mod:`saesim.workflow.resources`, first attempt) puts above ``max_job_mem_mb``: no job
+    larger than the largest machine can ever run, so say so at start-up, in one line."""
+    from .workflow import resources as cost
+
+    if not source_kinds.of(exp).trains_saes:
+        return
+    jobs = []
+    if source_kinds.of(exp).store_rule == "toy":
+        jobs.append(("its store (make_toy_store)", cost.make_toy_store_mem_mb(exp, 1),
+                     f"source.model num_features={exp['source']['model']['num_features']} x "
+                     f"hidden_dim={exp['source']['model']['hidden_dim']}"))
+    for variant in expand_variants(exp):
+        for hook in source_kinds.hooks_of(exp):
+            if variant.trained_at(hook):
+                jobs.append((f"training {variant.id} at {hook}", cost.train_sae_mem_mb(exp, hook, variant.width, 1),
+                             f"sae.variants width={variant.width}"))
+    for what, need_mb, keys in jobs:
+        if need_mb > max_job_mem_mb:
+            raise SaesimError(
+                f"{source}: experiments.{name}: {what} needs about {format_bytes(need_mb * 2**20)} of memory by the "
+                f"workflow's resource model ({keys}), more than max_job_mem_mb={max_job_mem_mb:.0f} "
+                f"({format_bytes(max_job_mem_mb * 2**20)}), the largest machine a job may use"
+            )
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes in the largest binary unit that keeps it at least 1 (e.g. 22.9 TB)."""
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1024 or unit == "PB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} PB"  # pragma: no cover
 
 
 def check_suite(config: dict, name: str, suite: dict, source: str = "config") -> None:

@@ -115,7 +115,8 @@ def _add_entry(entries: dict, label: str, handle) -> None:
         entries[label] = handle
 
 
-def _top_legend(fig, axes, extra: dict | None = None, title: str | None = None, n_rows: int = 1) -> None:
+def _top_legend(fig, axes, extra: dict | None = None, title: str | None = None, n_rows: int = 1,
+                ncol: int | None = None) -> None:
     """Lay out the panels, then one legend above them all (architectures first, then
     baselines and reference lines) and the title above the legend."""
     entries = {}
@@ -126,7 +127,8 @@ def _top_legend(fig, axes, extra: dict | None = None, title: str | None = None, 
         entries.setdefault(label, handle)
     arch_labels = set(ARCHITECTURE_LABELS.values())
     labels = sorted(entries, key=lambda lab: 0 if lab.split(",")[0] in arch_labels else 1)
-    ncol = max(1, len(labels) if len(labels) <= 4 else int(np.ceil(len(labels) / 2)))
+    if ncol is None:
+        ncol = max(1, len(labels) if len(labels) <= 4 else int(np.ceil(len(labels) / 2)))
     fig.tight_layout()
     fig.legend([entries[lab] for lab in labels], labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=ncol, frameon=False)
     if title:
@@ -478,24 +480,32 @@ def paired_vs_random(table: pd.DataFrame, title: str | None = None):
 
 def layer_heatmap(table: pd.DataFrame, measures: tuple[str, ...] = ("svcca", "rsa"), space: str = "one_to_one", title: str | None = None):
     """hooks_a x hooks_b heatmaps of relational measures on the correlation pairing; each cell
-    shows the value and, below it, the random-pairing null mean."""
+    shows the value and, below it, the random-pairing null mean. Hook names read horizontally
+    on the y axis (never rotated onto each other), at 30 degrees on the x axis."""
     paper_style()
     t = table[table["space"] == space]
     hooks_a = list(dict.fromkeys(t["hook_a"]))
     hooks_b = list(dict.fromkeys(t["hook_b"]))
-    fig, axes = plt.subplots(1, len(measures), figsize=(1.6 * len(hooks_b) * len(measures) + 3.5, 1.1 * len(hooks_a) + 2.2), squeeze=False)
+    # room for the longest hook name beside each panel (about 0.075 in per character at 9 pt)
+    label_in = 0.075 * max(len(str(h)) for h in hooks_a + hooks_b)
+    panel_w = max(1.3 * len(hooks_b) + 1.0, 3.6)
+    fig, axes = plt.subplots(1, len(measures), squeeze=False,
+                             figsize=((panel_w + label_in + 0.6) * len(measures), 0.95 * len(hooks_a) + 1.6 + 0.6 * label_in))
     for ax, m in zip(axes[0], measures):
         sub = t[t["measure"] == m]
         val = sub.pivot(index="hook_a", columns="hook_b", values="value").reindex(index=hooks_a, columns=hooks_b)
         null = sub.pivot(index="hook_a", columns="hook_b", values="null_mean").reindex(index=hooks_a, columns=hooks_b)
         annot = val.map(lambda v: f"{v:.2f}") + "\n(" + null.map(lambda v: f"{v:.2f}") + ")"
-        sns.heatmap(val, ax=ax, vmin=0, vmax=1, cmap="viridis", annot=annot, fmt="", annot_kws={"size": 8}, square=False)
-        ax.set_title(f"{MEASURE_LABELS[m]} (random pairing in brackets)", fontsize=10)
+        sns.heatmap(val, ax=ax, vmin=0, vmax=1, cmap="viridis", annot=annot, fmt="", annot_kws={"size": 9}, square=False,
+                    xticklabels=hooks_b, yticklabels=hooks_a, cbar_kws={"shrink": 0.9})
+        ax.set_yticklabels(hooks_a, rotation=0, fontsize=9)
+        ax.set_xticklabels(hooks_b, rotation=30, ha="right", rotation_mode="anchor", fontsize=9)
+        ax.set_title(f"{MEASURE_LABELS[m]}\n(random pairing in brackets)", fontsize=10)
         ax.set_xlabel("SAE B hook")
         ax.set_ylabel("SAE A hook")
-    if title:
-        fig.suptitle(title, y=1.04)
     fig.tight_layout()
+    if title:
+        fig.suptitle(title, y=1.0, va="bottom")
     return fig
 
 
@@ -549,10 +559,14 @@ def _count_label(n: float) -> str:
     return f"{n:.0f}"
 
 
-def convergence_plot(table: pd.DataFrame, title: str | None = None, note: str | None = None):
+def convergence_plot(table: pd.DataFrame, title: str | None = None, note: str | None = None,
+                     null: dict[str, tuple[float, float]] | None = None):
     """Stability across seeds (left) and explained variance / dead fraction (right) against the
     training samples seen, at each snapshot: lines are means (over seed pairs, over seeds),
-    error bars min-max; dashed lines in the metric's colour are random decoders of the same shape."""
+    error bars min-max; dashed lines in the metric's colour are random decoders of the same shape.
+    ``null``: metric -> (mean, s.d.) over the trained null's seed pairs (the published SAEs of the
+    same variant and hook trained on the store's Gaussian twin), drawn as a dotted line in the
+    metric's colour with a +- 2 s.d. band, as in the other stability figures."""
     from .convergence import QUALITY_METRICS, STABILITY_METRICS
 
     paper_style()
@@ -570,6 +584,14 @@ def convergence_plot(table: pd.DataFrame, title: str | None = None, note: str | 
             if base is not None and base.notna().any():
                 ax.axhline(float(base.iloc[0]), color=color, ls="--", lw=1.2, alpha=0.8)
                 extra.setdefault("random decoders (dashed)", plt.Line2D([], [], color=BASELINE_COLOR, ls="--", lw=1.2))
+            mean_std = (null or {}).get(m)
+            if mean_std is not None and np.isfinite(mean_std[0]):
+                # the trained null of the final SAEs: a level, the same at every snapshot
+                x = [t["samples"].min(), t["samples"].max()]
+                std = mean_std[1] if len(mean_std) > 1 else np.nan
+                drawn = _null_band(ax, x, [mean_std[0]] * 2, [std] * 2, color)
+                if drawn:
+                    extra.setdefault("trained null of the final SAEs (Gaussian twin), ± 2 s.d.", _null_handle())
         ax.set_xscale("log")
         ax.set_xticks(t["samples"])
         ax.set_xticklabels([f"{_count_label(n)}\n{f:.0%}" for n, f in zip(t["samples"], t["fraction"])])
@@ -580,7 +602,7 @@ def convergence_plot(table: pd.DataFrame, title: str | None = None, note: str | 
     axes[1].set_ylabel("held-out rows")
     if note:
         axes[1].set_title(note, fontsize=9, fontweight="normal", color="0.3")
-    _top_legend(fig, axes, extra, title)
+    _top_legend(fig, axes, extra, title, ncol=3 if null else None)
     return fig
 
 
@@ -615,30 +637,39 @@ def suite_matrix(table: pd.DataFrame, members: list[str], title: str | None = No
         values.setdefault(r["col"], r["col_value"])
     ticks = [_suite_tick(m, values.get(m), axis) for m in members]
     n = len(members)
-    size = 0.95 * n + 1.6
+    # panels wrap into a grid (two per row up to four panels, then three), so the figure stays
+    # about as wide as it is tall and a page can show it at a readable size
+    n_cols = min(len(panels), 2 if len(panels) <= 4 else 3)
+    n_rows = int(np.ceil(len(panels) / n_cols))
+    label_in = 0.07 * max(len(line) for tick in ticks for line in tick.split("\n"))
+    cell_in = 0.85 if n <= 4 else 0.6
+    size = cell_in * n + 1.0
+    fig = plt.figure(figsize=(n_cols * (size + label_in + 0.4) + 0.6, n_rows * (size + 0.75 * label_in + 0.9)))
     # the colour bar gets its own narrow column so that every panel has the same size
-    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(size * len(panels) + 0.8, size), squeeze=False,
-                             gridspec_kw={"width_ratios": [1] * len(panels) + [0.05]})
-    cbar_ax = axes[0][-1]
-    axes = axes[:, :-1]
+    gs = fig.add_gridspec(n_rows, n_cols + 1, width_ratios=[1] * n_cols + [0.05])
+    cbar_ax = fig.add_subplot(gs[:, -1])
+    axes = [fig.add_subplot(gs[i // n_cols, i % n_cols]) for i in range(len(panels))]
     mask = np.eye(n, dtype=bool)
-    for ax, (metric, label) in zip(axes[0], panels):
+    annot_size = 9 if n <= 4 else (8 if n <= 6 else 7)
+    for k, (ax, (metric, label)) in enumerate(zip(axes, panels)):
         val = table.pivot(index="row", columns="col", values=metric).reindex(index=members, columns=members)
         base = table.pivot(index="row", columns="col", values=f"{metric}_baseline").reindex(index=members, columns=members)
         annot = np.full((n, n), "", dtype=object)
         for i in range(n):
             for j in range(n):
                 if i != j and np.isfinite(val.iat[i, j]):
-                    annot[i, j] = f"{val.iat[i, j]:.2f} ({base.iat[i, j]:.2f})"
+                    annot[i, j] = f"{val.iat[i, j]:.2f}\n({base.iat[i, j]:.2f})"
         sns.heatmap(val.astype(float), ax=ax, vmin=0, vmax=1, cmap="viridis", annot=annot, fmt="", mask=mask,
-                    annot_kws={"size": 8 if n <= 4 else 6}, square=True, cbar=ax is axes[0][-1],
-                    cbar_ax=cbar_ax if ax is axes[0][-1] else None, xticklabels=ticks, yticklabels=ticks)
+                    annot_kws={"size": annot_size}, square=True, cbar=k == 0, cbar_ax=cbar_ax if k == 0 else None,
+                    xticklabels=ticks, yticklabels=ticks)
         ax.set_facecolor("0.9")
         ax.grid(False)
-        ax.set_title(f"{label}\n(random decoders in brackets)", fontsize=9)
-        ax.set_xlabel("column SAE")
-        ax.set_ylabel("row SAE" if ax is axes[0][0] else "")
-        ax.tick_params(labelsize=7)
+        ax.set_title(f"{label}\n(random decoders in brackets)", fontsize=10)
+        first_col, last_row = k % n_cols == 0, k >= len(panels) - n_cols
+        ax.set_xlabel("column SAE" if last_row else "")
+        ax.set_ylabel("row SAE" if first_col else "")
+        ax.set_yticklabels(ticks if first_col else [], rotation=0, fontsize=9)
+        ax.set_xticklabels(ticks if last_row else [], rotation=35, ha="right", rotation_mode="anchor", fontsize=9)
     fig.tight_layout()
     fig.suptitle(title or "suite", y=1.0, va="bottom")
     return fig

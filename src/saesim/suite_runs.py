@@ -20,6 +20,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -131,11 +132,14 @@ def expand_imported(entries: Sequence[dict[str, Any]], where: str, *, check_regi
             root = Path(os.path.dirname(re.split(r"[*?\[]", spec, maxsplit=1)[0]) or ".")
         else:
             if not os.path.exists(spec):
-                raise SaesimError(f"{w}.path: {spec}: no such file or directory")
+                from saesim.errors import missing_path_reason
+
+                raise SaesimError(f"{w}.path: {spec}: {missing_path_reason(spec)}")
             matches, root = [spec], None
         found: list[tuple[Path, str, str]] = []  # (SAE path, its name, its run)
         for m in matches:
-            subs = expand_sae_specs([m])
+            subs = expand_sae_specs([m], skip_broken=bool(entry.get("skip_broken", False)),
+                                    on_skip=lambda line: print(f"{w}.path: {line}", file=sys.stderr, flush=True))
             if subs != [m]:  # a run folder: one SAE per hookpoint
                 if root is None:
                     found += [(Path(q), Path(q).name, Path(m).name) for q in subs]
@@ -190,6 +194,23 @@ def local_shape(spec: str) -> tuple[int, int] | None:
     d = cfg.get("d_in")
     n = cfg.get("d_sae") or cfg.get("num_latents") or ((cfg.get("expansion_factor") or 0) * (d or 0))
     return (int(n), int(d)) if n and d else None
+
+
+def check_same_d(specs: dict[str, str], where: str) -> None:
+    """Members of one suite are compared pairwise, so they must share d: one line naming two
+    labels that differ (from their ``cfg.json``; registry ids, which say nothing locally, pass)."""
+    first: tuple[str, int] | None = None
+    for label, spec in specs.items():
+        shape = local_shape(spec)
+        if shape is None:
+            continue
+        if first is None:
+            first = (label, shape[1])
+        elif shape[1] != first[1]:
+            raise SaesimError(
+                f"{where}.members: {label} ({spec}) has d_in={shape[1]} but {first[0]} has d_in={first[1]}; "
+                "the SAEs of a suite are compared pairwise and must read the same activations"
+            )
 
 
 def _layer(hook: Any) -> int | None:

@@ -40,7 +40,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -516,7 +516,29 @@ def _is_sae_folder(p: Path) -> bool:
     return (p / CFG_FILE).is_file() and ((p / SAE_LENS_WEIGHTS).is_file() or (p / SPARSIFY_WEIGHTS).is_file())
 
 
-def expand_sae_specs(specs: Sequence[str | os.PathLike]) -> list[str]:
+def broken_sae_subfolders(run: Path) -> list[tuple[Path, str]]:
+    """Subfolders of a run folder that hold part of an SAE but not a whole one, with why.
+
+    A subfolder counts when it has a ``cfg.json`` or a ``.safetensors`` file but not both a
+    ``cfg.json`` and one of the SAE weight files; other folders (logs, notes) do not.
+    """
+    from saesim.checkpoints import CFG_FILE, SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS
+
+    out: list[tuple[Path, str]] = []
+    for q in sorted((q for q in run.iterdir() if q.is_dir()), key=lambda q: _natural_key(q.name)):
+        has_cfg = (q / CFG_FILE).is_file()
+        has_weights = (q / SAE_LENS_WEIGHTS).is_file() or (q / SPARSIFY_WEIGHTS).is_file()
+        if has_cfg and has_weights:
+            continue
+        if has_cfg:
+            out.append((q, f"{CFG_FILE} but no {SPARSIFY_WEIGHTS} or {SAE_LENS_WEIGHTS}"))
+        elif has_weights or any(q.glob("*.safetensors")):
+            out.append((q, f"weights but no {CFG_FILE}"))
+    return out
+
+
+def expand_sae_specs(specs: Sequence[str | os.PathLike], *, skip_broken: bool = False,
+                     on_skip: Callable[[str], None] | None = None) -> list[str]:
     """SAE specs with every run folder replaced by its SAE subfolders, in natural order.
 
     A *run folder* is a folder with no ``cfg.json`` of its own whose direct
@@ -525,6 +547,11 @@ def expand_sae_specs(specs: Sequence[str | os.PathLike]) -> list[str]:
     ``layers.N/`` per hookpoint. Anything else (an SAE folder, a weights file,
     a pretrained id ``release:sae_id``, a path that does not exist) is kept as
     given, so that loading it reports its own error.
+
+    A subfolder holding part of an SAE (:func:`broken_sae_subfolders`) stops the
+    expansion with one line naming it and why; with ``skip_broken`` it is left
+    out and ``on_skip`` (if given) is called with a line saying so. A hookpoint
+    is never lost without a word.
     """
     from saesim.checkpoints import CFG_FILE
 
@@ -535,6 +562,17 @@ def expand_sae_specs(specs: Sequence[str | os.PathLike]) -> list[str]:
         if p.is_dir() and not (p / CFG_FILE).exists():
             subs = sorted((q for q in p.iterdir() if q.is_dir() and _is_sae_folder(q)),
                           key=lambda q: _natural_key(q.name))
+            broken = broken_sae_subfolders(p)
+            if broken:
+                listed = "; ".join(f"{q.name} ({why})" for q, why in broken)
+                if not skip_broken or not subs:
+                    left = "" if subs else " and no complete SAE is left"
+                    raise SaesimError(
+                        f"{p}: run folder with incomplete SAE subfolder(s): {listed}{left}; fix or remove them"
+                        + (", or skip them (saesim compare --skip-broken; skip_broken: true in the config)" if subs else "")
+                    )
+                if on_skip is not None:
+                    on_skip(f"{p}: skipping incomplete SAE subfolder(s): {listed}")
             if subs:
                 out.extend(str(q) for q in subs)
                 continue

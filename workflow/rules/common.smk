@@ -19,7 +19,7 @@ from saesim import layout  # noqa: E402
 from saesim.layout import ArtifactId  # noqa: E402
 from saesim.codehash import cached_code_hash  # noqa: E402
 from saesim.workflow import planning  # noqa: E402
-from saesim.errors import SaesimError  # noqa: E402
+from saesim.errors import SaesimError, check_no_broken_links  # noqa: E402
 
 try:
     _validated = validate_config(
@@ -450,6 +450,38 @@ def suite_members(suite):
         d = sae_dir(exp, hook, variant, s["seed"])
         out[m] = {"kind": "trained", "spec": d, "info": d, "hook": hook, "variant": variant, "seed": s["seed"]}
     return out
+
+
+def _check_suites_up_front():
+    """Every suite's members (and, for imported SAEs, their common d_in) at start-up: one line
+    each, not an error inside an input function (InputFunctionException) or a later job."""
+    for suite in SUITES:
+        members = suite_members(suite)  # raises WorkflowError("Invalid configuration: ...")
+        if is_imported(SUITES[suite]["experiment"]):
+            try:
+                suite_runs.check_same_d({m: v["spec"] for m, v in members.items()}, f"suites.{suite}")
+            except SaesimError as err:
+                raise WorkflowError(f"Invalid configuration: {err}") from None
+
+
+_check_suites_up_front()
+
+
+def _check_store_links():
+    """A store replaced by a broken symlink (or one to itself) would count as present: stop instead."""
+    paths = []
+    for _e in EXPERIMENTS:
+        if source_kinds.of(EXPERIMENTS[_e]).trains_saes:
+            paths += [store_path(_e, h) for h in hooks(_e)]
+            if null_enabled(_e):
+                paths += [null_store_path(_e, h) for h in hooks(_e)]
+    try:
+        check_no_broken_links(paths, "activation store")
+    except SaesimError as err:
+        raise WorkflowError(f"Invalid configuration: {err}") from None
+
+
+_check_store_links()
 
 
 def suite_pairs(suite):
