@@ -96,6 +96,49 @@ def test_docs_examples_run(page, tmp_path):
         )
 
 
+def _merged_with_default(block: dict) -> dict:
+    """The default config.yaml with a docs YAML example merged in (examples are often fragments)."""
+    import yaml
+
+    def merge(a: dict, b: dict) -> dict:
+        for key, value in b.items():
+            if isinstance(value, dict) and isinstance(a.get(key), dict):
+                merge(a[key], value)
+            else:
+                a[key] = value
+        return a
+
+    return merge(yaml.safe_load((ROOT / "config.yaml").read_text()), block)
+
+
+def _yaml_examples() -> list[tuple[str, int, str]]:
+    return [
+        (p.name, i, code)
+        for p in sorted(DOCS.glob("*.md"))
+        for i, (lang, code, _run) in enumerate(code_blocks(p.read_text()))
+        if lang == "yaml" and not p.name.startswith("configuration-reference")
+    ]
+
+
+def test_yaml_examples_validate():
+    """Every YAML example in the docs, merged into the default config, passes the workflow's validation."""
+    import yaml
+
+    from saesim.config import validate_config
+
+    schema = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    examples = _yaml_examples()
+    assert len(examples) >= 5
+    for page, i, code in examples:
+        validate_config(_merged_with_default(yaml.safe_load(code)), schema, source=f"{page} yaml block {i}")
+    # and the check can fail: a typo'd key in an example is refused
+    from saesim.errors import SaesimError
+
+    bad = {"experiments": {"toy": {"sae": {"trainig": {"lr": 0.01}}}}}
+    with pytest.raises(SaesimError, match="trainig"):
+        validate_config(_merged_with_default(bad), schema)
+
+
 # --------------------------------------------------------------------------- config reference
 def test_every_config_key_has_a_description():
     assert docsgen.undocumented_keys() == []
