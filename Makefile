@@ -1,11 +1,12 @@
 # The two commands of the README:
 #   make run    installs everything and runs the default workflow (config.yaml)
 #   make test   installs everything and runs the test suite
+# and make docs builds the documentation site (strict).
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 CORES ?= all
 
-.PHONY: install run test lint bench
+.PHONY: install run test lint bench docs docs-figures
 
 install:
 	$(PIP) install -e '.[test]'
@@ -24,3 +25,13 @@ lint:
 
 bench:
 	$(PYTHON) benchmarks/bench_compare.py
+
+# The documentation site, strict (broken links, stale generated pages, undocumented config keys
+# or public API fail it); the site is written to site/. `mkdocs serve` previews it.
+docs:
+	$(PIP) install -e '.[docs]'
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict
+
+# Refresh the figures the README and the docs show from the default run's outputs (after make run)
+docs-figures:
+	for f in docs/figures/*.png; do cp results/figures/$$(basename $$f) $$f; done

@@ -154,14 +154,14 @@ def test_smollm2_cached_copy_equals_gguf(smollm2):
 
 # --------------------------------------------------------------------------- the documented store schema
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "artifacts.md"  # the documented store format
 
 
 def documented_store_rows():
-    """The README's store table as rows of cells (header first)."""
+    """The docs' store table (docs/artifacts.md) as rows of cells (header first)."""
     text = README.read_text()
-    section = text[text.index("### Activation store") :]
-    section = section[: section.index("\n### ", 5)]
+    section = text[text.index("## Activation store") :]
+    section = section[: section.index("\n## ", 5)]
     rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| ---")]
     assert rows[0].startswith("| dataset / attribute | stores |"), "README store table lost its header"
     return [[c.strip() for c in row.strip("|").split("|")] for row in rows[1:]]

@@ -28,7 +28,9 @@ from saesim.errors import SaesimError
 
 #: a member label: file- and wildcard-safe, and never "__" (cell files are <a>__<b>.json)
 LABEL_PATTERN = r"[A-Za-z0-9.-]+(?:_[A-Za-z0-9.-]+)*"
+"""Allowed imported-SAE labels (they become file names)."""
 AXES = ("width", "k", "architecture", "hook")
+"""What may vary along a suite's matrix."""
 #: sizes assumed for resources where an SAE's shape is unknown before it is loaded (registry ids)
 UNKNOWN_SAE_SHAPE = (65536, 2304)
 

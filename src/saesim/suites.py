@@ -63,9 +63,12 @@ from saesim.similarity.baseline import baseline_summary
 
 #: the two ways of scoring a pair of decoder rows
 COSINES: tuple[str, ...] = ("abs", "signed")
+"""How two decoder rows are scored: by |cos| or by signed cos (Song et al.'s PW-MCC)."""
 DEFAULT_COSINE = "abs"
+"""|cos|, as the reference notebooks and sae-lens's ``mean_correlation_coefficient`` do."""
 #: thresholds of a cross-variant cell: "fraction of latents whose best match exceeds 0.9 / 0.8 / 0.7"
 CELL_THRESHOLDS: tuple[float, ...] = (0.7, 0.8, 0.9)
+"""Default thresholds of a cross-variant cell's best-match fractions."""
 
 __all__ = [
     "CELL_THRESHOLDS",

@@ -22,6 +22,7 @@ from .scan import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_THRESHOLDS, DEFAULT_TOP_M, _
 # side (n_a' n_b' <= DRAW_SIZE^2); larger shapes are drawn smaller and their
 # matched |cos| transferred (see random_decoder_baseline).
 DEFAULT_BASELINE_DRAW_SIZE = 2048
+"""Latents per side of the random draws behind a one-to-one baseline; larger shapes are transferred from it (:func:`transfer_abs_cosine`)."""
 
 
 def prob_abs_cosine_below(x: Any, d: int) -> np.ndarray:

@@ -29,6 +29,7 @@ from .scan import (
 )
 
 SCALAR_METRICS = ("mmcs", "mmcs_a_to_b", "mmcs_b_to_a", "hungarian_mean_cos", "shared_latents_frac")
+"""Scalar keys of a :func:`compare_decoders` result that get a random-decoder ``baseline`` and ``ratio``."""
 
 
 def _ratio(value, base):
@@ -112,6 +113,7 @@ def compare_decoders(
 
 #: Metrics of :func:`compare_decoders` that :func:`excess_over_null` reports: scalars and threshold dicts.
 NULL_METRICS = SCALAR_METRICS + ("frac_matched_above", "frac_best_match_above")
+"""Keys that :func:`excess_over_null` compares with the trained null: ``(value - null) / (1 - null)``."""
 
 
 def _excess(value, null):

@@ -23,11 +23,15 @@ import numpy as np
 from saesim.errors import SaesimError
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9)
+"""|cos| thresholds of the matched and best-match fractions."""
 DEFAULT_MEMORY_BUDGET_MB = 1024
+"""Peak extra memory (MiB) of a scan or matching, beside the decoders themselves."""
 DEFAULT_TOP_M = 16
+"""Candidates kept per latent by the scan (sparse matching, splitting counts)."""
 # Largest tile side. Bigger tiles do not make the matrix product faster on
 # CPU, and the per-tile reductions touch less memory with tiles this size.
 MAX_TILE = 4096
+"""Largest tile side of the blocked |cos| scan."""
 
 
 # --------------------------------------------------------------------------

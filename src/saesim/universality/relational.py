@@ -41,6 +41,7 @@ from scipy.stats import rankdata
 from ..errors import SaesimError
 
 METRICS = ("svcca", "rsa", "mutual_knn", "cka")
+"""The relational measures, in the order results and tables list them."""
 
 Scorer = Callable[[np.ndarray | None], float]
 
