@@ -1,0 +1,366 @@
+"""Which latents replicate: per-latent statistics, reappearance, the stable share, unstable subspaces.
+
+Definitions (docs/per-latent.md states them with the artifact format):
+
+* **frequency** of latent ``i``: the fraction of evaluation rows on which it is non-zero;
+  **mean activation when active**: the mean of its non-zero activations (NaN if it never fires).
+* **EV share** (exact additive split of the SAE's explained variance). With ``x`` a row,
+  ``x_hat = sum_i a_i d_i + b_dec`` the reconstruction, ``r = x - x_hat`` and ``x_bar`` the mean row,
+  the explained sum of squares ``ESS = SST - SSE = sum_rows <x_hat - x_bar, x - x_bar + r>``
+  splits exactly into ``ESS_i = sum_rows a_i <d_i, x - x_bar + r>`` (one per latent) plus the
+  bias term ``<b_dec - x_bar, sum_rows r>``. ``ev_i = ESS_i / SST`` (the latent's part of the
+  explained-variance fraction) and ``ev_share_i = ESS_i / sum_j ESS_j`` (shares sum to 1; a
+  latent whose contribution points against the data gets a negative share).
+* **best partner** of latent ``i`` in another seed: the latent with the largest decoder |cos|
+  (from the bounded scan, :mod:`saesim.similarity.scan`); **Hungarian partner**: its partner in
+  the one-to-one matching (:mod:`saesim.similarity.matching`).
+* **reappearance probability** at threshold ``t``: the fraction of the other seeds in which the
+  best partner has |cos| >= ``t``. **Stable**: reappears in every other seed; **stable_half**: in
+  at least half of them.
+* **unstable subspace** of an SAE: the top-``r`` right singular vectors of its unstable latents'
+  decoder rows, each scaled to its contribution's RMS norm (``sqrt(mean_rows a_i^2) * d_i``), so
+  dead and weak latents weigh little. **Agreement** of two subspaces of ranks ``r_a``, ``r_b``:
+  ``tr(P_a P_b) / min(r_a, r_b)``, the mean squared cosine of the principal angles; for
+  isotropically random subspaces its expectation is ``max(r_a, r_b) / d`` (``r / d`` for equal ranks).
+
+Memory bounds: :func:`latent_stats` holds one ``[chunk_rows, n_latents]`` float32 block of
+activations (``chunk_rows`` is chosen so it fits ``memory_budget_mb``; 256 rows at 65,536
+latents is 64 MB), the gathered ``[nnz_chunk, d]`` decoder rows of its non-zero entries (also
+within the budget) and O(n_latents) float64 accumulators. Partners come from the bounded scan
+(its own budget). Subspaces are at most ``d x d``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from .errors import SaesimError
+
+#: fixed thresholds reported beside the calibrated one
+FIXED_THRESHOLDS = (0.7, 0.9)
+#: quantile of the null SAEs' best-match |cos| that calibrates the threshold
+NULL_QUANTILE = 0.99
+#: the threshold used when a variant has no trained null to calibrate against
+FALLBACK_THRESHOLD = 0.7
+#: fewest seed pairs (or seeds, for per-SAE numbers) for an interval
+MIN_PAIRS_FOR_INTERVAL = 3
+
+
+# --------------------------------------------------------------------------
+# One streaming pass: frequency, mean activation, EV share
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LatentStats:
+    """Per-latent statistics of one SAE over a set of rows (see the module's definitions)."""
+
+    n_rows: int
+    count: np.ndarray  # int64 [n]: rows on which the latent fires
+    act_sum: np.ndarray  # float64 [n]: sum of its activations
+    act_sq_sum: np.ndarray  # float64 [n]: sum of its squared activations
+    ess: np.ndarray  # float64 [n]: its part of the explained sum of squares
+    ess_bias: float  # the decoder bias's part
+    sst: float  # total sum of squares about the mean row
+    sse: float  # residual sum of squares
+
+    @property
+    def frequency(self) -> np.ndarray:
+        return self.count / max(self.n_rows, 1)
+
+    @property
+    def mean_active(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.count > 0, self.act_sum / np.maximum(self.count, 1), np.nan)
+
+    @property
+    def explained_variance(self) -> float:
+        return 1.0 - self.sse / self.sst
+
+    @property
+    def ev(self) -> np.ndarray:
+        """Each latent's part of the explained-variance fraction (sums with the bias's to EV)."""
+        return self.ess / self.sst
+
+    @property
+    def ev_share(self) -> np.ndarray:
+        """Each latent's share of the latents' explained sum of squares (sums to 1)."""
+        total = self.ess.sum()
+        return self.ess / total if total != 0 else np.full_like(self.ess, np.nan)
+
+    @property
+    def rms_contribution(self) -> np.ndarray:
+        """sqrt(mean over rows of a_i^2): the RMS size of its activation (decoder norm not included)."""
+        return np.sqrt(self.act_sq_sum / max(self.n_rows, 1))
+
+
+def chunk_rows_for(n_latents: int, memory_budget_mb: float, max_rows: int = 4096) -> int:
+    """Rows per block so that a few ``[rows, n_latents]`` float32 blocks fit the budget."""
+    per_row = 3 * 4 * max(n_latents, 1)
+    return int(max(1, min(max_rows, (memory_budget_mb * 2**20) // per_row)))
+
+
+def latent_stats(
+    encode: Callable[[Any], Any],
+    W_dec: np.ndarray,
+    b_dec: np.ndarray | None,
+    blocks: Iterable[np.ndarray],
+    *,
+    memory_budget_mb: float = 256,
+) -> LatentStats:
+    """One pass over ``blocks`` (float32 ``[rows, d]`` arrays) of an SAE with encoder ``encode``
+    (torch ``[rows, d]`` -> ``[rows, n]`` activations) and decoder ``W_dec`` ``[n, d]``, ``b_dec``.
+
+    The reconstruction is ``a @ W_dec + b_dec`` (what sae-lens's ``decode`` computes for SAEs
+    without output normalisation), built from the non-zero activations only. The caller sizes
+    the blocks (:func:`chunk_rows_for`); non-zero entries are processed in chunks within the budget.
+    """
+    import torch
+
+    W = torch.from_numpy(np.ascontiguousarray(W_dec, dtype=np.float32))
+    n, d = W.shape
+    b = torch.zeros(d) if b_dec is None else torch.from_numpy(np.asarray(b_dec, dtype=np.float32).reshape(d))
+    nnz_chunk = int(max(1024, (memory_budget_mb * 2**20) // (3 * 4 * d)))
+    count = torch.zeros(n, dtype=torch.int64)
+    act_sum = torch.zeros(n, dtype=torch.float64)
+    sq_sum = torch.zeros(n, dtype=torch.float64)
+    s_xr = torch.zeros(n, dtype=torch.float64)  # sum a_i <d_i, x + r>
+    x_sum = torch.zeros(d, dtype=torch.float64)
+    x_sq = 0.0
+    r_sum = torch.zeros(d, dtype=torch.float64)
+    sse = 0.0
+    rows = 0
+    with torch.no_grad():
+        for block in blocks:
+            if len(block) == 0:
+                continue
+            x = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))
+            a = encode(x)
+            if a.shape != (x.shape[0], n):
+                raise SaesimError(f"encoder gave activations of shape {tuple(a.shape)}, expected {(x.shape[0], n)}")
+            ri, li = torch.nonzero(a, as_tuple=True)
+            vals = a[ri, li]
+            x_hat = b.expand(x.shape[0], d).clone()
+            for s in range(0, len(vals), nnz_chunk):
+                sl = slice(s, s + nnz_chunk)
+                x_hat.index_add_(0, ri[sl], W[li[sl]] * vals[sl, None])
+            r = x - x_hat
+            y = x + r
+            for s in range(0, len(vals), nnz_chunk):
+                sl = slice(s, s + nnz_chunk)
+                dots = (W[li[sl]] * y[ri[sl]]).sum(1)
+                s_xr.index_add_(0, li[sl], (vals[sl] * dots).double())
+            count += torch.bincount(li, minlength=n)
+            act_sum.index_add_(0, li, vals.double())
+            sq_sum.index_add_(0, li, (vals.double() ** 2))
+            xd = x.double()
+            x_sum += xd.sum(0)
+            x_sq += float((xd**2).sum())
+            r_sum += r.double().sum(0)
+            sse += float((r.double() ** 2).sum())
+            rows += x.shape[0]
+    if rows == 0:
+        raise SaesimError("per-latent statistics: no rows")
+    x_bar = x_sum / rows
+    sst = x_sq - float((x_sum**2).sum()) / rows
+    if not sst > 0:
+        raise SaesimError(f"per-latent statistics: the {rows} rows have zero variance")
+    ess = s_xr - act_sum * (W.double() @ x_bar)
+    ess_bias = float((b.double() - x_bar) @ r_sum)
+    return LatentStats(
+        n_rows=rows,
+        count=count.numpy(),
+        act_sum=act_sum.numpy(),
+        act_sq_sum=sq_sum.numpy(),
+        ess=ess.numpy(),
+        ess_bias=ess_bias,
+        sst=float(sst),
+        sse=float(sse),
+    )
+
+
+# --------------------------------------------------------------------------
+# Partners, threshold, reappearance
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairPartners:
+    """Best and Hungarian partners of two SAEs' latents, both directions."""
+
+    best_b_for_a: np.ndarray
+    best_cos_a: np.ndarray
+    best_a_for_b: np.ndarray
+    best_cos_b: np.ndarray
+    hung_b_for_a: np.ndarray  # -1 where unmatched
+    hung_cos_a: np.ndarray  # NaN where unmatched
+    hung_a_for_b: np.ndarray
+    hung_cos_b: np.ndarray
+    exact: bool
+
+
+def pair_partners(dec_a: Any, dec_b: Any, *, memory_budget_mb: float = 1024, device: str = "cpu") -> PairPartners:
+    """Both SAEs' best partners and the one-to-one matching, from one dense matrix or one bounded
+    scan (saesim.similarity.matching's own choice; no new full-matrix scan)."""
+    from .similarity.matching import _max_and_matching
+    from .similarity.scan import DEFAULT_TOP_M, _as_matrix, _check_pair
+
+    a = _as_matrix(dec_a, "A decoder")
+    b = _as_matrix(dec_b, "B decoder")
+    _check_pair(a, b)
+    mx, m = _max_and_matching(a, b, memory_budget_mb, DEFAULT_TOP_M, device)
+    hb = np.full(b.shape[0], -1, dtype=np.int64)
+    hb[m.cols] = m.rows
+    hcb = np.full(b.shape[0], np.nan, dtype=np.float32)
+    hcb[m.cols] = m.cos
+    return PairPartners(
+        best_b_for_a=np.asarray(mx.best_b_for_a, dtype=np.int64),
+        best_cos_a=np.asarray(mx.best_cos_a, dtype=np.float32),
+        best_a_for_b=np.asarray(mx.best_a_for_b, dtype=np.int64),
+        best_cos_b=np.asarray(mx.best_cos_b, dtype=np.float32),
+        hung_b_for_a=m.partner_of_a(),
+        hung_cos_a=m.cos_of_a(),
+        hung_a_for_b=hb,
+        hung_cos_b=hcb,
+        exact=bool(m.exact),
+    )
+
+
+def null_threshold(best_cos: Sequence[np.ndarray], quantile: float = NULL_QUANTILE) -> float:
+    """The ``quantile`` of the null SAEs' best-match |cos| (all directions of all null pairs pooled)."""
+    vals = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in best_cos]) if len(best_cos) else np.array([])
+    vals = vals[np.isfinite(vals)]
+    if len(vals) == 0:
+        raise SaesimError("null threshold: no best-match |cos| of null SAEs to calibrate on")
+    return float(np.quantile(vals, quantile))
+
+
+def reappearance(best_cos: np.ndarray, t: float) -> np.ndarray:
+    """``best_cos`` [n_latents, n_other_seeds]: the fraction of the other seeds with best |cos| >= t."""
+    best_cos = np.asarray(best_cos, dtype=np.float64)
+    if best_cos.ndim != 2 or best_cos.shape[1] == 0:
+        raise SaesimError(f"reappearance needs best |cos| to at least one other seed, shape [n, seeds]; got {best_cos.shape}")
+    return (best_cos >= t).mean(axis=1)
+
+
+def stable_masks(reappear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(reappears in every other seed, reappears in at least half of them)."""
+    r = np.asarray(reappear, dtype=np.float64)
+    return r >= 1.0 - 1e-9, r >= 0.5 - 1e-9
+
+
+def set_summary(mask: np.ndarray, stats: LatentStats) -> dict[str, float]:
+    """Fraction of latents in ``mask`` and the share of explained variance and firing mass they carry."""
+    mask = np.asarray(mask, dtype=bool)
+    total_count = stats.count.sum()
+    share = stats.ev_share
+    return {
+        "frac": float(mask.mean()) if mask.size else float("nan"),
+        "ev_share": float(share[mask].sum()) if np.isfinite(share).all() else float("nan"),
+        "firing_share": float(stats.count[mask].sum() / total_count) if total_count else float("nan"),
+    }
+
+
+def random_reappearance(t: float, n_latents: int, d: int, n_other: int) -> dict[str, float]:
+    """Reappearance for random (isotropic Gaussian) decoders: P(best |cos| >= t among n_latents
+    random unit rows) ``p`` per other seed (closed form); stable in all ``n_other`` seeds ``p^n_other``
+    (the seeds are independent), in at least half: the binomial tail."""
+    from scipy.stats import binom
+
+    from .similarity.baseline import _p_best_above
+
+    p = _p_best_above(float(t), int(n_latents), int(d))
+    need = int(np.ceil(0.5 * n_other - 1e-9))
+    return {"reappear_mean": p, "frac_stable": p**n_other, "frac_stable_half": float(binom.sf(need - 1, n_other, p))}
+
+
+# --------------------------------------------------------------------------
+# Subspaces
+# --------------------------------------------------------------------------
+
+
+def weighted_subspace(rows: np.ndarray, weights: np.ndarray, rank: int) -> np.ndarray:
+    """Orthonormal basis ``[d, r]`` of the top-``rank`` right singular vectors of
+    ``weights[:, None] * unit(rows)`` (r is at most the numerical rank)."""
+    rows = np.asarray(rows, dtype=np.float64)
+    if rows.ndim != 2:
+        raise SaesimError(f"subspace: rows must be [n, d], got {rows.shape}")
+    d = rows.shape[1]
+    if rows.shape[0] == 0 or rank <= 0:
+        return np.zeros((d, 0))
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    unit = np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
+    m = unit * np.asarray(weights, dtype=np.float64)[:, None]
+    # the d x d Gram matrix keeps memory at O(d^2) for any number of rows
+    gram = m.T @ m
+    evals, evecs = np.linalg.eigh(gram)
+    order = np.argsort(evals)[::-1]
+    evals, evecs = evals[order], evecs[:, order]
+    tol = max(evals[0], 0.0) * d * np.finfo(np.float64).eps * 10 if len(evals) else 0.0
+    r = int(min(rank, (evals > tol).sum()))
+    basis = evecs[:, :r]
+    # a deterministic sign per column (eigh's signs are arbitrary)
+    flip = np.sign(basis[np.argmax(np.abs(basis), axis=0), np.arange(r)])
+    return basis * np.where(flip == 0, 1.0, flip)
+
+
+def principal_cosines(qa: np.ndarray, qb: np.ndarray) -> np.ndarray:
+    """Cosines of the principal angles between the spans of two orthonormal bases ``[d, r]``, descending."""
+    if qa.shape[1] == 0 or qb.shape[1] == 0:
+        return np.zeros(0)
+    s = np.linalg.svd(qa.T @ qb, compute_uv=False)
+    return np.clip(s, 0.0, 1.0)
+
+
+def subspace_agreement(qa: np.ndarray, qb: np.ndarray) -> float:
+    """``tr(P_a P_b) / min(r_a, r_b)``: the mean squared cosine of the principal angles (1: one
+    span contains the other; 0: orthogonal). NaN when either is empty."""
+    r = min(qa.shape[1], qb.shape[1])
+    if r == 0:
+        return float("nan")
+    return float((principal_cosines(qa, qb) ** 2).sum() / r)
+
+
+def random_subspace_chance(r_a: int, r_b: int, d: int) -> float:
+    """Expected agreement of two independent isotropically random subspaces of ranks ``r_a``, ``r_b``
+    in R^d: ``E tr(P_a P_b) = r_a r_b / d``, divided by ``min(r_a, r_b)``: ``max(r_a, r_b) / d``."""
+    if min(r_a, r_b) <= 0:
+        return float("nan")
+    return float(max(r_a, r_b) / d)
+
+
+def subspace_rank(n_unstable_a: int, n_unstable_b: int, d: int, fraction: float) -> int:
+    """The rank compared: at most ``fraction * d`` (a span of more than d latents is all of R^d and
+    would agree trivially), at most the fewer unstable latents of the two."""
+    return int(max(0, min(n_unstable_a, n_unstable_b, int(np.floor(fraction * d)))))
+
+
+# --------------------------------------------------------------------------
+# Intervals over seed pairs
+# --------------------------------------------------------------------------
+
+
+def t_interval(values: Sequence[float], level: float = 0.95, min_n: int = MIN_PAIRS_FOR_INTERVAL) -> tuple[float, float]:
+    """Student-t interval ``mean +- t_{(1+level)/2, n-1} * sd / sqrt(n)`` over ``values``;
+    (NaN, NaN) below ``min_n`` finite values. Treats the values as independent: seed pairs that
+    share a seed are not, so read it as a lower bound on the uncertainty (docs/per-latent.md)."""
+    from scipy.stats import t as student_t
+
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) < max(min_n, 2):
+        return float("nan"), float("nan")
+    mean = v.mean()
+    half = student_t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return float(mean - half), float(mean + half)
+
+
+def intervals_overlap(lo_a: float, hi_a: float, lo_b: float, hi_b: float) -> float:
+    """1.0 when two intervals overlap, 0.0 when they do not, NaN when either is missing."""
+    vals = np.array([lo_a, hi_a, lo_b, hi_b], dtype=np.float64)
+    if not np.isfinite(vals).all():
+        return float("nan")
+    return float(not (hi_a < lo_b or hi_b < lo_a))

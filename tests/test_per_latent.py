@@ -1,0 +1,178 @@
+"""Known answers for saesim.per_latent: statistics, EV share, reappearance, subspaces, intervals."""
+
+import numpy as np
+import pytest
+
+from saesim import per_latent as pl
+from saesim.similarity.scan import normalize_rows
+
+
+def _relu_encoder(W_enc, b_enc):
+    import torch
+
+    We = torch.from_numpy(W_enc.astype(np.float32))
+    be = torch.from_numpy(b_enc.astype(np.float32))
+    return lambda x: torch.relu(x @ We + be)
+
+
+def _dense_reference(x, W_enc, b_enc, W_dec, b_dec):
+    a = np.maximum(x @ W_enc + b_enc, 0).astype(np.float64)
+    x = x.astype(np.float64)
+    x_hat = a @ W_dec + b_dec
+    r = x - x_hat
+    xbar = x.mean(0)
+    ess = (a * ((x - xbar + r) @ W_dec.T)).sum(0)
+    return a, ess, ((x - xbar) ** 2).sum(), (r**2).sum()
+
+
+def test_stats_match_a_dense_computation_and_decompose_ess_exactly(rng):
+    n, d, L = 600, 12, 40
+    x = (rng.normal(size=(n, d)) + 0.5).astype(np.float32)
+    W_enc = rng.normal(size=(d, L)).astype(np.float32) * 0.3
+    b_enc = rng.normal(size=L).astype(np.float32) * 0.3 - 0.4
+    W_dec = rng.normal(size=(L, d)).astype(np.float32) * 0.2
+    b_dec = rng.normal(size=d).astype(np.float32) * 0.1
+    enc = _relu_encoder(W_enc, b_enc)
+    st = pl.latent_stats(enc, W_dec, b_dec, [x[:100], x[100:350], x[350:]], memory_budget_mb=0.01)
+    a, ess, sst, sse = _dense_reference(x, W_enc, b_enc, W_dec, b_dec)
+    assert st.n_rows == n
+    np.testing.assert_array_equal(st.count, (a > 0).sum(0))
+    np.testing.assert_allclose(st.frequency, (a > 0).mean(0))
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_allclose(st.mean_active, a.sum(0) / (a > 0).sum(0), rtol=1e-5)
+    np.testing.assert_allclose(st.ess, ess, rtol=1e-4, atol=1e-3)
+    assert st.sst == pytest.approx(sst, rel=1e-6)
+    assert st.sse == pytest.approx(sse, rel=1e-5)
+    # the split is exact: latents' parts plus the bias's part give SST - SSE
+    assert st.ess.sum() + st.ess_bias == pytest.approx(sst - sse, rel=1e-4)
+    assert st.ev.sum() + st.ess_bias / st.sst == pytest.approx(st.explained_variance, rel=1e-4)
+    assert st.ev_share.sum() == pytest.approx(1.0)
+    # another blocking gives the same numbers
+    st2 = pl.latent_stats(enc, W_dec, b_dec, [x], memory_budget_mb=64)
+    np.testing.assert_allclose(st2.ess, st.ess, rtol=1e-4, atol=1e-3)
+
+
+def test_ev_share_of_orthogonal_latents_is_their_variance_share(rng):
+    # four orthogonal features with known scales; an exact SAE (identity encoder/decoder):
+    # latent i's share is var_i / sum(var)
+    n, scales = 4000, np.array([4.0, 2.0, 1.0, 0.5])
+    fire = rng.random((n, 4)) < 0.3
+    a = fire * rng.exponential(size=(n, 4)) * scales
+    x = a.astype(np.float32)
+    eye = np.eye(4, dtype=np.float32)
+    st = pl.latent_stats(_relu_encoder(eye, np.zeros(4)), eye, np.zeros(4), [x])
+    var = a.var(axis=0)
+    np.testing.assert_allclose(st.ev_share, var / var.sum(), rtol=1e-5)
+    assert st.explained_variance == pytest.approx(1.0, abs=1e-6)
+    # a latent that never fires has frequency 0, no mean activation and no share
+    st0 = pl.latent_stats(_relu_encoder(eye, np.array([0, 0, 0, -1e9])), eye, np.zeros(4), [x])
+    assert st0.count[3] == 0 and np.isnan(st0.mean_active[3]) and st0.ess[3] == 0
+
+
+def _planted_pair(rng, n=200, d=48, frac=0.7):
+    """B is a permuted, sign-flipped copy of A for the first ``frac`` of A's rows, random elsewhere."""
+    a = normalize_rows(rng.normal(size=(n, d)))
+    k = int(frac * n)
+    perm = rng.permutation(n)
+    b = normalize_rows(rng.normal(size=(n, d)))
+    b[perm[:k]] = a[:k] * rng.choice([-1.0, 1.0], size=(k, 1))
+    return a, b, perm, k
+
+
+def test_planted_copies_reappear_and_the_rest_do_not(rng):
+    a, b, perm, k = _planted_pair(rng)
+    p = pl.pair_partners(a, b, memory_budget_mb=64)
+    reap = pl.reappearance(p.best_cos_a[:, None], 0.7)
+    assert reap[:k].min() == 1.0 and reap[k:].max() == 0.0
+    np.testing.assert_array_equal(p.best_b_for_a[:k], perm[:k])
+    np.testing.assert_array_equal(p.hung_b_for_a[:k], perm[:k])
+    # B's side: the copies find their originals
+    np.testing.assert_array_equal(p.best_a_for_b[perm[:k]], np.arange(k))
+    # the sparse (bounded scan) route gives the same best partners
+    ps = pl.pair_partners(a, b, memory_budget_mb=0.05)
+    assert not ps.exact
+    np.testing.assert_array_equal(ps.best_b_for_a, p.best_b_for_a)
+    # two other seeds: in both (stable), in one of two (half), in none
+    two = np.stack([reap, np.r_[np.ones(k), np.ones(20), np.zeros(len(a) - k - 20)]], 1)
+    stable, half = pl.stable_masks(pl.reappearance(two, 0.5))
+    assert stable.sum() == k and half.sum() == k + 20
+
+
+def test_random_saes_reappear_at_the_null_rate(rng):
+    n, d = 300, 32
+    # calibrate on one pair of independent random "null" SAEs, test on another
+    n0 = pl.pair_partners(rng.normal(size=(n, d)), rng.normal(size=(n, d)))
+    t = pl.null_threshold([n0.best_cos_a, n0.best_cos_b])
+    rates = []
+    for _ in range(4):
+        p = pl.pair_partners(rng.normal(size=(n, d)), rng.normal(size=(n, d)))
+        rates.append(pl.reappearance(p.best_cos_a[:, None], t).mean())
+    assert np.mean(rates) == pytest.approx(0.01, abs=0.02)
+    # the closed form for random decoders agrees with the draws at a fixed threshold
+    emp = np.mean([pl.reappearance(pl.pair_partners(rng.normal(size=(n, d)), rng.normal(size=(n, d))).best_cos_a[:, None], 0.5).mean()
+                   for _ in range(3)])
+    assert pl.random_reappearance(0.5, n, d, 1)["reappear_mean"] == pytest.approx(emp, abs=0.05)
+    r3 = pl.random_reappearance(0.5, n, d, 3)
+    p1 = r3["reappear_mean"]
+    assert r3["frac_stable"] == pytest.approx(p1**3)
+    # at least half of 3 seeds: at least 2 of 3
+    assert r3["frac_stable_half"] == pytest.approx(3 * p1**2 * (1 - p1) + p1**3, rel=1e-9)
+
+
+def test_null_threshold_is_the_pooled_quantile():
+    a, b = np.linspace(0, 1, 101), np.linspace(0, 1, 101)
+    assert pl.null_threshold([a, b], 0.99) == pytest.approx(0.99)
+    with pytest.raises(Exception, match="null"):
+        pl.null_threshold([])
+
+
+def test_basis_ambiguity_agrees_near_one_random_subspaces_at_r_over_d(rng):
+    d, r = 64, 8
+    block = np.linalg.qr(rng.normal(size=(d, r)))[0]  # planted rank-8 block
+    # two seeds cut it into different bases: 20 latents each, random combinations of the block
+    rows_a = rng.normal(size=(20, r)) @ block.T
+    rows_b = rng.normal(size=(20, r)) @ block.T
+    # their individual best |cos| are far from 1 (individually unstable) ...
+    best = pl.pair_partners(rows_a, rows_b).best_cos_a
+    assert np.median(best) < 0.9
+    qa = pl.weighted_subspace(rows_a, np.ones(20), r)
+    qb = pl.weighted_subspace(rows_b, np.ones(20), r)
+    assert qa.shape == (d, r)
+    # ... their spans agree
+    assert pl.subspace_agreement(qa, qb) == pytest.approx(1.0, abs=1e-9)
+    np.testing.assert_allclose(pl.principal_cosines(qa, qb), 1.0, atol=1e-9)
+    # isotropic random subspaces of rank r: mean agreement r / d
+    draws = [pl.subspace_agreement(np.linalg.qr(rng.normal(size=(d, r)))[0], np.linalg.qr(rng.normal(size=(d, r)))[0])
+             for _ in range(400)]
+    assert pl.random_subspace_chance(r, r, d) == r / d
+    assert np.mean(draws) == pytest.approx(r / d, abs=0.01)
+    # unequal ranks: max(r_a, r_b) / d
+    draws = [pl.subspace_agreement(np.linalg.qr(rng.normal(size=(d, 4)))[0], np.linalg.qr(rng.normal(size=(d, 16)))[0])
+             for _ in range(400)]
+    assert np.mean(draws) == pytest.approx(pl.random_subspace_chance(4, 16, d), abs=0.015)
+    # weights: a zero-weight latent adds nothing to the span
+    rows = np.vstack([rows_a, rng.normal(size=(1, d))])
+    q = pl.weighted_subspace(rows, np.r_[np.ones(20), 0.0], 64)
+    assert q.shape[1] == r
+
+
+def test_subspace_rank_is_capped():
+    assert pl.subspace_rank(900, 700, 576, 0.25) == 144
+    assert pl.subspace_rank(10, 30, 576, 0.25) == 10
+
+
+def test_t_interval_known_values_and_too_few_pairs():
+    lo, hi = pl.t_interval([1.0, 2.0, 3.0])
+    assert (lo + hi) / 2 == pytest.approx(2.0)
+    assert (hi - lo) / 2 == pytest.approx(4.302652729911275 / np.sqrt(3))
+    assert all(np.isnan(pl.t_interval([1.0, 2.0])))
+    assert pl.intervals_overlap(0, 1, 0.5, 2) == 1.0
+    assert pl.intervals_overlap(0, 1, 1.5, 2) == 0.0
+    assert np.isnan(pl.intervals_overlap(np.nan, np.nan, 0, 1))
+
+
+def test_set_summary_shares(rng):
+    st = pl.LatentStats(n_rows=10, count=np.array([5, 3, 2, 0]), act_sum=np.ones(4), act_sq_sum=np.ones(4),
+                        ess=np.array([6.0, 3.0, 1.0, 0.0]), ess_bias=0.0, sst=20.0, sse=10.0)
+    s = pl.set_summary(np.array([True, False, True, False]), st)
+    assert s == {"frac": 0.5, "ev_share": pytest.approx(0.7), "firing_share": pytest.approx(0.7)}
