@@ -176,3 +176,67 @@ def test_set_summary_shares(rng):
                         ess=np.array([6.0, 3.0, 1.0, 0.0]), ess_bias=0.0, sst=20.0, sse=10.0)
     s = pl.set_summary(np.array([True, False, True, False]), st)
     assert s == {"frac": 0.5, "ev_share": pytest.approx(0.7), "firing_share": pytest.approx(0.7)}
+
+
+def _fake_stats(n, rng):
+    count = rng.integers(1, 100, size=n)
+    return pl.LatentStats(n_rows=1000, count=count, act_sum=count * 1.0, act_sq_sum=count * 1.0,
+                          ess=count * 1.0, ess_bias=0.0, sst=2 * count.sum(), sse=count.sum())
+
+
+def test_variant_analysis_planted_stable_share_and_shared_subspace(rng, tmp_path):
+    """Three seeds share 60 of 92 latents (permuted, sign-flipped); the other 32 are a randomly
+    rotated orthonormal basis of one planted rank-32 block (basis ambiguity); two null SAEs are random."""
+    n, d, k, r = 92, 128, 60, 32
+    shared = normalize_rows(rng.normal(size=(k, d)))
+    block = np.linalg.qr(rng.normal(size=(d, r)))[0]
+    real = {}
+    for s in range(3):
+        rotation = np.linalg.qr(rng.normal(size=(r, r)))[0]
+        rows = np.vstack([shared * rng.choice([-1.0, 1.0], size=(k, 1)), rotation @ block.T])
+        real[s] = rows[rng.permutation(n)].astype(np.float32)
+    null = {s: rng.normal(size=(n, d)).astype(np.float32) for s in (0, 1)}
+    stats = {"real": {s: _fake_stats(n, rng) for s in real}, "null": {s: _fake_stats(n, rng) for s in null}}
+    calibrated = pl.analyse_variant({"real": real, "null": null}, stats)
+    assert calibrated.threshold_source == "null_q0.99" and 0.2 < calibrated.threshold < 0.5
+    # rotated bases of a 32-dim block still match at |cos| ~0.5 by chance: judge at 0.7
+    va = pl.analyse_variant({"real": real, "null": null}, stats, threshold=0.7)
+    assert va.threshold_source == "given"
+    rows = {(x["role"], x["seed"]): x for x in va.sae_rows}
+    for s in range(3):
+        assert rows[("real", s)]["frac_stable"] == pytest.approx(k / n, abs=0.03)
+        t = va.tables[("real", s)]
+        assert t["best_cos"].shape == (n, 2) and list(t["other_seeds"]) == [o for o in range(3) if o != s]
+    assert rows[("null", 0)]["frac_stable"] < 0.05
+    pairs = [p for p in va.pair_rows if p["role"] == "real"]
+    assert len(pairs) == 3
+    for p in pairs:
+        assert p["subspace_rank"] == r
+        assert p["unstable_subspace"] > 0.95 and p["unstable_subspace_chance"] == pytest.approx(r / d)
+    summ = pl.variant_summary(va, n, d)
+    assert summ["frac_stable"] == pytest.approx(k / n, abs=0.03)
+    assert summ["frac_stable_lo"] <= summ["frac_stable"] <= summ["frac_stable_hi"]
+    assert summ["frac_stable_excess_distinct"] == 1.0  # far above the null
+    assert np.isnan(summ["frac_stable_null_lo"])  # one null pair: no interval
+    assert summ["frac_stable_random"] < 0.01
+    # the artifact round-trips, byte for byte
+    attrs = {"threshold": va.threshold, "identity": {"seed": 0}}
+    pl.write_per_latent_h5(tmp_path / "a.h5", va.tables[("real", 0)], attrs)
+    pl.write_per_latent_h5(tmp_path / "b.h5", va.tables[("real", 0)], attrs)
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
+    arrays, got = pl.read_per_latent_h5(tmp_path / "a.h5")
+    np.testing.assert_array_equal(arrays["best_partner"], va.tables[("real", 0)]["best_partner"])
+    assert got["threshold"] == va.threshold and got["content_hash"] == pl.arrays_hash(va.tables[("real", 0)])
+    (tmp_path / "c.h5").write_bytes(b"not hdf5")
+    with pytest.raises(Exception, match="c.h5"):
+        pl.read_per_latent_h5(tmp_path / "c.h5")
+
+
+def test_variant_analysis_without_null_uses_the_fixed_threshold(rng):
+    real = {s: rng.normal(size=(30, 16)) for s in (0, 1)}
+    va = pl.analyse_variant({"real": real}, {"real": {s: _fake_stats(30, rng) for s in real}})
+    assert va.threshold == pl.FALLBACK_THRESHOLD and va.threshold_source == "fixed"
+    summ = pl.variant_summary(va, 30, 16)
+    assert np.isnan(summ["frac_stable_lo"]) and np.isnan(summ["frac_stable_excess_distinct"])
+    with pytest.raises(Exception, match="two seeds"):
+        pl.analyse_variant({"real": {0: real[0]}}, {"real": {0: _fake_stats(30, rng)}})

@@ -364,3 +364,234 @@ def intervals_overlap(lo_a: float, hi_a: float, lo_b: float, hi_b: float) -> flo
     if not np.isfinite(vals).all():
         return float("nan")
     return float(not (hi_a < lo_b or hi_b < lo_a))
+
+
+# --------------------------------------------------------------------------
+# One variant: every SAE's per-latent table, pair rows and the variant's summary
+# --------------------------------------------------------------------------
+
+#: per-SAE numbers (one row per SAE in per_latent_saes.csv); the interval is over SAEs
+SAE_QUANTITIES = ("frac_stable", "frac_stable_half", "ev_share_stable", "firing_share_stable", "ev_share_stable_half")
+#: per-pair numbers (one row per seed pair in per_latent_pairs.csv); the interval is over pairs
+PAIR_QUANTITIES = ("reappear_mean", "unstable_subspace")
+DEFAULT_SUBSPACE_FRACTION = 0.25
+
+
+@dataclass
+class VariantAnalysis:
+    threshold: float
+    threshold_source: str  # "null_q0.99" or "fixed"
+    tables: dict  # (role, seed) -> {name: array} (the per-SAE artifact's datasets)
+    sae_rows: list  # dicts
+    pair_rows: list  # dicts
+    spectra: dict  # (role, a, b) -> principal cosines, descending
+
+
+def _pairs(seeds: Sequence) -> list[tuple]:
+    s = list(seeds)
+    return [(s[i], s[j]) for i in range(len(s)) for j in range(i + 1, len(s))]
+
+
+def analyse_variant(
+    decoders: dict,
+    stats: dict,
+    *,
+    memory_budget_mb: float = 1024,
+    null_quantile: float = NULL_QUANTILE,
+    subspace_fraction: float = DEFAULT_SUBSPACE_FRACTION,
+    threshold: float | None = None,
+    device: str = "cpu",
+) -> VariantAnalysis:
+    """Every SAE of one variant: ``decoders[role][seed]`` (``W_dec`` [n, d]) and ``stats[role][seed]``
+    (:class:`LatentStats`), roles ``"real"`` (at least two seeds) and optionally ``"null"``.
+
+    The threshold is the ``null_quantile`` of the null SAEs' best-match |cos| (both directions of
+    every null pair) or, without at least two null SAEs, :data:`FALLBACK_THRESHOLD`. Each role's
+    latents are judged against the other seeds of the same role. A given ``threshold`` replaces
+    the calibrated one (source ``"given"``).
+    """
+    if len(decoders.get("real", {})) < 2:
+        raise SaesimError(f"per-latent stability needs at least two seeds; got {sorted(decoders.get('real', {}))}")
+    partners = {}
+    for role, decs in decoders.items():
+        for a, b in _pairs(sorted(decs)):
+            partners[(role, a, b)] = pair_partners(decs[a], decs[b], memory_budget_mb=memory_budget_mb, device=device)
+    null_cos = [v for (role, _, _), p in partners.items() if role == "null" for v in (p.best_cos_a, p.best_cos_b)]
+    if threshold is not None:
+        t, source = float(threshold), "given"
+    elif null_cos:
+        t, source = null_threshold(null_cos, null_quantile), f"null_q{null_quantile:g}"
+    else:
+        t, source = FALLBACK_THRESHOLD, "fixed"
+    thresholds = {"t": t, **{f"{x:g}": x for x in FIXED_THRESHOLDS}}
+
+    tables, sae_rows, stable_of = {}, [], {}
+    for role, decs in decoders.items():
+        seeds = sorted(decs)
+        for s in seeds:
+            others = [o for o in seeds if o != s]
+            cols = {k: [] for k in ("best_partner", "best_cos", "hungarian_partner", "hungarian_cos")}
+            for o in others:
+                p = partners[(role, s, o)] if (role, s, o) in partners else None
+                if p is not None:  # s is A
+                    vals = (p.best_b_for_a, p.best_cos_a, p.hung_b_for_a, p.hung_cos_a)
+                else:
+                    p = partners[(role, o, s)]
+                    vals = (p.best_a_for_b, p.best_cos_b, p.hung_a_for_b, p.hung_cos_b)
+                for k, v in zip(cols, vals):
+                    cols[k].append(v)
+            cols = {k: np.stack(v, axis=1) for k, v in cols.items()}
+            st = stats[role][s]
+            dec = np.asarray(decs[s], dtype=np.float32)
+            reap = {k: reappearance(cols["best_cos"], x) for k, x in thresholds.items()}
+            stable, half = stable_masks(reap["t"])
+            stable_of[(role, s)] = stable
+            tables[(role, s)] = {
+                "latent_id": np.arange(dec.shape[0], dtype=np.int64),
+                "frequency": st.frequency.astype(np.float64),
+                "mean_active": st.mean_active.astype(np.float64),
+                "ev": st.ev.astype(np.float64),
+                "ev_share": st.ev_share.astype(np.float64),
+                "rms_activation": st.rms_contribution.astype(np.float64),
+                "decoder_norm": np.linalg.norm(dec, axis=1).astype(np.float64),
+                "other_seeds": np.asarray(others, dtype=np.int64),
+                **cols,
+                **{f"reappear_{k}": v for k, v in reap.items()},
+                "stable": stable,
+                "stable_half": half,
+            }
+            s_all, s_half = set_summary(stable, st), set_summary(half, st)
+            sae_rows.append({
+                "role": role, "seed": s, "n_latents": dec.shape[0], "n_rows": st.n_rows,
+                "explained_variance": st.explained_variance, "threshold": t,
+                "reappear_mean": float(reap["t"].mean()),
+                **{f"reappear_mean_{k}": float(reap[k].mean()) for k in thresholds if k != "t"},
+                "frac_stable": s_all["frac"], "frac_stable_half": s_half["frac"],
+                "ev_share_stable": s_all["ev_share"], "firing_share_stable": s_all["firing_share"],
+                "ev_share_stable_half": s_half["ev_share"],
+                "live_fraction": float((st.count > 0).mean()),
+            })
+
+    pair_rows, spectra = [], {}
+    for (role, a, b), p in partners.items():
+        d = decoders[role][a].shape[1]
+        ua, ub = ~stable_of[(role, a)], ~stable_of[(role, b)]
+        r = subspace_rank(int(ua.sum()), int(ub.sum()), d, subspace_fraction)
+        qs = []
+        for s, u in ((a, ua), (b, ub)):
+            dec = np.asarray(decoders[role][s], dtype=np.float64)
+            w = stats[role][s].rms_contribution * np.linalg.norm(dec, axis=1)
+            qs.append(weighted_subspace(dec[u], w[u], r))
+        cosines = principal_cosines(*qs)
+        spectra[(role, a, b)] = cosines
+        r_eff = min(q.shape[1] for q in qs)
+        pair_rows.append({
+            "role": role, "seed_a": a, "seed_b": b, "threshold": t,
+            "reappear_mean": float(np.mean([(p.best_cos_a >= t).mean(), (p.best_cos_b >= t).mean()])),
+            "hungarian_mean_cos": float(np.nanmean(np.r_[p.hung_cos_a])),
+            "n_unstable_a": int(ua.sum()), "n_unstable_b": int(ub.sum()), "subspace_rank": r_eff, "d": d,
+            "unstable_subspace": subspace_agreement(*qs),
+            "unstable_subspace_chance": random_subspace_chance(qs[0].shape[1], qs[1].shape[1], d),
+        })
+    return VariantAnalysis(t, source, tables, sae_rows, pair_rows, spectra)
+
+
+def _mean(values) -> float:
+    v = np.asarray(list(values), dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if len(v) else float("nan")
+
+
+def variant_summary(analysis: VariantAnalysis, n_latents: int, d: int) -> dict:
+    """One variant's row of per_latent.csv: each quantity's mean over real SAEs (or pairs), its 95%
+    t-interval where there are at least :data:`MIN_PAIRS_FOR_INTERVAL` seed pairs, the same for the
+    null SAEs, random decoders' value, and whether the excess over the null is distinguishable
+    from zero (the real interval excludes the null's interval, or the null's mean without one)."""
+    row = {"threshold": analysis.threshold, "threshold_source": analysis.threshold_source}
+    n_real = sum(r["role"] == "real" for r in analysis.sae_rows)
+    n_real_pairs = sum(r["role"] == "real" for r in analysis.pair_rows)
+    row["n_seeds"], row["n_pairs"] = n_real, n_real_pairs
+    row["n_null_seeds"] = sum(r["role"] == "null" for r in analysis.sae_rows)
+    row["n_null_pairs"] = sum(r["role"] == "null" for r in analysis.pair_rows)
+    rand = random_reappearance(analysis.threshold, n_latents, d, max(n_real - 1, 1))
+    for q in (*SAE_QUANTITIES, *PAIR_QUANTITIES):
+        rows = analysis.sae_rows if q in SAE_QUANTITIES else analysis.pair_rows
+        for role, prefix in (("real", q), ("null", f"{q}_null")):
+            vals = [r[q] for r in rows if r["role"] == role]
+            n_pairs = n_real_pairs if role == "real" else row["n_null_pairs"]
+            row[prefix] = _mean(vals)
+            lo, hi = t_interval(vals) if n_pairs >= MIN_PAIRS_FOR_INTERVAL else (float("nan"), float("nan"))
+            row[f"{prefix}_lo"], row[f"{prefix}_hi"] = lo, hi
+        null_lo, null_hi = row[f"{q}_null_lo"], row[f"{q}_null_hi"]
+        if not np.isfinite([null_lo, null_hi]).all():
+            null_lo = null_hi = row[f"{q}_null"]
+        overlap = intervals_overlap(row[f"{q}_lo"], row[f"{q}_hi"], null_lo, null_hi)
+        row[f"{q}_excess_distinct"] = float("nan") if np.isnan(overlap) else 1.0 - overlap
+    for q in ("reappear_mean", "frac_stable", "frac_stable_half"):
+        row[f"{q}_random"] = rand[q]
+    row["unstable_subspace_chance"] = _mean(r["unstable_subspace_chance"] for r in analysis.pair_rows if r["role"] == "real")
+    row["subspace_rank"] = _mean(r["subspace_rank"] for r in analysis.pair_rows if r["role"] == "real")
+    return row
+
+
+# --------------------------------------------------------------------------
+# I/O edge: the per-SAE artifact
+# --------------------------------------------------------------------------
+
+ARTIFACT_FORMAT = "saesim-per-latent-1"
+
+
+def arrays_hash(arrays: dict) -> str:
+    """sha256 over each array's name, dtype, shape and bytes, in name order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def write_per_latent_h5(path, arrays: dict, attrs: dict) -> None:
+    """The per-SAE artifact: one dataset per column, attributes (JSON where not scalar), the
+    content hash; written under a temporary name and renamed (complete or absent). No
+    timestamps, so the same inputs give the same bytes."""
+    import json
+    import os
+    from pathlib import Path
+
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w", track_order=True) as f:
+            for name in sorted(arrays):
+                f.create_dataset(name, data=np.ascontiguousarray(arrays[name]), track_times=False)
+            all_attrs = {"format": ARTIFACT_FORMAT, "content_hash": arrays_hash(arrays), **attrs}
+            for key in sorted(all_attrs):
+                v = all_attrs[key]
+                f.attrs[key] = v if isinstance(v, (str, int, float, bool, np.number)) else json.dumps(v, sort_keys=True, default=str)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise SaesimError(f"{path}: cannot write ({e.strerror or e})") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_per_latent_h5(path) -> tuple[dict, dict]:
+    """(arrays, attributes) of a per-SAE artifact; refuses a file of another format."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = dict(f.attrs)
+            if attrs.get("format") != ARTIFACT_FORMAT:
+                raise SaesimError(f"{path}: not a per-latent table (format {attrs.get('format')!r}, expected {ARTIFACT_FORMAT})")
+            arrays = {k: f[k][()] for k in f.keys()}
+    except OSError as e:
+        raise SaesimError(f"{path}: cannot read per-latent table ({e})") from None
+    return arrays, attrs
