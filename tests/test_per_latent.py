@@ -240,3 +240,29 @@ def test_variant_analysis_without_null_uses_the_fixed_threshold(rng):
     assert np.isnan(summ["frac_stable_lo"]) and np.isnan(summ["frac_stable_excess_distinct"])
     with pytest.raises(Exception, match="two seeds"):
         pl.analyse_variant({"real": {0: real[0]}}, {"real": {0: _fake_stats(30, rng)}})
+
+
+def test_summary_columns_come_from_per_latent_tables():
+    """per_latent.csv rows land in results/summary.* under the registered columns; experiments
+    without them get NaN; the Markdown shows the interval and marks a distinguishable excess."""
+    import pandas as pd
+
+    from saesim.metrics import PER_LATENT_METRICS, per_latent_summary_columns
+    from saesim.tables import SUMMARY_COLUMNS, cross_experiment_summary, cross_summary_markdown
+    from tests.test_summary_table import _stability
+
+    stability = {"toy": _stability([("toy", "topk-w50-k4"), ("toy", "topk-w50-k8")], True),
+                 "lm": _stability([("b6", "topk-w1152-k64")], False)}
+    row = {c: 0.5 for c in per_latent_summary_columns() if c != "per_latent_threshold"}
+    row.update(hook="toy", variant="topk-w50-k8", threshold=0.42, frac_stable=0.8, frac_stable_lo=0.7, frac_stable_hi=0.9,
+               frac_stable_null=0.1, frac_stable_excess_distinct=1.0, ev_share_stable=0.95, ev_share_stable_null=0.2,
+               unstable_subspace=0.6, unstable_subspace_chance=0.25)
+    summary = cross_experiment_summary(stability, kinds={"toy": "toy", "lm": "smollm2"}, per_latent={"toy": pd.DataFrame([row])})
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert set(PER_LATENT_METRICS) <= set(summary.columns)
+    s = summary.set_index("variant")
+    assert s.loc["topk-w50-k8", "frac_stable"] == 0.8 and s.loc["topk-w50-k8", "per_latent_threshold"] == 0.42
+    assert np.isnan(s.loc["topk-w50-k4", "frac_stable"]) and np.isnan(s.loc["topk-w1152-k64", "ev_share_stable"])
+    md = cross_summary_markdown(summary)
+    assert "0.80 [0.70, 0.90]* (null 0.10; EV share 0.95, null 0.20)" in md
+    assert "0.60 [0.50, 0.50] (chance 0.25; null 0.50)" in md

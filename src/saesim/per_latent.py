@@ -33,11 +33,13 @@ within the budget) and O(n_latents) float64 accumulators. Partners come from the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from .errors import SaesimError
+from .metrics import PER_LATENT_METRICS
 
 #: fixed thresholds reported beside the calibrated one
 FIXED_THRESHOLDS = (0.7, 0.9)
@@ -268,13 +270,14 @@ def random_reappearance(t: float, n_latents: int, d: int, n_other: int) -> dict[
     """Reappearance for random (isotropic Gaussian) decoders: P(best |cos| >= t among n_latents
     random unit rows) ``p`` per other seed (closed form); stable in all ``n_other`` seeds ``p^n_other``
     (the seeds are independent), in at least half: the binomial tail."""
-    from scipy.stats import binom
+    from math import comb
 
     from .similarity.baseline import _p_best_above
 
     p = _p_best_above(float(t), int(n_latents), int(d))
     need = int(np.ceil(0.5 * n_other - 1e-9))
-    return {"reappear_mean": p, "frac_stable": p**n_other, "frac_stable_half": float(binom.sf(need - 1, n_other, p))}
+    half = sum(comb(n_other, j) * p**j * (1 - p) ** (n_other - j) for j in range(need, n_other + 1))
+    return {"reappear_mean": p, "frac_stable": p**n_other, "frac_stable_half": float(half)}
 
 
 # --------------------------------------------------------------------------
@@ -347,14 +350,14 @@ def t_interval(values: Sequence[float], level: float = 0.95, min_n: int = MIN_PA
     """Student-t interval ``mean +- t_{(1+level)/2, n-1} * sd / sqrt(n)`` over ``values``;
     (NaN, NaN) below ``min_n`` finite values. Treats the values as independent: seed pairs that
     share a seed are not, so read it as a lower bound on the uncertainty (docs/per-latent.md)."""
-    from scipy.stats import t as student_t
+    from scipy.special import stdtrit  # the t quantile (scipy.stats takes seconds to import)
 
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if len(v) < max(min_n, 2):
         return float("nan"), float("nan")
     mean = v.mean()
-    half = student_t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    half = stdtrit(len(v) - 1, 0.5 + level / 2) * v.std(ddof=1) / np.sqrt(len(v))
     return float(mean - half), float(mean + half)
 
 
@@ -370,10 +373,10 @@ def intervals_overlap(lo_a: float, hi_a: float, lo_b: float, hi_b: float) -> flo
 # One variant: every SAE's per-latent table, pair rows and the variant's summary
 # --------------------------------------------------------------------------
 
-#: per-SAE numbers (one row per SAE in per_latent_saes.csv); the interval is over SAEs
-SAE_QUANTITIES = ("frac_stable", "frac_stable_half", "ev_share_stable", "firing_share_stable", "ev_share_stable_half")
-#: per-pair numbers (one row per seed pair in per_latent_pairs.csv); the interval is over pairs
-PAIR_QUANTITIES = ("reappear_mean", "unstable_subspace")
+#: per-SAE numbers summarised per variant (saesim.metrics.PER_LATENT_METRICS, per="sae"); interval over SAEs
+SAE_QUANTITIES = tuple(m.name for m in PER_LATENT_METRICS.values() if m.per == "sae")
+#: per-pair numbers summarised per variant (per="pair"); interval over seed pairs
+PAIR_QUANTITIES = tuple(m.name for m in PER_LATENT_METRICS.values() if m.per == "pair")
 DEFAULT_SUBSPACE_FRACTION = 0.25
 
 
@@ -595,3 +598,109 @@ def read_per_latent_h5(path) -> tuple[dict, dict]:
     except OSError as e:
         raise SaesimError(f"{path}: cannot read per-latent table ({e})") from None
     return arrays, attrs
+
+
+# --------------------------------------------------------------------------
+# I/O edge: every SAE of an experiment (the workflow's rule per_latent_<exp>)
+# --------------------------------------------------------------------------
+
+
+def eval_blocks(store, eval_mask: np.ndarray, block_rows: int):
+    """The store's evaluation rows (``eval_mask``) in blocks of at most ``block_rows``, reading
+    only up to the last of them (training.split_rows holds out the first eligible rows)."""
+    idx = np.flatnonzero(eval_mask)
+    if len(idx) == 0:
+        raise SaesimError(f"{store.path}: no evaluation rows")
+    stop = int(idx[-1]) + 1
+    step = store.chunk_rows()
+    for start in range(0, stop, step):
+        block = store.read_rows(start, min(start + step, stop))
+        block = block[eval_mask[start : start + len(block)]]
+        for s in range(0, len(block), block_rows):
+            yield block[s : s + block_rows]
+
+
+def sae_pass(sae_path, store_path: str, spec: dict, memory_budget_mb: float) -> tuple[np.ndarray, LatentStats, dict]:
+    """(W_dec, statistics over the SAE's held-out rows, provenance) of one trained SAE: loaded
+    with sae-lens (its own encoder), rows chosen as training.split_rows chose them."""
+    from sae_lens import SAE
+
+    from .activation_store import open_store
+    from .checkpoints import load_sae_weights
+    from .training import SAESpec, file_sha256, split_rows
+
+    w = load_sae_weights(sae_path, with_encoder=False)
+    sae = SAE.load_from_disk(str(sae_path), device="cpu")
+    sae.eval()
+    with open_store(store_path) as store:
+        if store.d != w.d_in:
+            raise SaesimError(f"{sae_path}: d_in {w.d_in} does not match the store {store_path} (d {store.d})")
+        _, eval_mask = split_rows(store, SAESpec(**spec))
+        block = chunk_rows_for(w.d_sae, memory_budget_mb)
+        st = latent_stats(sae.encode, w.W_dec, w.b_dec, eval_blocks(store, eval_mask, block), memory_budget_mb=memory_budget_mb)
+        store_hash = store.content_hash
+    weights = Path(sae_path) / "sae_weights.safetensors"
+    prov = {
+        "sae": str(sae_path),
+        "sae_weights_sha256": file_sha256(weights) if weights.exists() else "",
+        "store": str(store_path),
+        "store_content_hash": store_hash,
+        "eval_rows": int(eval_mask.sum()),
+    }
+    return np.asarray(w.W_dec, dtype=np.float32), st, prov
+
+
+def run_experiment(saes: Sequence[dict], options: dict, memory_budget_mb: float) -> tuple[list, list, list, dict, dict]:
+    """Every variant of an experiment: ``saes`` are dicts with ``hook, variant, seed, role, path,
+    store, spec, identity, out`` (``out``: the per-SAE artifact to write). Writes the artifacts;
+    returns (variant rows, SAE rows, pair rows, principal cosines keyed ``(hook, variant, role, a, b)``,
+    ``[n, 2]`` (frequency, reappearance) of each role's first seed keyed ``(hook, variant, role)``)."""
+    from .activation_store import producer_versions
+
+    groups: dict = {}
+    for s in saes:
+        groups.setdefault((s["hook"], s["variant"]), []).append(s)
+    variant_rows, sae_rows, pair_rows, spectra, scatter = [], [], [], {}, {}
+    for (hook, variant), members in groups.items():
+        decoders: dict = {}
+        stats: dict = {}
+        prov: dict = {}
+        for s in members:
+            dec, st, pv = sae_pass(s["path"], s["store"], s["spec"], memory_budget_mb)
+            decoders.setdefault(s["role"], {})[s["seed"]] = dec
+            stats.setdefault(s["role"], {})[s["seed"]] = st
+            prov[(s["role"], s["seed"])] = pv
+        va = analyse_variant(
+            decoders, stats, memory_budget_mb=memory_budget_mb, null_quantile=options["null_quantile"],
+            subspace_fraction=options["subspace_fraction"], threshold=options.get("threshold"),
+        )
+        for s in members:
+            key = (s["role"], s["seed"])
+            st = stats[s["role"]][s["seed"]]
+            write_per_latent_h5(s["out"], va.tables[key], {
+                "identity": s["identity"],
+                "threshold": va.threshold,
+                "threshold_source": va.threshold_source,
+                "null_quantile": options["null_quantile"],
+                "fixed_thresholds": list(FIXED_THRESHOLDS),
+                "n_rows": st.n_rows,
+                "explained_variance": st.explained_variance,
+                "sst": st.sst,
+                "ess_bias": st.ess_bias,
+                "subspace_fraction": options["subspace_fraction"],
+                "provenance": prov[key],
+                "producer": producer_versions(),
+                "definitions": "docs/per-latent.md",
+            })
+        any_dec = next(iter(decoders["real"].values()))
+        row = variant_summary(va, any_dec.shape[0], any_dec.shape[1])
+        variant_rows.append({"hook": hook, "variant": variant, "width": any_dec.shape[0], "d": any_dec.shape[1], **row})
+        sae_rows += [{"hook": hook, "variant": variant, **r} for r in va.sae_rows]
+        pair_rows += [{"hook": hook, "variant": variant, **r} for r in va.pair_rows]
+        spectra.update({(hook, variant, *k): v for k, v in va.spectra.items()})
+        # per-latent scatter data for the figure: (frequency, reappearance) of the first seed of each role
+        for role in decoders:
+            s0 = min(decoders[role])
+            t = va.tables[(role, s0)]
+            scatter[(hook, variant, role)] = np.stack([t["frequency"], t["reappear_t"]], 1)
+    return variant_rows, sae_rows, pair_rows, spectra, scatter
