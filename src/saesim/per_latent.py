@@ -469,6 +469,7 @@ def analyse_variant(
                 "explained_variance": st.explained_variance, "threshold": t,
                 "reappear_mean": float(reap["t"].mean()),
                 **{f"reappear_mean_{k}": float(reap[k].mean()) for k in thresholds if k != "t"},
+                **{f"frac_stable_{k}": float(stable_masks(reap[k])[0].mean()) for k in thresholds if k != "t"},
                 "frac_stable": s_all["frac"], "frac_stable_half": s_half["frac"],
                 "ev_share_stable": s_all["ev_share"], "firing_share_stable": s_all["firing_share"],
                 "ev_share_stable_half": s_half["ev_share"],
@@ -532,6 +533,10 @@ def variant_summary(analysis: VariantAnalysis, n_latents: int, d: int) -> dict:
         row[f"{q}_excess_distinct"] = float("nan") if np.isnan(overlap) else 1.0 - overlap
     for q in ("reappear_mean", "frac_stable", "frac_stable_half"):
         row[f"{q}_random"] = rand[q]
+    for x in FIXED_THRESHOLDS:  # the same at the fixed thresholds (means only)
+        for q in (f"frac_stable_{x:g}", f"reappear_mean_{x:g}"):
+            row[q] = _mean(r[q] for r in analysis.sae_rows if r["role"] == "real")
+            row[f"{q}_null"] = _mean(r[q] for r in analysis.sae_rows if r["role"] == "null")
     row["unstable_subspace_chance"] = _mean(r["unstable_subspace_chance"] for r in analysis.pair_rows if r["role"] == "real")
     row["subspace_rank"] = _mean(r["subspace_rank"] for r in analysis.pair_rows if r["role"] == "real")
     return row
