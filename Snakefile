@@ -30,6 +30,7 @@ include: "workflow/rules/universality.smk"
 include: "workflow/rules/convergence.smk"
 include: "workflow/rules/null.smk"
 include: "workflow/rules/suites.smk"
+include: "workflow/rules/per_latent.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/summary.smk"
 

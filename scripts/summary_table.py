@@ -18,7 +18,8 @@ def _by_experiment(paths):
 
 def main(smk):
     summary = cross_experiment_summary(
-        _by_experiment(smk.input.stability), _by_experiment(smk.input.fourier), kinds=smk.params.kinds
+        _by_experiment(smk.input.stability), _by_experiment(smk.input.fourier), kinds=smk.params.kinds,
+        per_latent=_by_experiment(smk.input.get("per_latent", [])),
     )
     Path(smk.output.csv).parent.mkdir(parents=True, exist_ok=True)
     summary.to_csv(smk.output.csv, index=False, float_format="%.6g")

@@ -126,6 +126,8 @@ def test_library_edit_reruns_dependants_only(workflow_copy):
             "plot_latent_vs_truth",
             "coactivation",
             "plot_pwmcc_vs_gtmcc",
+            "per_latent_toy",  # its figure; it feeds the summary
+            "summary_table",
         }, counts
     finally:
         plotting.write_text(original)

@@ -33,6 +33,7 @@ TEMPLATES = {
     "resume": ".resume/{exp}/{null}{hook}/{variant}/seed{seed}",
     "trained_cache": ".trained/{exp}/{null}{hook}/{variant}/seed{seed}",
     "baseline": "{exp}/baselines/{hook}/w{width}.json",
+    "per_latent": "{exp}/{null}per_latent/{hook}/{variant}/seed{seed}.h5",
     # one experiment
     "corpus": "{exp}/corpus.npz",
     "junk_tokens": "{exp}/junk_token_ids.json",

@@ -100,7 +100,7 @@ _REGISTRIES = {DecoderMetric: DECODER_METRICS, TableMetric: TABLE_METRICS, Relat
 
 
 def register(entry):
-    """Register a DecoderMetric, TableMetric or RelationalMeasure; returns it."""
+    """Register a DecoderMetric, TableMetric, RelationalMeasure or PerLatentMetric; returns it."""
     registry = _REGISTRIES[type(entry)]
     if entry.name in registry:
         raise SaesimError(f"{type(entry).__name__} {entry.name!r} is registered twice")
@@ -164,6 +164,46 @@ register(TableMetric("hungarian_mean_cos", "hungarian_mean_cos", "Hungarian mean
                      summary="Hungarian matched |cos|", summary_short="Hungarian"))
 register(TableMetric("frac_matched_0.7", "frac_matched_above", "fraction matched at |cos| >= 0.7", "matched >= 0.7", "#55A868",
                      threshold="0.7"))
+
+# ---- per-latent stability (saesim.per_latent, docs/per-latent.md) ----------------------------
+
+
+@dataclass(frozen=True)
+class PerLatentMetric:
+    """A per-variant number of per_latent.csv (saesim.per_latent.variant_summary) that goes into
+    results/summary.*: its mean over real SAEs (``per="sae"``) or seed pairs (``per="pair"``), the
+    95% interval (``_lo``/``_hi``, >= 3 seed pairs), the null's (``_null``, ``_null_lo``,
+    ``_null_hi``), ``_excess_distinct`` (1: the interval excludes the null, 0: they overlap) and,
+    where ``reference`` is set, random decoders' value (``_random``) or the isotropic chance (``_chance``)."""
+
+    name: str
+    label: str  # in figures and the summary's legend
+    per: str  # "sae" or "pair"
+    reference: str | None = None  # None, "random" or "chance"
+
+    #: suffixes of the columns each metric has in per_latent.csv and results/summary.csv
+    STATS = ("lo", "hi", "null", "null_lo", "null_hi", "excess_distinct")
+
+    def columns(self) -> list[str]:
+        ref = [f"{self.name}_{self.reference}"] if self.reference else []
+        return [self.name, *(f"{self.name}_{s}" for s in self.STATS), *ref]
+
+
+PER_LATENT_METRICS: dict[str, PerLatentMetric] = {}
+_REGISTRIES[PerLatentMetric] = PER_LATENT_METRICS
+
+
+def per_latent_summary_columns() -> list[str]:
+    """Columns results/summary.csv copies from per_latent.csv (NaN where an experiment has none)."""
+    return ["per_latent_threshold", *(c for m in PER_LATENT_METRICS.values() for c in m.columns())]
+
+
+register(PerLatentMetric("frac_stable", "stable latents (reappear in every other seed)", "sae", "random"))
+register(PerLatentMetric("frac_stable_half", "latents reappearing in at least half of the other seeds", "sae", "random"))
+register(PerLatentMetric("ev_share_stable", "explained-variance share of the stable latents", "sae"))
+register(PerLatentMetric("firing_share_stable", "firing share of the stable latents", "sae"))
+register(PerLatentMetric("reappear_mean", "mean reappearance probability", "pair", "random"))
+register(PerLatentMetric("unstable_subspace", "unstable subspace agreement tr(P_a P_b)/r", "pair", "chance"))
 
 register(RelationalMeasure("svcca", "SVCCA"))
 register(RelationalMeasure("rsa", "RSA (Spearman)"))

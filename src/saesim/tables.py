@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .layout import ArtifactId, identity_in, parse, sae_key_identity
-from .metrics import TABLE_METRICS, TableMetricView, summary_metrics, table_metric
+from .metrics import TABLE_METRICS, TableMetricView, per_latent_summary_columns, summary_metrics, table_metric
 
 #: stability metrics, as columns of pairs.csv (name -> how to read it from a pair result), and
 #: their labels: views of the registry saesim.metrics.TABLE_METRICS
@@ -314,7 +314,7 @@ def summary_columns() -> list[str]:
     """Columns of results/summary.csv, in order (ground-truth columns are empty where unknown):
     each summary metric's value and :data:`_SUMMARY_METRIC_STATS` after the quality columns."""
     metric_columns = [c for m in summary_metrics() for c in (m.name, *(f"{m.name}_{s}" for s in _SUMMARY_METRIC_STATS))]
-    return [*_SUMMARY_BEFORE_METRICS, *metric_columns, *_SUMMARY_AFTER_METRICS]
+    return [*_SUMMARY_BEFORE_METRICS, *metric_columns, *_SUMMARY_AFTER_METRICS, *per_latent_summary_columns()]
 
 
 #: columns of results/summary.csv for the metrics registered at import (see summary_columns)
@@ -336,6 +336,7 @@ def cross_experiment_summary(
     stability: dict[str, pd.DataFrame],
     fourier: dict[str, pd.DataFrame] | None = None,
     kinds: dict[str, str] | None = None,
+    per_latent: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """One row per SAE variant of every experiment: quality, both stability metrics with their
     random baseline and ratio, and ground-truth recovery where it is known.
@@ -398,10 +399,52 @@ def cross_experiment_summary(
         for col in ("fourier_overlap", "fourier_overlap_baseline", "fourier_overlap_ratio", "fourier_overlap_null", "fourier_overlap_null_std", "fourier_overlap_excess"):
             if col not in df:
                 df[col] = np.nan
+        df = _merge_per_latent(df, (per_latent or {}).get(exp))
         frames.append(df[columns])
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)
+
+
+def _merge_per_latent(df: pd.DataFrame, table: pd.DataFrame | None) -> pd.DataFrame:
+    """The per-latent columns (saesim.metrics.per_latent_summary_columns) of one experiment's
+    per_latent.csv, by hook and variant; NaN where it has none."""
+    cols = [c for c in per_latent_summary_columns() if c != "per_latent_threshold"]
+    if table is None or not len(table):
+        for c in per_latent_summary_columns():
+            df[c] = np.nan
+        return df
+    t = table.rename(columns={"threshold": "per_latent_threshold"})
+    keep = ["hook", "variant", *(c for c in per_latent_summary_columns() if c in t)]
+    df = df.merge(t[keep], on=["hook", "variant"], how="left")
+    for c in cols:
+        if c not in df:
+            df[c] = np.nan
+    return df
+
+
+def _interval(lo, hi) -> str:
+    return "" if _isnan(lo) or _isnan(hi) else f" [{lo:.2f}, {hi:.2f}]"
+
+
+def _stable_cell(row) -> str:
+    """``frac [lo, hi] (null n; EV share e, null e0)``, ``*`` where the excess over the null is
+    distinguishable from zero; – without per-latent results."""
+    if _isnan(row.get("frac_stable")):
+        return "–"
+    cell = f"{row['frac_stable']:.2f}{_interval(row['frac_stable_lo'], row['frac_stable_hi'])}"
+    if row.get("frac_stable_excess_distinct") == 1.0:
+        cell += "*"
+    cell += f" (null {_fmt(row['frac_stable_null'], '.2f')}; EV share {_fmt(row['ev_share_stable'], '.2f')}"
+    cell += f", null {_fmt(row['ev_share_stable_null'], '.2f')})"
+    return cell
+
+
+def _subspace_cell(row) -> str:
+    if _isnan(row.get("unstable_subspace")):
+        return "–"
+    return (f"{row['unstable_subspace']:.2f}{_interval(row['unstable_subspace_lo'], row['unstable_subspace_hi'])}"
+            f" (chance {_fmt(row['unstable_subspace_chance'], '.2f')}; null {_fmt(row['unstable_subspace_null'], '.2f')})")
 
 
 def _fmt(x, spec: str = ".3f") -> str:
@@ -463,6 +506,9 @@ def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
             _vs_null(n, s, e) for n, s, e in zip(summary[f"{m.name}_null"], summary[f"{m.name}_null_std"], summary[f"{m.name}_excess"])
         ]
     out["ground truth (random; null)"] = [_ground_truth_cell(row) for _, row in summary.iterrows()]
+    if "frac_stable" in summary and summary["frac_stable"].notna().any():  # per-latent stability (docs/per-latent.md)
+        out["stable latents [95% CI] (null; EV share, null)"] = [_stable_cell(row) for _, row in summary.iterrows()]
+        out["unstable subspace [95% CI] (chance; null)"] = [_subspace_cell(row) for _, row in summary.iterrows()]
     return pd.DataFrame(out)
 
 
@@ -476,7 +522,12 @@ SUMMARY_LEGEND = (
     "data with the store's mean and covariance (nothing sparse in it), mean ± s.d. over its seed "
     "pairs (over its SAEs for explained variance and ground truth; no s.d. from a single pair), and "
     "the excess over it, (value − null) / (1 − null): 0 means no more agreement than covariance "
-    "alone gives, 1 perfect agreement."
+    "alone gives, 1 perfect agreement. Stable latents: the fraction of latents whose best decoder "
+    "partner reaches |cos| >= t in every other seed (t: the 99th percentile of the null SAEs' "
+    "best-match |cos|), mean over seeds, 95% t-interval over seeds where there are >= 3 seed pairs, "
+    "* where that interval excludes the null's; EV share: the part of the explained variance those "
+    "latents carry. Unstable subspace: mean squared cosine of the principal angles between two "
+    "seeds' unstable-latent subspaces, beside random subspaces' r/d and the null's (docs/per-latent.md)."
 )
 
 

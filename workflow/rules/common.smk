@@ -548,5 +548,6 @@ def all_targets():
         if has_fourier(exp):
             out.append(layout.path("table", ArtifactId(exp), name="fourier.csv"))
         out += figure_files(exp)
+        out += per_latent_files(exp)  # per_latent.smk
     out += [layout.path("summary", ext=ext) for ext in ("csv", "md", "html")]
     return out

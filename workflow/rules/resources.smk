@@ -283,3 +283,18 @@ def suite_cell_runtime(wildcards, attempt):
     n_a, d = _suite_member_shape(wildcards.suite, wildcards.a)
     n_b, _ = _suite_member_shape(wildcards.suite, wildcards.b)
     return cost.suite_cell_runtime(n_a, n_b, d, config["baseline_draws"], attempt)
+
+
+# ---- per_latent.smk -------------------------------------------------------------
+
+
+def _per_latent_shapes(exp):
+    return [(variants(exp)[v].width, cost.store_shape(EXPERIMENTS[exp], h)[1]) for h, v in hook_variants(exp)]
+
+
+def per_latent_mem_mb(exp):
+    return lambda wildcards, attempt: cost.per_latent_mem_mb(EXPERIMENTS[exp], _per_latent_shapes(exp), config["memory_budget_mb"], attempt)
+
+
+def per_latent_runtime(exp):
+    return lambda wildcards, attempt: cost.per_latent_runtime(EXPERIMENTS[exp], _per_latent_shapes(exp), attempt)

@@ -5,6 +5,7 @@ rule summary_table:
     input:
         stability=[layout.path("table", ArtifactId(exp), name="stability.csv") for exp in EXPERIMENTS if not is_imported(exp)],
         fourier=[layout.path("table", ArtifactId(exp), name="fourier.csv") for exp in EXPERIMENTS if has_fourier(exp)],
+        per_latent=[layout.path("table", ArtifactId(exp), name="per_latent.csv") for exp in EXPERIMENTS if per_latent_enabled(exp)],
     output:
         csv=report(
             layout.path("summary", ext="csv"),

@@ -392,3 +392,26 @@ def suite_cell_mem_mb(n_a, n_b, d, heavy, memory_budget_mb, attempt):
 def suite_cell_runtime(n_a, n_b, d, baseline_draws, attempt):
     """The pair and its random baseline (baseline_draws pairs of the same shapes)."""
     return minutes((1 + baseline_draws) * compare_flops(max(n_a, n_b), d), attempt=attempt)
+
+
+# ---- per-latent stability (saesim.per_latent) ---------------------------------------
+
+
+def per_latent_mem_mb(exp, shapes, memory_budget_mb, attempt):
+    """One variant at a time: every seed's decoder (real and null), the scan's budget, one block
+    of activations (within the budget) and sae-lens. ``shapes``: (width, d) of each variant."""
+    n_saes = len(exp["sae"]["seeds"]) + len(exp.get("null", {}).get("seeds") or [])
+    widest = max((w * d for w, d in shapes), default=0)
+    return mem(LIBS_MB + memory_budget_mb, 2 * 4 * n_saes * widest, attempt)
+
+
+def per_latent_runtime(exp, shapes, attempt):
+    """Per SAE: encoding its held-out rows twice over; per seed pair: one decoder comparison."""
+    n_real = len(exp["sae"]["seeds"])
+    n_null = len(exp.get("null", {}).get("seeds") or [])
+    rows = exp["sae"]["training"]["eval_rows"]
+    flops = 0.0
+    for w, d in shapes:
+        flops += (n_real + n_null) * 4.0 * rows * w * d
+        flops += (n_real * (n_real - 1) // 2 + n_null * (n_null - 1) // 2) * compare_flops(w, d)
+    return minutes(flops, attempt=attempt)
