@@ -22,6 +22,11 @@ def main(smk):
     res = suite_cell(a["spec"], b["spec"], member_info(a, smk.input.a), member_info(b, smk.input.b), **cell["options"])
     write_json_atomic(smk.output[0], res)
     p = res["pair"]
+    from saesim.shared_init import shared_init_warning
+
+    warning = shared_init_warning(p["shared_init"], a["label"], b["label"])
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     print(f"{a['label']} -> {b['label']}: mmcs {p['mmcs_a_to_b']:.3f}; {b['label']} -> {a['label']}: {p['mmcs_b_to_a']:.3f}")
 
 

@@ -13,10 +13,11 @@ from saesim.rulekit import run, write_json_atomic  # noqa: E402
 def main(smk):
     from saesim.training import SAESpec, train_sae
 
+    snapshots = smk.params.get("snapshots") or [()] * len(smk.params.specs)
     jobs = zip(
-        smk.params.specs, smk.params.stores, smk.output, smk.params.resume_dirs, smk.params.trained_caches, smk.params.identities
+        smk.params.specs, smk.params.stores, smk.output, smk.params.resume_dirs, smk.params.trained_caches, smk.params.identities, snapshots
     )
-    for spec, store, out, resume_dir, cache, identity in jobs:
+    for spec, store, out, resume_dir, cache, identity, fractions in jobs:
         spec = dict(spec)
         for key in ("matryoshka_widths", "exclude_positions"):
             spec[key] = tuple(spec.get(key, ()))
@@ -27,6 +28,7 @@ def main(smk):
             resume_dir=resume_dir,
             n_checkpoints=smk.config.get("resume_checkpoints", 0),
             trained_cache=cache,
+            snapshots=fractions,
         )
         # the SAE's identity, beside the metrics (the copy kept in trained_cache has none:
         # one SAE, one folder, one identity)

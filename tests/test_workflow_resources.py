@@ -174,13 +174,14 @@ def test_typical_l0_and_activation_comparison_and_coactivation():
     assert cost.coactivation_runtime(exp, ["toy"], [1024, 1024], 2, 1) >= cost.coactivation_runtime(exp, ["toy"], [1024], 2, 1)
 
 
-def test_convergence_one_seed_has_no_comparisons():
+def test_convergence_reads_snapshots_and_trains_nothing():
     exp = toy(hidden_dim=100, training_samples=5_000_000 - 1000, eval_rows=1000)
-    # one seed: training only (fractions add eval rows), no pair comparison
-    assert cost.convergence_runtime(exp, "toy", 100, 1, 1, 1, 0, 1) == cost.train_sae_runtime(exp, "toy", 100, 1, 0, 1)
+    # no training in the estimate: far below training one seed, and growing with seeds and null seeds
+    assert cost.convergence_runtime(exp, "toy", 2000, 5, 1, 1, 0, 1) < cost.train_sae_runtime(exp, "toy", 2000, 1, 0, 1)
     assert cost.convergence_runtime(exp, "toy", 2000, 3, 4, 1, 0, 1) > cost.convergence_runtime(exp, "toy", 2000, 3, 2, 1, 0, 1)
-    snapshots = 3 * 2 * 4 * 100 * 100 + 2 * 4 * 100 * 100
-    assert cost.convergence_mem_mb(exp, "toy", 100, 3, 2, 1) == cost.train_sae_mem_mb(exp, "toy", 100, 1) + cost.mem(0, snapshots)
+    assert cost.convergence_runtime(exp, "toy", 8000, 3, 2, 1, 0, 1, n_null_seeds=4) > cost.convergence_runtime(exp, "toy", 8000, 3, 2, 1, 0, 1)
+    snapshots = (2 + 2) * 3 * 4 * 100 * 100 + 4 * 4 * 100 * 100
+    assert cost.convergence_mem_mb(exp, "toy", 100, 3, 2, 1, n_null_seeds=2) == LIBS_MB + cost.mem(0, snapshots)
 
 
 def test_imported_saes_and_suite_cells():

@@ -111,6 +111,7 @@ def run_compare(args: argparse.Namespace) -> int:
     res["a"] = {"source": A.source, "format": A.format}
     res["b"] = {"source": B.source, "format": B.format}
     res.update(_null_pair_excess(args, A, B, res, with_enc))
+    res["shared_init"] = _shared_init_check(A.W_dec, B.W_dec, args.a, args.b, args.seed)
     res["seconds"] = {"load": round(t_load, 3), "total": round(time.perf_counter() - t0, 3)}
     write_error = None
     if args.out:
@@ -273,6 +274,17 @@ def format_table(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _shared_init_check(dec_a, dec_b, a: str, b: str, seed: int) -> dict[str, Any]:
+    """saesim.shared_init.shared_init_test of two decoders; one warning line on stderr when flagged."""
+    from saesim.shared_init import shared_init_test, shared_init_warning
+
+    res = shared_init_test(dec_a, dec_b, seed=seed)
+    line = shared_init_warning(res, a, b)
+    if line:
+        print(line, file=sys.stderr, flush=True)
+    return res
+
+
 def run_compare_suite(args: argparse.Namespace, specs: list[str]) -> int:
     """``saesim compare`` with more than two SAEs (or a run folder): every pair i < j, as matrices or JSON."""
     from saesim.checkpoints import load_sae_weights
@@ -298,6 +310,8 @@ def run_compare_suite(args: argparse.Namespace, specs: list[str]) -> int:
     )
     for pair in res["pairs"]:
         pair.setdefault("null", None)  # as the two-SAE JSON without --null-a/--null-b: isotropic baseline only
+        i, j = pair["a"], pair["b"]
+        pair["shared_init"] = _shared_init_check(saes[i].W_dec, saes[j].W_dec, specs[i], specs[j], args.seed)
     res["seconds"] = {"load": round(t_load, 3), "total": round(time.perf_counter() - t0, 3)}
     if args.json:
         print(json.dumps(_jsonable(res), indent=2, allow_nan=False))

@@ -470,7 +470,7 @@ def convergence_target(exp: dict, where: str = "convergence") -> tuple[str, str,
 
     None unless the (defaults-filled) experiment has a ``convergence`` block with
     ``enabled``. Defaults: the first variant, the first hook it is trained at; the
-    fractions sorted, with 1.0 added.
+    fractions sorted, with 0 (the initialised SAE) and 1.0 (the published SAE) added.
     """
     conv = exp.get("convergence")
     if not conv or not conv.get("enabled", True):
@@ -483,7 +483,7 @@ def convergence_target(exp: dict, where: str = "convergence") -> tuple[str, str,
     hook = conv.get("hook", trained[0])
     if hook not in trained:
         raise SaesimError(f"{where}.hook: {hook!r} is not a hook {vid} is trained at; hooks: {', '.join(trained)}")
-    return vid, hook, sorted({float(f) for f in conv["fractions"]} | {1.0})
+    return vid, hook, sorted({float(f) for f in conv["fractions"]} | {0.0, 1.0})
 
 
 def seed_pair(exp: dict, seed: int) -> tuple[int, int]:

@@ -606,6 +606,60 @@ def convergence_plot(table: pd.DataFrame, title: str | None = None, note: str | 
     return fig
 
 
+def trajectory_plot(table: pd.DataFrame, title: str | None = None):
+    """The training trajectory from the initialised SAE (x = training samples seen, linear from 0):
+    left, cross-seed stability (solid, min-max bars) with the trained null's pairs at the same
+    point of training (dotted, x) and random decoders (dashed); middle, drift from
+    initialisation, the median over latents of cos(decoder row now, row at step 0) (mean over
+    seeds, 10-90% quantile band), real (solid) and null (dotted); right, explained variance and
+    dead fraction on held-out rows (null dotted)."""
+    from .convergence import STABILITY_METRICS
+
+    paper_style()
+    t = table.sort_values("samples")
+    x = t["samples"].to_numpy(dtype=float)
+    fig, axes = plt.subplots(1, 3, figsize=(14.5, 3.9))
+    extra = {}
+    ax = axes[0]
+    for m in STABILITY_METRICS:
+        color = CONVERGENCE_COLORS[m]
+        lo = t[f"{m}_mean"] - t[f"{m}_min"]
+        hi = t[f"{m}_max"] - t[f"{m}_mean"]
+        ax.errorbar(x, t[f"{m}_mean"], yerr=[lo, hi], color=color, marker="o", capsize=3, lw=1.8, ms=5, label=METRIC_LABELS[m])
+        base = t.get(f"{m}_baseline")
+        if base is not None and base.notna().any():
+            ax.axhline(float(base.iloc[0]), color=color, ls="--", lw=1.2, alpha=0.8)
+            extra.setdefault("random decoders (dashed)", plt.Line2D([], [], color=BASELINE_COLOR, ls="--", lw=1.2))
+        null = t.get(f"{m}_null")
+        if null is not None and null.notna().any():
+            ax.plot(x, null, color=color, **NULL_STYLE)
+            extra.setdefault("trained null at the same point (dotted, x)", plt.Line2D([], [], color="0.2", **NULL_STYLE))
+    ax.set_ylabel("cross-seed similarity")
+    ax = axes[1]
+    ax.plot(x, t["drift_cos_median"], color="#4C72B0", marker="o", lw=1.8, ms=5)
+    ax.fill_between(x, t["drift_cos_q10"], t["drift_cos_q90"], color="#4C72B0", alpha=0.15, lw=0)
+    if t["drift_cos_median_null"].notna().any():
+        ax.plot(x, t["drift_cos_median_null"], color="#4C72B0", **NULL_STYLE)
+    ax.set_ylabel("drift: median cos(row now, row at step 0)")
+    ax.set_title("1 = decoder still at its initialisation", fontsize=9, fontweight="normal", color="0.3")
+    ax = axes[2]
+    for m, label in (("explained_variance", "explained variance"), ("dead_fraction", "dead fraction")):
+        color = CONVERGENCE_COLORS[m]
+        ax.plot(x, t[f"{m}_mean"], color=color, marker="o", lw=1.8, ms=5, label=label)
+        if t[f"{m}_null"].notna().any():
+            ax.plot(x, t[f"{m}_null"], color=color, **NULL_STYLE)
+    ax.set_ylabel("held-out rows")
+    ax.legend(loc="best", fontsize=8, frameon=False)
+    for ax in axes:
+        ax.set_xlim(left=-0.02 * max(1.0, x.max()))
+        ax.set_xticks(x)
+        ax.set_xticklabels([f"{_count_label(n) if n else '0'}\n{f:.0%}" for n, f in zip(x, t["fraction"])], fontsize=7)
+        ax.set_xlabel("training samples seen (fraction)")
+        ax.set_ylim(*UNIT_YLIM)
+    _top_legend(fig, axes[:1], extra, title)
+    return fig
+
+
 # ---- suites -------------------------------------------------------------------
 
 AXIS_LABELS = {"width": "width", "k": "k", "architecture": "architecture", "hook": "hook"}

@@ -348,6 +348,9 @@ def suite_cell(spec_a: str, spec_b: str, info_a: dict[str, Any], info_b: dict[st
     pair = dict(res["pairs"][0])
     pair.pop("a")
     pair.pop("b")
+    from saesim.shared_init import shared_init_test
+
+    pair["shared_init"] = shared_init_test(A.W_dec, B.W_dec, seed=seed)  # as saesim compare's JSON
     saes = [{**res["saes"][0], **info_a}, {**res["saes"][1], **info_b}]
     return {"suite": suite, "axis": axis, "a": info_a["label"], "b": info_b["label"], "cosine": cosine,
             "saes": saes, "pair": pair}

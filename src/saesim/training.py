@@ -404,6 +404,7 @@ def train_sae(
     trained_cache: str | os.PathLike | None = None,
     snapshot_fractions: Sequence[float] = (),
     on_snapshot: Callable[[float, int, Any], None] | None = None,
+    snapshots: Sequence[float] = (),
 ) -> dict:
     """Train one SAE and publish ``out_dir`` atomically (``cfg.json``, weights, ``metrics.json``).
 
@@ -433,6 +434,13 @@ def train_sae(
     training trajectory and what is published stay exactly as without it.
     Snapshots need a run from the start, so they cannot be combined with
     ``resume_dir``.
+
+    With ``snapshots`` (fractions in [0, 1); 0 is the initialised SAE, taken
+    before the first step), the training SAE's state at each fraction is written
+    into the published folder as :data:`SNAPSHOT_FILE` (:func:`write_snapshots`),
+    so the training trajectory is read later without training again. These work
+    with ``resume_dir``: each snapshot is also kept there as it is taken, and a
+    resumed run reloads the ones taken before its checkpoint.
     """
     import torch
     from sae_lens import SAE, LoggingConfig, SAETrainer
@@ -450,6 +458,10 @@ def train_sae(
         raise SaesimError(f"{out_dir}: snapshot fractions must lie in (0, 1], got {pending}")
     if pending and (on_snapshot is None or resume_dir is not None):
         raise SaesimError(f"{out_dir}: snapshots need an on_snapshot callback and a run from the start (no resume_dir)")
+    kept = sorted({float(f) for f in snapshots})
+    if kept and (kept[0] < 0 or kept[-1] >= 1):
+        raise SaesimError(f"{out_dir}: snapshots must lie in [0, 1) (1.0 is the published SAE), got {kept}")
+    taken: dict[float, tuple[int, dict]] = {}
     torch.set_num_threads(spec.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     device = resolve_device(spec.device)
@@ -462,6 +474,8 @@ def train_sae(
         if spec.b_dec_init not in ("zeros", "mean"):
             raise SaesimError(f"{out_dir}: b_dec_init must be 'zeros' or 'mean', got {spec.b_dec_init!r}")
         key = resume_key(spec, store)
+        if kept:  # the published folder holds them: a cached SAE without them is another SAE
+            key["snapshots"] = kept
         if trained_cache is not None:
             # the key holds the store's *recorded* content_hash: check the rows still hash to it
             # (and hold no NaN) before reusing anything trained on them
@@ -523,7 +537,21 @@ def train_sae(
                 shutil.rmtree(candidate)
                 sae, trainer, batches = fresh_trainer()  # loading may have changed part of the state
                 continue
-            resumed_from = candidate
+            taken.clear()
+            for f in kept:
+                if f * spec.training_samples <= trainer.n_training_samples:
+                    try:
+                        taken[f] = load_snapshot_state(resume_dir / snapshot_name(f))
+                    except Exception as e:  # noqa: BLE001
+                        print(f"discarding resume checkpoint {candidate}: its snapshot at {f:g} is unreadable ({type(e).__name__})", flush=True)
+                        shutil.rmtree(candidate)
+                        sae, trainer, batches = fresh_trainer()
+                        break
+            else:
+                resumed_from = candidate
+            if resumed_from is None:
+                taken.clear()
+                continue
             trainer.checkpoint_thresholds = [t for t in trainer.checkpoint_thresholds if t >= trainer.n_training_samples]
             # sae-lens checkpoints inside a step, before it counts that step: the
             # step counter to continue from is the number of batches consumed.
@@ -545,8 +573,21 @@ def train_sae(
         nonfinite_loss = torch.zeros((), dtype=torch.bool, device=torch.device(device))
         sae_step = trainer.step
 
+        todo = [f for f in kept if f not in taken]
+
+        def take(fraction: float) -> None:
+            # a copy on the CPU; nothing of the live SAE or of any RNG is touched
+            state = {k: v.detach().to("cpu", copy=True) for k, v in trainer.sae.state_dict().items()}
+            taken[fraction] = (trainer.n_training_samples, state)
+            if resume_dir is not None and n_checkpoints > 0:
+                save_snapshot_state(resume_dir / snapshot_name(fraction), trainer.n_training_samples, state)
+
         def checked_step(batch):
+            if todo and todo[0] == 0 and trainer.n_training_samples == 0:  # the initialised SAE
+                take(todo.pop(0))
             out = sae_step(batch)
+            while todo and trainer.n_training_samples >= todo[0] * spec.training_samples:
+                take(todo.pop(0))
             nonfinite_loss.logical_or_(~torch.isfinite(out.loss.detach()))
             if trainer.n_training_steps % DIVERGENCE_CHECK_STEPS == 0 and bool(nonfinite_loss):
                 raise diverged(f"non-finite loss by step {trainer.n_training_steps + 1}")
@@ -576,6 +617,11 @@ def train_sae(
             inference = SAE.load_from_disk(str(tmp), device=device)
             quality = evaluate_sae(inference, store, eval_mask)
             weights_file = tmp / "sae_weights.safetensors"
+            if kept:
+                missing = [f for f in kept if f not in taken]
+                if missing:
+                    raise SaesimError(f"{out_dir}: training ended without snapshots at fractions {missing}")
+                write_snapshots(tmp / SNAPSHOT_FILE, taken)
             metrics = {
                 **quality,
                 "architecture": spec.architecture,
@@ -595,6 +641,8 @@ def train_sae(
                 "cfg_sha256": file_sha256(tmp / "cfg.json"),
                 "versions": producer_versions(),
             }
+            if kept:
+                metrics["snapshots"] = {f"{f:g}": taken[f][0] for f in kept}
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
             _publish_dir(tmp, out_dir)
         except BaseException:
@@ -605,3 +653,58 @@ def train_sae(
     if resume_dir is not None:
         shutil.rmtree(resume_dir, ignore_errors=True)
     return metrics
+
+
+# ---- snapshots of the training trajectory ---------------------------------------------
+
+#: the file in a published SAE folder holding its training snapshots (train_sae's ``snapshots``)
+SNAPSHOT_FILE = "snapshots.safetensors"
+
+
+def snapshot_name(fraction: float) -> str:
+    """File name of one snapshot kept in a resume folder."""
+    return f"snapshot-{fraction:g}.safetensors"
+
+
+def save_snapshot_state(path: Path, samples: int, state: dict) -> None:
+    """One snapshot (training-SAE state dict and samples seen) as a safetensors file, atomically."""
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata={"samples": str(int(samples))})
+    os.replace(tmp, path)
+
+
+def load_snapshot_state(path: Path) -> tuple[int, dict]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        samples = int(f.metadata()["samples"])
+        return samples, {k: f.get_tensor(k) for k in f.keys()}
+
+
+def write_snapshots(path: Path, taken: dict[float, tuple[int, dict]]) -> None:
+    """Every snapshot in one safetensors file: tensors ``"<fraction>/<name>"`` (the training
+    SAE's state dict), metadata ``saesim_snapshots`` = JSON ``{fraction: samples seen}``."""
+    from safetensors.torch import save_file
+
+    tensors = {f"{f:g}/{k}": v.contiguous() for f, (_, state) in sorted(taken.items()) for k, v in state.items()}
+    meta = json.dumps({f"{f:g}": int(n) for f, (n, _) in sorted(taken.items())}, sort_keys=True)
+    save_file(tensors, str(path), metadata={"saesim_snapshots": meta})
+
+
+def read_snapshots(folder: str | os.PathLike) -> dict[float, tuple[int, dict]]:
+    """``{fraction: (samples seen, training-SAE state dict)}`` from a published SAE folder
+    (empty when it holds no :data:`SNAPSHOT_FILE`)."""
+    from safetensors import safe_open
+
+    path = Path(folder) / SNAPSHOT_FILE
+    if not path.exists():
+        return {}
+    with safe_open(str(path), framework="pt") as f:
+        samples = json.loads(f.metadata()["saesim_snapshots"])
+        out: dict[float, tuple[int, dict]] = {float(k): (int(n), {}) for k, n in samples.items()}
+        for name in f.keys():
+            frac, tensor = name.split("/", 1)
+            out[float(frac)][1][tensor] = f.get_tensor(name)
+    return out

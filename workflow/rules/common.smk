@@ -288,10 +288,40 @@ def experiments_with_convergence():
     return planning.names_regex(n for n in EXPERIMENTS if has_convergence(n))
 
 
-def convergence_specs(exp):
+def convergence_specs(exp, null=False):
     """saesim.training.SAESpec keyword arguments of those SAEs, as the training rule builds them."""
     variant, _, _ = convergence_target(EXPERIMENTS[exp])
-    return [sae_spec_of(exp, variant, s) for s in seeds(exp)]
+    return [sae_spec_of(exp, variant, s) for s in sae_seeds(exp, null)]
+
+
+def convergence_null_seeds(exp):
+    """The null seeds whose training trajectory the convergence job reads (none without a null)."""
+    return null_seeds(exp) if null_enabled(exp) else []
+
+
+def convergence_null_saes(exp):
+    """The null's SAEs (one per null seed) of the convergence variant, with their snapshots."""
+    variant, hook, _ = convergence_target(EXPERIMENTS[exp])
+    return [trained_sae_dir(exp, hook, variant, s, True) for s in convergence_null_seeds(exp)]
+
+
+def convergence_null_store(exp):
+    variant, hook, _ = convergence_target(EXPERIMENTS[exp])
+    return [null_store_path(exp, hook)] if null_enabled(exp) else []
+
+
+def snapshot_fractions(exp, hook, variant):
+    """Fractions of training (below 1) at which the training job keeps snapshots of an SAE:
+    those of the experiment's convergence block for its variant and hook, else none."""
+    target = convergence_target(EXPERIMENTS[exp]) if not is_imported(exp) else None
+    if target is None or (target[0], target[1]) != (variant, hook):
+        return []
+    return [f for f in target[2] if f < 1]
+
+
+def snapshots_of(null):
+    """Input function: the snapshot fractions of every seed of one training job."""
+    return lambda w: [snapshot_fractions(w.exp, w.hook, w.variant) for _ in sae_seeds(w.exp, null)]
 
 
 # ---- the trained null (null.smk): results/{exp}/null/... mirror the real artifacts

@@ -1,11 +1,14 @@
-# Convergence: one variant's seeds trained again with snapshots (stability and quality
-# during training); the final snapshots are checked against the published SAEs.
+# Convergence: the training trajectory of one variant's seeds (real and null), read from the
+# snapshots its training job kept in the published SAE folders (fraction 0 = the initialised
+# SAE): stability, quality and drift from initialisation at each snapshot. Nothing is trained.
 
 
 rule convergence:
     input:
         store=lambda w: store_path(w.exp, convergence_target(EXPERIMENTS[w.exp])[1]),
         saes=lambda w: convergence_saes(w.exp),
+        null_store=lambda w: convergence_null_store(w.exp),
+        null_saes=lambda w: convergence_null_saes(w.exp),
         baseline=lambda w: convergence_baseline(w.exp),
     output:
         json=layout.pattern("convergence"),
@@ -26,6 +29,8 @@ rule convergence:
         fractions=lambda w: convergence_target(EXPERIMENTS[w.exp])[2],
         seeds=lambda w: seeds(w.exp),
         specs=lambda w: convergence_specs(w.exp),
+        null_seeds=lambda w: convergence_null_seeds(w.exp),
+        null_specs=lambda w: convergence_specs(w.exp, null=True) if convergence_null_seeds(w.exp) else [],
         memory_budget_mb=config["memory_budget_mb"],
         code=code_of("scripts/convergence.py"),
     threads: config["threads_per_job"]

@@ -227,12 +227,14 @@ def _convergence_job(wildcards):
 
 def convergence_mem_mb(wildcards, attempt):
     exp, hook, width, n_fractions = _convergence_job(wildcards)
-    return cost.convergence_mem_mb(exp, hook, width, n_fractions, len(seeds(wildcards.exp)), attempt)
+    return cost.convergence_mem_mb(exp, hook, width, n_fractions, len(seeds(wildcards.exp)), attempt, len(convergence_null_seeds(wildcards.exp)))
 
 
 def convergence_runtime(wildcards, threads, attempt):
     exp, hook, width, n_fractions = _convergence_job(wildcards)
-    return cost.convergence_runtime(exp, hook, width, n_fractions, len(seeds(wildcards.exp)), threads, GPU, attempt)
+    return cost.convergence_runtime(
+        exp, hook, width, n_fractions, len(seeds(wildcards.exp)), threads, GPU, attempt, len(convergence_null_seeds(wildcards.exp))
+    )
 
 
 # ---- suites.smk ---------------------------------------------------------------

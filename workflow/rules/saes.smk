@@ -32,6 +32,7 @@ for _exp in [e for e in EXPERIMENTS if not is_imported(e)]:
                     resume_dirs=[side_dir("resume", _exp, h, v, s, _null) for h, v, s in _saes],
                     trained_caches=[side_dir("trained_cache", _exp, h, v, s, _null) for h, v, s in _saes],
                     identities=[ArtifactId(_exp, h, v, (s,), role_of(_null)).to_dict() for h, v, s in _saes],
+                    snapshots=[snapshot_fractions(_exp, h, v) for h, v, s in _saes],
                     code=code_of("scripts/train_saes.py"),
                 threads: config["threads_per_job"]
                 resources:
@@ -68,6 +69,8 @@ for _exp in [e for e in EXPERIMENTS if not is_imported(e)]:
                 resume_dirs=side_dirs_of("resume", _null),
                 trained_caches=side_dirs_of("trained_cache", _null),
                 identities=sae_identities_of(_null),
+                # training snapshots (convergence variant only; read by rule convergence)
+                snapshots=snapshots_of(_null),
                 code=code_of("scripts/train_saes.py"),
             threads: config["threads_per_job"]
             resources:

@@ -349,22 +349,24 @@ def coactivation_runtime(exp, hooks, widths, n_seeds, attempt):
 # ---- convergence ------------------------------------------------------------------
 
 
-def convergence_mem_mb(exp, hook, width, n_fractions, n_seeds, attempt):
-    """One SAE training at a time, plus every seed's snapshot decoders of one fraction."""
+def convergence_mem_mb(exp, hook, width, n_fractions, n_seeds, attempt, n_null_seeds=0):
+    """Every snapshot's decoder of every seed (real and null) held at once, plus one SAE
+    (weights and its training state) being converted and evaluated; nothing is trained."""
     _, d = store_shape(exp, hook)
-    snapshots = n_fractions * 2 * 4 * width * d + n_seeds * 4 * width * d
-    return train_sae_mem_mb(exp, hook, width, attempt) + mem(0, snapshots, attempt)
+    snapshots = (n_seeds + n_null_seeds) * n_fractions * 4 * width * d + 4 * 4 * width * d
+    return LIBS_MB * attempt + mem(0, snapshots, attempt)
 
 
-def convergence_runtime(exp, hook, width, n_fractions, n_seeds, threads, gpu, attempt):
-    """Each seed's training again (as train_sae_runtime), plus a pair comparison per fraction
-    and seed pair (CPU), in one estimate."""
+def convergence_runtime(exp, hook, width, n_fractions, n_seeds, threads, gpu, attempt, n_null_seeds=0):
+    """Reading the training run's snapshots: each snapshot evaluated on the held-out rows
+    (encode and decode) and a pair comparison per fraction and seed pair (CPU), real and
+    null, in one estimate. Nothing is trained again."""
     training = exp["sae"]["training"]
     _, d = store_shape(exp, hook)
-    n = n_seeds
-    train = n * 12.0 * (training["training_samples"] + n_fractions * training["eval_rows"]) * width * d
-    compare = n_fractions * n * (n - 1) // 2 * compare_flops(width, d)
-    return minutes(train, threads, gpu, attempt) + minutes(compare, attempt=attempt) - MIN_RUNTIME * attempt
+    evaluate = (n_seeds + n_null_seeds) * n_fractions * 4.0 * training["eval_rows"] * width * d
+    pairs = n_seeds * (n_seeds - 1) // 2 + n_null_seeds * (n_null_seeds - 1) // 2
+    compare = n_fractions * pairs * compare_flops(width, d)
+    return minutes(evaluate, threads, gpu, attempt) + minutes(compare, attempt=attempt) - MIN_RUNTIME * attempt
 
 
 # ---- suites and imported SAEs --------------------------------------------------------
