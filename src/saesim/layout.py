@@ -51,6 +51,8 @@ TEMPLATES = {
     "suite_matrix": "suites/{suite}/matrix.csv",
     "suite_figure": "figures/suite-{suite}_{name}.{ext}",
     "summary": "summary.{ext}",
+    "summary_figure": "figures/summary-{name}.{ext}",
+    "summary_table": "tables/summary-{name}.csv",
 }
 
 #: what a field matches when a path is parsed (default: one path component)

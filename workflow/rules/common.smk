@@ -310,6 +310,18 @@ def null_store_path(exp, hook):
     return layout.path("store", ArtifactId(exp, hook, role="null"))
 
 
+def moments_source(exp, hook):
+    """Where the store's mean and covariance come from (saesim.geometry.load_moments): the null
+    store, which keeps them as fitted in its one streaming pass; else the store itself."""
+    return null_store_path(exp, hook) if null_enabled(exp) else store_path(exp, hook)
+
+
+def row_exclusions(exp):
+    """The rows SAE training leaves out (for moments streamed from the store itself)."""
+    sae = EXPERIMENTS[exp]["sae"]
+    return {"exclude_positions": list(sae.get("exclude_positions", [])), "exclude_norm_above": sae.get("exclude_norm_above")}
+
+
 def null_seed_pairs(exp):
     return planning.seed_pairs(null_seeds(exp))
 
@@ -517,4 +529,7 @@ def all_targets():
             out.append(layout.path("table", ArtifactId(exp), name="fourier.csv"))
         out += figure_files(exp)
     out += [layout.path("summary", ext=ext) for ext in ("csv", "md", "html")]
+    # agreement per coordinate system (geometry.smk)
+    out += [layout.path("summary_figure", name="coordinate_spaces", ext=ext) for ext in ("pdf", "png")]
+    out.append(layout.path("summary_table", name="coordinate_spaces"))
     return out
