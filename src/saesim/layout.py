@@ -46,6 +46,7 @@ TEMPLATES = {
     # across experiments
     "comparison": "comparisons/{cmp}/{hook_a}__{hook_b}.{ext}",
     "comparison_table": "comparisons/{cmp}/results.csv",
+    "transfer_table": "comparisons/{cmp}/transfer.csv",
     "comparison_figure": "figures/cmp-{cmp}_{name}.{ext}",
     "suite_cell": "suites/{suite}/{member_a}__{member_b}.json",
     "suite_matrix": "suites/{suite}/matrix.csv",

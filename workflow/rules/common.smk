@@ -517,6 +517,7 @@ def all_targets():
     for cmp in COMPARISONS:
         out += [
             layout.path("comparison_table", cmp=cmp),
+            layout.path("transfer_table", cmp=cmp),
             layout.path("comparison_figure", cmp=cmp, name="paired_vs_random", ext="pdf"),
             layout.path("comparison_figure", cmp=cmp, name="layer_heatmap", ext="pdf"),
         ]
