@@ -33,6 +33,7 @@ include: "workflow/rules/suites.smk"
 include: "workflow/rules/per_latent.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/summary.smk"
+include: "workflow/rules/geometry.smk"
 
 
 # every rule's code param covers the code its script runs (common.smk code_of)

@@ -15,10 +15,12 @@ def main(smk):
     import torch
 
     from saesim.universality import compare_by_activations, compare_neuron_activations
+    from saesim.universality.transfer import DEFAULT_TRANSFER_ROWS, transfer_between_stores
 
     torch.set_num_threads(smk.threads)
     options = dict(smk.params.options)
     max_tokens = options.pop("max_tokens", None)
+    transfer_rows = options.pop("transfer_rows", DEFAULT_TRANSFER_ROWS)
     junk = {}
     for side in ("a", "b"):
         path = smk.input.get(f"junk_{side}")
@@ -41,6 +43,14 @@ def main(smk):
     summary["neurons"] = compare_neuron_activations(
         smk.input.store_a, smk.input.store_b, n_null=options["n_null"], max_rows=options["max_rows"], seed=options["seed"], **rows
     )
+    if transfer_rows:  # SAE A on B's held-out activations, raw and through fitted maps (docs/geometry.md)
+        summary["transfer"] = transfer_between_stores(
+            smk.input.store_a, smk.input.sae_a, smk.input.store_b, smk.input.sae_b,
+            rows_a=rows.get("rows_a"), rows_b=rows.get("rows_b"),
+            exclusions_a=smk.params.exclusions["a"], exclusions_b=smk.params.exclusions["b"],
+            pairs=(result.arrays["one_to_one_a"], result.arrays["one_to_one_b"]),
+            max_rows=transfer_rows, seed=options["seed"],
+        )
     summary["hook_a"], summary["hook_b"] = smk.wildcards.hook_a, smk.wildcards.hook_b
     tmp = Path(smk.output.arrays).with_suffix(".partial.npz")
     result.save_arrays(tmp)

@@ -1,10 +1,12 @@
-"""Decoder similarity of two SAEs of one variant (rule compare_seed_pair)."""
+"""Decoder similarity of two SAEs of one variant (rule compare_seed_pair), in raw coordinates
+and, under ``spaces``, in the store's mean-removed and whitened coordinates (saesim.geometry)."""
 
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
 from saesim.checkpoints import check_same_d_in, load_sae_weights  # noqa: E402
+from saesim.geometry import compare_in_spaces, load_moments  # noqa: E402
 from saesim.rulekit import run, write_json_atomic  # noqa: E402
 from saesim.similarity import compare_decoders  # noqa: E402
 
@@ -21,9 +23,16 @@ def main(smk):
         memory_budget_mb=smk.params.memory_budget_mb,
         with_baseline=False,
     )
+    source = getattr(smk.input, "moments", None)  # the store's moments (null store or store)
+    if source is not None:
+        moments = load_moments(source, **getattr(smk.params, "row_exclusions", {}))
+        # decoder metrics only: shared latents (encoders) stay a raw-space metric, to keep it cheap
+        result["spaces"] = compare_in_spaces(
+            a.W_dec, b.W_dec, None, None, moments, memory_budget_mb=smk.params.memory_budget_mb
+        )
     result.update(sae_a=str(smk.input.a), sae_b=str(smk.input.b), identity=smk.params.identity)
     write_json_atomic(smk.output[0], result)
-    print(result)
+    print({k: v for k, v in result.items() if k != "spaces"})
 
 
 run(snakemake, main)  # noqa: F821

@@ -1,10 +1,12 @@
-"""Every similarity metric on random decoders of one shape (rule decoder_baseline)."""
+"""Every similarity metric on random decoders of one shape (rule decoder_baseline), in raw
+coordinates and, under ``spaces``, isotropic in the mean-removed and whitened spaces."""
 
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
 from saesim.activation_store import open_store  # noqa: E402
+from saesim.geometry import baselines_in_spaces, load_moments  # noqa: E402
 from saesim.rulekit import run, write_json_atomic  # noqa: E402
 from saesim.similarity import random_decoder_baseline  # noqa: E402
 
@@ -13,12 +15,15 @@ def main(smk):
     with open_store(smk.input.store) as store:
         d = store.d
     width = int(smk.wildcards.width)
-    result = random_decoder_baseline(
-        width, width, d, draws=smk.params.draws, seed=0, memory_budget_mb=smk.params.memory_budget_mb
-    )
+    kwargs = dict(draws=smk.params.draws, seed=0, memory_budget_mb=smk.params.memory_budget_mb)
+    result = random_decoder_baseline(width, width, d, **kwargs)
+    source = getattr(smk.input, "moments", None)
+    if source is not None:
+        moments = load_moments(source, **getattr(smk.params, "row_exclusions", {}))
+        result["spaces"] = baselines_in_spaces(width, width, moments, raw=dict(result), **kwargs)
     result.update(n_a=width, n_b=width, d=d, draws=smk.params.draws, identity=smk.params.identity)
     write_json_atomic(smk.output[0], result)
-    print(result)
+    print({k: v for k, v in result.items() if k != "spaces"})
 
 
 run(snakemake, main)  # noqa: F821

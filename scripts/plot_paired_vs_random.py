@@ -11,7 +11,12 @@ from saesim.rulekit import run  # noqa: E402
 
 
 def main(smk):
-    fig = paired_vs_random(pd.read_csv(smk.input[0]), title=f"{smk.wildcards.cmp}: paired decoder geometry vs random pairings")
+    transfer = smk.input.get("transfer")
+    fig = paired_vs_random(
+        pd.read_csv(smk.input[0]),
+        title=f"{smk.wildcards.cmp}: paired decoder geometry vs random pairings",
+        transfer=pd.read_csv(transfer) if transfer else None,
+    )
     save_figure(fig, smk.output.pdf, smk.output.png)
 
 

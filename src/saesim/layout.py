@@ -47,11 +47,14 @@ TEMPLATES = {
     # across experiments
     "comparison": "comparisons/{cmp}/{hook_a}__{hook_b}.{ext}",
     "comparison_table": "comparisons/{cmp}/results.csv",
+    "transfer_table": "comparisons/{cmp}/transfer.csv",
     "comparison_figure": "figures/cmp-{cmp}_{name}.{ext}",
     "suite_cell": "suites/{suite}/{member_a}__{member_b}.json",
     "suite_matrix": "suites/{suite}/matrix.csv",
     "suite_figure": "figures/suite-{suite}_{name}.{ext}",
     "summary": "summary.{ext}",
+    "summary_figure": "figures/summary-{name}.{ext}",
+    "summary_table": "tables/summary-{name}.csv",
 }
 
 #: what a field matches when a path is parsed (default: one path component)

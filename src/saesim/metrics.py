@@ -209,3 +209,49 @@ register(RelationalMeasure("svcca", "SVCCA"))
 register(RelationalMeasure("rsa", "RSA (Spearman)"))
 register(RelationalMeasure("mutual_knn", "mutual kNN (Jaccard)"))
 register(RelationalMeasure("cka", "linear CKA"))
+
+
+# ---- coordinate systems of the decoder metrics (saesim.geometry) ---------------------------
+
+
+@dataclass(frozen=True)
+class CoordinateSpace:
+    """A coordinate system the decoder metrics are also measured in (saesim.geometry).
+
+    Each table metric ``m`` gets the columns ``m_<suffix>`` (value), ``_std``, ``_baseline``
+    (isotropic random decoders in that space), ``_ratio``, ``_null`` (the trained null's SAEs
+    measured the same way), ``_null_std`` and ``_excess`` in stability.csv and summary.csv.
+    """
+
+    name: str  # key under "spaces" in a pair / baseline JSON
+    suffix: str  # column suffix; "" for raw (the plain columns)
+    label: str  # in figures
+
+    def column(self, metric: str) -> str:
+        return f"{metric}_{self.suffix}" if self.suffix else metric
+
+
+#: name -> space, raw first
+COORDINATE_SPACES: dict[str, CoordinateSpace] = {
+    s.name: s
+    for s in (
+        CoordinateSpace("raw", "", "raw"),
+        CoordinateSpace("mean_removed", "mr", "mean removed"),
+        CoordinateSpace("whitened", "white", "whitened"),
+    )
+}
+
+#: per-space statistics of each table metric in stability.csv and summary.csv, in order
+SPACE_STATS = ("std", "baseline", "ratio", "null", "null_std", "excess")
+
+
+def space_columns() -> list[str]:
+    """Columns ``<metric>_<suffix>[_<stat>]`` of every non-raw space and table metric, in order."""
+    out = []
+    for space in COORDINATE_SPACES.values():
+        if not space.suffix:
+            continue
+        for m in TABLE_METRICS.values():
+            col = space.column(m.name)
+            out += [col, *(f"{col}_{s}" for s in SPACE_STATS)]
+    return out

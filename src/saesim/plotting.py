@@ -436,12 +436,14 @@ def _p_label(p: float) -> str:
     return "p < 0.01" if p < 0.01 else f"p = {p:.2f}"
 
 
-def paired_vs_random(table: pd.DataFrame, title: str | None = None):
+def paired_vs_random(table: pd.DataFrame, title: str | None = None, transfer: pd.DataFrame | None = None):
     """Relational similarity on the activation-correlation pairing vs random pairings.
 
     One panel per (hook_a, hook_b) pair (at most 4: matching hooks first); bars are the
     measure on the pairing, grey bars the null mean over random pairings with +-1 std,
-    the permutation p-value above. Neuron space is shown beside the SAE latents.
+    the permutation p-value above. Neuron space is shown beside the SAE latents. With
+    ``transfer`` (comparisons/<cmp>/transfer.csv) each panel gets a line under its title: SAE A's
+    explained variance on B's activations (own, raw, Procrustes, affine; docs/geometry.md).
     """
     paper_style()
     pairs = table[["hook_a", "hook_b"]].drop_duplicates()
@@ -469,7 +471,13 @@ def paired_vs_random(table: pd.DataFrame, title: str | None = None):
         ax.set_xticks(range(len(measures)), [MEASURE_LABELS[m] for m in measures], rotation=15)
         ax.set_ylim(min(0, float(table["value"].min()) - 0.05), 1.25)
         ax.set_ylabel("similarity")
-        ax.set_title(f"A: {pair['hook_a']}\nB: {pair['hook_b']}", fontsize=9)
+        panel_title = f"A: {pair['hook_a']}\nB: {pair['hook_b']}"
+        if transfer is not None:
+            from .universality.transfer import transfer_line
+
+            line = transfer_line(transfer, pair["hook_a"], pair["hook_b"])
+            panel_title += f"\n{line}" if line else ""
+        ax.set_title(panel_title, fontsize=9)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1.08), ncol=len(labels), frameon=False)
     if title:

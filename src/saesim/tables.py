@@ -9,8 +9,10 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from .geometry import flat_space_values
 from .layout import ArtifactId, identity_in, parse, sae_key_identity
-from .metrics import TABLE_METRICS, TableMetricView, per_latent_summary_columns, summary_metrics, table_metric
+from .metrics import (COORDINATE_SPACES, TABLE_METRICS, TableMetricView, per_latent_summary_columns, space_columns,
+                      summary_metrics, table_metric)
 
 #: stability metrics, as columns of pairs.csv (name -> how to read it from a pair result), and
 #: their labels: views of the registry saesim.metrics.TABLE_METRICS
@@ -108,6 +110,7 @@ def pair_table(pair_files: Iterable[str], saes: pd.DataFrame) -> pd.DataFrame:
         row["mmcs_a_to_b"] = r["mmcs_a_to_b"]
         row["mmcs_b_to_a"] = r["mmcs_b_to_a"]
         row["shared_latents_frac"] = r.get("shared_latents_frac")
+        row.update(flat_space_values(r, TABLE_METRICS.values()))  # mean-removed / whitened (saesim.geometry)
         rows.append(row)
     df = pd.DataFrame(rows)
     info = saes.drop_duplicates(["hook", "variant"])[["hook", "variant", "architecture", "width", "sparsity_key", "sparsity"]]
@@ -232,8 +235,30 @@ def stability_table(saes: pd.DataFrame, pairs: pd.DataFrame, baselines: dict) ->
                     row[f"{col}_baseline"] = group[f"{col}_baseline"].mean()
         if "true_l0" in group:
             row["true_l0"] = group["true_l0"].mean()
+        _add_space_columns(row, p, npairs, base)
         rows.append(row)
     return pd.DataFrame(rows).sort_values(["hook", "architecture", "width", "sparsity"]).reset_index(drop=True)
+
+
+def _add_space_columns(row: dict, pairs: pd.DataFrame, null_pairs: pd.DataFrame, base: dict) -> None:
+    """Each table metric in each non-raw coordinate space (saesim.geometry): mean and spread over
+    seed pairs, the isotropic random baseline in that space (``base["spaces"]``), the ratio, and
+    the trained null's pairs measured the same way (``_null``, ``_null_std``, ``_excess``).
+    NaN where the pairs or baselines were computed without the spaces."""
+    for space in COORDINATE_SPACES.values():
+        if not space.suffix:
+            continue
+        sbase = (base.get("spaces") or {}).get(space.name)
+        for m in TABLE_METRICS.values():
+            col = space.column(m.name)
+            values = pairs[col].to_numpy(dtype=float) if col in pairs else np.array([np.nan])
+            mean = values.mean() if len(values) else np.nan
+            b = float(_scalar(m.value(sbase))) if sbase is not None else np.nan
+            row[col] = mean
+            row[f"{col}_std"] = values.std(ddof=0) if len(values) else np.nan
+            row[f"{col}_baseline"] = b
+            row[f"{col}_ratio"] = mean / b if b > 0 else np.nan
+            _add_null(row, col, mean, null_pairs[col] if len(null_pairs) and col in null_pairs else [])
 
 
 def summary_markdown(stability: pd.DataFrame, true_l0: float | None = None) -> str:
@@ -314,7 +339,8 @@ def summary_columns() -> list[str]:
     """Columns of results/summary.csv, in order (ground-truth columns are empty where unknown):
     each summary metric's value and :data:`_SUMMARY_METRIC_STATS` after the quality columns."""
     metric_columns = [c for m in summary_metrics() for c in (m.name, *(f"{m.name}_{s}" for s in _SUMMARY_METRIC_STATS))]
-    return [*_SUMMARY_BEFORE_METRICS, *metric_columns, *_SUMMARY_AFTER_METRICS, *per_latent_summary_columns()]
+    return [*_SUMMARY_BEFORE_METRICS, *metric_columns, *_SUMMARY_AFTER_METRICS, *space_columns(),
+            *per_latent_summary_columns()]
 
 
 #: columns of results/summary.csv for the metrics registered at import (see summary_columns)
@@ -379,6 +405,8 @@ def cross_experiment_summary(
             df[col] = st[f"{col}_mean"] if f"{col}_mean" in st else np.nan
         for src, dst in _summary_null_columns().items():
             df[dst] = st[src] if src in st else np.nan
+        for col in space_columns():  # mean-removed / whitened coordinates (saesim.geometry)
+            df[col] = st[col] if col in st else np.nan
         for col in ("gt_mcc", "gt_uniqueness", "gt_f1"):  # sae_lens.synthetic's metrics
             df[col] = st[f"{col}_mean"] if f"{col}_mean" in st else np.nan
         df["gt_mcc_baseline"] = st["gt_mcc_baseline"] if "gt_mcc_baseline" in st else np.nan

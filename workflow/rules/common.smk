@@ -340,6 +340,18 @@ def null_store_path(exp, hook):
     return layout.path("store", ArtifactId(exp, hook, role="null"))
 
 
+def moments_source(exp, hook):
+    """Where the store's mean and covariance come from (saesim.geometry.load_moments): the null
+    store, which keeps them as fitted in its one streaming pass; else the store itself."""
+    return null_store_path(exp, hook) if null_enabled(exp) else store_path(exp, hook)
+
+
+def row_exclusions(exp):
+    """The rows SAE training leaves out (for moments streamed from the store itself)."""
+    sae = EXPERIMENTS[exp]["sae"]
+    return {"exclude_positions": list(sae.get("exclude_positions", [])), "exclude_norm_above": sae.get("exclude_norm_above")}
+
+
 def null_seed_pairs(exp):
     return planning.seed_pairs(null_seeds(exp))
 
@@ -567,6 +579,7 @@ def all_targets():
     for cmp in COMPARISONS:
         out += [
             layout.path("comparison_table", cmp=cmp),
+            layout.path("transfer_table", cmp=cmp),
             layout.path("comparison_figure", cmp=cmp, name="paired_vs_random", ext="pdf"),
             layout.path("comparison_figure", cmp=cmp, name="layer_heatmap", ext="pdf"),
         ]
@@ -580,4 +593,7 @@ def all_targets():
         out += figure_files(exp)
         out += per_latent_files(exp)  # per_latent.smk
     out += [layout.path("summary", ext=ext) for ext in ("csv", "md", "html")]
+    # agreement per coordinate system (geometry.smk)
+    out += [layout.path("summary_figure", name="coordinate_spaces", ext=ext) for ext in ("pdf", "png")]
+    out.append(layout.path("summary_table", name="coordinate_spaces"))
     return out

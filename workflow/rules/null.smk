@@ -35,6 +35,8 @@ use rule compare_seed_pair as compare_null_seed_pair with:
     input:
         a=layout.pattern("sae", "null", seed="{a}"),
         b=layout.pattern("sae", "null", seed="{b}"),
+        # the real store's coordinate systems (its Gaussian twin has the same moments)
+        moments=lambda w: moments_source(w.exp, w.hook),
     output:
         layout.pattern("pair", "null"),
     log:

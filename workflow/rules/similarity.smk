@@ -5,6 +5,8 @@ rule compare_seed_pair:
     input:
         a=layout.pattern("sae", seed="{a}"),
         b=layout.pattern("sae", seed="{b}"),
+        # the store's mean and covariance, for the mean-removed and whitened metrics (geometry)
+        moments=lambda w: moments_source(w.exp, w.hook),
     output:
         layout.pattern("pair"),
     log:
@@ -14,6 +16,7 @@ rule compare_seed_pair:
         b=r"\d+",
     params:
         memory_budget_mb=config["memory_budget_mb"],
+        row_exclusions=lambda w: row_exclusions(w.exp),
         identity=job_identity(),
         code=code_of("scripts/compare_seed_pair.py"),
     threads: 1
@@ -29,6 +32,7 @@ rule compare_seed_pair:
 rule decoder_baseline:
     input:
         store=lambda w: store_path(w.exp, w.hook),
+        moments=lambda w: moments_source(w.exp, w.hook),
     output:
         layout.pattern("baseline"),
     log:
@@ -38,6 +42,7 @@ rule decoder_baseline:
     params:
         draws=config["baseline_draws"],
         memory_budget_mb=config["memory_budget_mb"],
+        row_exclusions=lambda w: row_exclusions(w.exp),
         identity=job_identity(),
         code=code_of("scripts/decoder_baseline.py"),
     threads: 1

@@ -17,6 +17,8 @@ rule compare_by_activations:
         hook_b="[A-Za-z0-9_.-]+",
     params:
         options=lambda w: comparison_options(w.cmp),
+        # rows each side's SAEs were trained without (transfer uses the rows both may use)
+        exclusions=lambda w: {side: row_exclusions(comparison_side(w.cmp, side)[0]) for side in ("a", "b")},
         code=code_of("scripts/compare_by_activations.py"),
     threads: config["threads_per_job"]
     resources:
@@ -56,6 +58,7 @@ rule universality_table:
 rule plot_paired_vs_random:
     input:
         layout.pattern("comparison_table"),
+        transfer=layout.pattern("transfer_table"),
     output:
         pdf=layout.pattern("comparison_figure", name="paired_vs_random", ext="pdf"),
         png=report(
@@ -103,3 +106,31 @@ rule plot_layer_heatmap:
         "../../envs/saesim.yaml"
     script:
         "../../scripts/plot_layer_heatmap.py"
+
+
+# Transfer (docs/geometry.md): SAE A on B's held-out activations raw, after an orthogonal
+# Procrustes map and after an affine map, with the within-model ceiling; measured in
+# compare_by_activations, one table per comparison here.
+rule transfer_table:
+    input:
+        lambda w: comparison_files(w.cmp),
+    output:
+        report(
+            layout.pattern("transfer_table"),
+            caption="../report/transfer_table.rst",
+            category="Universality",
+            subcategory="{cmp}",
+            labels={"result": "transfer across models (CSV)"},
+        ),
+    log:
+        "results/logs/transfer_table/{cmp}.log",
+    params:
+        code=code_of("scripts/transfer_table.py"),
+    threads: 1
+    resources:
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/transfer_table.py"
