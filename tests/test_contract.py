@@ -143,3 +143,15 @@ def test_workflow_pair_jsons_follow_the_schema(workflow_copy):
             assert rec["sha256"] == file_sha256(workflow_copy / rec["path"] / "sae_weights.safetensors")
             metrics = json.loads((workflow_copy / rec["path"] / "metrics.json").read_text())
             assert metrics["weights_sha256"] == rec["sha256"]
+
+
+def test_docs_example_validates():
+    """The pair example in docs/json-contract.md is a valid document."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "json-contract.md").read_text()
+    blocks = re.findall(r"```json\n(.*?)```", text, flags=re.S)
+    doc = json.loads(blocks[0])
+    contract.validate(doc)
+    assert doc["document"] == "pair" and doc["schema_version"] == contract.SCHEMA_VERSION
