@@ -1,5 +1,6 @@
 """Decoder similarity of two SAEs of one variant (rule compare_seed_pair), in raw coordinates
-and, under ``spaces``, in the store's mean-removed and whitened coordinates (saesim.geometry)."""
+and, under ``spaces``, in the store's mean-removed and whitened coordinates (saesim.geometry):
+a pair document of saesim's JSON contract."""
 
 import sys
 
@@ -7,6 +8,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
 from saesim.checkpoints import check_same_d_in, load_sae_weights  # noqa: E402
 from saesim.geometry import compare_in_spaces, load_moments  # noqa: E402
+from saesim.contract import comparison_options, input_record, provenance, stamp  # noqa: E402
 from saesim.rulekit import run, write_json_atomic  # noqa: E402
 from saesim.similarity import compare_decoders  # noqa: E402
 
@@ -31,7 +33,12 @@ def main(smk):
             a.W_dec, b.W_dec, None, None, moments, memory_budget_mb=smk.params.memory_budget_mb
         )
     result.update(sae_a=str(smk.input.a), sae_b=str(smk.input.b), identity=smk.params.identity)
-    write_json_atomic(smk.output[0], result)
+    prov = provenance(
+        {"a": input_record(a, str(smk.input.a)), "b": input_record(b, str(smk.input.b))},
+        comparison_options(memory_budget_mb=smk.params.memory_budget_mb),
+        {"baseline": None, "sae_a": int(smk.wildcards.a), "sae_b": int(smk.wildcards.b)},
+    )
+    write_json_atomic(smk.output[0], stamp(result, "pair", prov))
     print({k: v for k, v in result.items() if k != "spaces"})
 
 

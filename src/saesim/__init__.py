@@ -5,3 +5,12 @@ light jobs (comparisons, tables) start quickly.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # the notebook API (saesim.compare, saesim.load_results), imported on first use to keep `import saesim` light
+    if name in ("compare", "load_results", "Comparison"):
+        from saesim import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'saesim' has no attribute {name!r}")

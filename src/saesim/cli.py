@@ -63,6 +63,10 @@ def register_compare(subparsers) -> None:
     p.add_argument("--null-b", metavar="DIR", help="SAE trained like B on null data (see --null-a)")
     p.add_argument("--skip-broken", action="store_true",
                    help="leave out a run folder's incomplete SAE subfolders (each named on stderr) instead of stopping")
+    p.add_argument("--matching", metavar="FILE.json", help="write the complete one-to-one matching (latent id "
+                   "pairs with |cos|, unmatched ids, provenance) as a JSON document of saesim's compare schema")
+    p.add_argument("--with-matching", action="store_true",
+                   help="with --json: put the complete matching in the printed JSON too (key 'matching')")
     p.set_defaults(func=run_compare)
 
 
@@ -77,17 +81,7 @@ def _check_device(device: str) -> None:
 def run_compare(args: argparse.Namespace) -> int:
     from saesim.checkpoints import check_same_d_in, load_sae_weights
 
-    if args.seed < 0:
-        raise SaesimError(f"--seed must be >= 0, got {args.seed}")
-    if args.baseline_draws < 0:
-        raise SaesimError(f"--baseline-draws must be >= 0, got {args.baseline_draws}")
-    if args.top_m < 1:
-        raise SaesimError(f"--top-m must be >= 1, got {args.top_m}")
-    if not args.memory_budget_mb > 0:
-        raise SaesimError(f"--memory-budget-mb must be positive, got {args.memory_budget_mb}")
-    for t in args.thresholds + [args.shared_threshold]:
-        if not 0.0 <= t <= 1.0:
-            raise SaesimError(f"thresholds are |cos| values in [0, 1], got {t}")
+    check_compare_options(args)
     from saesim.suites import expand_sae_specs
 
     specs = expand_sae_specs(args.saes, skip_broken=getattr(args, "skip_broken", False),
@@ -97,6 +91,8 @@ def run_compare(args: argparse.Namespace) -> int:
     args.a, args.b = specs
     if args.out:
         _check_out_path(Path(args.out))
+    if getattr(args, "matching", None):
+        _check_out_path(Path(args.matching))
     _check_device(args.device)
     _check_null_args(args)
 
@@ -107,11 +103,7 @@ def run_compare(args: argparse.Namespace) -> int:
     B = load_sae_weights(args.b, with_encoder=with_enc, lazy_encoder=True)
     check_same_d_in(A, B)
     t_load = time.perf_counter() - t0
-    res, arrays = _score_pair(args, A, B, with_enc, with_baseline=args.baseline_draws > 0, return_arrays=True)
-    res["a"] = {"source": A.source, "format": A.format}
-    res["b"] = {"source": B.source, "format": B.format}
-    res.update(_null_pair_excess(args, A, B, res, with_enc))
-    res["shared_init"] = _shared_init_check(A.W_dec, B.W_dec, args.a, args.b, args.seed)
+    res, arrays = compare_loaded(args, A, B, with_enc)
     res["seconds"] = {"load": round(t_load, 3), "total": round(time.perf_counter() - t0, 3)}
     write_error = None
     if args.out:
@@ -128,6 +120,25 @@ def run_compare(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         raise write_error
     return 0
+
+
+def compare_loaded(args: argparse.Namespace, A, B, with_enc: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One pair of loaded SAEs (:class:`~saesim.checkpoints.SAEWeights`) with the options in ``args``.
+
+    Every metric, the random baseline, the null pair's excess (``args.null_a``/
+    ``null_b``: paths or loaded weights, scored exactly like the real pair), the
+    shared-initialisation check and the JSON contract fields; returns
+    ``(result, per-latent arrays)``. ``saesim compare A B`` and the Python API
+    :func:`saesim.compare` both come here: one implementation.
+    """
+    res, arrays = _score_pair(args, A, B, with_enc, with_baseline=args.baseline_draws > 0, return_arrays=True)
+    res["a"] = {"source": A.source, "format": A.format}
+    res["b"] = {"source": B.source, "format": B.format}
+    res.update(_null_pair_excess(args, A, B, res, with_enc))
+    res["shared_init"] = _shared_init_check(A.W_dec, B.W_dec, str(getattr(args, "a", None) or A.source),
+                                            str(getattr(args, "b", None) or B.source), args.seed)
+    add_contract(args, A, B, res, arrays)
+    return res, arrays
 
 
 def _check_null_args(args: argparse.Namespace) -> None:
@@ -165,14 +176,14 @@ def _score_pair(args: argparse.Namespace, X, Y, with_enc: bool, *, with_baseline
 
 def _null_pair_excess(args: argparse.Namespace, A, B, res: dict[str, Any], with_enc: bool) -> dict[str, Any]:
     """``null`` (the null pair's sources, or None) and, with --null-a/--null-b, ``<metric>_null``/``_excess``."""
-    from saesim.checkpoints import load_sae_weights
+    from saesim.checkpoints import SAEWeights, load_sae_weights
     from saesim.similarity import excess_over_null
 
     if args.null_a is None:
         return {"null": None}
     nulls = []
     for flag, path, real in (("--null-a", args.null_a, A), ("--null-b", args.null_b, B)):
-        N = load_sae_weights(path, with_encoder=with_enc, lazy_encoder=True)
+        N = path if isinstance(path, SAEWeights) else load_sae_weights(path, with_encoder=with_enc, lazy_encoder=True)
         if (N.d_sae, N.d_in) != (real.d_sae, real.d_in):
             raise SaesimError(f"{N.source} ({flag}): {N.d_sae} latents x d_in={N.d_in}, but the SAE it is the null "
                               f"for has {real.d_sae} x d_in={real.d_in}; the null pair must have the real pair's shapes")
@@ -190,11 +201,67 @@ def _null_pair_excess(args: argparse.Namespace, A, B, res: dict[str, Any], with_
 
 def _same_sae_pair(real: tuple[str, str], null: tuple[str, str]) -> bool:
     """Whether the null pair names the same two SAEs as the real pair (either order, after resolving paths)."""
-    def key(spec: str) -> str:
+    def key(spec) -> str:
+        if not isinstance(spec, (str, Path)):  # loaded weights (the Python API): compare by source
+            return str(getattr(spec, "source", id(spec)))
         p = Path(spec)
         return str(p.resolve()) if p.exists() else spec
 
     return sorted(map(key, real)) == sorted(map(key, null))
+
+
+def check_compare_options(args: argparse.Namespace) -> None:
+    """One clear error for an option of ``saesim compare`` (or of :func:`saesim.compare`) out of range."""
+    if args.seed < 0:
+        raise SaesimError(f"--seed must be >= 0, got {args.seed}")
+    if args.baseline_draws < 0:
+        raise SaesimError(f"--baseline-draws must be >= 0, got {args.baseline_draws}")
+    if args.top_m < 1:
+        raise SaesimError(f"--top-m must be >= 1, got {args.top_m}")
+    if not args.memory_budget_mb > 0:
+        raise SaesimError(f"--memory-budget-mb must be positive, got {args.memory_budget_mb}")
+    for t in list(args.thresholds) + [args.shared_threshold]:
+        if not 0.0 <= t <= 1.0:
+            raise SaesimError(f"thresholds are |cos| values in [0, 1], got {t}")
+
+
+def compare_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Every option of a comparison, as provenance records it (saesim.contract)."""
+    from saesim.contract import comparison_options
+
+    return comparison_options(cosine=args.cosine, thresholds=args.thresholds, shared_threshold=args.shared_threshold,
+                              memory_budget_mb=args.memory_budget_mb, top_m=args.top_m, device=args.device,
+                              encoders=not args.no_encoders, baseline_draws=args.baseline_draws)
+
+
+def add_contract(args: argparse.Namespace, A, B, res: dict[str, Any], arrays: dict[str, Any]) -> None:
+    """Stamp one pair's result with the JSON contract (schema_version, provenance); write/attach the matching.
+
+    The null pair's inputs are recorded under ``null_a``/``null_b``. With
+    ``--matching FILE`` the complete matching goes to FILE (and its name under
+    ``matching_file``); with ``--with-matching`` into ``res["matching"]``.
+    """
+    from saesim import contract
+
+    inputs = {"a": contract.input_record(A, getattr(args, "a", None)),
+              "b": contract.input_record(B, getattr(args, "b", None))}
+    for role in ("null_a", "null_b"):
+        spec = getattr(args, role, None)
+        if spec is not None:
+            from saesim.checkpoints import SAEWeights, load_sae_weights
+
+            W = spec if isinstance(spec, SAEWeights) else load_sae_weights(spec, with_encoder=False)
+            inputs[role] = contract.input_record(W, None if isinstance(spec, SAEWeights) else spec)
+    seeds = {"baseline": int(args.seed) if args.baseline_draws > 0 else None}
+    prov = contract.provenance(inputs, compare_options(args), seeds)
+    contract.stamp(res, "pair", prov)
+    if getattr(args, "matching", None) or getattr(args, "with_matching", False):
+        doc = contract.matching_document(arrays, res, prov)
+        if getattr(args, "matching", None):
+            contract.write_matching(args.matching, doc)
+            res["matching_file"] = str(args.matching)
+        if getattr(args, "with_matching", False):
+            res["matching"] = {k: v for k, v in doc.items() if k not in ("schema_version", "document", "provenance")}
 
 
 def _jsonable(x: Any) -> Any:
@@ -312,12 +379,28 @@ def run_compare_suite(args: argparse.Namespace, specs: list[str]) -> int:
         pair.setdefault("null", None)  # as the two-SAE JSON without --null-a/--null-b: isotropic baseline only
         i, j = pair["a"], pair["b"]
         pair["shared_init"] = _shared_init_check(saes[i].W_dec, saes[j].W_dec, specs[i], specs[j], args.seed)
+    if getattr(args, "matching", None) or getattr(args, "with_matching", False):
+        raise SaesimError("--matching/--with-matching write the matching of one pair: give exactly two SAEs")
+    add_suite_contract(args, specs, saes, res)
     res["seconds"] = {"load": round(t_load, 3), "total": round(time.perf_counter() - t0, 3)}
     if args.json:
         print(json.dumps(_jsonable(res), indent=2, allow_nan=False))
     else:
         print(format_suite_table(res))
     return 0
+
+
+def add_suite_contract(args: argparse.Namespace, specs: list[str], saes: list[Any], res: dict[str, Any]) -> None:
+    """Stamp a suite result (every pair of several SAEs) with the JSON contract; inputs keyed by index."""
+    from saesim import contract
+
+    inputs = {str(i): contract.input_record(w, spec) for i, (spec, w) in enumerate(zip(specs, saes))}
+    seeds = {"baseline": int(args.seed) if args.baseline_draws > 0 else None}
+    options = compare_options(args)
+    contract.stamp(res, "suite", contract.provenance(inputs, options, seeds))
+    for pair in res["pairs"]:  # each pair a pair document of its own, as `saesim compare A B --json` prints it
+        i, j = str(pair["a"]), str(pair["b"])
+        contract.stamp(pair, "pair", contract.provenance({"a": inputs[i], "b": inputs[j]}, options, seeds))
 
 
 def _check_out_path(path: Path) -> None:
