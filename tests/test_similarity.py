@@ -302,7 +302,9 @@ def test_dense_path_agrees_with_the_tiled_scan_and_hungarian(n_a, n_b):
     assert (arrays["best_b_for_a"] == tiled.best_b_for_a).mean() > 0.99  # ties aside
     cos = abs_cosine_matrix(a, b, dtype=np.float64)
     r, c = linear_sum_assignment(-cos)
-    assert res["hungarian_mean_cos"] == pytest.approx(cos[r, c].sum() / min(n_a, n_b), abs=1e-9)
+    # 1e-7, not 1e-9: the sum of 200 matched |cos| differs by ~1e-9 between BLAS kernels (seen on
+    # this CPU); a different assignment would move it by far more on these random decoders
+    assert res["hungarian_mean_cos"] == pytest.approx(cos[r, c].sum() / min(n_a, n_b), abs=1e-7)
 
 
 def test_comparing_small_saes_on_cpu_does_not_import_torch():
