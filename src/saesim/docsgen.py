@@ -205,6 +205,26 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _used_by(schema: dict) -> dict[str, list[str]]:
+    """{def name: the keys (as Markdown) whose schema refers to it}."""
+    defs = schema.get("$defs", {})
+    used: dict[str, list[str]] = {}
+    for name, node in _sections(schema):
+        where = "[top level](#top-level)" if name == "top level" else f"[{name}](#{_anchor(name)})"
+        for path, _cond, sub in _walk_keys(node, defs, ""):
+            for target in (sub, sub.get("items"), sub.get("additionalProperties")):
+                ref = _ref_name(target)
+                if ref:
+                    entry = f"`{path}` of {where}"
+                    if entry not in used.setdefault(ref, []):
+                        used[ref].append(entry)
+            for option in sub.get("anyOf", []) + sub.get("oneOf", []):
+                ref = _ref_name(option)
+                if ref and f"`{path}` of {where}" not in used.setdefault(ref, []):
+                    used[ref].append(f"`{path}` of {where}")
+    return used
+
+
 def config_reference(schema: dict | None = None) -> str:
     """The Markdown of ``docs/configuration-reference.md``, generated from the schema."""
     schema = load_schema() if schema is None else schema
@@ -222,8 +242,8 @@ def config_reference(schema: dict | None = None) -> str:
         "",
         _description(schema, defs),
         "",
-        "Each section is one object of the schema; a type in brackets links to the section that "
-        "describes it. Keys in `a.b` form are nested objects, `a[].b` the objects of a list. "
+        "Each section is one object of the schema; a type in blue links to the section that "
+        "describes it, and *Used by* says where a section's keys go. Keys in `a.b` form are nested objects, `a[].b` the objects of a list. "
         "A *when* in the description column means the key exists only for that choice.",
         "",
     ]
@@ -235,6 +255,9 @@ def config_reference(schema: dict | None = None) -> str:
             desc = _description(node, defs)
             if desc:
                 lines += [desc, ""]
+            users = _used_by(schema).get(name)
+            if users:
+                lines += ["Used by: " + "; ".join(users) + ".", ""]
             if node.get("required"):
                 lines += ["Required keys: " + ", ".join(f"`{r}`" for r in node["required"]) + ".", ""]
         rows = list(_walk_keys(node, defs, ""))
