@@ -44,14 +44,6 @@ rule convergence:
         "../../scripts/convergence.py"
 
 
-def convergence_plot_inputs(wildcards):
-    """The convergence table and, when the experiment trains a null, its stability table (the trained null line)."""
-    out = {"table": layout.path("table", ArtifactId(wildcards.exp), name="convergence.csv")}
-    if null_enabled(wildcards.exp):
-        out["stability"] = layout.path("table", ArtifactId(wildcards.exp), name="stability.csv")
-    return out
-
-
 rule plot_convergence:
     input:
         unpack(convergence_plot_inputs),
