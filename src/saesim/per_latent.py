@@ -528,7 +528,8 @@ def variant_summary(analysis: VariantAnalysis, n_latents: int, d: int) -> dict:
             n_pairs = n_real_pairs if role == "real" else row["n_null_pairs"]
             row[prefix] = _mean(vals)
             lo, hi = t_interval(vals) if n_pairs >= MIN_PAIRS_FOR_INTERVAL else (float("nan"), float("nan"))
-            row[f"{prefix}_lo"], row[f"{prefix}_hi"] = lo, hi
+            # every quantity here is a fraction or share in [0, 1]: the interval is clipped to it
+            row[f"{prefix}_lo"], row[f"{prefix}_hi"] = float(np.clip(lo, 0, 1)), float(np.clip(hi, 0, 1))
         null_lo, null_hi = row[f"{q}_null_lo"], row[f"{q}_null_hi"]
         if not np.isfinite([null_lo, null_hi]).all():
             null_lo = null_hi = row[f"{q}_null"]
