@@ -131,9 +131,11 @@ def main() -> None:
         "ratio_wall": round(pl_wall / plain_wall, 2), "ratio_cpu": round(pl_cpu / plain_cpu, 2),
         "plain_above_mib": round(plain_mem / 2**20), "per_latent_above_mib": round(pl_mem / 2**20),
         "per_latent_1M_rows_h": round(pl_wall / args.rows * 1e6 / 3600, 2),
+        "per_latent_1M_rows_cpu_h": round(pl_cpu / args.rows * 1e6 / 3600, 2),
         "plain_1M_rows_h": round(plain_wall / args.rows * 1e6 / 3600, 2),
         "load_before": round(load_before, 1), "load_after": round(load_after, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "implementation": "csr",
     }
     print(row)
     if args.no_write or args.quick:
@@ -141,8 +143,9 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "per_latent.csv"
     new = not path.exists()
+    fields = list(row) if new else next(csv.reader(open(path)))  # keep an existing file's columns
     with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if new:
             w.writeheader()
         w.writerow(row)
@@ -156,7 +159,7 @@ def main() -> None:
             "(the pass is linear in rows; its accumulators are O(latents)). The machine was shared: load is the "
             "1-minute load average on its cores before/after.\n\n"
             "| latents x d (k) | rows (block) | threads | weights GiB | plain s (CPU s) | per-latent s (CPU s) | ratio wall (CPU) "
-            "| above weights MiB: plain / per-latent | 1M rows, per-latent h (plain h) | load before/after |\n"
+            "| above weights MiB: plain / per-latent | 1M rows, per-latent h wall (CPU h; plain wall h) | load before/after |\n"
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         )
     with open(md, "a") as f:
@@ -164,7 +167,7 @@ def main() -> None:
             f"| {n:,} x {d:,} ({args.k}) | {args.rows:,} ({block}) | {row['threads']} | {row['weights_gib']} "
             f"| {row['plain_s']} ({row['plain_cpu_s']}) | {row['per_latent_s']} ({row['per_latent_cpu_s']}) "
             f"| {row['ratio_wall']} ({row['ratio_cpu']}) | {row['plain_above_mib']} / {row['per_latent_above_mib']} "
-            f"| {row['per_latent_1M_rows_h']} ({row['plain_1M_rows_h']}) | {row['load_before']} / {row['load_after']} |\n"
+            f"| {row['per_latent_1M_rows_h']} ({row['per_latent_1M_rows_cpu_h']}; {row['plain_1M_rows_h']}) | {row['load_before']} / {row['load_after']} |\n"
         )
 
 

@@ -24,14 +24,15 @@ Definitions (docs/per-latent.md states them with the artifact format):
   isotropically random subspaces its expectation is ``max(r_a, r_b) / d`` (``r / d`` for equal ranks).
 
 Memory bounds: :func:`latent_stats` holds one ``[chunk_rows, n_latents]`` float32 block of
-activations (``chunk_rows`` is chosen so it fits ``memory_budget_mb``; 256 rows at 65,536
-latents is 64 MB), the gathered ``[nnz_chunk, d]`` decoder rows of its non-zero entries (also
-within the budget) and O(n_latents) float64 accumulators. Partners come from the bounded scan
+activations (``chunk_rows`` is chosen so a few such blocks fit ``memory_budget_mb``: 341 rows at
+65,536 latents and 256 MB), its non-zero entries as CSR (``rows * L0``), ``[chunk_rows, d]``
+reconstructions and O(n_latents) float64 accumulators; the decoder is read, never copied. Partners come from the bounded scan
 (its own budget). Subspaces are at most ``d x d``.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -117,15 +118,15 @@ def latent_stats(
     (torch ``[rows, d]`` -> ``[rows, n]`` activations) and decoder ``W_dec`` ``[n, d]``, ``b_dec``.
 
     The reconstruction is ``a @ W_dec + b_dec`` (what sae-lens's ``decode`` computes for SAEs
-    without output normalisation), built from the non-zero activations only. The caller sizes
-    the blocks (:func:`chunk_rows_for`); non-zero entries are processed in chunks within the budget.
+    without output normalisation), built from the non-zero activations only (CSR products). The
+    caller sizes the blocks (:func:`chunk_rows_for`).
     """
     import torch
 
     W = torch.from_numpy(np.ascontiguousarray(W_dec, dtype=np.float32))
     n, d = W.shape
     b = torch.zeros(d) if b_dec is None else torch.from_numpy(np.asarray(b_dec, dtype=np.float32).reshape(d))
-    nnz_chunk = int(max(1024, (memory_budget_mb * 2**20) // (3 * 4 * d)))
+    band = int(max(1024, (memory_budget_mb * 2**20) // (3 * 8 * d)))  # decoder rows per float64 band
     count = torch.zeros(n, dtype=torch.int64)
     act_sum = torch.zeros(n, dtype=torch.float64)
     sq_sum = torch.zeros(n, dtype=torch.float64)
@@ -143,18 +144,16 @@ def latent_stats(
             a = encode(x)
             if a.shape != (x.shape[0], n):
                 raise SaesimError(f"encoder gave activations of shape {tuple(a.shape)}, expected {(x.shape[0], n)}")
-            ri, li = torch.nonzero(a, as_tuple=True)
-            vals = a[ri, li]
-            x_hat = b.expand(x.shape[0], d).clone()
-            for s in range(0, len(vals), nnz_chunk):
-                sl = slice(s, s + nnz_chunk)
-                x_hat.index_add_(0, ri[sl], W[li[sl]] * vals[sl, None])
-            r = x - x_hat
-            y = x + r
-            for s in range(0, len(vals), nnz_chunk):
-                sl = slice(s, s + nnz_chunk)
-                dots = (W[li[sl]] * y[ri[sl]]).sum(1)
-                s_xr.index_add_(0, li[sl], (vals[sl] * dots).double())
+            # the non-zero activations as CSR: the reconstruction and <d_i, x + r> at every non-zero
+            # entry without a dense [rows, n] x [n, d] product (O(nnz * d), nnz = rows * L0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+                csr = a.to_sparse_csr()
+                x_hat = torch.sparse.mm(csr, W) + b
+                r = x - x_hat
+                dots = torch.sparse.sampled_addmm(csr, x + r, W.T, beta=0.0, alpha=1.0).values()
+            vals, li = csr.values(), csr.col_indices()
+            s_xr.index_add_(0, li, (vals.double() * dots.double()))
             count += torch.bincount(li, minlength=n)
             act_sum.index_add_(0, li, vals.double())
             sq_sum.index_add_(0, li, (vals.double() ** 2))
@@ -170,7 +169,11 @@ def latent_stats(
     sst = x_sq - float((x_sum**2).sum()) / rows
     if not sst > 0:
         raise SaesimError(f"per-latent statistics: the {rows} rows have zero variance")
-    ess = s_xr - act_sum * (W.double() @ x_bar)
+    # <d_i, x_bar> in float64, a band of decoder rows at a time (no float64 copy of W_dec)
+    proj = torch.empty(n, dtype=torch.float64)
+    for s in range(0, n, band):
+        proj[s : s + band] = W[s : s + band].double() @ x_bar
+    ess = s_xr - act_sum * proj
     ess_bias = float((b.double() - x_bar) @ r_sum)
     return LatentStats(
         n_rows=rows,
@@ -525,7 +528,8 @@ def variant_summary(analysis: VariantAnalysis, n_latents: int, d: int) -> dict:
             n_pairs = n_real_pairs if role == "real" else row["n_null_pairs"]
             row[prefix] = _mean(vals)
             lo, hi = t_interval(vals) if n_pairs >= MIN_PAIRS_FOR_INTERVAL else (float("nan"), float("nan"))
-            row[f"{prefix}_lo"], row[f"{prefix}_hi"] = lo, hi
+            # every quantity here is a fraction or share in [0, 1]: the interval is clipped to it
+            row[f"{prefix}_lo"], row[f"{prefix}_hi"] = float(np.clip(lo, 0, 1)), float(np.clip(hi, 0, 1))
         null_lo, null_hi = row[f"{q}_null_lo"], row[f"{q}_null_hi"]
         if not np.isfinite([null_lo, null_hi]).all():
             null_lo = null_hi = row[f"{q}_null"]
