@@ -368,6 +368,8 @@ def expand_variants(exp: dict, *, where: str = "config") -> list[Variant]:
         hooks = tuple(entry["hooks"]) if entry.get("hooks") is not None else None
         for value in entry[key]:
             vid = f"{entry['architecture']}-w{entry['width']}-{SPARSITY_TAGS[key]}{format_number(value)}"
+            if entry.get("freeze"):  # a frozen-dictionary twin of a trained variant: its own id
+                vid += f"-frozen{entry['freeze'][:3]}"
             out.append(Variant(vid, entry["architecture"], entry["width"], key, float(value), options, hooks))
     ids = [v.id for v in out]
     dupes = sorted({i for i in ids if ids.count(i) > 1})

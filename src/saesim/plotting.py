@@ -134,6 +134,10 @@ def _top_legend(fig, axes, extra: dict | None = None, title: str | None = None, 
         fig.suptitle(title, y=1.0 + (0.02 + 0.075 * legend_rows) / n_rows, va="bottom")
 
 
+#: variant-id suffix of frozen-dictionary variants (saesim.config.expand_variants)
+FROZEN_TAG = "-frozen"
+
+
 def stability_vs_l0(stability: pd.DataFrame, pairs: pd.DataFrame, true_l0: float | None = None, title: str | None = None):
     """Cross-seed stability against L0: one panel per metric (columns) and hook (rows).
 
@@ -149,6 +153,8 @@ def stability_vs_l0(stability: pd.DataFrame, pairs: pd.DataFrame, true_l0: float
     """
     paper_style()
     pairs = real_rows(pairs)
+    # frozen-dictionary variants (freeze: decoder) are a chance level, not a point of the L0 sweep
+    stability = stability[~stability["variant"].astype(str).str.contains(FROZEN_TAG, regex=False)]
     hooks = _ordered_hooks(stability["hook"])
     metrics = list(STABILITY_METRICS)
     fig, axes = plt.subplots(len(hooks), len(metrics), figsize=(4.6 * len(metrics), 3.6 * len(hooks)), squeeze=False)
