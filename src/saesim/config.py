@@ -231,6 +231,10 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
                 raise SaesimError(f"{source}: experiments.{name}.source.model{'.' + path if path else ''} (after the preset): {err.message}")
             check_model_values(exp["source"]["model"], f"{source}: experiments.{name}.source.model")
         convergence_target(exp, where=f"{source}: experiments.{name}.convergence")  # raises on a bad variant or hook
+        if exp.get("seed_modes"):
+            from .seed_modes import seed_modes_target
+
+            seed_modes_target(exp, where=f"{source}: experiments.{name}.seed_modes")
     for name, cmp in config.get("comparisons", {}).items():
         for side in ("a", "b"):
             ref = cmp[side]

@@ -285,3 +285,28 @@ def suite_cell_runtime(wildcards, attempt):
     n_a, d = _suite_member_shape(wildcards.suite, wildcards.a)
     n_b, _ = _suite_member_shape(wildcards.suite, wildcards.b)
     return cost.suite_cell_runtime(n_a, n_b, d, config["baseline_draws"], attempt)
+
+
+# ---- seed_modes.smk -------------------------------------------------------------
+
+
+def _seed_modes_job(wildcards):
+    variant, hook, modes, fractions = seed_modes_target(EXPERIMENTS[wildcards.exp])
+    own = EXPERIMENTS[wildcards.exp]["sae"].get("seed_mode", "both")
+    return EXPERIMENTS[wildcards.exp], hook, variants(wildcards.exp)[variant].width, len(fractions), len(modes), len([m for m in modes if m != own])
+
+
+def seed_modes_mem_mb(wildcards, attempt):
+    exp, hook, width, n_fractions, n_modes, _ = _seed_modes_job(wildcards)
+    return max(
+        cost.train_sae_mem_mb(exp, hook, width, attempt),
+        cost.convergence_mem_mb(exp, hook, width, n_fractions, len(seeds(wildcards.exp)), attempt),
+    )
+
+
+def seed_modes_runtime(wildcards, threads, attempt):
+    """Training the modes other than the experiment's own, and reading every mode's trajectory."""
+    exp, hook, width, n_fractions, n_modes, n_trained = _seed_modes_job(wildcards)
+    n = len(seeds(wildcards.exp))
+    train = n_trained * n * cost.train_sae_runtime(exp, hook, width, threads, GPU, attempt)
+    return train + n_modes * cost.convergence_runtime(exp, hook, width, n_fractions, n, threads, GPU, attempt)
