@@ -280,3 +280,13 @@ def test_seed_modes_rule_on_a_toy_experiment(tmp_path):
 
     a, b = (load_sae_weights(w / f"results/toy/saes/toy/topk-w12-k2/seed{s}") for s in (0, 1))
     assert t.loc[("both", 1.0), "mmcs_mean"] == pytest.approx(compare_decoders(a.W_dec, b.W_dec, with_baseline=False)["mmcs"], abs=1e-6)
+
+
+def test_long_reference_preset_validates_with_log_scale_snapshots_from_0():
+    raw = yaml.safe_load((ROOT / "config" / "presets" / "runs" / "smollm2-long.yaml").read_text())
+    exp = validate_config(raw, SCHEMA)["experiments"]["smollm2-long"]
+    variant, hook, fractions = convergence_target(exp)
+    assert (variant, hook) == ("topk-w1152-k64", "blocks.6.hook_out") and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert exp["sae"]["training"]["training_samples"] >= 10_000_000 and exp["source"]["corpus"]["n_tokens"] >= 1_000_000
+    ratios = [b / a for a, b in zip(fractions[1:-1], fractions[2:-1])]
+    assert all(2.9 <= r <= 3.4 for r in ratios)  # log scale
