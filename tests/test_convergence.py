@@ -236,3 +236,57 @@ def test_convergence_rule_on_a_toy_experiment(tmp_path):
     assert not (w / "results/toy/saes/toy/topk-w12-k3/seed0/snapshots.safetensors").exists()
     dry = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", target], cwd=w, capture_output=True, text=True, timeout=300)
     assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_seed_mode_pairs_follow_the_config_rule():
+    from saesim.config import seed_pair
+    from saesim.seed_modes import MODES, mode_seed_pair
+
+    for mode in MODES:
+        exp = {"sae": {"seed_mode": mode, "fixed_seed": 7}}
+        assert all(mode_seed_pair(mode, s, 7) == seed_pair(exp, s) for s in (0, 3))
+    with pytest.raises(SaesimError, match="seed mode must be one of"):
+        mode_seed_pair("neither", 0, 0)
+
+
+@pytest.mark.slow
+def test_seed_modes_rule_on_a_toy_experiment(tmp_path):
+    """Shared vs independent initialisation on the small toy config: data_only starts at
+    stability 1 (one shared initialisation), both and init_only at the random level; the
+    both mode is read from the published SAEs (their snapshots), the others trained."""
+    import copy
+    import json
+    import subprocess
+    import sys
+
+    import pandas as pd
+    from workflow_helpers import SMALL, copy_workflow
+
+    cfg = copy.deepcopy(SMALL)
+    cfg["experiments"]["toy"]["seed_modes"] = {"fractions": [0.5]}
+    w = copy_workflow(tmp_path / "wf", cfg)
+    target = "results/figures/toy_seed_modes.png"
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", target], cwd=w, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (w / target).stat().st_size > 1000
+    res = json.loads((w / "results/toy/seed_modes.json").read_text())
+    assert res["trained_here"] == ["data_only", "init_only"] and res["modes"] == ["both", "init_only", "data_only"]
+    t = pd.read_csv(w / "results/toy/tables/seed_modes.csv").set_index(["seed_mode", "fraction"])
+    assert t.loc[("data_only", 0.0), "mmcs_mean"] == pytest.approx(1.0, abs=1e-6)
+    assert t.loc[("both", 0.0), "mmcs_mean"] < 0.9 and t.loc[("init_only", 0.0), "mmcs_mean"] < 0.9
+    # the both mode at 1.0 is the published SAEs' pair
+    from saesim.checkpoints import load_sae_weights
+    from saesim.similarity import compare_decoders
+
+    a, b = (load_sae_weights(w / f"results/toy/saes/toy/topk-w12-k2/seed{s}") for s in (0, 1))
+    assert t.loc[("both", 1.0), "mmcs_mean"] == pytest.approx(compare_decoders(a.W_dec, b.W_dec, with_baseline=False)["mmcs"], abs=1e-6)
+
+
+def test_long_reference_preset_validates_with_log_scale_snapshots_from_0():
+    raw = yaml.safe_load((ROOT / "config" / "presets" / "runs" / "smollm2-long.yaml").read_text())
+    exp = validate_config(raw, SCHEMA)["experiments"]["smollm2-long"]
+    variant, hook, fractions = convergence_target(exp)
+    assert (variant, hook) == ("topk-w1152-k64", "blocks.6.hook_out") and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert exp["sae"]["training"]["training_samples"] >= 10_000_000 and exp["source"]["corpus"]["n_tokens"] >= 1_000_000
+    ratios = [b / a for a, b in zip(fractions[1:-1], fractions[2:-1])]
+    assert all(2.9 <= r <= 3.4 for r in ratios)  # log scale

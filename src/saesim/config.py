@@ -276,6 +276,10 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
                 raise SaesimError(f"{source}: experiments.{name}.source.model{'.' + path if path else ''} (after the preset): {err.message}")
             check_model_values(exp["source"]["model"], f"{source}: experiments.{name}.source.model")
         convergence_target(exp, where=f"{source}: experiments.{name}.convergence")  # raises on a bad variant or hook
+        if exp.get("seed_modes"):
+            from .seed_modes import seed_modes_target
+
+            seed_modes_target(exp, where=f"{source}: experiments.{name}.seed_modes")
     for name, cmp in config.get("comparisons", {}).items():
         for side in ("a", "b"):
             ref = cmp[side]
@@ -457,6 +461,8 @@ def expand_variants(exp: dict, *, where: str = "config") -> list[Variant]:
         hooks = tuple(entry["hooks"]) if entry.get("hooks") is not None else None
         for value in entry[key]:
             vid = f"{entry['architecture']}-w{entry['width']}-{SPARSITY_TAGS[key]}{format_number(value)}"
+            if entry.get("freeze"):  # a frozen-dictionary twin of a trained variant: its own id
+                vid += f"-frozen{entry['freeze'][:3]}"
             out.append(Variant(vid, entry["architecture"], entry["width"], key, float(value), options, hooks))
     ids = [v.id for v in out]
     dupes = sorted({i for i in ids if ids.count(i) > 1})

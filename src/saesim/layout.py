@@ -40,6 +40,7 @@ TEMPLATES = {
     "model": "{exp}/model",
     "downstream": "{exp}/downstream.json",
     "convergence": "{exp}/convergence.json",
+    "seed_modes": "{exp}/seed_modes.json",
     "pwmcc_vs_gtmcc": "{exp}/ground_truth/pwmcc_vs_gtmcc.json",
     "imported": "{exp}/saes_imported/{label}.json",
     "table": "{exp}/tables/{name}",

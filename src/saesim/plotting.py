@@ -136,6 +136,10 @@ def _top_legend(fig, axes, extra: dict | None = None, title: str | None = None, 
         fig.suptitle(title, y=1.0 + (0.02 + 0.075 * legend_rows) / n_rows, va="bottom")
 
 
+#: variant-id suffix of frozen-dictionary variants (saesim.config.expand_variants)
+FROZEN_TAG = "-frozen"
+
+
 def stability_vs_l0(stability: pd.DataFrame, pairs: pd.DataFrame, true_l0: float | None = None, title: str | None = None):
     """Cross-seed stability against L0: one panel per metric (columns) and hook (rows).
 
@@ -151,6 +155,8 @@ def stability_vs_l0(stability: pd.DataFrame, pairs: pd.DataFrame, true_l0: float
     """
     paper_style()
     pairs = real_rows(pairs)
+    # frozen-dictionary variants (freeze: decoder) are a chance level, not a point of the L0 sweep
+    stability = stability[~stability["variant"].astype(str).str.contains(FROZEN_TAG, regex=False)]
     hooks = _ordered_hooks(stability["hook"])
     metrics = list(STABILITY_METRICS)
     fig, axes = plt.subplots(len(hooks), len(metrics), figsize=(4.6 * len(metrics), 3.6 * len(hooks)), squeeze=False)
@@ -665,6 +671,50 @@ def trajectory_plot(table: pd.DataFrame, title: str | None = None):
         ax.set_xlabel("training samples seen (fraction)")
         ax.set_ylim(*UNIT_YLIM)
     _top_legend(fig, axes[:1], extra, title)
+    return fig
+
+
+#: colours and labels of the seed modes (saesim.seed_modes)
+SEED_MODE_STYLES = {
+    "both": ("#4C72B0", "independent init, different data order (both)"),
+    "init_only": ("#55A868", "independent init, same data order (init_only)"),
+    "data_only": ("#C44E52", "shared init, different data order (data_only)"),
+}
+
+
+def seed_modes_plot(table: pd.DataFrame, title: str | None = None):
+    """Cross-seed stability (PW-MCC and Hungarian mean |cos|; mean over seed pairs, bars
+    min-max) and drift from initialisation (median over latents of cos(row now, row at
+    step 0), mean over seeds) against training samples seen from 0, one line per seed mode;
+    dashed grey: random decoders of the same shape."""
+    from .convergence import STABILITY_METRICS
+
+    paper_style()
+    metrics = [m for m in ("mmcs", "hungarian_mean_cos") if m in STABILITY_METRICS]
+    fig, axes = plt.subplots(1, len(metrics) + 1, figsize=(4.8 * (len(metrics) + 1), 3.9))
+    extra = {}
+    for mode, g in table.groupby("seed_mode", sort=False):
+        color, label = SEED_MODE_STYLES.get(mode, ("0.3", mode))
+        g = g.sort_values("samples")
+        x = g["samples"].to_numpy(dtype=float)
+        for ax, m in zip(axes, metrics):
+            ax.errorbar(x, g[f"{m}_mean"], yerr=[g[f"{m}_mean"] - g[f"{m}_min"], g[f"{m}_max"] - g[f"{m}_mean"]],
+                        color=color, marker="o", capsize=3, lw=1.8, ms=5, label=label)
+        axes[-1].plot(x, g["drift_cos_median"], color=color, marker="o", lw=1.8, ms=5)
+    t = table.sort_values("samples").drop_duplicates("fraction")
+    for ax, m in zip(axes, metrics):
+        base = table[f"{m}_baseline"]
+        if base.notna().any():
+            ax.axhline(float(base.iloc[0]), color=BASELINE_COLOR, ls="--", lw=1.2)
+            extra.setdefault("random decoders (dashed)", plt.Line2D([], [], color=BASELINE_COLOR, ls="--", lw=1.2))
+        ax.set_ylabel(METRIC_LABELS[m])
+    axes[-1].set_ylabel("drift: median cos(row now, row at step 0)")
+    for ax in axes:
+        ax.set_xticks(t["samples"])
+        ax.set_xticklabels([f"{_count_label(n) if n else '0'}\n{f:.0%}" for n, f in zip(t["samples"], t["fraction"])], fontsize=7)
+        ax.set_xlabel("training samples seen (fraction)")
+        ax.set_ylim(*UNIT_YLIM)
+    _top_legend(fig, axes, extra, title)
     return fig
 
 

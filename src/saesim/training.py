@@ -59,11 +59,14 @@ class SAESpec:
     threads: int = 1
     device: str = "cpu"
     extra: dict[str, Any] = field(default_factory=dict)
+    freeze: str | None = None  # "decoder": W_dec stays at its initialisation (frozen-dictionary SAE)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["matryoshka_widths"] = list(self.matryoshka_widths)
         d["exclude_positions"] = list(self.exclude_positions)
+        if d["freeze"] is None:  # SAEs without it keep the keys (and trained caches) they had
+            del d["freeze"]
         return d
 
 
@@ -473,6 +476,8 @@ def train_sae(
             raise SaesimError(f"{out_dir}: k={spec.sparsity} must be smaller than the width {spec.width}")
         if spec.b_dec_init not in ("zeros", "mean"):
             raise SaesimError(f"{out_dir}: b_dec_init must be 'zeros' or 'mean', got {spec.b_dec_init!r}")
+        if spec.freeze not in (None, "decoder"):
+            raise SaesimError(f"{out_dir}: freeze must be 'decoder' (or absent), got {spec.freeze!r}")
         key = resume_key(spec, store)
         if kept:  # the published folder holds them: a cached SAE without them is another SAE
             key["snapshots"] = kept
@@ -520,6 +525,10 @@ def train_sae(
                 # geometric median): residual streams have a large shared offset that
                 # otherwise wins every TopK slot for a few latents and kills the rest.
                 sae.b_dec.data.copy_(torch.from_numpy(mean_row(store, train_mask)).to(sae.b_dec.dtype))
+            if spec.freeze == "decoder":
+                # a frozen dictionary (Korznikov et al. 2026): no gradient, so the optimiser
+                # (built by the trainer from the parameters) never moves W_dec
+                sae.W_dec.requires_grad_(False)
             batches = torch_batches(store, spec, train_mask)
             trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=batches, save_checkpoint_fn=mark_complete)
             return sae, trainer, batches

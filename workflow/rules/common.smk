@@ -15,6 +15,7 @@ from saesim.config import (  # noqa: E402
     validate_config,
 )
 from saesim import source_kinds  # noqa: E402
+from saesim.seed_modes import seed_modes_target  # noqa: E402
 from saesim import layout  # noqa: E402
 from saesim.layout import ArtifactId  # noqa: E402
 from saesim.codehash import cached_code_hash  # noqa: E402
@@ -320,11 +321,52 @@ def convergence_null_store(exp):
 
 def snapshot_fractions(exp, hook, variant):
     """Fractions of training (below 1) at which the training job keeps snapshots of an SAE:
-    those of the experiment's convergence block for its variant and hook, else none."""
-    target = convergence_target(EXPERIMENTS[exp]) if not is_imported(exp) else None
-    if target is None or (target[0], target[1]) != (variant, hook):
+    those of the experiment's convergence and seed_modes blocks for their variant and hook,
+    else none."""
+    if is_imported(exp):
         return []
-    return [f for f in target[2] if f < 1]
+    keep = set()
+    for target in (convergence_target(EXPERIMENTS[exp]), seed_modes_target(EXPERIMENTS[exp])):
+        if target is not None and (target[0], target[1]) == (variant, hook):
+            keep |= {f for f in target[-1] if f < 1}
+    return sorted(keep)
+
+
+# ---- shared vs independent initialisation (seed_modes.smk)
+
+
+def has_seed_modes(exp):
+    return planning.has_seed_modes(EXPERIMENTS[exp])
+
+
+def experiments_with_seed_modes():
+    return planning.names_regex(n for n in EXPERIMENTS if has_seed_modes(n))
+
+
+def seed_modes_specs(exp):
+    """{mode: [SAESpec keyword arguments per seed]} of the seed-mode comparison."""
+    import copy
+
+    variant, _, modes, _ = seed_modes_target(EXPERIMENTS[exp])
+    out = {}
+    for mode in modes:
+        e = copy.deepcopy(EXPERIMENTS[exp])
+        e["sae"]["seed_mode"] = mode
+        out[mode] = [planning.sae_spec(e, variant, s, config["threads_per_job"], DEVICE) for s in seeds(exp)]
+    return out
+
+
+def seed_modes_published(exp):
+    """The published SAEs serve the experiment's own seed mode (when compared); [] otherwise."""
+    variant, hook, modes, _ = seed_modes_target(EXPERIMENTS[exp])
+    if EXPERIMENTS[exp]["sae"].get("seed_mode", "both") not in modes:
+        return []
+    return [sae_dir(exp, hook, variant, s) for s in seeds(exp)]
+
+
+def seed_modes_baseline(exp):
+    variant, hook, _, _ = seed_modes_target(EXPERIMENTS[exp])
+    return layout.path("baseline", ArtifactId(exp, hook), width=variants(exp)[variant].width)
 
 
 def snapshots_of(null):

@@ -300,3 +300,28 @@ def per_latent_mem_mb(exp):
 
 def per_latent_runtime(exp):
     return lambda wildcards, attempt: cost.per_latent_runtime(EXPERIMENTS[exp], _per_latent_shapes(exp), attempt)
+
+
+# ---- seed_modes.smk -------------------------------------------------------------
+
+
+def _seed_modes_job(wildcards):
+    variant, hook, modes, fractions = seed_modes_target(EXPERIMENTS[wildcards.exp])
+    own = EXPERIMENTS[wildcards.exp]["sae"].get("seed_mode", "both")
+    return EXPERIMENTS[wildcards.exp], hook, variants(wildcards.exp)[variant].width, len(fractions), len(modes), len([m for m in modes if m != own])
+
+
+def seed_modes_mem_mb(wildcards, attempt):
+    exp, hook, width, n_fractions, n_modes, _ = _seed_modes_job(wildcards)
+    return max(
+        cost.train_sae_mem_mb(exp, hook, width, attempt),
+        cost.convergence_mem_mb(exp, hook, width, n_fractions, len(seeds(wildcards.exp)), attempt),
+    )
+
+
+def seed_modes_runtime(wildcards, threads, attempt):
+    """Training the modes other than the experiment's own, and reading every mode's trajectory."""
+    exp, hook, width, n_fractions, n_modes, n_trained = _seed_modes_job(wildcards)
+    n = len(seeds(wildcards.exp))
+    train = n_trained * n * cost.train_sae_runtime(exp, hook, width, threads, GPU, attempt)
+    return train + n_modes * cost.convergence_runtime(exp, hook, width, n_fractions, n, threads, GPU, attempt)

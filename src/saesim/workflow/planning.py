@@ -60,6 +60,13 @@ def has_convergence(exp):
     return convergence_target(exp) is not None
 
 
+def has_seed_modes(exp):
+    """Whether an experiment compares shared and independent initialisation (saesim.seed_modes)."""
+    from ..seed_modes import seed_modes_target
+
+    return "sae" in exp and seed_modes_target(exp) is not None
+
+
 def null_enabled(exp):
     """Trained experiments train the null unless told not to; imported SAEs have no null."""
     return not is_imported(exp) and exp["null"]["enabled"]
@@ -149,6 +156,7 @@ FIGURES = {
     "fourier_overlap": has_fourier,
     "coactivation": lambda exp: True,
     "convergence": has_convergence,
+    "seed_modes": lambda exp: has_seed_modes(exp),
 }
 
 
