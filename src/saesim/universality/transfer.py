@@ -273,4 +273,4 @@ def transfer_line(table, hook_a: str, hook_b: str) -> str | None:
         return None
     names = {"ceiling": "own", "raw": "raw", "procrustes": "Procrustes", "affine": "affine"}
     parts = [f"{names[r['map']]} {r['explained_variance']:.2f}" for _, r in t.iterrows()]
-    return "A's SAE on B (expl. var.): " + " | ".join(parts)
+    return "A's SAE on B, expl. var.:\n" + " | ".join(parts)
