@@ -240,6 +240,10 @@ def test_variant_analysis_without_null_uses_the_fixed_threshold(rng):
     assert np.isnan(summ["frac_stable_lo"]) and np.isnan(summ["frac_stable_excess_distinct"])
     with pytest.raises(Exception, match="two seeds"):
         pl.analyse_variant({"real": {0: real[0]}}, {"real": {0: _fake_stats(30, rng)}})
+    # a single null seed calibrates nothing: the fixed threshold, no null rows
+    one_null = pl.analyse_variant({"real": real, "null": {0: real[0]}}, {"real": {s: _fake_stats(30, rng) for s in real},
+                                                                          "null": {0: _fake_stats(30, rng)}})
+    assert one_null.threshold_source == "fixed" and all(r["role"] == "real" for r in one_null.sae_rows)
 
 
 def test_summary_columns_come_from_per_latent_tables():

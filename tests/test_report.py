@@ -26,8 +26,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-FIGURES = ["stability_vs_l0", "seed_heatmap", "recovery_vs_l0", "latent_vs_truth"]
-TABLES = ["results/toy/tables/stability.csv", "results/toy/tables/pairs.csv", "results/toy/tables/saes.csv",
+FIGURES = ["stability_vs_l0", "seed_heatmap", "recovery_vs_l0", "latent_vs_truth", "per_latent"]
+TABLES = ["results/toy/tables/stability.csv", "results/toy/tables/per_latent.csv", "results/toy/tables/pairs.csv", "results/toy/tables/saes.csv",
           "results/toy/tables/summary.md", "results/summary.csv", "results/summary.md", "results/summary.html"]
 
 

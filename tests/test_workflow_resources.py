@@ -200,3 +200,13 @@ def test_imported_saes_and_suite_cells():
 def test_table_jobs_scale_with_the_attempt(attempt):
     assert cost.table_mem_mb(attempt) == 600 * attempt
     assert cost.short_runtime(attempt) == 10 * attempt
+
+
+def test_per_latent_job_holds_every_seed_of_the_widest_variant_and_sums_passes_and_pairs():
+    exp = {**toy(eval_rows=1000), "sae": {"seeds": [0, 1, 2], "training": {"eval_rows": 1000}}, "null": {"seeds": [0, 1]}}
+    shapes = [(12, 16), (100, 16)]
+    # five SAEs (3 real + 2 null) of the widest variant, decoder and encoder, float32
+    assert cost.per_latent_mem_mb(exp, shapes, 256, 1) == cost.mem(LIBS_MB + 256, 2 * 4 * 5 * 100 * 16)
+    assert cost.per_latent_mem_mb(exp, shapes, 256, 2) == 2 * cost.per_latent_mem_mb(exp, shapes, 256, 1)
+    flops = sum(5 * 4.0 * 1000 * w * d + (3 + 1) * cost.compare_flops(w, d) for w, d in shapes)
+    assert cost.per_latent_runtime(exp, shapes, 1) == cost.minutes(flops)

@@ -418,6 +418,8 @@ def analyse_variant(
     """
     if len(decoders.get("real", {})) < 2:
         raise SaesimError(f"per-latent stability needs at least two seeds; got {sorted(decoders.get('real', {}))}")
+    # a null with a single seed has no partners to reappear in: left out (no threshold from it)
+    decoders = {role: decs for role, decs in decoders.items() if len(decs) >= 2}
     partners = {}
     for role, decs in decoders.items():
         for a, b in _pairs(sorted(decs)):
@@ -685,6 +687,8 @@ def run_experiment(saes: Sequence[dict], options: dict, memory_budget_mb: float)
         )
         for s in members:
             key = (s["role"], s["seed"])
+            if key not in va.tables:  # the only SAE of its role (e.g. one null seed): nothing to compare
+                raise SaesimError(f"{s['path']}: per-latent tables need at least two seeds of its role ({s['role']})")
             st = stats[s["role"]][s["seed"]]
             write_per_latent_h5(s["out"], va.tables[key], {
                 "identity": s["identity"],

@@ -11,7 +11,7 @@ def per_latent_saes(exp):
     """Every SAE of an experiment the per-latent job reads: real, then null (where enabled)."""
     out = []
     for null in (False, True):
-        if null and not null_enabled(exp):
+        if null and not (null_enabled(exp) and len(null_seeds(exp)) >= 2):  # one null seed: no null pairs
             continue
         for h, v in hook_variants(exp):
             for s in sae_seeds(exp, null):
