@@ -290,3 +290,25 @@ def test_long_reference_preset_validates_with_log_scale_snapshots_from_0():
     assert exp["sae"]["training"]["training_samples"] >= 10_000_000 and exp["source"]["corpus"]["n_tokens"] >= 1_000_000
     ratios = [b / a for a, b in zip(fractions[1:-1], fractions[2:-1])]
     assert all(2.9 <= r <= 3.4 for r in ratios)  # log scale
+
+
+def test_trajectory_figure_draws_without_a_null(tmp_path):
+    """A convergence table without null SAEs (null disabled) still draws, from 0."""
+    import pandas as pd
+
+    from saesim.convergence import DRIFT_COLUMNS, QUALITY_METRICS, STABILITY_METRICS
+    from saesim.plotting import save_figure, trajectory_plot
+
+    rows = []
+    for f, n in ((0.0, 0), (0.5, 5000), (1.0, 10000)):
+        row = {"variant": "v", "hook": "h", "fraction": f, "samples": n, "n_seeds": 2}
+        for m in STABILITY_METRICS:
+            row.update({f"{m}_{s}": 0.3 + 0.2 * f for s in ("mean", "min", "max")}, **{f"{m}_baseline": 0.3, f"{m}_null": np.nan})
+        for m in QUALITY_METRICS:
+            row.update({f"{m}_{s}": 0.5 for s in ("mean", "min", "max")}, **{f"{m}_null": np.nan})
+        for m in DRIFT_COLUMNS:
+            row.update({m: 1 - 0.5 * f, f"{m}_null": np.nan})
+        rows.append(row)
+    fig = trajectory_plot(pd.DataFrame(rows), title="t")
+    save_figure(fig, tmp_path / "t.pdf", tmp_path / "t.png")
+    assert (tmp_path / "t.png").stat().st_size > 1000

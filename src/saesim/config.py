@@ -277,8 +277,6 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
             check_model_values(exp["source"]["model"], f"{source}: experiments.{name}.source.model")
         convergence_target(exp, where=f"{source}: experiments.{name}.convergence")  # raises on a bad variant or hook
         if exp.get("seed_modes"):
-            from .seed_modes import seed_modes_target
-
             seed_modes_target(exp, where=f"{source}: experiments.{name}.seed_modes")
     for name, cmp in config.get("comparisons", {}).items():
         for side in ("a", "b"):
@@ -490,6 +488,29 @@ def convergence_target(exp: dict, where: str = "convergence") -> tuple[str, str,
     if hook not in trained:
         raise SaesimError(f"{where}.hook: {hook!r} is not a hook {vid} is trained at; hooks: {', '.join(trained)}")
     return vid, hook, sorted({float(f) for f in conv["fractions"]} | {0.0, 1.0})
+
+
+#: the seed modes of sae.seed_mode, in figure order (saesim.seed_modes)
+SEED_MODES = ("both", "init_only", "data_only")
+
+
+def seed_modes_target(exp: dict, where: str = "seed_modes") -> tuple[str, str, list[str], list[float]] | None:
+    """``(variant id, hook, modes, fractions)`` of an experiment's seed-mode comparison, or None
+    (no ``seed_modes`` block, or ``enabled: false``). Defaults: the first variant at its first
+    hook; fractions sorted with 0 and 1 added."""
+    block = exp.get("seed_modes")
+    if not block or not block.get("enabled", True):
+        return None
+    by_id = {v.id: v for v in expand_variants(exp)}
+    vid = block.get("variant", next(iter(by_id)))
+    if vid not in by_id:
+        raise SaesimError(f"{where}.variant: {vid!r} is not a variant of this experiment; variants: {', '.join(by_id)}")
+    trained = [h for h in source_kinds.hooks_of(exp) if by_id[vid].trained_at(h)]
+    hook = block.get("hook", trained[0])
+    if hook not in trained:
+        raise SaesimError(f"{where}.hook: {hook!r} is not a hook {vid} is trained at; hooks: {', '.join(trained)}")
+    modes = [m for m in SEED_MODES if m in block.get("modes", SEED_MODES)]
+    return vid, hook, modes, sorted({float(f) for f in block.get("fractions", [0.1, 0.25, 0.5])} | {0.0, 1.0})
 
 
 def seed_pair(exp: dict, seed: int) -> tuple[int, int]:

@@ -27,30 +27,8 @@ from typing import Any, Mapping, Sequence
 
 from .errors import SaesimError
 
-#: seed modes the comparison can run, in figure order
+#: seed modes the comparison can run, in figure order (the config's target: saesim.config.seed_modes_target)
 MODES = ("both", "init_only", "data_only")
-
-
-def seed_modes_target(exp: dict, where: str = "seed_modes") -> tuple[str, str, list[str], list[float]] | None:
-    """``(variant id, hook, modes, fractions)`` of an experiment's seed-mode comparison, or None
-    (no ``seed_modes`` block, or ``enabled: false``). Defaults: the first variant at its first
-    hook; fractions sorted with 0 and 1 added."""
-    from . import source_kinds
-    from .config import expand_variants
-
-    block = exp.get("seed_modes")
-    if not block or not block.get("enabled", True):
-        return None
-    by_id = {v.id: v for v in expand_variants(exp)}
-    vid = block.get("variant", next(iter(by_id)))
-    if vid not in by_id:
-        raise SaesimError(f"{where}.variant: {vid!r} is not a variant of this experiment; variants: {', '.join(by_id)}")
-    trained = [h for h in source_kinds.hooks_of(exp) if by_id[vid].trained_at(h)]
-    hook = block.get("hook", trained[0])
-    if hook not in trained:
-        raise SaesimError(f"{where}.hook: {hook!r} is not a hook {vid} is trained at; hooks: {', '.join(trained)}")
-    modes = [m for m in MODES if m in block.get("modes", MODES)]
-    return vid, hook, modes, sorted({float(f) for f in block.get("fractions", [0.1, 0.25, 0.5])} | {0.0, 1.0})
 
 
 def mode_seed_pair(mode: str, seed: int, fixed_seed: int) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from saesim.config import (  # noqa: E402
     validate_config,
 )
 from saesim import source_kinds  # noqa: E402
-from saesim.seed_modes import seed_modes_target  # noqa: E402
+from saesim.config import seed_modes_target  # noqa: E402
 from saesim import layout  # noqa: E402
 from saesim.layout import ArtifactId  # noqa: E402
 from saesim.codehash import cached_code_hash  # noqa: E402

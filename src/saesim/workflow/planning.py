@@ -62,7 +62,7 @@ def has_convergence(exp):
 
 def has_seed_modes(exp):
     """Whether an experiment compares shared and independent initialisation (saesim.seed_modes)."""
-    from ..seed_modes import seed_modes_target
+    from ..config import seed_modes_target
 
     return "sae" in exp and seed_modes_target(exp) is not None
 
