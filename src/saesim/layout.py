@@ -33,6 +33,7 @@ TEMPLATES = {
     "resume": ".resume/{exp}/{null}{hook}/{variant}/seed{seed}",
     "trained_cache": ".trained/{exp}/{null}{hook}/{variant}/seed{seed}",
     "baseline": "{exp}/baselines/{hook}/w{width}.json",
+    "causal": "{exp}/causal/{hook}/{variant}/seed{a}-seed{b}.json",
     # one experiment
     "corpus": "{exp}/corpus.npz",
     "junk_tokens": "{exp}/junk_token_ids.json",
