@@ -81,6 +81,22 @@ def test_modular_runner_splices_at_the_hook():
     clean = model(torch.as_tensor(tokens))[:, -1].float().log_softmax(-1)
     torch.testing.assert_close(run(lambda a: a), clean, atol=1e-5, rtol=1e-5)
     assert (run(torch.zeros_like) - clean).abs().max() > 1e-4  # the replacement reaches the output
+    # the linear shortcut equals the full forward with the hook replaced
+    slow = modular_runner(model, "blocks.0.hook_mlp_out", tokens)
+    half = lambda a: 0.5 * a  # noqa: E731
+    full = model.run_with_hooks(torch.as_tensor(tokens), fwd_hooks=[("blocks.0.hook_mlp_out", _last_only(half))])[:, -1].log_softmax(-1)
+    torch.testing.assert_close(slow(half), full, atol=1e-5, rtol=1e-5)
+    other = modular_runner(model, "blocks.0.hook_resid_mid", tokens)  # the general path
+    torch.testing.assert_close(other(lambda a: a), clean, atol=1e-5, rtol=1e-5)
+
+
+def _last_only(f):
+    def hook(act, hook=None):
+        act = act.clone()
+        act[:, -1] = f(act[:, -1])
+        return act
+
+    return hook
 
 
 def test_causal_script_on_a_modular_model_and_an_sae_with_its_copy(tmp_path):

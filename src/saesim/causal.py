@@ -50,9 +50,15 @@ def ablation_effects(
     import torch
 
     targets = torch.as_tensor(np.asarray(targets), dtype=torch.long)
+    memo: list = [None, None]  # (act, codes): a runner that passes the same tensor is encoded once
+
+    def encode_once(act):
+        if memo[0] is not act:
+            memo[0], memo[1] = act, encode(act)
+        return memo[1]
 
     def spliced(act):
-        return decode(encode(act))
+        return decode(encode_once(act))
 
     with torch.no_grad():
         base = run(spliced).double()
@@ -62,7 +68,7 @@ def ablation_effects(
         dce = np.empty_like(kl)
         for row, i in enumerate(latents):
             def ablated(act, i=int(i)):
-                z = encode(act).clone()
+                z = encode_once(act).clone()
                 z[..., i] = 0
                 return decode(z)
 
@@ -142,12 +148,34 @@ def causal_equivalence(run_a, run_b, sae_a, sae_b, targets, matched, random_pair
 def modular_runner(model, hook: str, tokens: Any, batch_size: int = 4096) -> Callable:
     """``run(replacement)`` for the modular-addition model: log-probs at the last position of every
     input in ``tokens`` ``[n, 3]``, with ``replacement`` applied to the hook's last-position
-    activation (the rows its stores and SAEs hold)."""
+    activation (the rows its stores and SAEs hold).
+
+    At the last block's ``hook_resid_post`` / ``hook_mlp_out`` of a LayerNorm-free model (Nanda et
+    al.'s) the rest of the model is the unembedding, so one cached forward serves every run and a
+    run is one matrix product (tested equal to the full forward); other hooks run the model.
+    """
     import torch
 
     tokens = torch.as_tensor(np.asarray(tokens), dtype=torch.long)
     if tokens.ndim != 2:
         raise SaesimError(f"modular runner: tokens must be [n, n_ctx], got {tuple(tokens.shape)}")
+    c = model.cfg
+    last = f"blocks.{c.n_layers - 1}."
+    if c.normalization_type is None and hook in (last + "hook_resid_post", last + "hook_mlp_out"):
+        # exact shortcut: without a final LayerNorm the logits are resid_post W_U + b_U, and both
+        # hooks enter resid_post additively, so a replacement only adds (new - old) W_U
+        with torch.no_grad():
+            _, cache = model.run_with_cache(tokens, names_filter=[hook, last + "hook_resid_post"])
+        act = cache[hook][:, -1].float()
+        resid = cache[last + "hook_resid_post"][:, -1].float()
+        W_U, b_U = model.W_U.float(), model.b_U.float()
+
+        def run_linear(replacement):
+            with torch.no_grad():
+                new = replacement(act).float()
+                return ((resid + new - act) @ W_U + b_U).log_softmax(-1)
+
+        return run_linear
 
     def run(replacement):
         def fn(act, hook=None):  # noqa: ARG001
