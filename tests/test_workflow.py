@@ -126,6 +126,7 @@ def test_library_edit_reruns_dependants_only(workflow_copy):
             "plot_latent_vs_truth",
             "coactivation",
             "plot_pwmcc_vs_gtmcc",
+            "plot_coordinate_spaces",  # saesim.plotting_geometry draws with saesim.plotting
         }, counts
     finally:
         plotting.write_text(original)
