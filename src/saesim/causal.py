@@ -16,8 +16,10 @@ Models are reached through one callable, ``run(replacement) -> log-probs [n_toke
 that runs the model on a fixed token set with the hook's activation replaced by
 ``replacement(act)`` (:func:`modular_runner` builds it for the modular-addition model; a
 language model's is the same with the next-token positions). Cost: one forward per ablated
-latent plus one spliced forward per SAE, each over all tokens in batches; memory one batch of
-log-probs.
+latent plus one spliced forward per SAE, each over all tokens in batches. Memory: the log-probs
+of all tokens twice (spliced and one ablation; ``n_tokens x vocab`` float64, 3.7 MB for the
+modular model's 4,096 inputs) and the effects, ``2 x n_latents x n_tokens`` float64; bound it
+with the number of tokens and pairs.
 """
 
 from __future__ import annotations
