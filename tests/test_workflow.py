@@ -128,6 +128,7 @@ def test_library_edit_reruns_dependants_only(workflow_copy):
             "plot_pwmcc_vs_gtmcc",
             "per_latent_toy",  # its figure; it feeds the summary
             "summary_table",
+            "plot_coordinate_spaces",  # saesim.plotting_geometry draws with saesim.plotting
         }, counts
     finally:
         plotting.write_text(original)

@@ -34,6 +34,7 @@ TEMPLATES = {
     "trained_cache": ".trained/{exp}/{null}{hook}/{variant}/seed{seed}",
     "baseline": "{exp}/baselines/{hook}/w{width}.json",
     "per_latent": "{exp}/{null}per_latent/{hook}/{variant}/seed{seed}.h5",
+    "causal": "{exp}/causal/{hook}/{variant}/seed{a}-seed{b}.json",
     # one experiment
     "corpus": "{exp}/corpus.npz",
     "junk_tokens": "{exp}/junk_token_ids.json",

@@ -402,6 +402,25 @@ def row_exclusions(exp):
     return {"exclude_positions": list(sae.get("exclude_positions", [])), "exclude_norm_above": sae.get("exclude_norm_above")}
 
 
+def all_causal_files(exp):
+    """Causal equivalence (geometry.smk): seeds 0-1 of each variant listed under causal:, per hook."""
+    c = EXPERIMENTS[exp].get("causal") or {}
+    if not c.get("variants"):
+        return []
+    if not is_modular(exp) or len(seeds(exp)) < 2:
+        raise WorkflowError(f"Invalid configuration: experiments.{exp}.causal: needs a modular-addition experiment with at least two sae.seeds")
+    known = {v for _, v in hook_variants(exp)}
+    unknown = [v for v in c["variants"] if v not in known]
+    if unknown:
+        raise WorkflowError(f"Invalid configuration: experiments.{exp}.causal.variants: {unknown} not among {sorted(known)}")
+    a, b = seeds(exp)[:2]
+    return [
+        layout.path("causal", ArtifactId(exp, h, v, (a, b)))
+        for h, v in hook_variants(exp)
+        if v in c["variants"] and (not c.get("hooks") or h in c["hooks"])
+    ]
+
+
 def null_seed_pairs(exp):
     return planning.seed_pairs(null_seeds(exp))
 
@@ -643,6 +662,9 @@ def all_targets():
         out += figure_files(exp)
         out += per_latent_files(exp)  # per_latent.smk
     out += [layout.path("summary", ext=ext) for ext in ("csv", "md", "html")]
+    for exp in EXPERIMENTS:
+        if not is_imported(exp):
+            out += all_causal_files(exp)
     # agreement per coordinate system (geometry.smk)
     out += [layout.path("summary_figure", name="coordinate_spaces", ext=ext) for ext in ("pdf", "png")]
     out.append(layout.path("summary_table", name="coordinate_spaces"))

@@ -11,7 +11,7 @@ rule plot_coordinate_spaces:
             caption="../report/coordinate_spaces.rst",
             category="Summary",
             subcategory="Coordinate systems",
-            labels={"table": "agreement per coordinate system (CSV)"},
+            labels={"result": "agreement per coordinate system (CSV)"},
         ),
         pdf=layout.path("summary_figure", name="coordinate_spaces", ext="pdf"),
         png=report(
@@ -19,7 +19,7 @@ rule plot_coordinate_spaces:
             caption="../report/coordinate_spaces.rst",
             category="Summary",
             subcategory="Coordinate systems",
-            labels={"figure": "agreement that survives whitening"},
+            labels={"result": "agreement that survives whitening (figure)"},
         ),
     log:
         "results/logs/plot_coordinate_spaces/summary.log",
@@ -33,3 +33,31 @@ rule plot_coordinate_spaces:
         "../../envs/saesim.yaml"
     script:
         "../../scripts/plot_coordinate_spaces.py"
+
+
+# Causal equivalence of matched latents (modular models; config experiments.<exp>.causal).
+rule causal_equivalence:
+    input:
+        model=layout.pattern("model"),
+        a=layout.pattern("sae", seed="{a}"),
+        b=layout.pattern("sae", seed="{b}"),
+    output:
+        layout.pattern("causal"),
+    log:
+        "results/logs/causal_equivalence/{exp}/{hook}/{variant}/seed{a}-seed{b}.log",
+    wildcard_constraints:
+        a=r"\d+",
+        b=r"\d+",
+    params:
+        causal=lambda w: EXPERIMENTS[w.exp]["causal"],
+        memory_budget_mb=config["memory_budget_mb"],
+        identity=job_identity(),
+        code=code_of("scripts/causal_equivalence.py"),
+    threads: config["threads_per_job"]
+    resources:
+        mem_mb=table_mem_mb,
+        runtime=short_runtime,
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/causal_equivalence.py"
