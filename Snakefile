@@ -31,6 +31,7 @@ include: "workflow/rules/convergence.smk"
 include: "workflow/rules/null.smk"
 include: "workflow/rules/suites.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/features.smk"
 include: "workflow/rules/summary.smk"
 
 

@@ -33,9 +33,11 @@ TEMPLATES = {
     "resume": ".resume/{exp}/{null}{hook}/{variant}/seed{seed}",
     "trained_cache": ".trained/{exp}/{null}{hook}/{variant}/seed{seed}",
     "baseline": "{exp}/baselines/{hook}/w{width}.json",
+    "feature_page": "{exp}/{null}features/{hook}/{variant}/seed{a}-seed{b}.html",
     # one experiment
     "corpus": "{exp}/corpus.npz",
     "junk_tokens": "{exp}/junk_token_ids.json",
+    "feature_index": "{exp}/features/index.html",
     "model": "{exp}/model",
     "downstream": "{exp}/downstream.json",
     "convergence": "{exp}/convergence.json",
