@@ -30,15 +30,14 @@ def write_text_atomic(path, text):
 
 
 def lm_context(smk, store):
-    """Store rows -> decoded token windows, or None (with the reason) when this is no token store."""
-    if not store.has_tokens or not smk.input.get("corpus"):
+    """Store rows -> decoded token windows (the store's own token ids), or None for a store without tokens."""
+    if not store.has_tokens:
         return None, "rows (no tokens in this store)"
-    from saesim.corpus import load_corpus
     from saesim.models.language import load_tokenizer
 
-    corpus = load_corpus(smk.input.corpus)
-    tok = load_tokenizer(smk.params.source)
-    ctx_ids, pos = store.row_array("context_ids"), store.row_array("positions")
+    source = smk.params.source
+    tok = load_tokenizer({"source": source["kind"], **{k: source[k] for k in ("name", "gguf_file") if k in source}})
+    ctx_ids, token_ids = store.row_array("context_ids"), store.row_array("token_ids")
     cache = {}
 
     def decode(t):
@@ -46,7 +45,18 @@ def lm_context(smk, store):
             cache[t] = tok.decode([t])
         return cache[t]
 
-    return (lambda rows: token_windows(rows, ctx_ids, pos, corpus.tokens, decode)), "tokens decoded with the model's tokenizer"
+    return (lambda rows: token_windows(rows, ctx_ids, token_ids, decode)), "tokens decoded with the model's tokenizer"
+
+
+def modular_context(smk, store):
+    """Store rows -> the input "a + b =" of the modular-addition model (context id a * p + b), the '=' highlighted."""
+    p = int(smk.params.source["p"])
+    ctx_ids = store.row_array("context_ids")
+
+    def windows(rows):
+        return [([f"{int(ctx_ids[r]) // p} + {int(ctx_ids[r]) % p} ", "="], 1) for r in rows]
+
+    return windows, f"inputs a + b (mod {p}); activation at the '=' token"
 
 
 def one_page(smk, job, opts):
@@ -65,7 +75,12 @@ def one_page(smk, job, opts):
             start += len(block)
         pp = pair_pass(lambda x: encode_acts(enc_a, x), lambda x: encode_acts(enc_b, x), chunks, n_a, n_b, rows, cols,
                        seed=opts["seed"])
-        context, how = lm_context(smk, store) if opts["kind"] == "language" else (None, "store rows")
+        if opts["kind"] == "language":
+            context, how = lm_context(smk, store)
+        elif opts["kind"] == "modular" and store.has_tokens:
+            context, how = modular_context(smk, store)
+        else:
+            context, how = None, "store rows"
         truth = store.group("ground_truth")["features"] if "ground_truth" in store.file else None
     sel = select_cards(rows, cols, cos, n_a, n_b, pp.a.frequency, pp.b.frequency, n_best=opts["n_best"],
                        n_spread=opts["n_spread"], n_unmatched=opts["n_unmatched"],

@@ -57,15 +57,14 @@ def lm_page(tmp_path) -> Path:
     """A page with token contexts (as a language model's): latent 0 fires on 'cat', latent 1 on 'dog'."""
     words = ["the", " cat", " sat", " on", " a", " dog", " mat", "."]
     corpus = np.array([[i % 8 for i in range(j, j + 16)] for j in range(8)])
-    ctx_ids = np.repeat(np.arange(8), 16)
-    pos = np.tile(np.arange(16), 8)
+    ctx_ids = np.repeat(np.arange(8), 16)  # a store: each context's 16 tokens as consecutive rows
+    tokens = corpus.reshape(-1)
     acts = np.zeros((128, 3), np.float32)
-    tokens = corpus[ctx_ids, pos]
     acts[tokens == 1, 0] = np.linspace(1, 2, (tokens == 1).sum())
     acts[tokens == 5, 1] = 3.0
     acts[::7, 2] = 0.5
     st = latent_stats(acts, k=5, m=8)
-    ctx = lambda rows: token_windows(rows, ctx_ids, pos, corpus, lambda t: words[t], before=4, after=2)  # noqa: E731
+    ctx = lambda rows: token_windows(rows, ctx_ids, tokens, lambda t: words[t], before=4, after=2)  # noqa: E731
     items = [
         {"group": "best", "a": 0, "b": 1, "cos": 0.91, "corr": 0.5, "cofire": 0.2,
          "card_a": build_card(st, 0, context=ctx), "card_b": build_card(st, 1, context=ctx)},
@@ -77,6 +76,13 @@ def lm_page(tmp_path) -> Path:
     page = tmp_path / "page.html"
     page.write_text(render_pair_page("lm <test> & pair", {"rows": 128}, items))
     return page
+
+
+def test_token_windows_stay_inside_the_context():
+    ctx_ids = np.repeat([0, 1, 2], 5)
+    tokens = np.arange(15)
+    wins = token_windows(np.array([5, 9, 0]), ctx_ids, tokens, str, before=3, after=2)
+    assert wins == [(["5", "6", "7"], 0), (["6", "7", "8", "9"], 3), (["0", "1", "2"], 0)]
 
 
 def test_cards_hold_the_highlighted_token(tmp_path):

@@ -305,16 +305,22 @@ def dumps_meta(meta: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------
 
 
-def token_windows(store_rows: np.ndarray, context_ids: np.ndarray, positions: np.ndarray, corpus_tokens: np.ndarray,
+def token_windows(store_rows: np.ndarray, context_ids: np.ndarray, token_ids: np.ndarray,
                   decode: Callable[[int], str], *, before: int = 12, after: int = 3) -> list[tuple[list[str], int]]:
-    """For each store row: the decoded tokens of its context from ``before`` tokens before to ``after`` after,
-    and the index of the row's own token in that list."""
+    """For each store row: the decoded tokens of the store rows around it from the same context (up to
+    ``before`` rows before and ``after`` after; a store holds a context's tokens as consecutive rows), and
+    the index of the row's own token in that list."""
     out = []
-    n_ctx = corpus_tokens.shape[1]
-    for r in store_rows:
-        c, p = int(context_ids[r]), int(positions[r])
-        lo, hi = max(0, p - before), min(n_ctx, p + after + 1)
-        out.append(([decode(int(t)) for t in corpus_tokens[c, lo:hi]], p - lo))
+    n = len(token_ids)
+    for r in np.asarray(store_rows, dtype=np.int64):
+        c = context_ids[r]
+        lo = max(0, r - before)
+        while context_ids[lo] != c:
+            lo += 1
+        hi = min(n, r + after + 1)
+        while context_ids[hi - 1] != c:
+            hi -= 1
+        out.append(([decode(int(t)) for t in token_ids[lo:hi]], int(r - lo)))
     return out
 
 

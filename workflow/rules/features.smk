@@ -13,10 +13,9 @@ for _exp in [e for e in EXPERIMENTS if feature_pages_enabled(e)]:
             rule_name("feature_pages", _exp)
         input:
             unpack(
-                lambda w, _jobs=_jobs, _exp=_exp, _lm=_lm: {
+                lambda w, _jobs=_jobs: {
                     "saes": sorted({j[k] for j in _jobs for k in ("sae_a", "sae_b")}),
                     "stores": sorted({j["store"] for j in _jobs}),
-                    **({"corpus": layout.path("corpus", ArtifactId(_exp))} if _lm else {}),
                 }
             ),
         output:
