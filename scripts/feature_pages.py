@@ -81,7 +81,10 @@ def one_page(smk, job, opts):
             context, how = modular_context(smk, store)
         else:
             context, how = None, "store rows"
-        truth = store.group("ground_truth")["features"] if "ground_truth" in store.file else None
+        group = store.group("ground_truth") if "ground_truth" in store.file else {}
+        truth = group.get("features")  # toy (sae_lens.synthetic) stores
+        fourier_basis = group.get("activation_subspace")  # modular stores: the hook's key-frequency subspace
+        keys = group.get("key_frequencies")
     sel = select_cards(rows, cols, cos, n_a, n_b, pp.a.frequency, pp.b.frequency, n_best=opts["n_best"],
                        n_spread=opts["n_spread"], n_unmatched=opts["n_unmatched"],
                        unmatched_below=opts["unmatched_below"])
@@ -94,6 +97,18 @@ def one_page(smk, job, opts):
 
         def extra_b(lat):
             return {"ground truth": f"feature {int(tb[lat].argmax())} at |cos| {tb[lat].max():.3f}"}
+
+    if fourier_basis is not None:
+        from saesim.fourier import fourier_overlap
+
+        fa, fb = fourier_overlap(enc_a["W_dec"], fourier_basis), fourier_overlap(enc_b["W_dec"], fourier_basis)
+        where = f"key frequencies {', '.join(str(int(k)) for k in keys)}" if keys is not None else "key frequencies"
+
+        def extra_a(lat):
+            return {"Fourier overlap": f"{fa[lat]:.3f} of the decoder row in the subspace of the {where}"}
+
+        def extra_b(lat):
+            return {"Fourier overlap": f"{fb[lat]:.3f} of the decoder row in the subspace of the {where}"}
 
     items = []
     for s in sel:
