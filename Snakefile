@@ -33,6 +33,7 @@ include: "workflow/rules/null.smk"
 include: "workflow/rules/suites.smk"
 include: "workflow/rules/per_latent.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/features.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/geometry.smk"
 

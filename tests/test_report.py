@@ -93,7 +93,7 @@ def test_every_figure_renders_in_headless_chromium(reports, tmp_path):
             # every figure of the toy experiment is in the report, as PNG
             assert {f"results/figures/toy_{f}.png" for f in FIGURES} <= images, sorted(images)
             assert set(TABLES) <= set(results), sorted(results)
-            assert set(categories) == {"toy", "Summary"}, categories
+            assert set(categories) == {"toy", "Summary", "Feature pages"}, categories
 
             n = 0
             for category in sorted(categories):

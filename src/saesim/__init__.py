@@ -9,8 +9,10 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     # the notebook API (saesim.compare, saesim.load_results), imported on first use to keep `import saesim` light
+    # (importlib rather than an import statement: saesim.codehash follows import statements, and every rule
+    # script imports this package; the API and the CLI behind it are no rule's code)
     if name in ("compare", "load_results", "Comparison"):
-        from saesim import api
+        import importlib
 
-        return getattr(api, name)
+        return getattr(importlib.import_module("saesim.api"), name)
     raise AttributeError(f"module 'saesim' has no attribute {name!r}")

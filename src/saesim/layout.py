@@ -35,9 +35,11 @@ TEMPLATES = {
     "baseline": "{exp}/baselines/{hook}/w{width}.json",
     "per_latent": "{exp}/{null}per_latent/{hook}/{variant}/seed{seed}.h5",
     "causal": "{exp}/causal/{hook}/{variant}/seed{a}-seed{b}.json",
+    "feature_page": "{exp}/{null}features/{hook}/{variant}/seed{a}-seed{b}.html",
     # one experiment
     "corpus": "{exp}/corpus.npz",
     "junk_tokens": "{exp}/junk_token_ids.json",
+    "feature_index": "{exp}/features/index.html",
     "model": "{exp}/model",
     "downstream": "{exp}/downstream.json",
     "convergence": "{exp}/convergence.json",

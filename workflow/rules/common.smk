@@ -661,6 +661,7 @@ def all_targets():
             out.append(layout.path("table", ArtifactId(exp), name="fourier.csv"))
         out += figure_files(exp)
         out += per_latent_files(exp)  # per_latent.smk
+        out += feature_page_files(exp)
     out += [layout.path("summary", ext=ext) for ext in ("csv", "md", "html")]
     for exp in EXPERIMENTS:
         if not is_imported(exp):
@@ -669,3 +670,28 @@ def all_targets():
     out += [layout.path("summary_figure", name="coordinate_spaces", ext=ext) for ext in ("pdf", "png")]
     out.append(layout.path("summary_table", name="coordinate_spaces"))
     return out
+
+
+# Feature pages (features.smk)
+
+
+def feature_pages_enabled(exp):
+    return config["feature_pages"]["enabled"] and not is_imported(exp) and len(seeds(exp)) >= 2
+
+
+def feature_page_jobs(exp):
+    a, b = seed_pairs(exp)[0]
+    return [
+        {
+            "exp": exp, "hook": h, "variant": v, "a": a, "b": b,
+            "sae_a": sae_dir(exp, h, v, a), "sae_b": sae_dir(exp, h, v, b), "store": store_path(exp, h),
+            "out": layout.path("feature_page", ArtifactId(exp, h, v, (a, b))),
+        }
+        for h, v in hook_variants(exp)
+    ]
+
+
+def feature_page_files(exp):
+    if not feature_pages_enabled(exp):
+        return []
+    return [layout.path("feature_index", ArtifactId(exp))] + [j["out"] for j in feature_page_jobs(exp)]
