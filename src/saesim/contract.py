@@ -35,6 +35,7 @@ from saesim.errors import SaesimError
 
 #: Version of the JSON contract (major.minor).
 SCHEMA_VERSION = "1.0"
+"""Version of the JSON contract (major.minor): a new major version breaks readers."""
 #: The schema file, inside the ``saesim`` package.
 SCHEMA_RESOURCE = ("schemas", "compare.schema.json")
 #: What ``sha256`` is the hash of, per input kind.

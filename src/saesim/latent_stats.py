@@ -39,6 +39,7 @@ __all__ = ["HIST_EDGES", "LatentStats", "LatentStatsAccumulator", "latent_stats"
 
 #: Histogram bin edges of nonzero activations: 48 log-spaced bins from 1e-3 to 1e3.
 HIST_EDGES = np.logspace(-3, 3, 49).astype(np.float32)
+"""Histogram bin edges of nonzero activations: 48 log-spaced bins from 1e-3 to 1e3."""
 
 
 @dataclass
