@@ -178,7 +178,7 @@ def test_pair_script_and_tables_give_space_columns(tmp_path):
     smk = SimpleNamespace(
         input=SimpleNamespace(a=a, b=b, moments=str(store)), output=[str(out)], log=[str(tmp_path / "job.log")],
         params=SimpleNamespace(memory_budget_mb=64, row_exclusions={}, identity=None), rule="compare_seed_pair",
-        resources={}, scriptdir=str(root / "scripts"),
+        wildcards=SimpleNamespace(a="0", b="1"), resources={}, scriptdir=str(root / "scripts"),
     )
     runpy.run_path(str(root / "scripts" / "compare_seed_pair.py"), init_globals={"snakemake": smk})
     r = json.loads(out.read_text())
