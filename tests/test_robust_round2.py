@@ -519,23 +519,30 @@ def test_item10_suite_matrix_wraps_panels_into_a_grid_with_readable_labels(tmp_p
 
 
 def test_item10_convergence_figure_draws_the_trained_null():
+    """The convergence figure (trajectory_plot, what rule plot_convergence draws) puts the trained
+    null's seed pairs at each snapshot on the stability panel as dotted lines, with a legend entry."""
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from saesim.convergence import QUALITY_METRICS, STABILITY_METRICS
-    from saesim.plotting import convergence_plot
+    from saesim.convergence import DRIFT_COLUMNS, QUALITY_METRICS, STABILITY_METRICS
+    from saesim.plotting import trajectory_plot
 
-    fr = [0.1, 0.5, 1.0]
-    t = {"samples": [1000, 5000, 10000], "fraction": fr}
-    for m in (*STABILITY_METRICS, *QUALITY_METRICS):
-        t[f"{m}_mean"] = t[f"{m}_min"] = t[f"{m}_max"] = [0.3, 0.6, 0.8]
-    for m in STABILITY_METRICS:
-        t[f"{m}_baseline"] = 0.1
-    null = {m: (0.4 + 0.01 * i, 0.02) for i, m in enumerate(STABILITY_METRICS)}
-    fig = convergence_plot(pd.DataFrame(t), title="t", null=null)
+    rows = []
+    for f, n in ((0.0, 0), (0.5, 5000), (1.0, 10000)):
+        row = {"variant": "v", "hook": "h", "fraction": f, "samples": n, "n_seeds": 2}
+        for i, m in enumerate(STABILITY_METRICS):
+            row.update({f"{m}_{s}": 0.3 + 0.5 * f for s in ("mean", "min", "max")}, **{f"{m}_baseline": 0.1,
+                       f"{m}_null": 0.4 + 0.01 * i})
+        for m in QUALITY_METRICS:
+            row.update({f"{m}_{s}": 0.5 for s in ("mean", "min", "max")}, **{f"{m}_null": 0.4})
+        for m in DRIFT_COLUMNS:
+            row.update({m: 1 - 0.5 * f, f"{m}_null": 1 - 0.2 * f})
+        rows.append(row)
+    fig = trajectory_plot(pd.DataFrame(rows), title="t")
     ax = fig.axes[0]
     levels = {round(float(y), 6) for line in ax.get_lines() if line.get_linestyle() == ":" for y in line.get_ydata()}
-    assert levels == {round(v[0], 6) for v in null.values()}
-    legend_texts = [x.get_text() for lg in fig.legends for x in lg.get_texts()]
+    assert levels == {round(0.4 + 0.01 * i, 6) for i in range(len(STABILITY_METRICS))}
+    legend_texts = [x.get_text() for a in fig.axes for lg in ([a.get_legend()] if a.get_legend() else [])
+                    for x in lg.get_texts()] + [x.get_text() for lg in fig.legends for x in lg.get_texts()]
     assert any("trained null" in x for x in legend_texts)
     plt.close(fig)

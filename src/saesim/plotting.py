@@ -573,53 +573,6 @@ def _count_label(n: float) -> str:
     return f"{n:.0f}"
 
 
-def convergence_plot(table: pd.DataFrame, title: str | None = None, note: str | None = None,
-                     null: dict[str, tuple[float, float]] | None = None):
-    """Stability across seeds (left) and explained variance / dead fraction (right) against the
-    training samples seen, at each snapshot: lines are means (over seed pairs, over seeds),
-    error bars min-max; dashed lines in the metric's colour are random decoders of the same shape.
-    ``null``: metric -> (mean, s.d.) over the trained null's seed pairs (the published SAEs of the
-    same variant and hook trained on the store's Gaussian twin), drawn as a dotted line in the
-    metric's colour with a +- 2 s.d. band, as in the other stability figures."""
-    from .convergence import QUALITY_METRICS, STABILITY_METRICS
-
-    paper_style()
-    t = table.sort_values("samples")
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.9))
-    quality_labels = {"explained_variance": "explained variance", "dead_fraction": "dead fraction"}
-    extra = {}
-    for ax, metrics, labels in ((axes[0], STABILITY_METRICS, METRIC_LABELS), (axes[1], [m for m in QUALITY_METRICS if m in quality_labels], quality_labels)):
-        for m in metrics:
-            color = CONVERGENCE_COLORS[m]
-            lo = t[f"{m}_mean"] - t[f"{m}_min"]
-            hi = t[f"{m}_max"] - t[f"{m}_mean"]
-            ax.errorbar(t["samples"], t[f"{m}_mean"], yerr=[lo, hi], color=color, marker="o", capsize=3, lw=1.8, ms=5, label=labels[m])
-            base = t.get(f"{m}_baseline")
-            if base is not None and base.notna().any():
-                ax.axhline(float(base.iloc[0]), color=color, ls="--", lw=1.2, alpha=0.8)
-                extra.setdefault("random decoders (dashed)", plt.Line2D([], [], color=BASELINE_COLOR, ls="--", lw=1.2))
-            mean_std = (null or {}).get(m)
-            if mean_std is not None and np.isfinite(mean_std[0]):
-                # the trained null of the final SAEs: a level, the same at every snapshot
-                x = [t["samples"].min(), t["samples"].max()]
-                std = mean_std[1] if len(mean_std) > 1 else np.nan
-                drawn = _null_band(ax, x, [mean_std[0]] * 2, [std] * 2, color)
-                if drawn:
-                    extra.setdefault("trained null of the final SAEs (Gaussian twin), ± 2 s.d.", _null_handle())
-        ax.set_xscale("log")
-        ax.set_xticks(t["samples"])
-        ax.set_xticklabels([f"{_count_label(n)}\n{f:.0%}" for n, f in zip(t["samples"], t["fraction"])])
-        ax.minorticks_off()
-        ax.set_xlabel("training samples seen (fraction of training)")
-        ax.set_ylim(*UNIT_YLIM)
-    axes[0].set_ylabel("cross-seed similarity")
-    axes[1].set_ylabel("held-out rows")
-    if note:
-        axes[1].set_title(note, fontsize=9, fontweight="normal", color="0.3")
-    _top_legend(fig, axes, extra, title, ncol=3 if null else None)
-    return fig
-
-
 def trajectory_plot(table: pd.DataFrame, title: str | None = None):
     """The training trajectory from the initialised SAE (x = training samples seen, linear from 0):
     left, cross-seed stability (solid, min-max bars) with the trained null's pairs at the same

@@ -285,14 +285,6 @@ def convergence_baseline(exp):
     return layout.path("baseline", ArtifactId(exp, hook), width=variants(exp)[variant].width)
 
 
-def convergence_plot_inputs(wildcards):
-    """The convergence table and, when the experiment trains a null, its stability table (the trained null line)."""
-    out = {"table": layout.path("table", ArtifactId(wildcards.exp), name="convergence.csv")}
-    if null_enabled(wildcards.exp):
-        out["stability"] = layout.path("table", ArtifactId(wildcards.exp), name="stability.csv")
-    return out
-
-
 def experiments_with_convergence():
     return planning.names_regex(n for n in EXPERIMENTS if has_convergence(n))
 

@@ -46,7 +46,7 @@ rule convergence:
 
 rule plot_convergence:
     input:
-        unpack(convergence_plot_inputs),
+        table=layout.pattern("table", name="convergence.csv"),
     output:
         pdf=layout.pattern("figure", name="convergence", ext="pdf"),
         png=report(
