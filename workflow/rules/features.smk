@@ -44,7 +44,7 @@ for _exp in [e for e in EXPERIMENTS if feature_pages_enabled(e)]:
             source=EXPERIMENTS[_exp]["source"],
             options={
                 **{k: v for k, v in config["feature_pages"].items() if k != "enabled"},
-                "kind": "language" if _lm else source_kind(_exp),
+                "kind": "language" if _lm else source_kind(_exp).name,  # plain data: params are unpickled before the script puts its src on sys.path
                 "exclude_positions": list(EXPERIMENTS[_exp]["sae"].get("exclude_positions", [])),
                 "exclude_norm_above": EXPERIMENTS[_exp]["sae"].get("exclude_norm_above"),
             },
