@@ -207,7 +207,8 @@ def test_imported_suite_in_a_tiny_workflow_equals_saesim_compare(saes, tmp_path)
             for k, v in value.items():
                 if k != "method":
                     assert cell["pair"]["baseline"][k] == v, k
-        elif key not in ("a", "b", "seconds", "null"):  # null: the CLI's --null-a/--null-b pair (none here)
+        # null: the CLI's --null-a/--null-b pair (none here); the contract stamp names the CLI's own inputs
+        elif key not in ("a", "b", "seconds", "null", "schema_version", "document", "provenance"):
             assert cell["pair"][key] == value, key
     n2w, w2n = m.loc[("narrow-layers.0", "wide")], m.loc[("wide", "narrow-layers.0")]
     assert n2w["mmcs"] == pytest.approx(cli["mmcs_a_to_b"], abs=1e-6)
