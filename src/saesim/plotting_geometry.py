@@ -60,7 +60,7 @@ def coordinate_spaces_figure(summary: pd.DataFrame, title: str = "Agreement per 
                         palette=palette, orient="h", ax=ax, errorbar=None)
             ax.axvline(0, color="0.3", lw=0.8)
             ax.set_xlim(min(-0.1, np.nanmin(sub[col].to_numpy(dtype=float), initial=0) - 0.05), 1.0)
-            ax.set_xlabel(f"{TABLE_METRICS[m].label}: excess {what}")
+            ax.set_xlabel(f"{TABLE_METRICS[m].label}:\nexcess {what}")  # two lines: side by side they collided
             ax.set_ylabel("")
             if (i, j) != (0, 1):
                 legend = ax.get_legend()
