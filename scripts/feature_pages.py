@@ -13,9 +13,9 @@ from saesim.activation_store import open_store  # noqa: E402
 from saesim.coactivation import first_eligible_rows  # noqa: E402
 from saesim.errors import SaesimError  # noqa: E402
 from saesim.feature_pages import (  # noqa: E402
-    build_card, encode_acts, pair_pass, render_index, render_pair_page, select_cards, token_windows,
+    build_card, pair_pass, render_index, render_pair_page, select_cards, token_windows,
 )
-from saesim.ground_truth import latent_truth_cosines, load_encoder  # noqa: E402
+from saesim.ground_truth import encode_acts, latent_truth_cosines, load_encoder  # noqa: E402
 from saesim.rulekit import run  # noqa: E402
 from saesim.similarity import compare_decoders  # noqa: E402
 from saesim.universality.codes import iter_selected_rows  # noqa: E402

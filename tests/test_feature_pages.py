@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from saesim.feature_pages import build_card, encode_acts, render_pair_page, select_cards, token_windows
+from saesim.feature_pages import build_card, render_pair_page, select_cards, token_windows
+from saesim.ground_truth import encode_acts
 from saesim.latent_stats import latent_stats
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -50,6 +51,9 @@ def test_encode_acts_fires_like_encode_fires(rng):
         acts = encode_acts(enc, x)
         np.testing.assert_array_equal(acts > 0, encode_fires(enc, x))
         assert (acts >= 0).all()
+        # known values: a latent that fires carries its pre-activation (x - b_dec) W_enc + b_enc
+        pre = (x - base["b_dec"]) @ base["W_enc"] + base["b_enc"]
+        np.testing.assert_allclose(acts[acts > 0], pre[acts > 0], rtol=1e-6)
     assert ((encode_acts({**base, "architecture": "topk"}, x) > 0).sum(1) <= 3).all()
 
 

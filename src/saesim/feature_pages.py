@@ -2,9 +2,8 @@
 
 For a pair of SAEs (two seeds of one variant) over rows of their store:
 
-* :func:`encode_acts`: an SAE's activations (sae-lens semantics for standard,
-  JumpReLU and TopK SAEs) from :func:`saesim.ground_truth.load_encoder`'s arrays,
-  without importing sae-lens;
+* the SAEs' activations come from :func:`saesim.ground_truth.encode_acts` (sae-lens semantics
+  for standard, JumpReLU and TopK SAEs, without importing sae-lens);
 * :func:`pair_pass`: one pass over the rows gathering
   :class:`~saesim.latent_stats.LatentStats` of both SAEs and, for every matched
   pair of the one-to-one decoder matching, the Pearson correlation of the two
@@ -33,34 +32,7 @@ import numpy as np
 
 from saesim.latent_stats import HIST_EDGES, LatentStats, LatentStatsAccumulator
 
-__all__ = ["PairPass", "encode_acts", "pair_pass", "select_cards", "render_pair_page", "render_index"]
-
-
-def encode_acts(enc: dict[str, Any], x: np.ndarray) -> np.ndarray:
-    """``[rows, d_sae]`` float32 activations of an SAE (``sae.encode(x)`` in sae-lens) for rows ``x``.
-
-    ``enc`` is :func:`saesim.ground_truth.load_encoder` of the SAE folder; the
-    firing pattern equals :func:`saesim.ground_truth.encode_fires`.
-    """
-    x = np.asarray(x, dtype=np.float32)
-    if enc["apply_b_dec_to_input"]:
-        x = x - enc["b_dec"]
-    pre = x @ enc["W_enc"] + enc["b_enc"]
-    arch = enc["architecture"]
-    if arch == "standard":
-        return np.maximum(pre, 0.0)
-    if arch == "jumprelu":
-        return np.where((pre > 0) & (pre > enc["threshold"]), pre, 0.0).astype(np.float32)
-    if enc["rescale_acts_by_decoder_norm"]:
-        pre = pre * np.linalg.norm(enc["W_dec"], axis=1).astype(np.float32)
-    k = int(enc["k"])
-    if k >= pre.shape[1]:
-        return np.maximum(pre, 0.0)
-    top = np.argpartition(-pre, k - 1, axis=1)[:, :k]
-    rows = np.arange(pre.shape[0])[:, None]
-    out = np.zeros_like(pre)
-    out[rows, top] = np.maximum(pre[rows, top], 0.0)
-    return out
+__all__ = ["PairPass", "pair_pass", "select_cards", "render_pair_page", "render_index"]
 
 
 @dataclass

@@ -46,7 +46,7 @@ def order_latents_by_feature(cos: np.ndarray) -> np.ndarray:
     return np.lexsort((-strength, best_feature))
 
 
-#: sae-lens inference architectures whose encoder :func:`encode_fires` reproduces (BatchTopK and
+#: sae-lens inference architectures whose encoder :func:`encode_acts` reproduces (BatchTopK and
 #: Matryoshka BatchTopK SAEs are saved by sae-lens as JumpReLU SAEs)
 ENCODERS = ("standard", "topk", "jumprelu")
 
@@ -85,27 +85,33 @@ def load_encoder(sae_dir) -> dict:
     }
 
 
-def encode_fires(enc: dict, x: np.ndarray) -> np.ndarray:
-    """``[rows, d_sae]`` bool: which latents fire (``sae.encode(x) != 0`` in sae-lens) for rows ``x``."""
+def encode_acts(enc: dict, x: np.ndarray) -> np.ndarray:
+    """``[rows, d_sae]`` float32 activations of an SAE (``sae.encode(x)`` in sae-lens) for rows ``x``;
+    ``enc`` is :func:`load_encoder` of the SAE folder (the architectures of :data:`ENCODERS`)."""
     x = np.asarray(x, dtype=np.float32)
     if enc["apply_b_dec_to_input"]:
         x = x - enc["b_dec"]
     pre = x @ enc["W_enc"] + enc["b_enc"]
     arch = enc["architecture"]
     if arch == "standard":
-        return pre > 0
+        return np.maximum(pre, 0.0)
     if arch == "jumprelu":
-        return (pre > 0) & (pre > enc["threshold"])
+        return np.where((pre > 0) & (pre > enc["threshold"]), pre, 0.0).astype(np.float32)
     if enc["rescale_acts_by_decoder_norm"]:
         pre = pre * np.linalg.norm(enc["W_dec"], axis=1).astype(np.float32)
     k = int(enc["k"])
-    fires = np.zeros(pre.shape, dtype=bool)
     if k >= pre.shape[1]:
-        return pre > 0
+        return np.maximum(pre, 0.0)
     top = np.argpartition(-pre, k - 1, axis=1)[:, :k]
     rows = np.arange(pre.shape[0])[:, None]
-    fires[rows, top] = pre[rows, top] > 0
-    return fires
+    out = np.zeros_like(pre)
+    out[rows, top] = np.maximum(pre[rows, top], 0.0)
+    return out
+
+
+def encode_fires(enc: dict, x: np.ndarray) -> np.ndarray:
+    """``[rows, d_sae]`` bool: which latents fire (``sae.encode(x) != 0`` in sae-lens) for rows ``x``."""
+    return encode_acts(enc, x) > 0
 
 
 def gt_mcc(decoder_rows: np.ndarray, true_features: np.ndarray) -> float:
