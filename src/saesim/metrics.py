@@ -126,9 +126,13 @@ SAE_STATS = ("", "mean", "std", "baseline")
 NULL_STATS = ("null", "null_std", "excess")
 #: companions of an SAE measure's value ("") in results/summary.csv
 SUMMARY_STATS = ("", "baseline", "ratio", *NULL_STATS)
+#: companions of a table metric's value in results/summary.csv (summary metrics, every coordinate space), in order
+METRIC_STATS = ("std", "baseline", "ratio", *NULL_STATS)
 
+#: how an SAE variant was trained, from each SAE's metrics.json (saes.csv, pairs.csv, stability.csv, the summary)
+TRAINING_COLUMNS = ("architecture", "width", "sparsity_key", "sparsity")
 #: what names an SAE variant in stability.csv and results/summary.csv (the first columns of both)
-VARIANT_COLUMNS = ("hook", "variant", "architecture", "width", "sparsity_key", "sparsity")
+VARIANT_COLUMNS = ("hook", "variant", *TRAINING_COLUMNS)
 #: what results/summary.csv puts before them: the experiment and its kind
 SUMMARY_KEYS = ("experiment", "kind")
 #: counts per variant in stability.csv: real SAEs, real seed pairs, null SAEs, null seed pairs
@@ -398,8 +402,6 @@ COORDINATE_SPACES: dict[str, CoordinateSpace] = {
     )
 }
 
-#: per-space statistics of each table metric in stability.csv and summary.csv, in order
-SPACE_STATS = ("std", "baseline", "ratio", "null", "null_std", "excess")
 
 
 def space_columns() -> list[str]:
@@ -410,7 +412,7 @@ def space_columns() -> list[str]:
             continue
         for m in TABLE_METRICS.values():
             col = space.column(m.name)
-            out += [col, *(f"{col}_{s}" for s in SPACE_STATS)]
+            out += [col, *(f"{col}_{s}" for s in METRIC_STATS)]
     return out
 
 
@@ -443,6 +445,11 @@ def _register_part(part: SummaryPart) -> None:
 def sae_measures(source: str | None = None, place: str | None = None) -> list[SaeMeasure]:
     """The registered SAE measures of one source and / or place, in registration order."""
     return [m for m in SAE_MEASURES.values() if source in (None, m.source) and place in (None, m.place)]
+
+
+def summary_stats(m: SaeMeasure) -> list[str]:
+    """An SAE measure's statistics in results/summary.csv, over all its parts."""
+    return [stat for part, stats in SUMMARY_PARTS if part is m for stat in stats]
 
 
 def sae_summary_columns(quality: bool) -> list[str]:

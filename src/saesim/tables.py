@@ -11,11 +11,12 @@ import pandas as pd
 
 from .geometry import flat_space_values
 from .layout import ArtifactId, identity_in, parse, sae_key_identity
-from .metrics import (COORDINATE_SPACES, DECODER_METRICS, GT_MCC, L0, MARKDOWN_PARTS, N_NULL_PAIRS, N_NULL_SEEDS,
-                      N_PAIRS, N_SEEDS, NULL_STATS, PER_LATENT_METRICS, PER_LATENT_THRESHOLD, PWMCC, SAE_MEASURES,
-                      SAE_PLACES, SUMMARY_COUNTS, SUMMARY_KEYS, SUMMARY_PARTS, TABLE_METRICS, TRUE_L0,
-                      VARIANT_COLUMNS, SaeMeasure, format_number, is_missing, per_latent_summary_columns,
-                      sae_measures, sae_summary_columns, space_columns, summary_metrics, table_metric)
+from .metrics import (COORDINATE_SPACES, DECODER_METRICS, GT_MCC, L0, MARKDOWN_PARTS, METRIC_STATS, NULL_STATS,
+                      N_NULL_PAIRS, N_NULL_SEEDS, N_PAIRS, N_SEEDS, PER_LATENT_METRICS, PER_LATENT_THRESHOLD, PWMCC,
+                      SAE_MEASURES, SAE_PLACES, SUMMARY_COUNTS, SUMMARY_KEYS, SUMMARY_PARTS, SaeMeasure,
+                      TABLE_METRICS, TRAINING_COLUMNS, TRUE_L0, VARIANT_COLUMNS, format_number, is_missing,
+                      per_latent_summary_columns, sae_measures, sae_summary_columns, space_columns, summary_metrics,
+                      summary_stats, table_metric)
 
 
 def _scalar(x):
@@ -56,7 +57,7 @@ def sae_table(sae_dirs: Iterable[str], ground_truth_files: Iterable[str] = (), d
         m = json.loads((Path(path) / "metrics.json").read_text())
         key = identity_in(m, "sae", path)
         rows.append({"hook": key.hook, "variant": key.variant, "seed": int(key.seed), "null": key.null,
-                     **{c: m[c] for c in ("architecture", "width", "sparsity_key", "sparsity")}, **_source_columns(m, "sae")})
+                     **{c: m[c] for c in TRAINING_COLUMNS}, **_source_columns(m, "sae")})
     df = pd.DataFrame(rows)
     gt_rows = []
     for path in ground_truth_files:
@@ -84,7 +85,7 @@ def pair_table(pair_files: Iterable[str], saes: pd.DataFrame) -> pd.DataFrame:
         row.update(flat_space_values(r, TABLE_METRICS.values()))  # mean-removed / whitened (saesim.geometry)
         rows.append(row)
     df = pd.DataFrame(rows)
-    info = saes.drop_duplicates(["hook", "variant"])[["hook", "variant", "architecture", "width", "sparsity_key", "sparsity"]]
+    info = saes.drop_duplicates(["hook", "variant"])[list(VARIANT_COLUMNS)]
     return df.merge(info, on=["hook", "variant"], how="left").sort_values(["null", "hook", "architecture", "width", "sparsity", "seed_a", "seed_b"]).reset_index(drop=True)
 
 
@@ -191,8 +192,8 @@ def stability_table(saes: pd.DataFrame, pairs: pd.DataFrame, baselines: dict) ->
     rows = []
     for (hook, variant), group in saes.groupby(["hook", "variant"], sort=False):
         first = group.iloc[0]
-        row = {"hook": hook, "variant": variant, "architecture": first["architecture"], "width": int(first["width"]),
-               "sparsity_key": first["sparsity_key"], "sparsity": first["sparsity"], N_SEEDS: len(group)}
+        row = {"hook": hook, "variant": variant, **{c: first[c] for c in TRAINING_COLUMNS}, N_SEEDS: len(group)}
+        row["width"] = int(row["width"])
         for m in sae_measures(place="quality"):
             _measure_stats(row, m, group)
         p = pairs[(pairs["hook"] == hook) & (pairs["variant"] == variant)]
@@ -305,27 +306,18 @@ def fourier_table(fourier_files: Iterable[str]) -> pd.DataFrame:
 
 # ---- cross-experiment summary -------------------------------------------------------------
 
-#: per-variant statistics of each summary metric (saesim.metrics.summary_metrics) in the summary, in order
-_SUMMARY_METRIC_STATS = ("std", "baseline", "ratio", *NULL_STATS)
-
-
 def summary_columns() -> list[str]:
     """Columns of results/summary.csv, in order, all from the registries of saesim.metrics: the
     counts, the SAE measures' summary columns (SAE quality before the decoder metrics, the others
-    after them; empty where unknown), each summary metric's value and :data:`_SUMMARY_METRIC_STATS`,
+    after them; empty where unknown), each summary metric's value and :data:`saesim.metrics.METRIC_STATS`,
     the coordinate spaces' and the per-latent columns."""
-    metric_columns = [c for m in summary_metrics() for c in (m.name, *(f"{m.name}_{s}" for s in _SUMMARY_METRIC_STATS))]
+    metric_columns = [c for m in summary_metrics() for c in (m.name, *(f"{m.name}_{s}" for s in METRIC_STATS))]
     return [*SUMMARY_KEYS, *VARIANT_COLUMNS, *SUMMARY_COUNTS, *sae_summary_columns(quality=True), *metric_columns,
             *sae_summary_columns(quality=False), *space_columns(), *per_latent_summary_columns()]
 
 
 #: columns of results/summary.csv for the metrics registered at import (see summary_columns)
 SUMMARY_COLUMNS = summary_columns()
-
-
-def _summary_measure_columns(m: SaeMeasure) -> list[str]:
-    """The columns of an SAE measure in the summary (all its parts)."""
-    return [m.column(stat) for part, stats in SUMMARY_PARTS if part is m for stat in stats]
 
 
 def _fourier_columns(df: pd.DataFrame, m: SaeMeasure, table: pd.DataFrame | None) -> pd.DataFrame:
@@ -345,7 +337,7 @@ def _fourier_columns(df: pd.DataFrame, m: SaeMeasure, table: pd.DataFrame | None
             agg = agg.merge(nagg, on=["hook", "variant"], how="left")
             agg[m.column("excess")] = excess(agg[m.name], agg[m.column("null")])
         df = df.merge(agg, on=["hook", "variant"], how="left")
-    for col in _summary_measure_columns(m):
+    for col in map(m.column, summary_stats(m)):
         if col not in df:
             df[col] = np.nan
     return df
@@ -372,8 +364,8 @@ def cross_experiment_summary(
     kinds = kinds or {}
     columns = summary_columns()
     frames = []
+    experiment, kind = SUMMARY_KEYS
     for exp, st in stability.items():
-        experiment, kind = SUMMARY_KEYS
         df = pd.DataFrame({experiment: exp, kind: kinds.get(exp, ""), **{c: st[c] for c in (*VARIANT_COLUMNS, N_SEEDS, N_PAIRS)}})
         for m, stats in SUMMARY_PARTS:
             if m.source == "fourier":
@@ -384,7 +376,7 @@ def cross_experiment_summary(
         df[N_NULL_PAIRS] = st[N_NULL_PAIRS] if N_NULL_PAIRS in st else np.nan
         for metric in (m.name for m in summary_metrics()):
             df[metric] = st[f"{metric}_mean"]
-            for suffix in _SUMMARY_METRIC_STATS:
+            for suffix in METRIC_STATS:
                 col = f"{metric}_{suffix}"
                 df[col] = st[col] if col in st else np.nan
         for col in space_columns():  # mean-removed / whitened coordinates (saesim.geometry)
@@ -442,7 +434,7 @@ def _measures_cell(measures: list[SaeMeasure], row) -> str:
     """``label value (random)`` of each measure and ``; null: label null``; with a ratio
     companion ``label value (random, ratio×)`` and ``; null null ± s.d. (excess e)``."""
     first = measures[0]
-    if "ratio" in _summary_measure_stats(first):
+    if "ratio" in summary_stats(first):
         parts = [f"{m.cell[0]} " + _vs_random(row[m.name], row[m.column("baseline")], row[m.column("ratio")]) for m in measures]
         nulls = [_vs_null(row[m.column("null")], row[m.column("null_std")], row[m.column("excess")]) for m in measures]
         cell, null = "; ".join(parts), "; null " + "; ".join(nulls)
@@ -450,10 +442,6 @@ def _measures_cell(measures: list[SaeMeasure], row) -> str:
         cell = "; ".join(f"{m.cell[0]} {row[m.name]:{m.cell[1]}} ({row[m.column('baseline')]:{m.cell[1]}})" for m in measures)
         null = "; null: " + ", ".join(f"{m.cell[0]} {row[m.column('null')]:{m.cell[1]}}" for m in measures)
     return cell + ("" if is_missing(row.get(first.column("null"))) else null)
-
-
-def _summary_measure_stats(m: SaeMeasure) -> list[str]:
-    return [stat for part, stats in SUMMARY_PARTS if part is m for stat in stats]
 
 
 def _ground_truth_cell(row) -> str:
@@ -586,7 +574,7 @@ def pwmcc_vs_gtmcc(stability: pd.DataFrame) -> dict:
         "spearman_rho": float(stats.spearmanr(x, y)[0]) if ok else None,
         "pwmcc_chance": float(st[f"{pw}_baseline"].mean()) if len(st) else None,
         "gtmcc_chance": float(st[f"{gt}_baseline"].mean()) if len(st) and f"{gt}_baseline" in st else None,
-        "true_l0": float(st[true_l0].mean()) if true_l0 in st and len(st) else None,
+        true_l0: float(st[true_l0].mean()) if true_l0 in st and len(st) else None,
         "variants": [
             {"hook": r["hook"], "variant": r["variant"], l0: float(r[f"{l0}_mean"]), "pwmcc": float(r[f"{pw}_mean"]),
              "pwmcc_std": float(r[f"{pw}_std"]), "gtmcc": float(r[f"{gt}_mean"]), "gtmcc_std": float(r[f"{gt}_std"])}
