@@ -296,13 +296,14 @@ def test_trajectory_figure_draws_without_a_null(tmp_path):
     """A convergence table without null SAEs (null disabled) still draws, from 0."""
     import pandas as pd
 
-    from saesim.convergence import DRIFT_COLUMNS, QUALITY_METRICS, STABILITY_METRICS
+    from saesim.convergence import DRIFT_COLUMNS, QUALITY_METRICS
+    from saesim.metrics import TABLE_METRICS
     from saesim.plotting import save_figure, trajectory_plot
 
     rows = []
     for f, n in ((0.0, 0), (0.5, 5000), (1.0, 10000)):
         row = {"variant": "v", "hook": "h", "fraction": f, "samples": n, "n_seeds": 2}
-        for m in STABILITY_METRICS:
+        for m in TABLE_METRICS:
             row.update({f"{m}_{s}": 0.3 + 0.2 * f for s in ("mean", "min", "max")}, **{f"{m}_baseline": 0.3, f"{m}_null": np.nan})
         for m in QUALITY_METRICS:
             row.update({f"{m}_{s}": 0.5 for s in ("mean", "min", "max")}, **{f"{m}_null": np.nan})

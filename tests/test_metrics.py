@@ -37,11 +37,10 @@ def test_decoder_metrics_are_what_compare_decoders_returns():
 def test_table_metrics_read_their_decoder_metric():
     pair = {"mmcs": 0.8, "hungarian_mean_cos": 0.7, "frac_matched_above": {"0.5": 0.9, "0.7": 0.4}}
     assert {name: m.value(pair) for name, m in TABLE_METRICS.items()} == {"mmcs": 0.8, "hungarian_mean_cos": 0.7, "frac_matched_0.7": 0.4}
-    from saesim.tables import METRIC_LABELS, STABILITY_METRICS, baseline_std, baseline_value
+    from saesim.tables import baseline_std, baseline_value
 
-    assert list(STABILITY_METRICS) == ["mmcs", "hungarian_mean_cos", "frac_matched_0.7"]
-    assert STABILITY_METRICS["frac_matched_0.7"](pair) == 0.4
-    assert METRIC_LABELS["mmcs"] == "mean max |cos| (PWMCC)"
+    assert list(TABLE_METRICS) == ["mmcs", "hungarian_mean_cos", "frac_matched_0.7"]
+    assert TABLE_METRICS["mmcs"].label == "mean max |cos| (PWMCC)"
     base = {"mmcs": {"mean": 0.3, "std": 0.0}, "frac_matched_above": {"0.7": 0.05}, "std": {"frac_matched_above": {"0.7": 0.01}}}
     assert baseline_value(base, "mmcs") == 0.3 and baseline_value(base, "frac_matched_0.7") == 0.05
     assert baseline_std(base, "frac_matched_0.7") == 0.01 and np.isnan(baseline_std(base, "mmcs"))
@@ -88,8 +87,9 @@ def _write(path: Path, obj) -> str:
     return str(path)
 
 
-def _tables(tmp_path):
-    """saes, pairs and stability of one variant: two real seeds, two null seeds (known values)."""
+def _tables(tmp_path, sae_extra=lambda role, seed: {}):
+    """saes, pairs and stability of one variant: two real seeds, two null seeds (known values);
+    ``sae_extra(role, seed)``: more keys of each SAE's metrics.json."""
     from saesim.tables import load_baselines, pair_table, sae_table, stability_table
 
     info = {"architecture": "topk", "width": 8, "sparsity_key": "k", "sparsity": 3, "l0": 3.0,
@@ -98,7 +98,8 @@ def _tables(tmp_path):
     for role, seeds, f5 in (("real", (0, 1), 0.75), ("null", (2, 3), 0.5)):
         for s in seeds:
             saes.append(str(Path(_write(tmp_path / role / f"sae{s}/metrics.json",
-                                        {**info, "identity": ArtifactId("toy", "toy", "topk-w8-k3", (s,), role).to_dict()})).parent))
+                                        {**info, **sae_extra(role, s),
+                                         "identity": ArtifactId("toy", "toy", "topk-w8-k3", (s,), role).to_dict()})).parent))
         pair = {"mmcs": 0.8, "hungarian_mean_cos": 0.7, "frac_matched_above": {"0.5": f5, "0.7": 0.4},
                 "mmcs_a_to_b": 0.8, "mmcs_b_to_a": 0.8, "identity": ArtifactId("toy", "toy", "topk-w8-k3", seeds, role).to_dict()}
         pairs.append(_write(tmp_path / role / "pair.json", pair))
@@ -140,6 +141,62 @@ def test_without_the_new_metric_the_tables_are_as_before(tmp_path):
     assert "frac_matched_0.5" not in pairs and not any(c.startswith("frac_matched_0.5") for c in st)
     assert summary_columns() == SUMMARY_COLUMNS
     assert list(cross_experiment_summary({"toy": st}).columns) == SUMMARY_COLUMNS
+
+
+# ---- a new SAE-level measure, end to end ----------------------------------------------------
+
+NEW_MEASURE = metrics.SaeMeasure("sharpness", "a made-up number per SAE", "sae", stats=("mean", "std"), null=metrics.NULL_STATS,
+                                 summary=("", *metrics.NULL_STATS), markdown=(("mean", "sharp"),), display=("sharp", ".2f"))
+SHARPNESS = {("real", 0): 0.6, ("real", 1): 0.8, ("null", 2): 0.2, ("null", 3): 0.4}
+
+
+@pytest.fixture
+def new_measure():
+    metrics.register(NEW_MEASURE)
+    yield NEW_MEASURE
+    metrics.unregister(NEW_MEASURE)
+    assert NEW_MEASURE.name not in metrics.SAE_MEASURES and all(m is not NEW_MEASURE for m, _ in metrics.SUMMARY_PARTS)
+
+
+def test_a_registered_sae_measure_gets_columns_everywhere(tmp_path, new_measure):
+    """Registering an SAE measure (no edit of saesim.tables) gives it its column in saes.csv, its
+    statistics and null companions in stability.csv and the summary, and its headers."""
+    from saesim.tables import (cross_experiment_summary, cross_summary_html, cross_summary_markdown, summary_columns,
+                               summary_display, summary_markdown)
+
+    saes, _, st = _tables(tmp_path, lambda role, seed: {"sharpness": SHARPNESS[role, seed]})
+    assert sorted(saes["sharpness"]) == [0.2, 0.4, 0.6, 0.8]
+    row = st.iloc[0]
+    np.testing.assert_allclose([row[f"sharpness_{s}"] for s in ("mean", "std", "null", "null_std", "excess")],
+                               [0.7, 0.1, 0.3, 0.1, 0.4 / 0.7])
+    cols = list(st.columns)
+    assert cols.index("dead_fraction_mean") < cols.index("sharpness_mean") < cols.index("n_pairs")  # an SAE-quality measure
+    assert cols.index("explained_variance_excess") < cols.index("sharpness_null") < cols.index("mmcs_null")
+    new_cols = ["sharpness", "sharpness_null", "sharpness_null_std", "sharpness_excess"]
+    at = summary_columns().index("sharpness")
+    assert summary_columns()[at - 1:at + 5] == ["dead_fraction", *new_cols, "mmcs"]
+    summary = cross_experiment_summary({"toy": st}, kinds={"toy": "toy"})
+    assert list(summary.columns) == summary_columns()
+    np.testing.assert_allclose(summary[new_cols].iloc[0].to_numpy(float), [0.7, 0.3, 0.1, 0.4 / 0.7])
+    assert "sharp" in [h.strip() for h in summary_markdown(st).splitlines()[-3].split("|")]
+    display = summary_display(summary)
+    assert list(display.columns)[3:5] == ["L0", "expl. var."] and display["sharp"].tolist() == ["0.70"]
+    header = next(line for line in cross_summary_markdown(summary).splitlines() if line.startswith("| experiment"))
+    assert "sharp" in [h.strip() for h in header.split("|")] and "<th>sharp</th>" in cross_summary_html(summary)
+
+
+def test_bad_sae_measures_are_one_line_errors():
+    with pytest.raises(SaesimError, match=r"^SAE measure x: source \['metrics'\] not among"):
+        metrics.register(metrics.SaeMeasure("x", "x", "metrics"))
+    with pytest.raises(SaesimError, match="'baseline' statistic needs baseline=True"):
+        metrics.register(metrics.SaeMeasure("x", "x", "sae", stats=("mean", "baseline")))
+    with pytest.raises(SaesimError, match="null statistics need the 'mean' statistic"):
+        metrics.register(metrics.SaeMeasure("x", "x", "sae", stats=(), null=("null",)))
+    with pytest.raises(SaesimError, match="'l0' is registered twice"):
+        metrics.register(metrics.SaeMeasure("l0", "x", "sae"))
+    with pytest.raises(SaesimError, match="'x' is not an SAE measure"):
+        metrics.register(metrics.SummaryPart("x", summary=("null",)))
+    assert "x" not in metrics.SAE_MEASURES
 
 
 def test_a_registered_decoder_metric_gets_a_row_in_saesim_compare():

@@ -11,7 +11,7 @@ import pytest
 from saesim.activation_store import StoreWriter, open_store
 from saesim.errors import SaesimError
 from saesim.null_model import NULL_GROUP, gaussian_factor, iter_gaussian_rows, streaming_moments, write_null_store
-from saesim.tables import excess_over_null
+from saesim.tables import excess
 from saesim.synthetic import write_synthetic_store
 
 
@@ -99,10 +99,10 @@ def test_no_rows_left_is_one_clear_error(tmp_path, rng):
 
 
 def test_excess_over_null():
-    assert excess_over_null(0.8, 0.6) == pytest.approx(0.5)
-    assert excess_over_null(0.6, 0.6) == 0
-    assert np.isnan(excess_over_null(0.8, np.nan)) and np.isnan(excess_over_null(0.8, 1.0))
-    np.testing.assert_allclose(excess_over_null([1.0, 0.4], [0.5, 0.5]), [1.0, -0.2])
+    assert excess(0.8, 0.6) == pytest.approx(0.5)
+    assert excess(0.6, 0.6) == 0
+    assert np.isnan(excess(0.8, np.nan)) and np.isnan(excess(0.8, 1.0))
+    np.testing.assert_allclose(excess([1.0, 0.4], [0.5, 0.5]), [1.0, -0.2])
 
 
 # --------------------------------------------------------------------------- the known answer
@@ -145,6 +145,6 @@ def test_known_answer_real_features_beat_their_null_and_gaussian_data_sits_at_it
     # (pairs 0.878-0.958), its null 0.674 +- 0.032, the Gaussian's null 0.664 +- 0.040
     assert real.mean() > 0.85
     assert real.mean() > toy_null + 4 * toy_null_std
-    assert excess_over_null(real.mean(), toy_null) > 0.5
+    assert excess(real.mean(), toy_null) > 0.5
     assert abs(on_gauss.mean() - null_of_gauss.mean()) <= 2 * null_of_gauss.std()
     assert null_of_gauss.std() > 0  # the check above is not vacuous

@@ -524,13 +524,14 @@ def test_item10_convergence_figure_draws_the_trained_null():
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from saesim.convergence import DRIFT_COLUMNS, QUALITY_METRICS, STABILITY_METRICS
+    from saesim.convergence import DRIFT_COLUMNS, QUALITY_METRICS
+    from saesim.metrics import TABLE_METRICS
     from saesim.plotting import trajectory_plot
 
     rows = []
     for f, n in ((0.0, 0), (0.5, 5000), (1.0, 10000)):
         row = {"variant": "v", "hook": "h", "fraction": f, "samples": n, "n_seeds": 2}
-        for i, m in enumerate(STABILITY_METRICS):
+        for i, m in enumerate(TABLE_METRICS):
             row.update({f"{m}_{s}": 0.3 + 0.5 * f for s in ("mean", "min", "max")}, **{f"{m}_baseline": 0.1,
                        f"{m}_null": 0.4 + 0.01 * i})
         for m in QUALITY_METRICS:
@@ -541,7 +542,7 @@ def test_item10_convergence_figure_draws_the_trained_null():
     fig = trajectory_plot(pd.DataFrame(rows), title="t")
     ax = fig.axes[0]
     levels = {round(float(y), 6) for line in ax.get_lines() if line.get_linestyle() == ":" for y in line.get_ydata()}
-    assert levels == {round(0.4 + 0.01 * i, 6) for i in range(len(STABILITY_METRICS))}
+    assert levels == {round(0.4 + 0.01 * i, 6) for i in range(len(TABLE_METRICS))}
     legend_texts = [x.get_text() for a in fig.axes for lg in ([a.get_legend()] if a.get_legend() else [])
                     for x in lg.get_texts()] + [x.get_text() for lg in fig.legends for x in lg.get_texts()]
     assert any("trained null" in x for x in legend_texts)

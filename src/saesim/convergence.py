@@ -36,8 +36,6 @@ import numpy as np
 from .errors import SaesimError
 from .metrics import TABLE_METRICS
 
-#: stability metrics of the convergence table: the table metrics of saesim.metrics (columns of pairs.csv)
-STABILITY_METRICS = tuple(TABLE_METRICS)
 #: quality metrics of every snapshot, as named in evaluate_sae
 QUALITY_METRICS = ("explained_variance", "l0", "dead_fraction")
 #: quantiles of the per-latent drift cos kept per snapshot
@@ -47,9 +45,7 @@ DRIFT_BINS = np.linspace(-1.0, 1.0, 21)
 
 
 def _metric(result: dict, name: str) -> float:
-    from .tables import STABILITY_METRICS as GETTERS
-
-    return float(GETTERS[name](result))
+    return float(TABLE_METRICS[name].value(result))
 
 
 def weights_equal(a_dir: str | os.PathLike, b_dir: str | os.PathLike) -> bool:
@@ -152,7 +148,7 @@ def _trajectories(role, store_path, specs, published, fractions, work_dir, memor
     for f in fractions:
         for a, b in combinations(seeds, 2):
             res = compare_decoders(decoders[a][f], decoders[b][f], memory_budget_mb=memory_budget_mb, with_baseline=False)
-            per_pair.append({"role": role, "fraction": f, "seed_a": a, "seed_b": b, **{m: _metric(res, m) for m in STABILITY_METRICS}})
+            per_pair.append({"role": role, "fraction": f, "seed_a": a, "seed_b": b, **{m: _metric(res, m) for m in TABLE_METRICS}})
     return per_seed, per_pair, samples
 
 
@@ -204,7 +200,7 @@ def measure_convergence(
         "per_seed": per_seed,
         "per_pair": per_pair,
         "drift_bins": [float(x) for x in DRIFT_BINS],
-        "baseline": None if baseline is None else {m: _metric(baseline, m) for m in STABILITY_METRICS},
+        "baseline": None if baseline is None else {m: _metric(baseline, m) for m in TABLE_METRICS},
         "trained": False,  # read from the training run's snapshots; nothing was trained here
     }
 
@@ -220,7 +216,7 @@ def convergence_table(result: dict, **labels: Any):
     initialisation (mean over seeds of each seed's median etc.), real and null."""
     import pandas as pd
 
-    from .tables import excess_over_null
+    from .tables import excess
 
     pairs = pd.DataFrame(result["per_pair"])
     seeds = pd.DataFrame(result["per_seed"])
@@ -230,11 +226,11 @@ def convergence_table(result: dict, **labels: Any):
         p = pairs[(pairs["fraction"] == fraction) & (pairs["role"] == "real")]
         pn = pairs[(pairs["fraction"] == fraction) & (pairs["role"] == "null")]
         row["n_pairs"] = len(p)
-        for m in STABILITY_METRICS:
+        for m in TABLE_METRICS:
             row[f"{m}_mean"], row[f"{m}_min"], row[f"{m}_max"] = p[m].mean(), p[m].min(), p[m].max()
             row[f"{m}_baseline"] = np.nan if result["baseline"] is None else result["baseline"][m]
             row[f"{m}_null"] = pn[m].mean() if len(pn) else np.nan
-            row[f"{m}_excess_null"] = excess_over_null(row[f"{m}_mean"], row[f"{m}_null"])
+            row[f"{m}_excess_null"] = excess(row[f"{m}_mean"], row[f"{m}_null"])
         s = seeds[(seeds["fraction"] == fraction) & (seeds["role"] == "real")]
         sn = seeds[(seeds["fraction"] == fraction) & (seeds["role"] == "null")]
         for m in QUALITY_METRICS:

@@ -210,6 +210,14 @@ def load_moments(path: Any, exclude_positions=(), exclude_norm_above: float | No
     return Moments(mean, cov, n)
 
 
+def unit_rows(x: Any, dtype: Any = np.float64) -> np.ndarray:
+    """The rows of ``x`` scaled to unit length (zero rows stay zero), as ``dtype`` (None: the
+    dtype ``x`` has): the one row normaliser of decoders, features and activations."""
+    x = np.asarray(x, dtype=dtype)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms == 0, 1.0, norms)
+
+
 def transform_store_rows(x: np.ndarray, a: np.ndarray) -> np.ndarray:
     """``x @ a.T``: activations (rows) under the linear map ``x -> A x`` (tests of invariance)."""
     return np.asarray(x, dtype=np.float64) @ np.asarray(a, dtype=np.float64).T

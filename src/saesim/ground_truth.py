@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms == 0, 1.0, norms)
+from .geometry import unit_rows
 
 
 def latent_truth_cosines(decoder_rows: np.ndarray, true_features: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .architectures import ARCHITECTURES  # noqa: E402
-from .tables import METRIC_LABELS, STABILITY_METRICS, real_rows  # noqa: E402
+from .tables import real_rows  # noqa: E402
 from .metrics import RELATIONAL_MEASURES, TABLE_METRICS  # noqa: E402
 
 # from the architecture registry (saesim.architectures)
@@ -158,7 +158,7 @@ def stability_vs_l0(stability: pd.DataFrame, pairs: pd.DataFrame, true_l0: float
     # frozen-dictionary variants (freeze: decoder) are a chance level, not a point of the L0 sweep
     stability = stability[~stability["variant"].astype(str).str.contains(FROZEN_TAG, regex=False)]
     hooks = _ordered_hooks(stability["hook"])
-    metrics = list(STABILITY_METRICS)
+    metrics = list(TABLE_METRICS)
     fig, axes = plt.subplots(len(hooks), len(metrics), figsize=(4.6 * len(metrics), 3.6 * len(hooks)), squeeze=False)
     l0_of = stability.set_index(["hook", "variant"])["l0_mean"]
     extra = {}
@@ -199,7 +199,7 @@ def stability_vs_l0(stability: pd.DataFrame, pairs: pd.DataFrame, true_l0: float
             if true_l0 is not None:
                 ax.axvline(true_l0, color="black", ls=":", lw=1.3, label=f"true L0 = {true_l0:.1f}")
             ax.set_xlabel("L0 (mean active latents per input)")
-            ax.set_ylabel(METRIC_LABELS[metric])
+            ax.set_ylabel(TABLE_METRICS[metric].label)
             ax.set_ylim(*UNIT_YLIM)
             ax.set_xlim(0, x_max)
             if len(hooks) > 1:
@@ -265,11 +265,11 @@ def seed_heatmap(pairs: pd.DataFrame, stability: pd.DataFrame, metric: str = "mm
     st = st.sort_values(["_hook", "architecture", "width", "sparsity"])
     if architecture is None and len(st) <= MAX_HEATMAP_PANELS:
         panels = st
-        suptitle = f"{METRIC_LABELS[metric]} between seeds"
+        suptitle = f"{TABLE_METRICS[metric].label} between seeds"
     else:
         architecture = architecture or pick_heatmap_architecture(stability)
         panels = st[(st["hook"] == hooks[0]) & (st["architecture"] == architecture)]
-        suptitle = f"{_arch_label(architecture)}: {METRIC_LABELS[metric]} between seeds" + (f" ({hooks[0]})" if len(hooks) > 1 else "")
+        suptitle = f"{_arch_label(architecture)}: {TABLE_METRICS[metric].label} between seeds" + (f" ({hooks[0]})" if len(hooks) > 1 else "")
     show_hook = architecture is None and len(hooks) > 1
     show_arch = panels["architecture"].nunique() > 1
     show_width = panels["width"].nunique() > 1
@@ -291,7 +291,7 @@ def seed_heatmap(pairs: pd.DataFrame, stability: pd.DataFrame, metric: str = "mm
         sns.heatmap(
             mat, ax=ax, vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".2f", square=True, annot_kws={"size": 8},
             mask=np.eye(len(seeds), dtype=bool), cbar=last, cbar_ax=cbar_ax if last else None,
-            cbar_kws={"label": METRIC_LABELS[metric]} if last else None,
+            cbar_kws={"label": TABLE_METRICS[metric].label} if last else None,
         )
         ax.set_facecolor("0.9")
         ax.grid(False)
@@ -580,7 +580,6 @@ def trajectory_plot(table: pd.DataFrame, title: str | None = None):
     initialisation, the median over latents of cos(decoder row now, row at step 0) (mean over
     seeds, 10-90% quantile band), real (solid) and null (dotted); right, explained variance and
     dead fraction on held-out rows (null dotted)."""
-    from .convergence import STABILITY_METRICS
 
     paper_style()
     t = table.sort_values("samples")
@@ -588,11 +587,11 @@ def trajectory_plot(table: pd.DataFrame, title: str | None = None):
     fig, axes = plt.subplots(1, 3, figsize=(14.5, 3.9))
     extra = {}
     ax = axes[0]
-    for m in STABILITY_METRICS:
+    for m in TABLE_METRICS:
         color = CONVERGENCE_COLORS[m]
         lo = t[f"{m}_mean"] - t[f"{m}_min"]
         hi = t[f"{m}_max"] - t[f"{m}_mean"]
-        ax.errorbar(x, t[f"{m}_mean"], yerr=[lo, hi], color=color, marker="o", capsize=3, lw=1.8, ms=5, label=METRIC_LABELS[m])
+        ax.errorbar(x, t[f"{m}_mean"], yerr=[lo, hi], color=color, marker="o", capsize=3, lw=1.8, ms=5, label=TABLE_METRICS[m].label)
         base = t.get(f"{m}_baseline")
         if base is not None and base.notna().any():
             ax.axhline(float(base.iloc[0]), color=color, ls="--", lw=1.2, alpha=0.8)
@@ -640,10 +639,9 @@ def seed_modes_plot(table: pd.DataFrame, title: str | None = None):
     min-max) and drift from initialisation (median over latents of cos(row now, row at
     step 0), mean over seeds) against training samples seen from 0, one line per seed mode;
     dashed grey: random decoders of the same shape."""
-    from .convergence import STABILITY_METRICS
 
     paper_style()
-    metrics = [m for m in ("mmcs", "hungarian_mean_cos") if m in STABILITY_METRICS]
+    metrics = [m for m in ("mmcs", "hungarian_mean_cos") if m in TABLE_METRICS]
     fig, axes = plt.subplots(1, len(metrics) + 1, figsize=(4.8 * (len(metrics) + 1), 3.9))
     extra = {}
     for mode, g in table.groupby("seed_mode", sort=False):
@@ -660,7 +658,7 @@ def seed_modes_plot(table: pd.DataFrame, title: str | None = None):
         if base.notna().any():
             ax.axhline(float(base.iloc[0]), color=BASELINE_COLOR, ls="--", lw=1.2)
             extra.setdefault("random decoders (dashed)", plt.Line2D([], [], color=BASELINE_COLOR, ls="--", lw=1.2))
-        ax.set_ylabel(METRIC_LABELS[m])
+        ax.set_ylabel(TABLE_METRICS[m].label)
     axes[-1].set_ylabel("drift: median cos(row now, row at step 0)")
     for ax in axes:
         ax.set_xticks(t["samples"])

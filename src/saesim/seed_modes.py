@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .errors import SaesimError
+from .metrics import TABLE_METRICS
 
 #: seed modes the comparison can run, in figure order (the config's target: saesim.config.seed_modes_target)
 MODES = ("both", "init_only", "data_only")
@@ -55,7 +56,7 @@ def measure_seed_modes(
     """Each mode's trajectory. ``specs[mode][seed]`` are SAESpecs; a mode in ``published``
     reads those SAE folders (they must hold the snapshots), every other mode is trained here
     (under ``work_dir``, removed at the end) with snapshots at ``fractions`` below 1."""
-    from .convergence import STABILITY_METRICS, _metric, _trajectories
+    from .convergence import _metric, _trajectories
     from .training import train_sae
 
     fractions = sorted({float(f) for f in fractions} | {0.0, 1.0})
@@ -92,7 +93,7 @@ def measure_seed_modes(
         "samples": [samples[f] for f in fractions],
         "per_seed": per_seed,
         "per_pair": per_pair,
-        "baseline": None if baseline is None else {m: _metric(baseline, m) for m in STABILITY_METRICS},
+        "baseline": None if baseline is None else {m: _metric(baseline, m) for m in TABLE_METRICS},
     }
 
 
@@ -102,7 +103,6 @@ def seed_modes_table(result: dict, **labels: Any):
     import numpy as np
     import pandas as pd
 
-    from .convergence import STABILITY_METRICS
 
     pairs = pd.DataFrame(result["per_pair"])
     seeds = pd.DataFrame(result["per_seed"])
@@ -113,7 +113,7 @@ def seed_modes_table(result: dict, **labels: Any):
             s = seeds[(seeds["role"] == mode) & (seeds["fraction"] == fraction)]
             row: dict[str, Any] = {**labels, "seed_mode": mode, "fraction": fraction, "samples": samples,
                                    "n_seeds": len(s), "n_pairs": len(p)}
-            for m in STABILITY_METRICS:
+            for m in TABLE_METRICS:
                 row[f"{m}_mean"], row[f"{m}_min"], row[f"{m}_max"] = p[m].mean(), p[m].min(), p[m].max()
                 row[f"{m}_baseline"] = np.nan if result["baseline"] is None else result["baseline"][m]
             for m in ("drift_cos_median", "explained_variance", "l0", "dead_fraction"):

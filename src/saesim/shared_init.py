@@ -29,17 +29,12 @@ from typing import Any
 import numpy as np
 
 from .errors import SaesimError
+from .geometry import unit_rows
 
 #: z-score (index-aligned mean cos above its permutation null) at which two SAEs are flagged
 DEFAULT_Z_THRESHOLD = 6.0
 #: random permutations behind the null's standard deviation
 DEFAULT_N_PERM = 200
-
-
-def _unit_rows(W: Any) -> np.ndarray:
-    W = np.asarray(W, dtype=np.float32)
-    n = np.linalg.norm(W, axis=1, keepdims=True)
-    return np.divide(W, n, out=np.zeros_like(W), where=n > 0)
 
 
 def _aligned_mean(A: np.ndarray, B: np.ndarray, perm: np.ndarray | None = None, chunk: int = 8192) -> float:
@@ -66,8 +61,8 @@ def shared_init_test(
     and the settings. Decoders of different shapes cannot share an initialisation:
     ``shared_init`` is False with ``reason`` set.
     """
-    A = _unit_rows(dec_a)
-    B = _unit_rows(dec_b)
+    A = unit_rows(dec_a, np.float32)
+    B = unit_rows(dec_b, np.float32)
     if A.ndim != 2 or B.ndim != 2:
         raise SaesimError(f"decoders must be 2-D [latents, d], got shapes {A.shape} and {B.shape}")
     base = {"n_perm": int(n_perm), "z_threshold": float(z_threshold), "null": "permutation of B's latent indices"}

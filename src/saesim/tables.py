@@ -11,20 +11,32 @@ import pandas as pd
 
 from .geometry import flat_space_values
 from .layout import ArtifactId, identity_in, parse, sae_key_identity
-from .metrics import (COORDINATE_SPACES, TABLE_METRICS, TableMetricView, per_latent_summary_columns, space_columns,
-                      summary_metrics, table_metric)
+from .metrics import (COORDINATE_SPACES, DECODER_METRICS, GT_MCC, L0, MARKDOWN_PARTS, METRIC_STATS, NULL_STATS,
+                      N_NULL_PAIRS, N_NULL_SEEDS, N_PAIRS, N_SEEDS, PER_LATENT_METRICS, PER_LATENT_THRESHOLD, PWMCC,
+                      SAE_MEASURES, SAE_PLACES, SUMMARY_COUNTS, SUMMARY_KEYS, SUMMARY_PARTS, SaeMeasure,
+                      TABLE_METRICS, TRAINING_COLUMNS, TRUE_L0, VARIANT_COLUMNS, format_number, is_missing,
+                      per_latent_summary_columns, sae_measures, sae_summary_columns, space_columns, summary_metrics,
+                      summary_stats, table_metric)
 
-#: stability metrics, as columns of pairs.csv (name -> how to read it from a pair result), and
-#: their labels: views of the registry saesim.metrics.TABLE_METRICS
-STABILITY_METRICS = TableMetricView(lambda m: m.value)
-METRIC_LABELS = TableMetricView(lambda m: m.label)
-
-#: downstream loss of language-model SAEs (saesim.downstream), per SAE in saes.csv, means in stability.csv
-DOWNSTREAM_COLUMNS = ("ce_loss_recovered", "kl_div", "ce_loss_delta", "ce_clean", "ce_zero")
 
 def _scalar(x):
     """Baselines may store ``{"mean": .., "std": ..}`` or a plain number."""
     return x["mean"] if isinstance(x, dict) and "mean" in x else x
+
+
+def _source_columns(record: dict, source: str) -> dict:
+    """The SAE measures of one source (saesim.metrics.SAE_MEASURES) in one of its records: per
+    place, the values, then random decoders' values (``<name>_baseline``, from
+    ``record["baseline"]``); optional measures NaN where absent, their baselines left out."""
+    out = {}
+    for place in SAE_PLACES:
+        measures = sae_measures(source, place)
+        for m in measures:
+            out[m.name] = record.get(m.source_key, np.nan) if m.optional else record[m.source_key]
+        for m in measures:
+            if m.baseline and not (m.optional and m.source_key not in record["baseline"]):
+                out[m.column("baseline")] = record["baseline"][m.source_key]
+    return out
 
 
 def downstream_rows(downstream_files: Iterable[str]) -> pd.DataFrame:
@@ -33,70 +45,32 @@ def downstream_rows(downstream_files: Iterable[str]) -> pd.DataFrame:
     for path in downstream_files:
         for key, r in json.loads(Path(path).read_text())["saes"].items():
             sae = ArtifactId.from_dict(r["identity"]) if "identity" in r else sae_key_identity(key, "")
-            rows.append({"hook": sae.hook, "variant": sae.variant, "seed": int(sae.seed),
-                         **{c: r[c] for c in DOWNSTREAM_COLUMNS}})
-    return pd.DataFrame(rows, columns=["hook", "variant", "seed", *DOWNSTREAM_COLUMNS])
+            rows.append({"hook": sae.hook, "variant": sae.variant, "seed": int(sae.seed), **_source_columns(r, "downstream")})
+    return pd.DataFrame(rows, columns=["hook", "variant", "seed", *(m.name for m in sae_measures("downstream"))])
 
 
 def sae_table(sae_dirs: Iterable[str], ground_truth_files: Iterable[str] = (), downstream_files: Iterable[str] = ()) -> pd.DataFrame:
-    """One row per trained SAE: its quality metrics, (toy) ground-truth recovery and
-    (language models) downstream loss."""
+    """One row per trained SAE: its SAE measures (saesim.metrics.SAE_MEASURES) of each source:
+    quality (metrics.json), (toy) ground-truth recovery and (language models) downstream loss."""
     rows = []
     for path in sae_dirs:
         m = json.loads((Path(path) / "metrics.json").read_text())
         key = identity_in(m, "sae", path)
-        rows.append(
-            {
-                "hook": key.hook,
-                "variant": key.variant,
-                "seed": int(key.seed),
-                "null": key.null,
-                "architecture": m["architecture"],
-                "width": m["width"],
-                "sparsity_key": m["sparsity_key"],
-                "sparsity": m["sparsity"],
-                "l0": m["l0"],
-                "explained_variance": m["explained_variance"],
-                "mse": m["mse"],
-                "dead_fraction": m["dead_fraction"],
-                "training_seconds": m["training_seconds"],
-            }
-        )
+        rows.append({"hook": key.hook, "variant": key.variant, "seed": int(key.seed), "null": key.null,
+                     **{c: m[c] for c in TRAINING_COLUMNS}, **_source_columns(m, "sae")})
     df = pd.DataFrame(rows)
     gt_rows = []
     for path in ground_truth_files:
         g = json.loads(Path(path).read_text())
         key = identity_in(g, "ground_truth", path)
-        gt_rows.append(
-            {
-                "hook": key.hook,
-                "variant": key.variant,
-                "seed": int(key.seed),
-                "null": key.null,
-                "gt_mean_max_cos": g["gt_mean_max_cos"],
-                "gt_frac_recovered": g["gt_frac_recovered"],
-                "gt_mean_max_cos_baseline": g["baseline"]["gt_mean_max_cos"],
-                "gt_frac_recovered_baseline": g["baseline"]["gt_frac_recovered"],
-                **_library_gt_columns(g),
-            }
-        )
+        gt_rows.append({"hook": key.hook, "variant": key.variant, "seed": int(key.seed), "null": key.null,
+                        **_source_columns(g, "ground_truth")})
     if gt_rows:
         df = df.merge(pd.DataFrame(gt_rows), on=["hook", "variant", "seed", "null"], how="left")
     downstream = downstream_rows(downstream_files)
     if len(downstream):  # real SAEs only
         df = df.merge(downstream.assign(null=False), on=["hook", "variant", "seed", "null"], how="left")
     return df.sort_values(["null", "hook", "architecture", "width", "sparsity", "seed"]).reset_index(drop=True)
-
-
-#: sae_lens.synthetic's ground-truth metrics in a ground_truth JSON (absent in older ones), with their chance level
-LIBRARY_GT_METRICS = ("gt_mcc", "gt_uniqueness", "gt_f1", "gt_precision", "gt_recall")
-
-
-def _library_gt_columns(g: dict) -> dict:
-    out = {m: g.get(m, np.nan) for m in LIBRARY_GT_METRICS}
-    out.update({f"{m}_baseline": g["baseline"][m] for m in ("gt_mcc", "gt_uniqueness") if m in g["baseline"]})
-    out["true_l0"] = g.get("true_l0", np.nan)
-    return out
 
 
 def pair_table(pair_files: Iterable[str], saes: pd.DataFrame) -> pd.DataFrame:
@@ -106,15 +80,18 @@ def pair_table(pair_files: Iterable[str], saes: pd.DataFrame) -> pd.DataFrame:
         r = json.loads(Path(path).read_text())
         key = identity_in(r, "pair", path)
         row = {"hook": key.hook, "variant": key.variant, "seed_a": int(key.seeds[0]), "seed_b": int(key.seeds[1]), "null": key.null}
-        row.update({name: float(get(r)) for name, get in STABILITY_METRICS.items()})
-        row["mmcs_a_to_b"] = r["mmcs_a_to_b"]
-        row["mmcs_b_to_a"] = r["mmcs_b_to_a"]
-        row["shared_latents_frac"] = r.get("shared_latents_frac")
+        row.update({m.name: float(m.value(r)) for m in TABLE_METRICS.values()})
+        row.update({name: r.get(name) for name in _untabled_decoder_metrics()})
         row.update(flat_space_values(r, TABLE_METRICS.values()))  # mean-removed / whitened (saesim.geometry)
         rows.append(row)
     df = pd.DataFrame(rows)
-    info = saes.drop_duplicates(["hook", "variant"])[["hook", "variant", "architecture", "width", "sparsity_key", "sparsity"]]
+    info = saes.drop_duplicates(["hook", "variant"])[list(VARIANT_COLUMNS)]
     return df.merge(info, on=["hook", "variant"], how="left").sort_values(["null", "hook", "architecture", "width", "sparsity", "seed_a", "seed_b"]).reset_index(drop=True)
+
+
+def _untabled_decoder_metrics() -> list[str]:
+    """The decoder metrics of one number that no table metric reads: pairs.csv keeps them as recorded."""
+    return [m.name for m in DECODER_METRICS.values() if not m.thresholded and m.name not in TABLE_METRICS]
 
 
 def load_baselines(baseline_files: Iterable[str]) -> dict[tuple[str, int], dict]:
@@ -150,8 +127,9 @@ def null_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["null"].astype(bool)] if "null" in df else df.iloc[0:0]
 
 
-def excess_over_null(value, null):
-    """``(value - null) / (1 - null)``: 0 at the trained null, 1 at perfect agreement (NaN without a null)."""
+def excess(value, null):
+    """The excess of a value over the trained null's, ``(value - null) / (1 - null)``: 0 at the
+    null, 1 at perfect agreement (NaN without a null or at a null of 1); numbers or arrays."""
     value = np.asarray(value, dtype=float)
     null = np.asarray(null, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -159,46 +137,69 @@ def excess_over_null(value, null):
     return out.item() if out.ndim == 0 else out
 
 
-def _add_null(row: dict, name: str, value: float, null_values) -> None:
-    """``<name>_null`` (mean over null SAEs or null pairs), ``_null_std`` (NaN below two) and ``_excess``."""
+def ratio(value: float, baseline: float) -> float:
+    """``value / baseline``, NaN where the baseline is not positive."""
+    return value / baseline if baseline > 0 else np.nan
+
+
+def _null_stats(value: float, null_values) -> dict[str, float]:
+    """:data:`saesim.metrics.NULL_STATS` of a value: the null's mean (over null SAEs or null pairs),
+    its s.d. (NaN below two) and the excess over it."""
     v = pd.Series(null_values, dtype=float).dropna()
     null = v.mean() if len(v) else np.nan
-    row[f"{name}_null"] = null
-    row[f"{name}_null_std"] = v.std(ddof=0) if len(v) >= 2 else np.nan
-    row[f"{name}_excess"] = excess_over_null(value, null)
+    return {"null": null, "null_std": v.std(ddof=0) if len(v) >= 2 else np.nan, "excess": excess(value, null)}
+
+
+def _add_null(row: dict, name: str, value: float, null_values) -> None:
+    """``<name>_null``, ``<name>_null_std`` and ``<name>_excess`` (:func:`_null_stats`)."""
+    row.update({f"{name}_{stat}": v for stat, v in _null_stats(value, null_values).items()})
+
+
+def _measure_stats(row: dict, m: SaeMeasure, group: pd.DataFrame) -> None:
+    """An SAE measure's statistics over a variant's real SAEs (``m.stats``), where it was measured."""
+    if m.name not in group:
+        return
+    for stat in m.stats:
+        if stat == "std":
+            row[m.column(stat)] = group[m.name].std(ddof=0)
+        elif stat == "baseline":
+            if m.column("baseline") in group:
+                row[m.column(stat)] = group[m.column("baseline")].mean()
+        else:
+            row[m.column(stat)] = group[m.name].mean()
+
+
+def _measure_null(row: dict, m: SaeMeasure, group: pd.DataFrame, nulls: pd.DataFrame) -> None:
+    """An SAE measure's ``m.null`` statistics against the variant's null SAEs, where it was measured."""
+    if not m.null or m.name not in group:
+        return
+    stats = _null_stats(row[m.column("mean")], nulls[m.name] if len(nulls) and m.name in nulls else [])
+    row.update({m.column(stat): stats[stat] for stat in m.null})
 
 
 def stability_table(saes: pd.DataFrame, pairs: pd.DataFrame, baselines: dict) -> pd.DataFrame:
-    """One row per (hook, variant): SAE quality, each stability metric's spread over seed pairs,
-    its random baseline and the ratio value / baseline.
+    """One row per (hook, variant): the SAE measures over its seeds (saesim.metrics.SAE_MEASURES,
+    in their places), each stability metric's spread over seed pairs, its random baseline and the
+    ratio value / baseline.
 
     Where ``saes`` / ``pairs`` also hold null SAEs and pairs (column ``null``: trained on the
     Gaussian twin of the store), each metric also gets ``<metric>_null`` (mean over null pairs;
-    for explained variance, L0 and ground truth: over null SAEs), ``<metric>_null_std`` and
-    ``<metric>_excess`` = (value - null) / (1 - null); NaN where there is no null.
+    for SAE measures: over null SAEs), ``<metric>_null_std`` and ``<metric>_excess`` =
+    (value - null) / (1 - null); NaN where there is no null.
     """
     nulls, null_pairs = null_rows(saes), null_rows(pairs)
     saes, pairs = real_rows(saes), real_rows(pairs)
     rows = []
     for (hook, variant), group in saes.groupby(["hook", "variant"], sort=False):
         first = group.iloc[0]
-        row = {
-            "hook": hook,
-            "variant": variant,
-            "architecture": first["architecture"],
-            "width": int(first["width"]),
-            "sparsity_key": first["sparsity_key"],
-            "sparsity": first["sparsity"],
-            "n_seeds": len(group),
-            "l0_mean": group["l0"].mean(),
-            "l0_std": group["l0"].std(ddof=0),
-            "explained_variance_mean": group["explained_variance"].mean(),
-            "dead_fraction_mean": group["dead_fraction"].mean(),
-        }
+        row = {"hook": hook, "variant": variant, **{c: first[c] for c in TRAINING_COLUMNS}, N_SEEDS: len(group)}
+        row["width"] = int(row["width"])
+        for m in sae_measures(place="quality"):
+            _measure_stats(row, m, group)
         p = pairs[(pairs["hook"] == hook) & (pairs["variant"] == variant)]
-        row["n_pairs"] = len(p)
+        row[N_PAIRS] = len(p)
         base = baselines[(hook, int(first["width"]))]
-        for metric in STABILITY_METRICS:
+        for metric in TABLE_METRICS:
             values = p[metric].to_numpy(dtype=float)
             b = baseline_value(base, metric)
             row[f"{metric}_mean"] = values.mean()
@@ -207,34 +208,22 @@ def stability_table(saes: pd.DataFrame, pairs: pd.DataFrame, baselines: dict) ->
             row[f"{metric}_max"] = values.max()
             row[f"{metric}_baseline"] = b
             row[f"{metric}_baseline_std"] = baseline_std(base, metric)
-            row[f"{metric}_ratio"] = values.mean() / b if b > 0 else np.nan
-        for col in ("gt_mean_max_cos", "gt_frac_recovered"):
-            if col in group:
-                row[f"{col}_mean"] = group[col].mean()
-                row[f"{col}_baseline"] = group[f"{col}_baseline"].mean()
-        for col in DOWNSTREAM_COLUMNS:
-            if col in group:
-                row[f"{col}_mean"] = group[col].mean()
+            row[f"{metric}_ratio"] = ratio(values.mean(), b)
+        for m in sae_measures(place="outcome"):
+            _measure_stats(row, m, group)
         # the trained null: the same variant on the Gaussian twin of the store
         ng = nulls[(nulls["hook"] == hook) & (nulls["variant"] == variant)]
         npairs = null_pairs[(null_pairs["hook"] == hook) & (null_pairs["variant"] == variant)]
-        row["n_null_seeds"] = len(ng)
-        row["n_null_pairs"] = len(npairs)
-        row["l0_null"] = ng["l0"].mean() if len(ng) else np.nan
-        _add_null(row, "explained_variance", row["explained_variance_mean"], ng["explained_variance"] if len(ng) else [])
-        for metric in STABILITY_METRICS:
+        row[N_NULL_SEEDS] = len(ng)
+        row[N_NULL_PAIRS] = len(npairs)
+        for m in sae_measures(place="quality"):
+            _measure_null(row, m, group, ng)
+        for metric in TABLE_METRICS:
             _add_null(row, metric, row[f"{metric}_mean"], npairs[metric] if len(npairs) else [])
-        for col in ("gt_mean_max_cos", "gt_frac_recovered"):
-            if col in group:
-                _add_null(row, col, row[f"{col}_mean"], ng[col] if len(ng) and col in ng else [])
-        for col in LIBRARY_GT_METRICS:
-            if col in group:
-                row[f"{col}_mean"] = group[col].mean()
-                row[f"{col}_std"] = group[col].std(ddof=0)
-                if f"{col}_baseline" in group:
-                    row[f"{col}_baseline"] = group[f"{col}_baseline"].mean()
-        if "true_l0" in group:
-            row["true_l0"] = group["true_l0"].mean()
+        for m in sae_measures(place="outcome"):
+            _measure_null(row, m, group, ng)
+        for m in (*sae_measures(place="library"), *sae_measures(place="data")):
+            _measure_stats(row, m, group)
         _add_space_columns(row, p, npairs, base)
         rows.append(row)
     return pd.DataFrame(rows).sort_values(["hook", "architecture", "width", "sparsity"]).reset_index(drop=True)
@@ -257,38 +246,37 @@ def _add_space_columns(row: dict, pairs: pd.DataFrame, null_pairs: pd.DataFrame,
             row[col] = mean
             row[f"{col}_std"] = values.std(ddof=0) if len(values) else np.nan
             row[f"{col}_baseline"] = b
-            row[f"{col}_ratio"] = mean / b if b > 0 else np.nan
+            row[f"{col}_ratio"] = ratio(mean, b)
             _add_null(row, col, mean, null_pairs[col] if len(null_pairs) and col in null_pairs else [])
+
+
+def _markdown_columns(places: tuple[str, ...], null: bool) -> dict[str, str]:
+    """Stability columns -> headers of the SAE measures of these places in summary.md
+    (saesim.metrics.MARKDOWN_PARTS): their statistics against the null, or the others."""
+    return {m.column(stat): header for m, items in MARKDOWN_PARTS if m.place in places
+            for stat, header in items if (stat in NULL_STATS) == null}
 
 
 def summary_markdown(stability: pd.DataFrame, true_l0: float | None = None) -> str:
     """A readable Markdown table: every variant, its quality, and stability vs baseline."""
-    cols = {
-        "hook": "hook",
-        "variant": "variant",
-        "l0_mean": "L0",
-        "explained_variance_mean": "expl. var.",
-        "dead_fraction_mean": "dead",
-        **{f"{m.name}_{stat}": m.markdown_label(stat) for m in TABLE_METRICS.values() for stat in m.markdown},
-    }
-    if "gt_mean_max_cos_mean" in stability:
-        cols.update({"gt_mean_max_cos_mean": "GT recovery (mean max cos)", "gt_frac_recovered_mean": "GT recovered >= 0.9", "gt_mean_max_cos_baseline": "GT random"})
-    null_cols = {
-        "explained_variance_null": "expl. var. null",
+    cols = {"hook": "hook", "variant": "variant", **_markdown_columns(("quality",), null=False),
+            **{f"{m.name}_{stat}": m.markdown_label(stat) for m in TABLE_METRICS.values() for stat in m.markdown}}
+    measured = {
+        **_markdown_columns(("outcome",), null=False),
+        **_markdown_columns(("quality",), null=True),
         **{f"{m.name}_{stat}": f"{m.short} {stat}" for m in summary_metrics() for stat in ("null", "excess")},
-        "gt_mean_max_cos_null": "GT null",
+        **_markdown_columns(("outcome",), null=True),
+        **_markdown_columns(("library", "data"), null=False),
     }
-    cols.update({k: v for k, v in null_cols.items() if k in stability})
-    if "gt_mcc_mean" in stability:
-        cols.update({"gt_mcc_mean": "GT-MCC", "gt_mcc_baseline": "GT-MCC random", "gt_uniqueness_mean": "uniqueness", "gt_f1_mean": "F1"})
+    cols.update({k: v for k, v in measured.items() if k in stability})
     table = stability[list(cols)].rename(columns=cols)
     header = (
         "Cross-seed stability per SAE variant (means over seeds / seed pairs; 'random' = same metric on random decoders "
         "of the same shape; 'null' = SAEs of the same variant trained on Gaussian data with the store's mean and "
         "covariance, mean over their seed pairs; 'excess' = (value - null) / (1 - null)).\n\n"
     )
-    if "true_l0" in stability and stability["true_l0"].notna().any():
-        true_l0 = float(stability["true_l0"].mean())  # measured in the store (hierarchies lower it)
+    if TRUE_L0.name in stability and stability[TRUE_L0.name].notna().any():
+        true_l0 = float(stability[TRUE_L0.name].mean())  # measured in the store (hierarchies lower it)
     if true_l0 is not None:
         header += f"True L0 of the toy data: {true_l0:.2f}.\n\n"
     return header + table.to_markdown(index=False, floatfmt=".3f") + "\n"
@@ -318,44 +306,41 @@ def fourier_table(fourier_files: Iterable[str]) -> pd.DataFrame:
 
 # ---- cross-experiment summary -------------------------------------------------------------
 
-#: per-variant statistics of each summary metric (saesim.metrics.summary_metrics) in the summary, in order
-_SUMMARY_METRIC_STATS = ("std", "baseline", "ratio", "null", "null_std", "excess")
-_SUMMARY_BEFORE_METRICS = [
-    "experiment", "kind", "hook", "variant", "architecture", "width", "sparsity_key", "sparsity",
-    "n_seeds", "n_pairs", "n_null_pairs", "l0", "l0_null",
-    "explained_variance", "explained_variance_null", "explained_variance_null_std", "explained_variance_excess", "dead_fraction",
-]
-_SUMMARY_AFTER_METRICS = [
-    "gt_mean_max_cos", "gt_mean_max_cos_baseline", "gt_mean_max_cos_null", "gt_mean_max_cos_null_std", "gt_mean_max_cos_excess",
-    "gt_frac_recovered", "gt_frac_recovered_baseline", "gt_frac_recovered_null", "gt_frac_recovered_null_std", "gt_frac_recovered_excess",
-    "fourier_overlap", "fourier_overlap_baseline", "fourier_overlap_ratio",
-    "ce_loss_recovered", "kl_div", "ce_loss_delta",
-    "fourier_overlap_null", "fourier_overlap_null_std", "fourier_overlap_excess",
-    "gt_mcc", "gt_mcc_baseline", "gt_uniqueness", "gt_f1",
-]
-
-
 def summary_columns() -> list[str]:
-    """Columns of results/summary.csv, in order (ground-truth columns are empty where unknown):
-    each summary metric's value and :data:`_SUMMARY_METRIC_STATS` after the quality columns."""
-    metric_columns = [c for m in summary_metrics() for c in (m.name, *(f"{m.name}_{s}" for s in _SUMMARY_METRIC_STATS))]
-    return [*_SUMMARY_BEFORE_METRICS, *metric_columns, *_SUMMARY_AFTER_METRICS, *space_columns(),
-            *per_latent_summary_columns()]
+    """Columns of results/summary.csv, in order, all from the registries of saesim.metrics: the
+    counts, the SAE measures' summary columns (SAE quality before the decoder metrics, the others
+    after them; empty where unknown), each summary metric's value and :data:`saesim.metrics.METRIC_STATS`,
+    the coordinate spaces' and the per-latent columns."""
+    metric_columns = [c for m in summary_metrics() for c in (m.name, *(f"{m.name}_{s}" for s in METRIC_STATS))]
+    return [*SUMMARY_KEYS, *VARIANT_COLUMNS, *SUMMARY_COUNTS, *sae_summary_columns(quality=True), *metric_columns,
+            *sae_summary_columns(quality=False), *space_columns(), *per_latent_summary_columns()]
 
 
 #: columns of results/summary.csv for the metrics registered at import (see summary_columns)
 SUMMARY_COLUMNS = summary_columns()
 
 
-def _summary_null_columns() -> dict[str, str]:
-    """Per-variant columns of stability.csv that the summary copies under its own name (NaN where absent)."""
-    return {
-        "n_null_pairs": "n_null_pairs",
-        "l0_null": "l0_null",
-        **{f"{m}_{suffix}": f"{m}_{suffix}"
-           for m in ("explained_variance", *(m.name for m in summary_metrics()), "gt_mean_max_cos", "gt_frac_recovered")
-           for suffix in ("null", "null_std", "excess")},
-    }
+def _fourier_columns(df: pd.DataFrame, m: SaeMeasure, table: pd.DataFrame | None) -> pd.DataFrame:
+    """A fourier.csv measure per variant: mean over real SAEs, random directions' mean
+    (``_baseline``), the ratio, and over null SAEs ``_null``, ``_null_std``, ``_excess``; NaN
+    where the experiment has no such table."""
+    if table is not None and len(table):
+        agg = real_rows(table).groupby(["hook", "variant"], sort=False).agg(
+            **{m.name: (m.source_key, "mean"), m.column("baseline"): (m.baseline_key, "mean")}
+        ).reset_index()
+        agg[m.column("ratio")] = agg[m.name] / agg[m.column("baseline")]
+        nulls = null_rows(table)
+        if len(nulls):
+            nagg = nulls.groupby(["hook", "variant"], sort=False)[m.source_key].agg(
+                **{m.column("null"): "mean", m.column("null_std"): lambda v: v.std(ddof=0) if len(v) >= 2 else np.nan}
+            ).reset_index()
+            agg = agg.merge(nagg, on=["hook", "variant"], how="left")
+            agg[m.column("excess")] = excess(agg[m.name], agg[m.column("null")])
+        df = df.merge(agg, on=["hook", "variant"], how="left")
+    for col in map(m.column, summary_stats(m)):
+        if col not in df:
+            df[col] = np.nan
+    return df
 
 
 def cross_experiment_summary(
@@ -364,69 +349,40 @@ def cross_experiment_summary(
     kinds: dict[str, str] | None = None,
     per_latent: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """One row per SAE variant of every experiment: quality, both stability metrics with their
-    random baseline and ratio, and ground-truth recovery where it is known.
+    """One row per SAE variant of every experiment (:func:`summary_columns`): the SAE measures
+    with their companions, each summary metric with its random baseline, ratio and null, the
+    coordinate spaces' and the per-latent columns.
 
     ``stability`` maps experiment -> its stability.csv; ``fourier`` maps experiment -> its
-    fourier.csv (modular-addition experiments). Toy experiments fill the ``gt_*`` columns
-    (mean over true features of the best |cos| with a latent, fraction recovered at
-    |cos| >= 0.9, and both for random decoders); modular ones fill ``fourier_overlap*`` (mean
-    Fourier overlap of decoder rows with the activations' key-frequency subspace, the
-    random-direction value and the ratio). Both are means over seeds.
+    fourier.csv (modular-addition experiments; the measures of source ``fourier``: Fourier
+    overlap of decoder rows with the activations' key-frequency subspace, means over seeds).
+    Every other column comes from stability.csv (the SAE measures' value is its mean over
+    seeds); NaN where an experiment has none (ground truth: toy experiments; downstream loss:
+    language models).
     """
     fourier = fourier or {}
     kinds = kinds or {}
     columns = summary_columns()
     frames = []
+    experiment, kind = SUMMARY_KEYS
     for exp, st in stability.items():
-        df = pd.DataFrame({
-            "experiment": exp,
-            "kind": kinds.get(exp, ""),
-            "hook": st["hook"],
-            "variant": st["variant"],
-            "architecture": st["architecture"],
-            "width": st["width"],
-            "sparsity_key": st["sparsity_key"],
-            "sparsity": st["sparsity"],
-            "n_seeds": st["n_seeds"],
-            "n_pairs": st["n_pairs"],
-            "l0": st["l0_mean"],
-            "explained_variance": st["explained_variance_mean"],
-            "dead_fraction": st["dead_fraction_mean"],
-        })
+        df = pd.DataFrame({experiment: exp, kind: kinds.get(exp, ""), **{c: st[c] for c in (*VARIANT_COLUMNS, N_SEEDS, N_PAIRS)}})
+        for m, stats in SUMMARY_PARTS:
+            if m.source == "fourier":
+                continue
+            for stat in stats:
+                src = m.column(stat or "mean")
+                df[m.column(stat)] = st[src] if src in st else np.nan
+        df[N_NULL_PAIRS] = st[N_NULL_PAIRS] if N_NULL_PAIRS in st else np.nan
         for metric in (m.name for m in summary_metrics()):
             df[metric] = st[f"{metric}_mean"]
-            for suffix in ("std", "baseline", "ratio"):
-                df[f"{metric}_{suffix}"] = st[f"{metric}_{suffix}"]
-        for col in ("gt_mean_max_cos", "gt_frac_recovered"):
-            df[col] = st[f"{col}_mean"] if f"{col}_mean" in st else np.nan
-            df[f"{col}_baseline"] = st[f"{col}_baseline"] if f"{col}_baseline" in st else np.nan
-        for col in ("ce_loss_recovered", "kl_div", "ce_loss_delta"):
-            df[col] = st[f"{col}_mean"] if f"{col}_mean" in st else np.nan
-        for src, dst in _summary_null_columns().items():
-            df[dst] = st[src] if src in st else np.nan
+            for suffix in METRIC_STATS:
+                col = f"{metric}_{suffix}"
+                df[col] = st[col] if col in st else np.nan
         for col in space_columns():  # mean-removed / whitened coordinates (saesim.geometry)
             df[col] = st[col] if col in st else np.nan
-        for col in ("gt_mcc", "gt_uniqueness", "gt_f1"):  # sae_lens.synthetic's metrics
-            df[col] = st[f"{col}_mean"] if f"{col}_mean" in st else np.nan
-        df["gt_mcc_baseline"] = st["gt_mcc_baseline"] if "gt_mcc_baseline" in st else np.nan
-        f = fourier.get(exp)
-        if f is not None and len(f):
-            agg = real_rows(f).groupby(["hook", "variant"], sort=False).agg(
-                fourier_overlap=("act_mean_overlap", "mean"), fourier_overlap_baseline=("act_random_baseline", "mean")
-            ).reset_index()
-            agg["fourier_overlap_ratio"] = agg["fourier_overlap"] / agg["fourier_overlap_baseline"]
-            nf = null_rows(f)
-            if len(nf):
-                nagg = nf.groupby(["hook", "variant"], sort=False)["act_mean_overlap"].agg(
-                    fourier_overlap_null="mean", fourier_overlap_null_std=lambda v: v.std(ddof=0) if len(v) >= 2 else np.nan
-                ).reset_index()
-                agg = agg.merge(nagg, on=["hook", "variant"], how="left")
-                agg["fourier_overlap_excess"] = excess_over_null(agg["fourier_overlap"], agg["fourier_overlap_null"])
-            df = df.merge(agg, on=["hook", "variant"], how="left")
-        for col in ("fourier_overlap", "fourier_overlap_baseline", "fourier_overlap_ratio", "fourier_overlap_null", "fourier_overlap_null_std", "fourier_overlap_excess"):
-            if col not in df:
-                df[col] = np.nan
+        for m in sae_measures("fourier"):
+            df = _fourier_columns(df, m, fourier.get(exp))
         df = _merge_per_latent(df, (per_latent or {}).get(exp))
         frames.append(df[columns])
     if not frames:
@@ -437,12 +393,12 @@ def cross_experiment_summary(
 def _merge_per_latent(df: pd.DataFrame, table: pd.DataFrame | None) -> pd.DataFrame:
     """The per-latent columns (saesim.metrics.per_latent_summary_columns) of one experiment's
     per_latent.csv, by hook and variant; NaN where it has none."""
-    cols = [c for c in per_latent_summary_columns() if c != "per_latent_threshold"]
+    cols = [c for c in per_latent_summary_columns() if c != PER_LATENT_THRESHOLD]
     if table is None or not len(table):
         for c in per_latent_summary_columns():
             df[c] = np.nan
         return df
-    t = table.rename(columns={"threshold": "per_latent_threshold"})
+    t = table.rename(columns={"threshold": PER_LATENT_THRESHOLD})
     keep = ["hook", "variant", *(c for c in per_latent_summary_columns() if c in t)]
     df = df.merge(t[keep], on=["hook", "variant"], how="left")
     for c in cols:
@@ -451,92 +407,73 @@ def _merge_per_latent(df: pd.DataFrame, table: pd.DataFrame | None) -> pd.DataFr
     return df
 
 
-def _interval(lo, hi) -> str:
-    return "" if _isnan(lo) or _isnan(hi) else f" [{lo:.2f}, {hi:.2f}]"
-
-
-def _stable_cell(row) -> str:
-    """``frac [lo, hi] (null n; EV share e, null e0)``, ``*`` where the excess over the null is
-    distinguishable from zero; – without per-latent results."""
-    if _isnan(row.get("frac_stable")):
+def _vs_random(value, baseline, value_ratio) -> str:
+    if is_missing(value):
         return "–"
-    cell = f"{row['frac_stable']:.2f}{_interval(row['frac_stable_lo'], row['frac_stable_hi'])}"
-    if row.get("frac_stable_excess_distinct") == 1.0:
-        cell += "*"
-    cell += f" (null {_fmt(row['frac_stable_null'], '.2f')}; EV share {_fmt(row['ev_share_stable'], '.2f')}"
-    cell += f", null {_fmt(row['ev_share_stable_null'], '.2f')})"
-    return cell
+    return f"{value:.3f} ({baseline:.3f}, {value_ratio:.1f}×)"
 
 
-def _subspace_cell(row) -> str:
-    if _isnan(row.get("unstable_subspace")):
-        return "–"
-    return (f"{row['unstable_subspace']:.2f}{_interval(row['unstable_subspace_lo'], row['unstable_subspace_hi'])}"
-            f" (chance {_fmt(row['unstable_subspace_chance'], '.2f')}; null {_fmt(row['unstable_subspace_null'], '.2f')})")
-
-
-def _fmt(x, spec: str = ".3f") -> str:
-    return "–" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, spec)
-
-
-def _vs_random(value, baseline, ratio) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "–"
-    return f"{value:.3f} ({baseline:.3f}, {ratio:.1f}×)"
-
-
-def _isnan(x) -> bool:
-    return x is None or (isinstance(x, float) and np.isnan(x))
-
-
-def _vs_null(null, std, excess) -> str:
+def _vs_null(null, std, value_excess) -> str:
     """``null +- std (excess e)``; – where there is no trained null."""
-    if _isnan(null):
+    if is_missing(null):
         return "–"
-    spread = "" if _isnan(std) else f" ± {std:.3f}"
-    return f"{null:.3f}{spread} (excess {excess:+.2f})"
+    spread = "" if is_missing(std) else f" ± {std:.3f}"
+    return f"{null:.3f}{spread} (excess {value_excess:+.2f})"
+
+
+def _cell_groups() -> list[list[SaeMeasure]]:
+    """The SAE measures shown in the summary's ground-truth column, by source, in registration order."""
+    groups: dict[str, list[SaeMeasure]] = {}
+    for m in SAE_MEASURES.values():
+        if m.cell is not None:
+            groups.setdefault(m.source, []).append(m)
+    return list(groups.values())
+
+
+def _measures_cell(measures: list[SaeMeasure], row) -> str:
+    """``label value (random)`` of each measure and ``; null: label null``; with a ratio
+    companion ``label value (random, ratio×)`` and ``; null null ± s.d. (excess e)``."""
+    first = measures[0]
+    if "ratio" in summary_stats(first):
+        parts = [f"{m.cell[0]} " + _vs_random(row[m.name], row[m.column("baseline")], row[m.column("ratio")]) for m in measures]
+        nulls = [_vs_null(row[m.column("null")], row[m.column("null_std")], row[m.column("excess")]) for m in measures]
+        cell, null = "; ".join(parts), "; null " + "; ".join(nulls)
+    else:
+        cell = "; ".join(f"{m.cell[0]} {row[m.name]:{m.cell[1]}} ({row[m.column('baseline')]:{m.cell[1]}})" for m in measures)
+        null = "; null: " + ", ".join(f"{m.cell[0]} {row[m.column('null')]:{m.cell[1]}}" for m in measures)
+    return cell + ("" if is_missing(row.get(first.column("null"))) else null)
 
 
 def _ground_truth_cell(row) -> str:
-    if not np.isnan(row["gt_mean_max_cos"]):
-        cell = (
-            f"best cos {row['gt_mean_max_cos']:.3f} ({row['gt_mean_max_cos_baseline']:.3f}); "
-            f"recovered {row['gt_frac_recovered']:.2f} ({row['gt_frac_recovered_baseline']:.2f})"
-        )
-        if not _isnan(row.get("gt_mean_max_cos_null")):
-            cell += f"; null: best cos {row['gt_mean_max_cos_null']:.3f}, recovered {row['gt_frac_recovered_null']:.2f}"
-        return cell
-    if not np.isnan(row["fourier_overlap"]):
-        cell = "Fourier overlap " + _vs_random(row["fourier_overlap"], row["fourier_overlap_baseline"], row["fourier_overlap_ratio"])
-        if not _isnan(row.get("fourier_overlap_null")):
-            cell += "; null " + _vs_null(row["fourier_overlap_null"], row["fourier_overlap_null_std"], row["fourier_overlap_excess"])
-        return cell
+    """The first group of :func:`_cell_groups` the row has a value of; – where none."""
+    for measures in _cell_groups():
+        if not np.isnan(row[measures[0].name]):
+            return _measures_cell(measures, row)
     return "–"
 
 
 def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary as readable strings: each stability number as ``value (random, ratio×)``."""
-    out = {
-        "experiment": summary["experiment"],
-        "hook": summary["hook"],
-        "variant": summary["variant"],
-        "L0": summary["l0"].map(lambda x: _fmt(x, ".1f")),
-        "expl. var.": summary["explained_variance"].map(_fmt),
-        "dead": summary["dead_fraction"].map(lambda x: _fmt(x, ".2f")),
-    }
+    out = {"experiment": summary["experiment"], "hook": summary["hook"], "variant": summary["variant"]}
+    for m in SAE_MEASURES.values():
+        if m.display is not None:
+            out[m.display[0]] = summary[m.name].map(lambda x, spec=m.display[1]: format_number(x, spec))
     for m in summary_metrics():
         out[f"{m.summary} (random, ratio)"] = [
             _vs_random(v, b, r) for v, b, r in zip(summary[m.name], summary[f"{m.name}_baseline"], summary[f"{m.name}_ratio"])
         ]
-    out["expl. var. null"] = summary["explained_variance_null"].map(_fmt)
+    for m in SAE_MEASURES.values():
+        if m.display_null is not None:
+            out[m.display_null] = summary[m.column("null")].map(lambda x, spec=m.display[1]: format_number(x, spec))
     for m in summary_metrics():
         out[f"{m.summary_short or m.summary} null (excess)"] = [
             _vs_null(n, s, e) for n, s, e in zip(summary[f"{m.name}_null"], summary[f"{m.name}_null_std"], summary[f"{m.name}_excess"])
         ]
     out["ground truth (random; null)"] = [_ground_truth_cell(row) for _, row in summary.iterrows()]
-    if "frac_stable" in summary and summary["frac_stable"].notna().any():  # per-latent stability (docs/per-latent.md)
-        out["stable latents [95% CI] (null; EV share, null)"] = [_stable_cell(row) for _, row in summary.iterrows()]
-        out["unstable subspace [95% CI] (chance; null)"] = [_subspace_cell(row) for _, row in summary.iterrows()]
+    cells = [m for m in PER_LATENT_METRICS.values() if m.cell is not None]
+    if cells and cells[0].name in summary and summary[cells[0].name].notna().any():  # per-latent stability (docs/per-latent.md)
+        for m in cells:
+            out[m.cell[0]] = [m.cell[1](row) for _, row in summary.iterrows()]
     return pd.DataFrame(out)
 
 
@@ -627,19 +564,20 @@ def pwmcc_vs_gtmcc(stability: pd.DataFrame) -> dict:
     al. 2025 argue the first predicts the second)."""
     from scipy import stats
 
-    st = stability.dropna(subset=["hungarian_mean_cos_mean", "gt_mcc_mean"])
-    x, y = st["hungarian_mean_cos_mean"].to_numpy(float), st["gt_mcc_mean"].to_numpy(float)
+    pw, gt, l0, true_l0 = PWMCC.name, GT_MCC.name, L0.name, TRUE_L0.name
+    st = stability.dropna(subset=[f"{pw}_mean", f"{gt}_mean"])
+    x, y = st[f"{pw}_mean"].to_numpy(float), st[f"{gt}_mean"].to_numpy(float)
     ok = len(st) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0
     return {
         "n_variants": int(len(st)),
         "pearson_r": float(stats.pearsonr(x, y)[0]) if ok else None,
         "spearman_rho": float(stats.spearmanr(x, y)[0]) if ok else None,
-        "pwmcc_chance": float(st["hungarian_mean_cos_baseline"].mean()) if len(st) else None,
-        "gtmcc_chance": float(st["gt_mcc_baseline"].mean()) if len(st) and "gt_mcc_baseline" in st else None,
-        "true_l0": float(st["true_l0"].mean()) if "true_l0" in st and len(st) else None,
+        "pwmcc_chance": float(st[f"{pw}_baseline"].mean()) if len(st) else None,
+        "gtmcc_chance": float(st[f"{gt}_baseline"].mean()) if len(st) and f"{gt}_baseline" in st else None,
+        true_l0: float(st[true_l0].mean()) if true_l0 in st and len(st) else None,
         "variants": [
-            {"hook": r.hook, "variant": r.variant, "l0": float(r.l0_mean), "pwmcc": float(r.hungarian_mean_cos_mean),
-             "pwmcc_std": float(r.hungarian_mean_cos_std), "gtmcc": float(r.gt_mcc_mean), "gtmcc_std": float(r.gt_mcc_std)}
-            for r in st.itertuples()
+            {"hook": r["hook"], "variant": r["variant"], l0: float(r[f"{l0}_mean"]), "pwmcc": float(r[f"{pw}_mean"]),
+             "pwmcc_std": float(r[f"{pw}_std"]), "gtmcc": float(r[f"{gt}_mean"]), "gtmcc_std": float(r[f"{gt}_std"])}
+            for _, r in st.iterrows()
         ],
     }

@@ -39,6 +39,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from ..errors import SaesimError
+from ..geometry import unit_rows
 
 METRICS = ("svcca", "rsa", "mutual_knn", "cka")
 """The relational measures, in the order results and tables list them."""
@@ -77,11 +78,6 @@ def _check_pair(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise SaesimError("paired matrices contain NaN or inf")
     return x, y
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0)
 
 
 # --- SVCCA -----------------------------------------------------------------
@@ -134,7 +130,7 @@ def _prepare_rsa(x, y) -> Scorer:
     iu, ju = np.triu_indices(n, 1)
 
     def standardized_ranks(m):
-        u = _unit_rows(m)
+        u = unit_rows(m, dtype=None)
         dis = 1.0 - u @ u.T
         r = rankdata(dis[iu, ju])
         r -= r.mean()
@@ -179,7 +175,7 @@ def knn_indices(x: np.ndarray, k: int, block_rows: int = 1024, rng: np.random.Ge
     if rng is not None:
         order = rng.permutation(n)
         return order[knn_indices(x[order], k, block_rows)][np.argsort(order)]
-    u = _unit_rows(x)
+    u = unit_rows(x, dtype=None)
     out = np.empty((n, k), dtype=np.int64)
     for s in range(0, n, block_rows):
         sims = u[s : s + block_rows] @ u.T
