@@ -316,3 +316,23 @@ def test_comparing_small_saes_on_cpu_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_hungarian_is_scipys_without_importing_scipy_optimize():
+    # scipy.optimize costs ~0.7 s of CPU per job; the matching loads only its compiled _lsap
+    code = (
+        "import sys, json, numpy as np; from saesim.similarity import compare_decoders; "
+        "r = np.random.default_rng(0); a, b = r.normal(size=(40, 16)), r.normal(size=(50, 16)); "
+        "res, arrays = compare_decoders(a, b, with_baseline=False, return_arrays=True); "
+        "print(json.dumps(['scipy.optimize' in sys.modules, res['hungarian_mean_cos']]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imported, mean_cos = json.loads(out.stdout)
+    assert imported is False
+    from scipy.optimize import linear_sum_assignment
+
+    r = np.random.default_rng(0)
+    a, b = r.normal(size=(40, 16)), r.normal(size=(50, 16))
+    cos = dense_abs_cos(a, b)
+    rows, cols = linear_sum_assignment(-cos)
+    assert mean_cos == pytest.approx(cos[rows, cols].sum() / 40, abs=1e-6)
