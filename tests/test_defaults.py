@@ -98,7 +98,7 @@ PAIRS = [
     ("ComparisonOptions", "cosine", "$defs.suite.cosine"),
 ]
 # Not paired on purpose: SAESpec.device ("cpu") takes a resolved device, while the config's
-# device "auto" is resolved per job (saesim.training.resolve_device).
+# device "auto" is resolved per job (saesim.gpu.resolve_device).
 
 
 @pytest.mark.parametrize("cls,def_name,elsewhere", MIRRORS, ids=[m[0] for m in MIRRORS])

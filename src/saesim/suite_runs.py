@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from saesim.errors import SaesimError
+from saesim.layout import natural_key
 
 if TYPE_CHECKING:
     from saesim.similarity import ComparisonOptions
@@ -49,10 +50,6 @@ __all__ = [
     "suite_cell",
     "trained_info",
 ]
-
-
-def _natural_key(name: str) -> list:
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
 
 
 def _sanitize(text: str) -> str:
@@ -84,13 +81,12 @@ def _weight_files(p: Path) -> list[str]:
 
 def check_hub(spec: str, where: str) -> None:
     """Stop (one line naming the id) when a sae-lens registry id cannot reach the Hugging Face hub."""
-    from saesim.checkpoints import _hub_reachable
+    from saesim.models import HUB_HOST, hub_offline, hub_reachable
 
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    if offline or not _hub_reachable():
+    if not hub_reachable():
         raise SaesimError(
             f"{where}: {spec} is a sae-lens registry id, which needs the Hugging Face hub "
-            f"({'HF_HUB_OFFLINE is set' if offline else 'huggingface.co is unreachable'})"
+            f"({'HF_HUB_OFFLINE is set' if hub_offline() else f'{HUB_HOST} is unreachable'})"
         )
 
 
@@ -131,7 +127,7 @@ def expand_imported(entries: Sequence[dict[str, Any]], where: str, *, check_regi
                         "run": given or release, **extra})
             continue
         if glob.has_magic(spec):
-            matches = sorted(glob.glob(spec), key=_natural_key)
+            matches = sorted(glob.glob(spec), key=natural_key)
             if not matches:
                 raise SaesimError(f"{w}.path: {spec!r} matches nothing")
             root = Path(os.path.dirname(re.split(r"[*?\[]", spec, maxsplit=1)[0]) or ".")

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -46,6 +45,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from saesim.errors import SaesimError
+from saesim.layout import natural_key
 from saesim.similarity import (
     DEFAULT_MEMORY_BUDGET_MB,
     DEFAULT_TOP_M,
@@ -483,11 +483,6 @@ def feature_splitting(
 # --------------------------------------------------------------------------
 
 
-def _natural_key(name: str) -> list:
-    """Sort key putting layers.2 before layers.10."""
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
-
-
 def _is_sae_folder(p: Path) -> bool:
     from saesim.checkpoints import CFG_FILE, SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS
 
@@ -503,7 +498,7 @@ def broken_sae_subfolders(run: Path) -> list[tuple[Path, str]]:
     from saesim.checkpoints import CFG_FILE, SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS
 
     out: list[tuple[Path, str]] = []
-    for q in sorted((q for q in run.iterdir() if q.is_dir()), key=lambda q: _natural_key(q.name)):
+    for q in sorted((q for q in run.iterdir() if q.is_dir()), key=lambda q: natural_key(q.name)):
         has_cfg = (q / CFG_FILE).is_file()
         has_weights = (q / SAE_LENS_WEIGHTS).is_file() or (q / SPARSIFY_WEIGHTS).is_file()
         if has_cfg and has_weights:
@@ -539,7 +534,7 @@ def expand_sae_specs(specs: Sequence[str | os.PathLike], *, skip_broken: bool = 
         p = Path(s)
         if p.is_dir() and not (p / CFG_FILE).exists():
             subs = sorted((q for q in p.iterdir() if q.is_dir() and _is_sae_folder(q)),
-                          key=lambda q: _natural_key(q.name))
+                          key=lambda q: natural_key(q.name))
             broken = broken_sae_subfolders(p)
             if broken:
                 listed = "; ".join(f"{q.name} ({why})" for q, why in broken)

@@ -84,14 +84,19 @@ class ComparisonOptions:
     @classmethod
     def with_overrides(cls, options: ComparisonOptions | None, overrides: Mapping[str, Any], caller: str
                        ) -> ComparisonOptions:
-        """``options`` (the defaults when None) with the fields named in ``overrides`` replaced.
+        """``options`` (the defaults when None) with the fields named in ``overrides`` replaced (:func:`with_overrides`)."""
+        return with_overrides(cls, options, overrides, caller)
 
-        An unknown name raises TypeError, as an unknown keyword argument of ``caller`` would.
-        """
-        base = cls() if options is None else options
-        if not isinstance(base, cls):
-            raise TypeError(f"{caller}() options must be a {cls.__name__}, got {type(base).__name__}")
-        unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
-        if unknown:
-            raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
-        return replace(base, **overrides) if overrides else base
+
+def with_overrides(cls: type, options: Any, overrides: Mapping[str, Any], caller: str) -> Any:
+    """``options`` (an instance of the frozen dataclass ``cls``; its defaults when None) with the
+    fields named in ``overrides`` replaced: how a function takes ``options=`` and single fields of
+    it as keywords. An unknown name raises TypeError, as an unknown keyword argument of ``caller`` would.
+    """
+    base = cls() if options is None else options
+    if not isinstance(base, cls):
+        raise TypeError(f"{caller}() options must be a {cls.__name__}, got {type(base).__name__}")
+    unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
+    if unknown:
+        raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
+    return replace(base, **overrides) if overrides else base
