@@ -248,11 +248,11 @@ def case_baseline(n: int, d: int, draw_sizes: str) -> dict:
 
     kw = dict(with_encoders=False)
     with Clock() as t_full:
-        full = random_decoder_baseline(n, n, d, draws=1, seed=0, draw_size=None, **kw)
+        full = random_decoder_baseline(n, n, d, baseline_draws=1, seed=0, baseline_draw_size=None, **kw)
     out = dict(exact_seconds=t_full.wall, exact_value=full["hungarian_mean_cos"], closed_mmcs=full["mmcs"])
     for i, size in enumerate(int(x) for x in draw_sizes.split(",")):
         with Clock() as t:
-            b = random_decoder_baseline(n, n, d, draws=3, seed=1, draw_size=size, **kw)
+            b = random_decoder_baseline(n, n, d, baseline_draws=3, seed=1, baseline_draw_size=size, **kw)
         sfx = "" if i == 0 else "_small"
         out.update({f"seconds{sfx}": t.wall, f"value{sfx}": b["hungarian_mean_cos"],
                     f"value_sd{sfx}": b["std"]["hungarian_mean_cos"], f"draw_n{sfx}": b["draw_n_a"],

@@ -7,6 +7,7 @@ from pathlib import Path
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
 from saesim.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.similarity import ComparisonOptions  # noqa: E402
 from saesim.suite_runs import suite_cell, trained_info  # noqa: E402
 
 
@@ -19,7 +20,10 @@ def member_info(side, info_path):
 def main(smk):
     cell = smk.params.cell
     a, b = cell["a"], cell["b"]
-    res = suite_cell(a["spec"], b["spec"], member_info(a, smk.input.a), member_info(b, smk.input.b), **cell["options"])
+    options = dict(cell["options"])
+    where = {key: options.pop(key) for key in ("suite", "axis")}
+    res = suite_cell(a["spec"], b["spec"], member_info(a, smk.input.a), member_info(b, smk.input.b), **where,
+                     options=ComparisonOptions.with_overrides(None, options, "suite_cell"))
     write_json_atomic(smk.output[0], res)
     p = res["pair"]
     from saesim.shared_init import shared_init_warning

@@ -11,7 +11,7 @@ def main(smk):
     import torch
 
     from saesim.models.modular import ModularConfig, save_modular_model, train_modular_model
-    from saesim.training import resolve_device
+    from saesim.gpu import resolve_device
 
     torch.set_num_threads(smk.threads)
     values = dict(smk.params.model)

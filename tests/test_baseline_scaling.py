@@ -62,8 +62,8 @@ def test_transferred_matching_baseline_agrees_with_full_size_draws(n, d, draw_si
     0.30385, from 512 0.30428. The one-to-one value sits clearly below the
     closed-form mean max |cos| (0.1576, 0.3140), so agreeing with it would fail.
     """
-    full = S.random_decoder_baseline(n, n, d, draws=1, seed=0, with_encoders=False, draw_size=None)
-    small = S.random_decoder_baseline(n, n, d, draws=3, seed=1, with_encoders=False, draw_size=draw_size)
+    full = S.random_decoder_baseline(n, n, d, baseline_draws=1, seed=0, with_encoders=False, baseline_draw_size=None)
+    small = S.random_decoder_baseline(n, n, d, baseline_draws=3, seed=1, with_encoders=False, baseline_draw_size=draw_size)
     assert full["method"]["hungarian_mean_cos"] == "empirical" and (full["draw_n_a"], full["draw_n_b"]) == (n, n)
     assert small["method"]["hungarian_mean_cos"] == "transferred"
     assert (small["draw_n_a"], small["draw_n_b"]) == (draw_size, draw_size)
@@ -75,13 +75,13 @@ def test_transferred_matching_baseline_agrees_with_full_size_draws(n, d, draw_si
 
 
 def test_small_shapes_draw_at_full_size_and_shared_draws_are_not_scaled():
-    b = S.random_decoder_baseline(300, 200, 32, draws=1, draw_size=2048)
+    b = S.random_decoder_baseline(300, 200, 32, baseline_draws=1, baseline_draw_size=2048)
     assert (b["draw_n_a"], b["draw_n_b"]) == (300, 200) and b["method"]["hungarian_mean_cos"] == "empirical"
     # at d = 8 random encoder/decoder pairs reach |cos| 0.7: shared latents are measured, at full size
-    b = S.random_decoder_baseline(300, 200, 8, draws=1, draw_size=64)
+    b = S.random_decoder_baseline(300, 200, 8, baseline_draws=1, baseline_draw_size=64)
     assert b["method"]["shared_latents_frac"] == "empirical"
     assert (b["draw_n_a"], b["draw_n_b"]) == (300, 200)
-    b = S.random_decoder_baseline(300, 200, 8, draws=1, draw_size=64, with_encoders=False)
+    b = S.random_decoder_baseline(300, 200, 8, baseline_draws=1, baseline_draw_size=64, with_encoders=False)
     assert (b["draw_n_a"], b["draw_n_b"]) == (78, 52)
 
 

@@ -213,6 +213,7 @@ def test_encoders_read_from_disk_give_the_same_json_as_in_memory(capsys, monkeyp
     its JSON equals the comparison of the same SAEs fully loaded as arrays."""
     import saesim.checkpoints as C
     from saesim.cli import _jsonable
+    from saesim.similarity import ComparisonOptions
     from saesim.suites import compare_pair
 
     a, b = half_shared[fmt]
@@ -234,7 +235,8 @@ def test_encoders_read_from_disk_give_the_same_json_as_in_memory(capsys, monkeyp
     assert isinstance(A.W_enc, np.ndarray)
     budget = float(options[1]) if options else 1024.0
     top_m = int(options[3]) if len(options) > 2 else 16
-    want = compare_pair(A.W_dec, B.W_dec, A.W_enc, B.W_enc, memory_budget_mb=budget, top_m=top_m, baseline_draws=2)
+    want = compare_pair(A.W_dec, B.W_dec, A.W_enc, B.W_enc,
+                        options=ComparisonOptions(memory_budget_mb=budget, top_m=top_m, baseline_draws=2))
     assert res == json.loads(json.dumps(_jsonable(want)))
     assert res["matching_exact"] is (not options)
     assert 0.4 < res["shared_latents_frac"] <= 0.5  # the encoders were compared, not skipped

@@ -52,7 +52,7 @@ def lib():
     from saesim.extraction import extract_modular_stores, extract_to_stores
     from saesim.models.language import LanguageModelSpec
     from saesim.models.modular import ModularConfig
-    from saesim.similarity import compare_decoders, random_decoder_baseline
+    from saesim.similarity import ComparisonOptions
     from saesim.synthetic import write_synthetic_store
     from saesim.training import SAESpec
     from saesim.universality import CodeComparisonOptions, compare_neuron_activations
@@ -92,13 +92,13 @@ PAIRS = [
     ("CodeComparisonOptions", "max_rows", "$defs.comparison.max_rows"),
     ("compare_neuron_activations", "n_null", "$defs.comparison.n_null"),
     ("compare_neuron_activations", "max_rows", "$defs.comparison.max_rows"),
-    ("compare_decoders", "baseline_draws", "baseline_draws"),
-    ("compare_decoders", "memory_budget_mb", "memory_budget_mb"),
-    ("random_decoder_baseline", "draws", "baseline_draws"),
-    ("random_decoder_baseline", "memory_budget_mb", "memory_budget_mb"),
+    ("ComparisonOptions", "baseline_draws", "baseline_draws"),
+    ("ComparisonOptions", "memory_budget_mb", "memory_budget_mb"),
+    ("ComparisonOptions", "top_m", "$defs.suite.top_m"),
+    ("ComparisonOptions", "cosine", "$defs.suite.cosine"),
 ]
 # Not paired on purpose: SAESpec.device ("cpu") takes a resolved device, while the config's
-# device "auto" is resolved per job (saesim.training.resolve_device).
+# device "auto" is resolved per job (saesim.gpu.resolve_device).
 
 
 @pytest.mark.parametrize("cls,def_name,elsewhere", MIRRORS, ids=[m[0] for m in MIRRORS])

@@ -98,7 +98,7 @@ def test_mean_direction_inflates_raw_agreement_and_mean_removal_undoes_it():
     dec_b = rng.standard_normal((n, d)) + 4 * u
     raw = compare_decoders(dec_a, dec_b, with_baseline=False)
     spaces = compare_in_spaces(dec_a, dec_b, None, None, mom)
-    base = baselines_in_spaces(n, n, mom, draws=2)
+    base = baselines_in_spaces(n, n, mom, baseline_draws=2)
     assert spaces["mean_removed"]["dim"] == d - 1 and base["mean_removed"]["dim"] == d - 1
     assert raw["mmcs"] > spaces["mean_removed"]["mmcs"] + 0.15
     assert spaces["mean_removed"]["mmcs"] == pytest.approx(base["mean_removed"]["mmcs"], abs=0.05)
@@ -143,9 +143,9 @@ def test_full_rank_whitened_baseline_reuses_the_raw_one_and_matches_a_fresh_draw
 
     rng = np.random.default_rng(7)
     mom = _moments(_data(rng, d=10))
-    raw = random_decoder_baseline(30, 30, 10, draws=2, seed=0)
-    reused = baselines_in_spaces(30, 30, mom, raw=raw, draws=2, seed=0)
-    fresh = baselines_in_spaces(30, 30, mom, draws=2, seed=0)
+    raw = random_decoder_baseline(30, 30, 10, baseline_draws=2, seed=0)
+    reused = baselines_in_spaces(30, 30, mom, raw=raw, baseline_draws=2, seed=0)
+    fresh = baselines_in_spaces(30, 30, mom, baseline_draws=2, seed=0)
     assert reused["whitened"]["hungarian_mean_cos"] == fresh["whitened"]["hungarian_mean_cos"]
     assert reused["mean_removed"]["dim"] == 9 and reused["mean_removed"]["mmcs"] > raw["mmcs"]  # fewer dims: higher chance
 
@@ -196,7 +196,7 @@ def test_pair_script_and_tables_give_space_columns(tmp_path):
                           "l0": 2.0, "explained_variance": 0.9, "dead_fraction": 0.0, "null": nl} for nl in (False, True)])
     mom = load_moments(store)
     baseline = {"mmcs": 0.3, "hungarian_mean_cos": 0.2, "frac_matched_above": {"0.7": 0.0},
-                "spaces": baselines_in_spaces(16, 16, mom, draws=2)}
+                "spaces": baselines_in_spaces(16, 16, mom, baseline_draws=2)}
     st = stability_table(saes, pairs, {("h", 16): baseline})
     row = st.iloc[0]
     assert row["mmcs_white"] == pytest.approx(r["spaces"]["whitened"]["mmcs"])

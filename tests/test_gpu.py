@@ -158,3 +158,27 @@ def test_rule_scripts_pin_native_thread_pools_to_the_jobs_threads():
     bare = subprocess.run([sys.executable, "-c", "import saesim.rulekit, os; print(os.environ.get('OMP_NUM_THREADS'))"],
                           env=env, capture_output=True, text=True, check=True).stdout.split()
     assert bare == ["None"]
+
+
+def test_resolve_device_auto_and_refused_cuda(monkeypatch):
+    import torch
+
+    from saesim.gpu import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu" and resolve_device("cpu") == "cpu"
+    with pytest.raises(SaesimError, match="device 'cuda:1' requested but no CUDA device is available"):
+        resolve_device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda" and resolve_device("cuda:1") == "cuda:1"
+
+
+@pytest.mark.parametrize("value,offline", [("1", True), (" TRUE ", True), ("on", True), ("Yes", True),
+                                           ("0", False), ("", False), ("off", False)])
+def test_hf_hub_offline_has_one_parsing(monkeypatch, value, offline):
+    from saesim import models
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    assert models.hub_offline() is offline
+    if offline:
+        assert models.hub_reachable() is False  # no network try when forced offline

@@ -196,3 +196,9 @@ def test_tables_fall_back_to_the_path_for_older_artifacts(tmp_path):
     assert pairs[["seed_a", "seed_b", "null"]].to_dict("records") == [{"seed_a": 2, "seed_b": 6, "null": True}]
     with pytest.raises(ValueError, match="not a saesim pair path"):
         pair_table([_write(tmp_path / "moved/p.json", pair)], saes)  # neither identity nor layout path
+
+
+def test_natural_key_orders_numbers_by_value():
+    names = ["layers.10", "layers.2", "blocks.15.hook_resid_post", "blocks.6.hook_resid_post", "layers.2b"]
+    assert sorted(names, key=layout.natural_key) == [
+        "blocks.6.hook_resid_post", "blocks.15.hook_resid_post", "layers.2", "layers.2b", "layers.10"]

@@ -184,7 +184,7 @@ def test_closed_form_matches_measured_random_baselines():
 
 
 def test_random_baseline_is_deterministic_and_complete():
-    kw = dict(draws=2, memory_budget_mb=0.2)  # small budget: the sparse path
+    kw = dict(baseline_draws=2, memory_budget_mb=0.2)  # small budget: the sparse path
     b1 = S.random_decoder_baseline(200, 300, 32, seed=1, **kw)
     b2 = S.random_decoder_baseline(200, 300, 32, seed=1, **kw)
     b3 = S.random_decoder_baseline(200, 300, 32, seed=2, **kw)

@@ -16,6 +16,7 @@ from saesim.checkpoints import load_sae_weights
 from saesim.cli import main
 from saesim.errors import SaesimError
 from saesim.suites import (
+    CELL_THRESHOLDS,
     compare_pair,
     compare_suite,
     cross_variant_cell,
@@ -25,7 +26,7 @@ from saesim.suites import (
     p_best_match_above,
     signed_random_baseline,
 )
-from saesim.similarity import compare_decoders
+from saesim.similarity import ComparisonOptions, compare_decoders
 
 torch.set_num_threads(1)
 
@@ -160,7 +161,8 @@ def test_run_folder_expands_to_hookpoints_in_natural_order(tmp_path, suite):
 def test_planted_width_cell_both_directions(suite):
     U = load_sae_weights(suite["root"] / "run" / "layers.6")
     W = load_sae_weights(suite["root"] / "wide")
-    cell = cross_variant_cell(U.W_dec, W.W_dec, U.W_enc, W.W_enc, baseline_draws=1)
+    cell = cross_variant_cell(U.W_dec, W.W_dec, U.W_enc, W.W_enc,
+                              options=ComparisonOptions(thresholds=CELL_THRESHOLDS, baseline_draws=1))
     close(cell["frac_best_match_above_a_to_b"], NW_A_TO_B)
     close(cell["frac_best_match_above_b_to_a"], NW_B_TO_A)
     # one-to-one: 40 at 1.0, 30 at 0.85, 20 at 0.75, 10 unmatched (random partners, far below 0.7)
@@ -217,7 +219,7 @@ def test_planted_other_layer_only_partly(suite):
 def test_signed_vs_abs_on_a_sign_flipped_copy():
     x = np.ones((1, 8), np.float32)
     assert compare_pair(x, -2 * x, with_baseline=False)["mmcs"] == pytest.approx(1.0, abs=1e-6)
-    s = compare_pair(x, -2 * x, cosine="signed", with_baseline=False)
+    s = compare_pair(x, -2 * x, options=ComparisonOptions(cosine="signed"), with_baseline=False)
     assert s["mmcs"] == pytest.approx(-1.0, abs=1e-6) and s["hungarian_mean_cos"] == pytest.approx(-1.0, abs=1e-6)
 
     rng = np.random.default_rng(3)
@@ -226,7 +228,7 @@ def test_signed_vs_abs_on_a_sign_flipped_copy():
     B = A.copy()
     B[flipped] *= -2.0
     a, arr_a = compare_pair(A, B, with_baseline=False, return_arrays=True)
-    s, arr_s = compare_pair(A, B, cosine="signed", with_baseline=False, return_arrays=True)
+    s, arr_s = compare_pair(A, B, options=ComparisonOptions(cosine="signed"), with_baseline=False, return_arrays=True)
     assert a["mmcs"] == pytest.approx(1.0, abs=1e-6) and a["hungarian_mean_cos"] == pytest.approx(1.0, abs=1e-6)
     assert "cosine" not in a and s["cosine"] == "signed"
     # the known answer by brute force: signed cosines, max per row, and Song et al.'s MCC (Hungarian on 1 - cos)
@@ -240,7 +242,7 @@ def test_signed_vs_abs_on_a_sign_flipped_copy():
     assert s["mmcs"] == pytest.approx(0.5 * (C.max(1).mean() + C.max(0).mean()), abs=1e-6)
     assert s["frac_best_match_above"]["0.9"] == pytest.approx(36 / 48)
     # the sparse (over-budget) path ranks by signed cosine too
-    sp = compare_pair(A, B, cosine="signed", with_baseline=False, memory_budget_mb=0.01)
+    sp = compare_pair(A, B, options=ComparisonOptions(cosine="signed", memory_budget_mb=0.01), with_baseline=False)
     assert sp["matching_exact"] is False and sp["mmcs"] == pytest.approx(s["mmcs"], abs=1e-6)
 
 
@@ -252,18 +254,18 @@ def test_signed_baseline_closed_form_and_keys():
     assert expected_max_signed_cosine(5, 16) == pytest.approx(best.mean(), abs=0.005)
     assert p_best_match_above(0.3, 5, 16, "signed") == pytest.approx((best >= 0.3).mean(), abs=0.01)
     assert expected_max_signed_cosine(1, 16) == pytest.approx(0.0, abs=1e-6)
-    base = signed_random_baseline(40, 60, 16, draws=2)
+    base = signed_random_baseline(40, 60, 16, baseline_draws=2)
     from saesim.similarity import random_decoder_baseline
 
-    abs_base = random_decoder_baseline(40, 60, 16, draws=2)
+    abs_base = random_decoder_baseline(40, 60, 16, baseline_draws=2)
     assert set(base) == set(abs_base) | {"cosine"}
     assert base["mmcs"] < abs_base["mmcs"]  # max cos <= max |cos|
     assert base["empirical"]["mmcs"] == pytest.approx(base["mmcs"], abs=0.03)
 
 
 def test_bad_cosine_is_one_line_error():
-    with pytest.raises(SaesimError, match="cosine: expected one of abs, signed, got 'sign'"):
-        compare_pair(np.eye(3), np.eye(3), cosine="sign")
+    with pytest.raises(SaesimError, match="cosine: must be one of abs, signed, got 'sign'"):
+        compare_pair(np.eye(3), np.eye(3), options=ComparisonOptions(cosine="sign"))
 
 
 # --------------------------------------------------------------------------
@@ -276,17 +278,17 @@ def test_compare_pair_abs_is_compare_decoders():
     A, B = rng.standard_normal((30, 8)), rng.standard_normal((50, 8))
     EA, EB = rng.standard_normal((8, 30)), rng.standard_normal((8, 50))
     ref = compare_decoders(A, B, EA, EB, baseline_draws=2)
-    assert compare_pair(A, B, EA, EB, baseline_draws=2) == ref
+    assert compare_pair(A, B, EA, EB, options=ComparisonOptions(baseline_draws=2)) == ref
     # with a baseline handed in (what a suite does once per shape) the result is the same
-    base = compare_pair(A, B, EA, EB, baseline_draws=2)["baseline"]
-    assert compare_pair(A, B, EA, EB, baseline_draws=2, baseline=base) == ref
+    base = compare_pair(A, B, EA, EB, options=ComparisonOptions(baseline_draws=2))["baseline"]
+    assert compare_pair(A, B, EA, EB, options=ComparisonOptions(baseline_draws=2), baseline=base) == ref
 
 
 def test_compare_suite_pairs(suite):
     root = suite["root"]
     specs = expand_sae_specs([root / "run", root / "wide"])
     saes = [load_sae_weights(s) for s in specs]
-    res = compare_suite(saes, paths=specs, thresholds=(0.7, 0.8, 0.9), baseline_draws=1)
+    res = compare_suite(saes, paths=specs, options=ComparisonOptions(thresholds=(0.7, 0.8, 0.9), baseline_draws=1))
     assert [s["path"] for s in res["saes"]] == specs
     assert [(s["n"], s["d"], s["format"]) for s in res["saes"]] == [
         (N_NARROW, D, "sparsify"), (N_LAYER, D, "sparsify"), (N_WIDE, D, "sae_lens")]
@@ -299,7 +301,7 @@ def test_compare_suite_pairs(suite):
     assert nw["splitting"]["by_threshold"]["0.7"]["hist"][:4] == NW_HIST["0.7"]
     assert "splitting" not in res["pairs"][0]  # same widths
     assert "seconds" not in nw  # deterministic: the same call gives the same dict
-    assert compare_suite(saes[:2], paths=specs[:2], thresholds=(0.7, 0.8, 0.9), baseline_draws=1)["pairs"][0] \
+    assert compare_suite(saes[:2], paths=specs[:2], options=ComparisonOptions(thresholds=(0.7, 0.8, 0.9), baseline_draws=1))["pairs"][0] \
         == res["pairs"][0]
     close(res["pairs"][0]["frac_best_match_above_a_to_b"], NL_BOTH)
 

@@ -208,9 +208,7 @@ def compare(
                         ("top_m", top_m), ("device", device)):
         if value is not None:
             setattr(args, name, list(value) if name == "thresholds" else value)
-    if args.cosine not in ("abs", "signed"):
-        raise SaesimError(f"cosine must be 'abs' or 'signed', got {args.cosine!r}")
-    cli.check_compare_options(args)
+    cli.comparison_options(args)  # the CLI's one check of the options, naming the flag
     cli._check_device(args.device)
     A = as_sae_weights(a, "a", with_encoder=encoders)
     B = as_sae_weights(b, "b", with_encoder=encoders)

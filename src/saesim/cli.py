@@ -28,7 +28,12 @@ from saesim.errors import SaesimError
 
 
 def register_compare(subparsers) -> None:
-    """``saesim compare A B [C ...]``: every similarity metric between SAEs, beside a random baseline."""
+    """``saesim compare A B [C ...]``: every similarity metric between SAEs, beside a random baseline.
+
+    The comparison flags default to :class:`~saesim.similarity.ComparisonOptions`'s defaults."""
+    from saesim.similarity.options import COSINES, ComparisonOptions
+
+    default = ComparisonOptions()
     p = subparsers.add_parser(
         "compare",
         help="compare two or more SAEs (decoder similarity, one-to-one matching, shared latents)",
@@ -41,23 +46,24 @@ def register_compare(subparsers) -> None:
         ),
     )
     p.add_argument("saes", metavar="SAE", nargs="+", help="SAEs to compare (at least two after expanding run folders)")
-    p.add_argument("--cosine", choices=["abs", "signed"], default="abs",
+    p.add_argument("--cosine", choices=list(COSINES), default=default.cosine,
                    help="score decoder rows by |cos| (default; seed notebooks) or by signed cos (Song et al.'s PW-MCC)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--out", metavar="FILE.h5", help="write per-latent arrays (best matches, matching) to HDF5")
-    p.add_argument("--memory-budget-mb", type=float, default=1024.0, metavar="N",
-                   help="working memory for the comparison, in MB (default 1024)")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to compute (default cpu)")
-    p.add_argument("--baseline-draws", type=int, default=3, metavar="N",
-                   help="random SAE pairs for the matching baseline; 0 skips the baseline (default 3)")
-    p.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.7, 0.8, 0.9], metavar="T",
-                   help="|cos| thresholds for the fractions (default 0.5 0.7 0.8 0.9)")
-    p.add_argument("--shared-threshold", type=float, default=0.7, metavar="T",
-                   help="|cos| both encoder and decoder matches need for a shared latent (default 0.7)")
-    p.add_argument("--top-m", type=int, default=16, metavar="M",
-                   help="candidates per latent for the sparse matching beyond the budget (default 16)")
+    p.add_argument("--memory-budget-mb", type=float, default=float(default.memory_budget_mb), metavar="N",
+                   help=f"working memory for the comparison, in MB (default {default.memory_budget_mb:g})")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=default.device,
+                   help=f"where to compute (default {default.device})")
+    p.add_argument("--baseline-draws", type=int, default=default.baseline_draws, metavar="N",
+                   help=f"random SAE pairs for the matching baseline; 0 skips the baseline (default {default.baseline_draws})")
+    p.add_argument("--thresholds", type=float, nargs="+", default=list(default.thresholds), metavar="T",
+                   help=f"|cos| thresholds for the fractions (default {' '.join(f'{t:g}' for t in default.thresholds)})")
+    p.add_argument("--shared-threshold", type=float, default=default.shared_threshold, metavar="T",
+                   help=f"|cos| both encoder and decoder matches need for a shared latent (default {default.shared_threshold:g})")
+    p.add_argument("--top-m", type=int, default=default.top_m, metavar="M",
+                   help=f"candidates per latent for the sparse matching beyond the budget (default {default.top_m})")
     p.add_argument("--no-encoders", action="store_true", help="decoders only: skip shared latents")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random baseline (default 0)")
+    p.add_argument("--seed", type=int, default=default.seed, help=f"seed of the random baseline (default {default.seed})")
     p.add_argument("--null-a", metavar="DIR", help="SAE trained like A on null data (no sparse features): with "
                    "--null-b, also print each metric on the null pair and the excess (m - null) / (1 - null)")
     p.add_argument("--null-b", metavar="DIR", help="SAE trained like B on null data (see --null-a)")
@@ -81,7 +87,7 @@ def _check_device(device: str) -> None:
 def run_compare(args: argparse.Namespace) -> int:
     from saesim.checkpoints import check_same_d_in, load_sae_weights
 
-    check_compare_options(args)
+    comparison_options(args)  # the options' one check, before anything is loaded
     from saesim.suites import expand_sae_specs
 
     specs = expand_sae_specs(args.saes, skip_broken=getattr(args, "skip_broken", False),
@@ -131,10 +137,11 @@ def compare_loaded(args: argparse.Namespace, A, B, with_enc: bool) -> tuple[dict
     ``(result, per-latent arrays)``. ``saesim compare A B`` and the Python API
     :func:`saesim.compare` both come here: one implementation.
     """
-    res, arrays = _score_pair(args, A, B, with_enc, with_baseline=args.baseline_draws > 0, return_arrays=True)
+    options = comparison_options(args)
+    res, arrays = _score_pair(options, A, B, with_enc, with_baseline=options.baseline_draws > 0, return_arrays=True)
     res["a"] = {"source": A.source, "format": A.format}
     res["b"] = {"source": B.source, "format": B.format}
-    res.update(_null_pair_excess(args, A, B, res, with_enc))
+    res.update(_null_pair_excess(args, options, A, B, res, with_enc))
     res["shared_init"] = _shared_init_check(A.W_dec, B.W_dec, str(getattr(args, "a", None) or A.source),
                                             str(getattr(args, "b", None) or B.source), args.seed)
     add_contract(args, A, B, res, arrays)
@@ -154,27 +161,15 @@ def _check_null_args(args: argparse.Namespace) -> None:
             raise SaesimError(f"{path} ({flag}): {missing_path_reason(path)}")
 
 
-def _score_pair(args: argparse.Namespace, X, Y, with_enc: bool, *, with_baseline: bool, return_arrays: bool = False):
-    """Score one pair of loaded SAEs with the options in ``args``: the one path for the real and the null pair."""
+def _score_pair(options, X, Y, with_enc: bool, *, with_baseline: bool, return_arrays: bool = False):
+    """Score one pair of loaded SAEs with ``options``: the one path for the real and the null pair."""
     from saesim.suites import compare_pair
 
-    return compare_pair(
-        X.W_dec, Y.W_dec,
-        X.W_enc if with_enc else None, Y.W_enc if with_enc else None,
-        thresholds=tuple(args.thresholds),
-        shared_threshold=args.shared_threshold,
-        memory_budget_mb=args.memory_budget_mb,
-        top_m=args.top_m,
-        device=args.device,
-        with_baseline=with_baseline,
-        baseline_draws=max(args.baseline_draws, 1),
-        seed=args.seed,
-        return_arrays=return_arrays,
-        cosine=args.cosine,
-    )
+    return compare_pair(X.W_dec, Y.W_dec, X.W_enc if with_enc else None, Y.W_enc if with_enc else None,
+                        options=options, with_baseline=with_baseline, return_arrays=return_arrays)
 
 
-def _null_pair_excess(args: argparse.Namespace, A, B, res: dict[str, Any], with_enc: bool) -> dict[str, Any]:
+def _null_pair_excess(args: argparse.Namespace, options, A, B, res: dict[str, Any], with_enc: bool) -> dict[str, Any]:
     """``null`` (the null pair's sources, or None) and, with --null-a/--null-b, ``<metric>_null``/``_excess``."""
     from saesim.checkpoints import SAEWeights, load_sae_weights
     from saesim.similarity import excess_over_null
@@ -193,7 +188,7 @@ def _null_pair_excess(args: argparse.Namespace, A, B, res: dict[str, Any], with_
         print("saesim compare: warning: the null pair is the real pair itself, so every excess is 0 by "
               "construction; give SAEs trained on null data (see docs/bad-input.md)", file=sys.stderr)
     # exactly the scoring of the real pair (cosine and every option); only the isotropic baseline is left out
-    null_res = _score_pair(args, NA, NB, with_enc, with_baseline=False)
+    null_res = _score_pair(options, NA, NB, with_enc, with_baseline=False)
     out = {"null": {"a": {"source": NA.source, "format": NA.format}, "b": {"source": NB.source, "format": NB.format}}}
     out.update(excess_over_null(res, null_res))
     return out
@@ -210,28 +205,26 @@ def _same_sae_pair(real: tuple[str, str], null: tuple[str, str]) -> bool:
     return sorted(map(key, real)) == sorted(map(key, null))
 
 
-def check_compare_options(args: argparse.Namespace) -> None:
-    """One clear error for an option of ``saesim compare`` (or of :func:`saesim.compare`) out of range."""
-    if args.seed < 0:
-        raise SaesimError(f"--seed must be >= 0, got {args.seed}")
-    if args.baseline_draws < 0:
-        raise SaesimError(f"--baseline-draws must be >= 0, got {args.baseline_draws}")
-    if args.top_m < 1:
-        raise SaesimError(f"--top-m must be >= 1, got {args.top_m}")
-    if not args.memory_budget_mb > 0:
-        raise SaesimError(f"--memory-budget-mb must be positive, got {args.memory_budget_mb}")
-    for t in list(args.thresholds) + [args.shared_threshold]:
-        if not 0.0 <= t <= 1.0:
-            raise SaesimError(f"thresholds are |cos| values in [0, 1], got {t}")
+def comparison_options(args: argparse.Namespace):
+    """The :class:`~saesim.similarity.ComparisonOptions` of ``saesim compare`` (or of :func:`saesim.compare`)
+    from its flags; an option out of range is one clear error naming its flag."""
+    from saesim.similarity import ComparisonOptions, InvalidOption
+
+    try:
+        return ComparisonOptions(cosine=args.cosine, thresholds=tuple(args.thresholds),
+                                 shared_threshold=args.shared_threshold, memory_budget_mb=args.memory_budget_mb,
+                                 top_m=args.top_m, device=args.device, baseline_draws=args.baseline_draws,
+                                 seed=args.seed)
+    except InvalidOption as e:
+        raise SaesimError(f"--{e.key.replace('_', '-')} {e.problem}") from None
 
 
-def compare_options(args: argparse.Namespace) -> dict[str, Any]:
+def provenance_options(args: argparse.Namespace) -> dict[str, Any]:
     """Every option of a comparison, as provenance records it (saesim.contract)."""
-    from saesim.contract import comparison_options
+    from saesim.contract import comparison_options as recorded
 
-    return comparison_options(cosine=args.cosine, thresholds=args.thresholds, shared_threshold=args.shared_threshold,
-                              memory_budget_mb=args.memory_budget_mb, top_m=args.top_m, device=args.device,
-                              encoders=not args.no_encoders, baseline_draws=args.baseline_draws)
+    options = comparison_options(args)
+    return recorded(options, encoders=not args.no_encoders, with_baseline=options.baseline_draws > 0)
 
 
 def add_contract(args: argparse.Namespace, A, B, res: dict[str, Any], arrays: dict[str, Any]) -> None:
@@ -253,7 +246,7 @@ def add_contract(args: argparse.Namespace, A, B, res: dict[str, Any], arrays: di
             W = spec if isinstance(spec, SAEWeights) else load_sae_weights(spec, with_encoder=False)
             inputs[role] = contract.input_record(W, None if isinstance(spec, SAEWeights) else spec)
     seeds = {"baseline": int(args.seed) if args.baseline_draws > 0 else None}
-    prov = contract.provenance(inputs, compare_options(args), seeds)
+    prov = contract.provenance(inputs, provenance_options(args), seeds)
     contract.stamp(res, "pair", prov)
     if getattr(args, "matching", None) or getattr(args, "with_matching", False):
         doc = contract.matching_document(arrays, res, prov)
@@ -369,12 +362,9 @@ def run_compare_suite(args: argparse.Namespace, specs: list[str]) -> int:
     with_enc = not args.no_encoders
     saes = [load_sae_weights(s, with_encoder=with_enc) for s in specs]
     t_load = time.perf_counter() - t0
-    res = compare_suite(
-        saes, paths=specs, cosine=args.cosine, thresholds=tuple(args.thresholds),
-        shared_threshold=args.shared_threshold, memory_budget_mb=args.memory_budget_mb, top_m=args.top_m,
-        device=args.device, with_encoders=with_enc, with_baseline=args.baseline_draws > 0,
-        baseline_draws=max(args.baseline_draws, 1), seed=args.seed, timings=True,
-    )
+    options = comparison_options(args)
+    res = compare_suite(saes, paths=specs, options=options, with_encoders=with_enc,
+                        with_baseline=options.baseline_draws > 0, timings=True)
     for pair in res["pairs"]:
         pair.setdefault("null", None)  # as the two-SAE JSON without --null-a/--null-b: isotropic baseline only
         i, j = pair["a"], pair["b"]
@@ -396,7 +386,7 @@ def add_suite_contract(args: argparse.Namespace, specs: list[str], saes: list[An
 
     inputs = {str(i): contract.input_record(w, spec) for i, (spec, w) in enumerate(zip(specs, saes))}
     seeds = {"baseline": int(args.seed) if args.baseline_draws > 0 else None}
-    options = compare_options(args)
+    options = provenance_options(args)
     contract.stamp(res, "suite", contract.provenance(inputs, options, seeds))
     for pair in res["pairs"]:  # each pair a pair document of its own, as `saesim compare A B --json` prints it
         i, j = str(pair["a"]), str(pair["b"])

@@ -162,21 +162,22 @@ def provenance(inputs: Mapping[str, dict[str, Any]], options: Mapping[str, Any],
     }
 
 
-def comparison_options(*, cosine: str = "abs", thresholds=None, shared_threshold: float = 0.7,
-                       memory_budget_mb: float | None = None, top_m: int | None = None, device: str = "cpu",
-                       encoders: bool = True, baseline_draws: int = 0) -> dict[str, Any]:
-    """Every option of a comparison as provenance records it (defaults: those of :func:`compare_decoders`)."""
-    from saesim.similarity import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_THRESHOLDS, DEFAULT_TOP_M
+def comparison_options(options: Any = None, *, encoders: bool = True, with_baseline: bool = False) -> dict[str, Any]:
+    """Every option of a comparison as provenance records it: a
+    :class:`~saesim.similarity.ComparisonOptions` (its defaults when None), whether encoders
+    were compared, and ``baseline_draws`` (0 without a random baseline)."""
+    from saesim.similarity import ComparisonOptions
 
+    o = ComparisonOptions() if options is None else options
     return {
-        "cosine": cosine,
-        "thresholds": [float(t) for t in (DEFAULT_THRESHOLDS if thresholds is None else thresholds)],
-        "shared_threshold": float(shared_threshold),
-        "memory_budget_mb": float(DEFAULT_MEMORY_BUDGET_MB if memory_budget_mb is None else memory_budget_mb),
-        "top_m": int(DEFAULT_TOP_M if top_m is None else top_m),
-        "device": device,
+        "cosine": o.cosine,
+        "thresholds": [float(t) for t in o.thresholds],
+        "shared_threshold": float(o.shared_threshold),
+        "memory_budget_mb": float(o.memory_budget_mb),
+        "top_m": int(o.top_m),
+        "device": o.device,
         "encoders": bool(encoders),
-        "baseline_draws": int(baseline_draws),
+        "baseline_draws": int(o.baseline_draws) if with_baseline else 0,
     }
 
 

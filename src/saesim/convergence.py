@@ -102,7 +102,8 @@ def _seed_trajectory(store_path, spec, published: Path, fractions: Sequence[floa
     from sae_lens import SAE
 
     from .activation_store import open_store
-    from .training import SAESpec, evaluate_sae, read_snapshots, resolve_device, split_rows
+    from .gpu import resolve_device
+    from .training import SAESpec, evaluate_sae, read_snapshots, split_rows
 
     snaps = read_snapshots(published)
     missing = [f for f in fractions if f < 1 and f not in snaps]

@@ -57,6 +57,18 @@ def _driver_device_count() -> int:
         return 0
 
 
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; other values pass through, and
+    a ``cuda`` device with no CUDA device available is one :class:`SaesimError`."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SaesimError(f"device {device!r} requested but no CUDA device is available")
+    return device
+
+
 def visible_devices(environ: MutableMapping[str, str] | None = None) -> list[str]:
     """Device ids this process may share out: ``CUDA_VISIBLE_DEVICES`` if set, else 0..N-1."""
     env = os.environ if environ is None else environ

@@ -135,6 +135,11 @@ def _seed(s):
     return int(s) if isinstance(s, str) and s.isdigit() else s
 
 
+def natural_key(name: Any) -> list:
+    """Sort key for names with numbers in them: ``layers.2`` before ``layers.10``, ``blocks.6`` before ``blocks.15``."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(name))]
+
+
 def fields(kind: str) -> list[str]:
     """The fields of a kind's template, in order."""
     return [f for _, f, _, _ in string.Formatter().parse(_template(kind)) if f]

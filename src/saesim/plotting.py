@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-import re
 from pathlib import Path
 
 import matplotlib
@@ -17,6 +16,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .architectures import ARCHITECTURES  # noqa: E402
+from .layout import natural_key  # noqa: E402
 from .tables import real_rows  # noqa: E402
 from .metrics import RELATIONAL_MEASURES, TABLE_METRICS  # noqa: E402
 
@@ -57,13 +57,8 @@ UNIT_YLIM = (-0.04, 1.04)
 BASELINE_STYLES = ["--", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 1))]
 
 
-def _natural_key(text: str):
-    """Sort key that orders ``blocks.6`` before ``blocks.15``."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(text))]
-
-
 def _ordered_hooks(hooks) -> list[str]:
-    return sorted(dict.fromkeys(hooks), key=_natural_key)
+    return sorted(dict.fromkeys(hooks), key=natural_key)
 
 
 def _baseline(ax, value: float, std: float | None = None, label: str = "random decoders", style="--"):
@@ -529,7 +524,7 @@ def coactivation_plot(summaries: pd.DataFrame, overlaps: pd.DataFrame, title: st
     strongest co-activation pair's Jaccard index per SAE."""
     from matplotlib.patches import Patch
 
-    keys = sorted({(h, v) for h, v in zip(summaries["hook"], summaries["variant"])}, key=lambda k: (_natural_key(k[0]), _natural_key(k[1])))
+    keys = sorted({(h, v) for h, v in zip(summaries["hook"], summaries["variant"])}, key=lambda k: (natural_key(k[0]), natural_key(k[1])))
     labels = [f"{h}\n{v}" if summaries["hook"].nunique() > 1 else v for h, v in keys]
     x_of = {k: i for i, k in enumerate(keys)}
     fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.1 * len(keys) + 3), 3.8), sharex=True)

@@ -22,9 +22,13 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from saesim.errors import SaesimError
+from saesim.layout import natural_key
+
+if TYPE_CHECKING:
+    from saesim.similarity import ComparisonOptions
 
 #: a member label: file- and wildcard-safe, and never "__" (cell files are <a>__<b>.json)
 LABEL_PATTERN = r"[A-Za-z0-9.-]+(?:_[A-Za-z0-9.-]+)*"
@@ -46,10 +50,6 @@ __all__ = [
     "suite_cell",
     "trained_info",
 ]
-
-
-def _natural_key(name: str) -> list:
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
 
 
 def _sanitize(text: str) -> str:
@@ -81,13 +81,12 @@ def _weight_files(p: Path) -> list[str]:
 
 def check_hub(spec: str, where: str) -> None:
     """Stop (one line naming the id) when a sae-lens registry id cannot reach the Hugging Face hub."""
-    from saesim.checkpoints import _hub_reachable
+    from saesim.models import HUB_HOST, hub_offline, hub_reachable
 
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    if offline or not _hub_reachable():
+    if not hub_reachable():
         raise SaesimError(
             f"{where}: {spec} is a sae-lens registry id, which needs the Hugging Face hub "
-            f"({'HF_HUB_OFFLINE is set' if offline else 'huggingface.co is unreachable'})"
+            f"({'HF_HUB_OFFLINE is set' if hub_offline() else f'{HUB_HOST} is unreachable'})"
         )
 
 
@@ -128,7 +127,7 @@ def expand_imported(entries: Sequence[dict[str, Any]], where: str, *, check_regi
                         "run": given or release, **extra})
             continue
         if glob.has_magic(spec):
-            matches = sorted(glob.glob(spec), key=_natural_key)
+            matches = sorted(glob.glob(spec), key=natural_key)
             if not matches:
                 raise SaesimError(f"{w}.path: {spec!r} matches nothing")
             root = Path(os.path.dirname(re.split(r"[*?\[]", spec, maxsplit=1)[0]) or ".")
@@ -328,9 +327,8 @@ def trained_info(sae_dir: str, *, label: str, hook: str, variant: str, seed: int
 
 
 def suite_cell(spec_a: str, spec_b: str, info_a: dict[str, Any], info_b: dict[str, Any], *, suite: str, axis: str,
-               cosine: str = "abs", thresholds: Sequence[float] = (0.7, 0.8, 0.9), top_m: int = 16,
-               memory_budget_mb: float = 1024, baseline_draws: int = 3, seed: int = 0) -> dict[str, Any]:
-    """One cell of a suite: :func:`saesim.suites.compare_suite` of two SAEs.
+               options: ComparisonOptions) -> dict[str, Any]:
+    """One cell of a suite: :func:`saesim.suites.compare_suite` of two SAEs with ``options``.
 
     ``pair`` holds every key of ``saesim compare A B --json`` (same values for
     the same options: baseline ``seed``, ``baseline_draws``, thresholds,
@@ -343,16 +341,15 @@ def suite_cell(spec_a: str, spec_b: str, info_a: dict[str, Any], info_b: dict[st
 
     A = load_sae_weights(spec_a)
     B = load_sae_weights(spec_b)
-    res = compare_suite([A, B], paths=[spec_a, spec_b], cosine=cosine, thresholds=tuple(thresholds), top_m=top_m,
-                        memory_budget_mb=memory_budget_mb, baseline_draws=baseline_draws, seed=seed)
+    res = compare_suite([A, B], paths=[spec_a, spec_b], options=options)
     pair = dict(res["pairs"][0])
     pair.pop("a")
     pair.pop("b")
     from saesim.shared_init import shared_init_test
 
-    pair["shared_init"] = shared_init_test(A.W_dec, B.W_dec, seed=seed)  # as saesim compare's JSON
+    pair["shared_init"] = shared_init_test(A.W_dec, B.W_dec, seed=options.seed)  # as saesim compare's JSON
     saes = [{**res["saes"][0], **info_a}, {**res["saes"][1], **info_b}]
-    return {"suite": suite, "axis": axis, "a": info_a["label"], "b": info_b["label"], "cosine": cosine,
+    return {"suite": suite, "axis": axis, "a": info_a["label"], "b": info_b["label"], "cosine": options.cosine,
             "saes": saes, "pair": pair}
 
 

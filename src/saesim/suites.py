@@ -37,19 +37,20 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from saesim.errors import SaesimError
+from saesim.layout import natural_key
 from saesim.similarity import (
     DEFAULT_MEMORY_BUDGET_MB,
-    DEFAULT_THRESHOLDS,
     DEFAULT_TOP_M,
     SCALAR_METRICS,
+    ComparisonOptions,
     MaxCosineResult,
     best_match_frac_above,
     compare_decoders,
@@ -60,12 +61,8 @@ from saesim.similarity import (
     top_abs_cosines,
 )
 from saesim.similarity.baseline import baseline_summary
+from saesim.similarity.options import COSINES, DEFAULT_COSINE
 
-#: the two ways of scoring a pair of decoder rows
-COSINES: tuple[str, ...] = ("abs", "signed")
-"""How two decoder rows are scored: by |cos| or by signed cos (Song et al.'s PW-MCC)."""
-DEFAULT_COSINE = "abs"
-"""|cos|, as the reference notebooks and sae-lens's ``mean_correlation_coefficient`` do."""
 #: thresholds of a cross-variant cell: "fraction of latents whose best match exceeds 0.9 / 0.8 / 0.7"
 CELL_THRESHOLDS: tuple[float, ...] = (0.7, 0.8, 0.9)
 """Default thresholds of a cross-variant cell's best-match fractions."""
@@ -96,8 +93,7 @@ __all__ = [
 
 def check_cosine(cosine: str) -> str:
     """``cosine`` if it is ``"abs"`` or ``"signed"``; otherwise a one-line :class:`SaesimError`."""
-    if cosine not in COSINES:
-        raise SaesimError(f"cosine: expected one of {', '.join(COSINES)}, got {cosine!r}")
+    ComparisonOptions(cosine=cosine)  # the one check, naming the key
     return cosine
 
 
@@ -187,23 +183,22 @@ def signed_random_baseline(
     n_b: int,
     d: int,
     *,
-    draws: int = 3,
-    seed: int = 0,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    shared_threshold: float = 0.7,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
-    top_m: int = DEFAULT_TOP_M,
-    device: str = "cpu",
+    options: ComparisonOptions | None = None,
     with_encoders: bool = True,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """:func:`saesim.similarity.random_decoder_baseline` with signed cosines: same keys, same methods.
 
     Max-type metrics in closed form (:func:`expected_max_signed_cosine`,
     :func:`p_best_match_above`); matching metrics (and shared latents unless
     the expected number of random shared pairs is below 1e-3) averaged over
-    ``draws`` pairs of random Gaussian SAEs, drawn as the |cos| baseline draws
-    them. Deterministic given ``seed``.
+    ``baseline_draws`` pairs of random Gaussian SAEs, drawn as the |cos| baseline
+    draws them, at full size. ``options`` and ``overrides`` as for
+    :func:`~saesim.similarity.random_decoder_baseline` (the cosine is signed
+    whatever they say). Deterministic given ``seed``.
     """
+    o = replace(ComparisonOptions.with_overrides(options, overrides, "signed_random_baseline"), cosine="signed")
+    draws, thresholds, shared_threshold = o.baseline_draws, o.thresholds, o.shared_threshold
     if min(n_a, n_b, d) < 1 or draws < 1:
         raise SaesimError(f"random baseline needs positive sizes and draws, got n_a={n_a} n_b={n_b} d={d} draws={draws}")
     a2b = expected_max_signed_cosine(n_b, d)
@@ -214,7 +209,7 @@ def signed_random_baseline(
         fbest = {_key(t): p_best_match_above(t, max(n_a, n_b), d, "signed") for t in thresholds}
     by_bound = _shared_bound(n_a, n_b, d, shared_threshold, with_encoders)
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(o.seed)
     hung, fmatched, emp_a2b, emp_b2a, shared = [], [], [], [], []
     for _ in range(draws):
         A = rng.standard_normal((n_a, d), dtype=np.float32)
@@ -223,8 +218,7 @@ def signed_random_baseline(
         if not by_bound:
             EA = rng.standard_normal((d, n_a), dtype=np.float32)
             EB = rng.standard_normal((d, n_b), dtype=np.float32)
-        r = compare_pair(A, B, EA, EB, cosine="signed", thresholds=thresholds, shared_threshold=shared_threshold,
-                         memory_budget_mb=memory_budget_mb, top_m=top_m, device=device, with_baseline=False)
+        r = compare_pair(A, B, EA, EB, options=o, with_baseline=False)
         hung.append(r["hungarian_mean_cos"])
         fmatched.append(r["frac_matched_above"])
         emp_a2b.append(r["mmcs_a_to_b"])
@@ -234,7 +228,7 @@ def signed_random_baseline(
 
     return {
         **baseline_summary(
-            n_a, n_b, d, draws, seed, (n_a, n_b), thresholds,  # signed draws at full size: the transfer is for |cos|
+            (n_a, n_b, d), (n_a, n_b), o,  # signed draws at full size: the transfer is for |cos|
             closed_form={"mmcs_a_to_b": a2b, "mmcs_b_to_a": b2a, "frac_best_match_above": fbest},
             per_draw={"hungarian_mean_cos": hung, "frac_matched_above": fmatched, "mmcs_a_to_b": emp_a2b,
                       "mmcs_b_to_a": emp_b2a, "shared_latents_frac": shared},
@@ -244,12 +238,10 @@ def signed_random_baseline(
     }
 
 
-def _baseline(n_a, n_b, d, *, cosine, with_encoders, draws, seed, thresholds, shared_threshold,
-              memory_budget_mb, top_m, device) -> dict[str, Any]:
+def _baseline(n_a: int, n_b: int, d: int, options: ComparisonOptions, with_encoders: bool) -> dict[str, Any]:
     """The random baseline :func:`compare_pair` attaches, for either cosine."""
-    fn = random_decoder_baseline if cosine == "abs" else signed_random_baseline
-    base = fn(n_a, n_b, d, draws=draws, seed=seed, thresholds=thresholds, shared_threshold=shared_threshold,
-              memory_budget_mb=memory_budget_mb, top_m=top_m, device=device, with_encoders=with_encoders)
+    fn = random_decoder_baseline if options.cosine == "abs" else signed_random_baseline
+    base = fn(n_a, n_b, d, options=options, with_encoders=with_encoders)
     if not with_encoders:
         base["shared_latents_frac"] = None
     return base
@@ -260,16 +252,16 @@ def _baseline(n_a, n_b, d, *, cosine, with_encoders, draws, seed, thresholds, sh
 # --------------------------------------------------------------------------
 
 
-def _signed_compare(A, B, enc_a, enc_b, *, thresholds, shared_threshold, memory_budget_mb, top_m, device):
+def _signed_compare(A, B, enc_a, enc_b, options: ComparisonOptions):
     """:func:`compare_decoders` by signed cosine (no baseline): the |cos| machinery on augmented rows."""
+    thresholds, shared_threshold = options.thresholds, options.shared_threshold
+    augmented = replace(options, cosine="abs", thresholds=tuple(_to_aug(t) for t in thresholds),
+                        shared_threshold=_to_aug(shared_threshold))
     res, arr = compare_decoders(
         signed_cosine_augment(A), signed_cosine_augment(B),
         None if enc_a is None else signed_cosine_augment(np.asarray(enc_a).T).T,
         None if enc_b is None else signed_cosine_augment(np.asarray(enc_b).T).T,
-        thresholds=tuple(_to_aug(t) for t in thresholds),
-        shared_threshold=_to_aug(shared_threshold),
-        memory_budget_mb=memory_budget_mb, top_m=top_m, device=device,
-        with_baseline=False, return_arrays=True,
+        options=augmented, with_baseline=False, return_arrays=True,
     )
     for k in ("best_cos_a", "best_cos_b", "matching_cos"):
         if k in arr:
@@ -302,21 +294,15 @@ def compare_pair(
     enc_a: Any = None,
     enc_b: Any = None,
     *,
-    cosine: str = DEFAULT_COSINE,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    shared_threshold: float = 0.7,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
-    top_m: int = DEFAULT_TOP_M,
-    device: str = "cpu",
+    options: ComparisonOptions | None = None,
     with_baseline: bool = True,
-    baseline_draws: int = 3,
-    seed: int = 0,
     baseline: dict[str, Any] | None = None,
     return_arrays: bool = False,
 ):
     """Every metric of :func:`saesim.similarity.compare_decoders`, by |cos| or by signed cosine.
 
-    ``cosine="abs"`` (default) returns exactly what ``compare_decoders``
+    ``options`` (a :class:`~saesim.similarity.ComparisonOptions`, its defaults when
+    None): with ``cosine="abs"`` (default) returns exactly what ``compare_decoders``
     returns. ``cosine="signed"`` scores a pair of rows by their signed cosine:
     best matches, the one-to-one matching (Song et al.'s PW-MCC is its
     ``hungarian_mean_cos``), fractions and shared latents; thresholds are
@@ -325,27 +311,23 @@ def compare_pair(
     given, is used instead of computing one (a suite reuses one per shape);
     it must be the baseline of the same shapes, cosine and options.
     """
-    check_cosine(cosine)
+    o = ComparisonOptions() if options is None else options
     A = np.asarray(dec_a)
     B = np.asarray(dec_b)
     if (enc_a is None) != (enc_b is None):
         raise SaesimError("shared latents need both encoders (got only one)")
-    kw = dict(thresholds=thresholds, shared_threshold=shared_threshold, memory_budget_mb=memory_budget_mb,
-              top_m=top_m, device=device)
-    if cosine == "abs" and baseline is None:
-        return compare_decoders(A, B, enc_a, enc_b, with_baseline=with_baseline, baseline_draws=baseline_draws,
-                                seed=seed, return_arrays=return_arrays, **kw)
-    if cosine == "abs":
-        res, arr = compare_decoders(A, B, enc_a, enc_b, with_baseline=False, return_arrays=True, **kw)
+    if o.cosine == "abs" and baseline is None:
+        return compare_decoders(A, B, enc_a, enc_b, options=o, with_baseline=with_baseline, return_arrays=return_arrays)
+    if o.cosine == "abs":
+        res, arr = compare_decoders(A, B, enc_a, enc_b, options=o, with_baseline=False, return_arrays=True)
     else:
         if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[1]:
             # the same one-line errors as compare_decoders
-            compare_decoders(A, B, with_baseline=False, memory_budget_mb=memory_budget_mb)
-        res, arr = _signed_compare(A, B, enc_a, enc_b, **kw)
+            compare_decoders(A, B, with_baseline=False, memory_budget_mb=o.memory_budget_mb)
+        res, arr = _signed_compare(A, B, enc_a, enc_b, o)
     if with_baseline:
         if baseline is None:
-            baseline = _baseline(res["n_a"], res["n_b"], res["d"], cosine=cosine, with_encoders=enc_a is not None,
-                                 draws=baseline_draws, seed=seed, **kw)
+            baseline = _baseline(res["n_a"], res["n_b"], res["d"], o, with_encoders=enc_a is not None)
         res["baseline"] = baseline
         res["ratio"] = {k: _ratio(res[k], baseline[k]) for k in SCALAR_METRICS}
     if return_arrays:
@@ -364,15 +346,8 @@ def cross_variant_cell(
     enc_a: Any = None,
     enc_b: Any = None,
     *,
-    thresholds: Sequence[float] = CELL_THRESHOLDS,
-    cosine: str = DEFAULT_COSINE,
-    shared_threshold: float = 0.7,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
-    top_m: int = DEFAULT_TOP_M,
-    device: str = "cpu",
+    options: ComparisonOptions | None = None,
     with_baseline: bool = True,
-    baseline_draws: int = 3,
-    seed: int = 0,
     baseline: dict[str, Any] | None = None,
     return_arrays: bool = False,
 ):
@@ -391,14 +366,14 @@ def cross_variant_cell(
     :func:`compare_pair` plus both directions of the best-match fraction in
     closed form (:func:`p_best_match_above`). ``baseline``, when given,
     replaces the :func:`compare_pair` part (one per shape in a suite).
-    ``thresholds`` default to 0.7, 0.8, 0.9. Memory stays within
-    ``memory_budget_mb`` (see :mod:`saesim.similarity`).
+    ``options`` default to :class:`~saesim.similarity.ComparisonOptions` with the
+    thresholds 0.7, 0.8, 0.9. Memory stays within its ``memory_budget_mb`` (see
+    :mod:`saesim.similarity`).
     """
-    res, arr = compare_pair(
-        dec_a, dec_b, enc_a, enc_b, cosine=cosine, thresholds=thresholds, shared_threshold=shared_threshold,
-        memory_budget_mb=memory_budget_mb, top_m=top_m, device=device, with_baseline=with_baseline,
-        baseline_draws=baseline_draws, seed=seed, baseline=baseline, return_arrays=True,
-    )
+    o = ComparisonOptions(thresholds=CELL_THRESHOLDS) if options is None else options
+    cosine, thresholds = o.cosine, o.thresholds
+    res, arr = compare_pair(dec_a, dec_b, enc_a, enc_b, options=o, with_baseline=with_baseline, baseline=baseline,
+                            return_arrays=True)
     res = dict(res)
     res["cosine"] = cosine
     res["frac_best_match_above_a_to_b"] = frac_above(arr["best_cos_a"], thresholds)
@@ -508,11 +483,6 @@ def feature_splitting(
 # --------------------------------------------------------------------------
 
 
-def _natural_key(name: str) -> list:
-    """Sort key putting layers.2 before layers.10."""
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
-
-
 def _is_sae_folder(p: Path) -> bool:
     from saesim.checkpoints import CFG_FILE, SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS
 
@@ -528,7 +498,7 @@ def broken_sae_subfolders(run: Path) -> list[tuple[Path, str]]:
     from saesim.checkpoints import CFG_FILE, SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS
 
     out: list[tuple[Path, str]] = []
-    for q in sorted((q for q in run.iterdir() if q.is_dir()), key=lambda q: _natural_key(q.name)):
+    for q in sorted((q for q in run.iterdir() if q.is_dir()), key=lambda q: natural_key(q.name)):
         has_cfg = (q / CFG_FILE).is_file()
         has_weights = (q / SAE_LENS_WEIGHTS).is_file() or (q / SPARSIFY_WEIGHTS).is_file()
         if has_cfg and has_weights:
@@ -564,7 +534,7 @@ def expand_sae_specs(specs: Sequence[str | os.PathLike], *, skip_broken: bool = 
         p = Path(s)
         if p.is_dir() and not (p / CFG_FILE).exists():
             subs = sorted((q for q in p.iterdir() if q.is_dir() and _is_sae_folder(q)),
-                          key=lambda q: _natural_key(q.name))
+                          key=lambda q: natural_key(q.name))
             broken = broken_sae_subfolders(p)
             if broken:
                 listed = "; ".join(f"{q.name} ({why})" for q, why in broken)
@@ -627,16 +597,9 @@ def compare_suite(
     saes: Sequence[Any],
     *,
     paths: Sequence[str] | None = None,
-    cosine: str = DEFAULT_COSINE,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    shared_threshold: float = 0.7,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
-    top_m: int = DEFAULT_TOP_M,
-    device: str = "cpu",
+    options: ComparisonOptions | None = None,
     with_encoders: bool = True,
     with_baseline: bool = True,
-    baseline_draws: int = 3,
-    seed: int = 0,
     splitting: bool = True,
     timings: bool = False,
 ) -> dict[str, Any]:
@@ -652,9 +615,11 @@ def compare_suite(
     :func:`feature_splitting` with the narrower SAE as narrow, and with
     ``timings`` the pair's wall time under ``seconds`` (off by default, so the
     result is deterministic). The random baseline is computed once per shape
-    (it depends on nothing else).
+    (it depends on nothing else). ``options``: a :class:`~saesim.similarity.ComparisonOptions`
+    (its defaults when None), the same for every pair.
     """
-    check_cosine(cosine)
+    o = ComparisonOptions() if options is None else options
+    cosine = o.cosine
     if len(saes) < 2:
         raise SaesimError(f"a suite comparison needs at least two SAEs, got {len(saes)}")
     d0 = saes[0].d_in
@@ -665,8 +630,6 @@ def compare_suite(
                 "decoders of different input spaces cannot be compared"
             )
     ids = [sae_identity(w, None if paths is None else paths[i]) for i, w in enumerate(saes)]
-    kw = dict(thresholds=thresholds, shared_threshold=shared_threshold, memory_budget_mb=memory_budget_mb,
-              top_m=top_m, device=device)
     bases: dict[tuple[int, int, bool], dict[str, Any]] = {}
     pairs = []
     for i in range(len(saes)):
@@ -678,20 +641,19 @@ def compare_suite(
             if with_baseline:
                 shape = (A.d_sae, B.d_sae, enc)
                 if shape not in bases:
-                    bases[shape] = _baseline(A.d_sae, B.d_sae, d0, cosine=cosine, with_encoders=enc,
-                                             draws=baseline_draws, seed=seed, **kw)
+                    bases[shape] = _baseline(A.d_sae, B.d_sae, d0, o, with_encoders=enc)
                 base = bases[shape]
             cell = cross_variant_cell(
-                A.W_dec, B.W_dec, A.W_enc if enc else None, B.W_enc if enc else None, cosine=cosine,
-                with_baseline=with_baseline, baseline_draws=baseline_draws, seed=seed, baseline=base, **kw,
+                A.W_dec, B.W_dec, A.W_enc if enc else None, B.W_enc if enc else None, options=o,
+                with_baseline=with_baseline, baseline=base,
             )
             if cosine == "abs":
                 cell.pop("cosine")  # as in the two-SAE output, which names only a signed cosine
             pair = {"a": i, "b": j, **cell}
             if splitting and A.d_sae != B.d_sae:
                 narrow, wide = (A, B) if A.d_sae < B.d_sae else (B, A)
-                sp = feature_splitting(narrow.W_dec, wide.W_dec, thresholds=thresholds, top_m=top_m, cosine=cosine,
-                                       memory_budget_mb=memory_budget_mb, device=device)
+                sp = feature_splitting(narrow.W_dec, wide.W_dec, thresholds=o.thresholds, top_m=o.top_m, cosine=cosine,
+                                       memory_budget_mb=o.memory_budget_mb, device=o.device)
                 sp["narrow"] = i if narrow is A else j
                 pair["splitting"] = sp
             if timings:

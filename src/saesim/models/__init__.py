@@ -13,9 +13,14 @@ from ..errors import SaesimError
 HUB_HOST = "huggingface.co"
 
 
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` forces the Hugging Face hub off (1/true/yes/on, any case, as huggingface_hub reads it)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def hub_reachable(timeout_s: float = 3.0) -> bool:
-    """Whether the Hugging Face hub can be used: not forced offline and its host answers."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+    """Whether the Hugging Face hub can be used: not forced offline (:func:`hub_offline`) and its host answers."""
+    if hub_offline():
         return False
     try:
         with socket.create_connection((HUB_HOST, 443), timeout=timeout_s):

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SaesimError
+from ..gpu import resolve_device
 from . import require_hub
 
 SOURCES = ("transformer_lens", "hf", "smollm2")
@@ -74,17 +75,6 @@ class LanguageModelSpec:
         if self.source == "smollm2":
             return SMOLLM2_NAME
         return f"{self.name}/{self.gguf_file}" if self.gguf_file else str(self.name)
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; other values pass through."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SaesimError(f"device {device!r} requested but no CUDA device is available")
-    return device
 
 
 def smollm2_dir() -> Path:

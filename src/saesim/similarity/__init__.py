@@ -12,6 +12,8 @@ stages, one module each:
   shared latents;
 * :mod:`~saesim.similarity.baseline`: the same metrics for random SAEs of the
   same shapes (closed forms, random draws, transfer from smaller draws);
+* :mod:`~saesim.similarity.options`: :class:`ComparisonOptions`, every option of
+  a comparison in one frozen object, passed whole through all of the above;
 * :mod:`~saesim.similarity.compare`: :func:`compare_decoders`, everything at
   once with its baseline, and :func:`excess_over_null`.
 
@@ -21,7 +23,6 @@ Every public name is importable from ``saesim.similarity`` itself.
 from __future__ import annotations
 
 from .baseline import (
-    DEFAULT_BASELINE_DRAW_SIZE,
     baseline_draw_shape,
     expected_max_abs_cosine,
     prob_abs_cosine_below,
@@ -37,6 +38,7 @@ from .matching import (
     one_to_one_matching,
     shared_latents,
 )
+from .options import DEFAULT_BASELINE_DRAW_SIZE, ComparisonOptions, InvalidOption
 from .scan import (
     DEFAULT_MEMORY_BUDGET_MB,
     DEFAULT_THRESHOLDS,
@@ -56,10 +58,12 @@ from .scan import (
 )
 
 __all__ = [
+    "ComparisonOptions",
     "DEFAULT_BASELINE_DRAW_SIZE",
     "DEFAULT_MEMORY_BUDGET_MB",
     "DEFAULT_THRESHOLDS",
     "DEFAULT_TOP_M",
+    "InvalidOption",
     "MAX_TILE",
     "MatchingResult",
     "MaxCosineResult",

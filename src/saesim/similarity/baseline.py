@@ -9,20 +9,15 @@ as in :mod:`saesim.similarity.scan` and :mod:`saesim.similarity.matching`.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from saesim.errors import SaesimError
 
 from .matching import _max_and_matching, shared_latents
-from .scan import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_THRESHOLDS, DEFAULT_TOP_M, _key, frac_above
-
-# The random draws of the matching baseline hold at most this many latents a
-# side (n_a' n_b' <= DRAW_SIZE^2); larger shapes are drawn smaller and their
-# matched |cos| transferred (see random_decoder_baseline).
-DEFAULT_BASELINE_DRAW_SIZE = 2048
-"""Latents per side of the random draws behind a one-to-one baseline; larger shapes are transferred from it (:func:`transfer_abs_cosine`)."""
+from .options import DEFAULT_BASELINE_DRAW_SIZE, ComparisonOptions
+from .scan import _key, frac_above
 
 
 def prob_abs_cosine_below(x: Any, d: int) -> np.ndarray:
@@ -107,26 +102,24 @@ def random_decoder_baseline(
     n_b: int,
     d: int,
     *,
-    draws: int = 3,
-    seed: int = 0,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    shared_threshold: float = 0.7,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
-    top_m: int = DEFAULT_TOP_M,
-    device: str = "cpu",
+    options: ComparisonOptions | None = None,
     with_encoders: bool = True,
-    draw_size: int | None = DEFAULT_BASELINE_DRAW_SIZE,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Every metric of :func:`compare_decoders` for random Gaussian SAEs of the same shapes.
+
+    ``options`` (a :class:`ComparisonOptions`, its defaults when None; single fields
+    of it as keywords override it) give the thresholds, the ``baseline_draws`` draws
+    and their ``seed``, the budget, top-m, device and ``baseline_draw_size``.
 
     * Max-type metrics (``mmcs*``, ``frac_best_match_above``) use their closed
       form: given a row of A its |cos| to B's rows are i.i.d., so the expected
       per-row max follows from the Beta law of cos^2 (:func:`expected_max_abs_cosine`).
     * Matching metrics (``hungarian_mean_cos``, ``frac_matched_above``) are
-      averaged over ``draws`` pairs of random decoders (one scan each, matched
+      averaged over ``baseline_draws`` pairs of random decoders (one scan each, matched
       exactly as :func:`one_to_one_matching` would); ``std`` holds their spread.
       The same scans give ``empirical`` values of the max-type metrics, as a check.
-    * Beyond ``draw_size``^2 latent pairs (n_a n_b) the draws are smaller:
+    * Beyond ``baseline_draw_size``^2 latent pairs (n_a n_b) the draws are smaller:
       :func:`baseline_draw_shape` divides both sides by one factor s, and every
       matched |cos| x of a draw is moved to the level it would have against s
       times as many rows (:func:`transfer_abs_cosine`: F(y)^n_b = F(x)^n_b').
@@ -138,7 +131,7 @@ def random_decoder_baseline(
       local limit of the random assignment problem, Aldous 2001). Measured:
       within 1e-3 of full-size draws at n = 4,096 (d = 576, from 1,024 and from
       256 latents) and in ``benchmarks/bench_compare.py`` at 4k/8k/16k.
-      ``draw_n_a``/``draw_n_b`` give the drawn shape; ``draw_size=None`` draws
+      ``draw_n_a``/``draw_n_b`` give the drawn shape; ``baseline_draw_size=None`` draws
       at full size. The empirical max-type values are transferred the same way.
     * ``shared_latents_frac`` needs a decoder and an encoder pair with |cos| >=
       the threshold: when the expected number of such pairs, n_a n_b p^2, is
@@ -147,6 +140,8 @@ def random_decoder_baseline(
 
     Deterministic given ``seed``.
     """
+    o = ComparisonOptions.with_overrides(options, overrides, "random_decoder_baseline")
+    draws, thresholds, shared_threshold = o.baseline_draws, o.thresholds, o.shared_threshold
     if min(n_a, n_b, d) < 1 or draws < 1:
         raise SaesimError(f"random baseline needs positive sizes and draws, got n_a={n_a} n_b={n_b} d={d} draws={draws}")
     a2b = expected_max_abs_cosine(n_b, d)
@@ -161,17 +156,17 @@ def random_decoder_baseline(
     shared_by_bound = (not with_encoders) or (n_a * n_b * p_pair**2 < 1e-3)
 
     # drawn shape: smaller (and transferred) only where the shared fraction is not measured
-    da, db = baseline_draw_shape(n_a, n_b, draw_size) if shared_by_bound else (n_a, n_b)
+    da, db = baseline_draw_shape(n_a, n_b, o.baseline_draw_size) if shared_by_bound else (n_a, n_b)
     scaled = (da, db) != (n_a, n_b)
     # the smaller side's rows are matched into the larger side: its size sets the scale
     r_match = db / n_b if n_a <= n_b else da / n_a
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(o.seed)
     hung, fmatched, emp_a2b, emp_b2a, shared = [], [], [], [], []
     for _ in range(draws):
         A = _gaussian(rng, da, d)
         B = _gaussian(rng, db, d)
-        mx, mr = _max_and_matching(A, B, memory_budget_mb, top_m, device)
+        mx, mr = _max_and_matching(A, B, o.memory_budget_mb, o.top_m, o.device)
         if scaled:
             cos = transfer_abs_cosine(mr.cos, d, r_match)
             hung.append(float(cos.mean()))
@@ -186,15 +181,14 @@ def random_decoder_baseline(
         if not shared_by_bound:
             EA = _gaussian(rng, d, n_a)
             EB = _gaussian(rng, d, n_b)
-            sh = shared_latents(A, B, EA, EB, shared_threshold, memory_budget_mb=memory_budget_mb,
-                                top_m=top_m, device=device, dec_matching=mr)
+            sh = shared_latents(A, B, EA, EB, options=o, dec_matching=mr)
             shared.append(sh.frac)
             del EA, EB
         del A, B
 
     matching_method = "transferred" if scaled else "empirical"
     return baseline_summary(
-        n_a, n_b, d, draws, seed, (da, db), thresholds,
+        (n_a, n_b, d), (da, db), o,
         closed_form={"mmcs_a_to_b": a2b, "mmcs_b_to_a": b2a, "frac_best_match_above": fbest},
         per_draw={"hungarian_mean_cos": hung, "frac_matched_above": fmatched, "mmcs_a_to_b": emp_a2b,
                   "mmcs_b_to_a": emp_b2a, "shared_latents_frac": shared},
@@ -203,12 +197,15 @@ def random_decoder_baseline(
 
 
 def baseline_summary(
-    n_a: int, n_b: int, d: int, draws: int, seed: int, draw_shape: tuple[int, int], thresholds: Sequence[float], *,
+    shape: tuple[int, int, int], draw_shape: tuple[int, int], options: ComparisonOptions, *,
     closed_form: dict[str, Any], per_draw: dict[str, list], shared_by_bound: bool, matching_method: str,
 ) -> dict[str, Any]:
     """The baseline JSON of random decoder pairs (|cos| here, signed in saesim.suites): the
     closed-form mean max cosines and best-match fractions beside the means and s.d. of the
-    per-draw matching, fractions matched and shared latents (one list entry per draw)."""
+    per-draw matching, fractions matched and shared latents (one list entry per draw).
+    ``shape`` is ``(n_a, n_b, d)``; ``options`` the comparison's (draws, seed, thresholds)."""
+    n_a, n_b, d = shape
+    draws, seed, thresholds = options.baseline_draws, options.seed, options.thresholds
     a2b, b2a = closed_form["mmcs_a_to_b"], closed_form["mmcs_b_to_a"]
     hung, fmatched = per_draw["hungarian_mean_cos"], per_draw["frac_matched_above"]
     emp_a2b, emp_b2a, shared = per_draw["mmcs_a_to_b"], per_draw["mmcs_b_to_a"], per_draw["shared_latents_frac"]

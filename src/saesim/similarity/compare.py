@@ -8,18 +8,16 @@ comparison against a trained null pair.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from saesim.errors import SaesimError
 
-from .baseline import DEFAULT_BASELINE_DRAW_SIZE, random_decoder_baseline
+from .baseline import random_decoder_baseline
 from .matching import MatchingResult, SharedLatentsResult, _max_and_matching, shared_latents
+from .options import ComparisonOptions
 from .scan import (
-    DEFAULT_MEMORY_BUDGET_MB,
-    DEFAULT_THRESHOLDS,
-    DEFAULT_TOP_M,
     MaxCosineResult,
     _as_matrix,
     _check_pair,
@@ -44,27 +42,30 @@ def compare_decoders(
     enc_a: Any = None,
     enc_b: Any = None,
     *,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    shared_threshold: float = 0.7,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
-    top_m: int = DEFAULT_TOP_M,
-    device: str = "cpu",
+    options: ComparisonOptions | None = None,
     with_baseline: bool = True,
-    baseline_draws: int = 3,
-    seed: int = 0,
     return_arrays: bool = False,
-    baseline_draw_size: int | None = DEFAULT_BASELINE_DRAW_SIZE,
+    **overrides: Any,
 ):
     """All similarity metrics between two SAEs, as a JSON-able dict.
 
     ``dec_*`` are decoders ``W_dec`` [n, d]; ``enc_*`` (optional) encoders
     ``W_enc`` [d, n], needed only for ``shared_latents_frac``. Fractions are
-    over the smaller SAE's latents. With ``with_baseline`` the same metrics on
-    random SAEs of the same shapes go under ``baseline`` and value / baseline
-    under ``ratio`` (see :func:`random_decoder_baseline`; ``baseline_draw_size``
-    is its ``draw_size``). With ``return_arrays`` returns ``(dict, arrays)`` where
-    ``arrays`` is :func:`per_latent_arrays` of the comparison.
+    over the smaller SAE's latents. ``options`` (a :class:`ComparisonOptions`,
+    its defaults when None; single fields of it as keywords override it, e.g.
+    ``memory_budget_mb=256``) hold the thresholds, budget, device and baseline
+    settings; rows are scored by |cos| (signed cosine: :func:`saesim.suites.compare_pair`).
+    With ``with_baseline`` the same metrics on random SAEs of the same shapes go
+    under ``baseline`` and value / baseline under ``ratio`` (see
+    :func:`random_decoder_baseline`). With ``return_arrays`` returns ``(dict, arrays)``
+    where ``arrays`` is :func:`per_latent_arrays` of the comparison.
     """
+    o = ComparisonOptions.with_overrides(options, overrides, "compare_decoders")
+    if o.cosine != "abs":
+        raise SaesimError(f"compare_decoders scores rows by |cos|, got cosine={o.cosine!r}; "
+                          "saesim.suites.compare_pair scores by signed cosine")
+    thresholds, shared_threshold, memory_budget_mb, top_m, device = (
+        o.thresholds, o.shared_threshold, o.memory_budget_mb, o.top_m, o.device)
     A = _as_matrix(dec_a, "A decoder")
     B = _as_matrix(dec_b, "B decoder")
     _check_pair(A, B)
@@ -75,8 +76,7 @@ def compare_decoders(
 
     shared = None
     if enc_a is not None:
-        shared = shared_latents(A, B, enc_a, enc_b, shared_threshold, memory_budget_mb=memory_budget_mb,
-                                top_m=top_m, device=device, dec_matching=match)
+        shared = shared_latents(A, B, enc_a, enc_b, options=o, dec_matching=match)
 
     small = min(n_a, n_b)
     keys = [_key(t) for t in thresholds]
@@ -97,11 +97,7 @@ def compare_decoders(
         "thresholds": keys,
     }
     if with_baseline:
-        base = random_decoder_baseline(
-            n_a, n_b, d, draws=baseline_draws, seed=seed, thresholds=thresholds,
-            shared_threshold=shared_threshold, memory_budget_mb=memory_budget_mb,
-            top_m=top_m, device=device, with_encoders=enc_a is not None, draw_size=baseline_draw_size,
-        )
+        base = random_decoder_baseline(n_a, n_b, d, options=o, with_encoders=enc_a is not None)
         if enc_a is None:
             base["shared_latents_frac"] = None
         res["baseline"] = base

@@ -18,6 +18,7 @@ import numpy as np
 
 from saesim.errors import SaesimError
 
+from .options import ComparisonOptions
 from .scan import (
     DEFAULT_MEMORY_BUDGET_MB,
     DEFAULT_TOP_M,
@@ -317,28 +318,30 @@ def shared_latents(
     dec_b: Any,
     enc_a: Any,
     enc_b: Any,
-    threshold: float = 0.7,
     *,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
-    top_m: int = DEFAULT_TOP_M,
-    device: str = "cpu",
+    options: ComparisonOptions | None = None,
     dec_matching: MatchingResult | None = None,
     enc_matching: MatchingResult | None = None,
+    **overrides: Any,
 ) -> SharedLatentsResult:
     """Latents shared by two SAEs, as defined by Paulo & Belrose (2025).
 
     Decoder rows (``W_dec`` [n, d]) and encoder directions (columns of
     ``W_enc`` [d, n]) are matched one-to-one separately; a latent of A is
     shared when both matchings give it the same partner in B and both |cos|
-    are >= ``threshold``. ``frac`` counts over the smaller SAE's latents.
+    are >= the ``shared_threshold`` of ``options`` (a :class:`ComparisonOptions`,
+    its defaults when None; single fields of it as keywords override it, as do its
+    budget, top-m and device for the matchings). ``frac`` counts over the smaller SAE's latents.
     """
+    o = ComparisonOptions.with_overrides(options, overrides, "shared_latents")
+    threshold = o.shared_threshold
     dec_a = _as_matrix(dec_a, "A decoder")
     dec_b = _as_matrix(dec_b, "B decoder")
     _check_pair(dec_a, dec_b)
     n_a, n_b, d = dec_a.shape[0], dec_b.shape[0], dec_a.shape[1]
     ea = _encoder_rows(enc_a, n_a, d, "A encoder")
     eb = _encoder_rows(enc_b, n_b, d, "B encoder")
-    kw = dict(memory_budget_mb=memory_budget_mb, top_m=top_m, device=device)
+    kw = dict(memory_budget_mb=o.memory_budget_mb, top_m=o.top_m, device=o.device)
     if dec_matching is None:
         dec_matching = one_to_one_matching(dec_a, dec_b, **kw)
     if enc_matching is None:

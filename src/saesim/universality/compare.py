@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
@@ -79,17 +79,11 @@ class CodeComparisonOptions:
     def with_overrides(
         cls, options: CodeComparisonOptions | None, overrides: dict[str, Any], caller: str
     ) -> CodeComparisonOptions:
-        """``options`` (the defaults when None) with the fields named in ``overrides`` replaced.
+        """``options`` (the defaults when None) with the fields named in ``overrides`` replaced
+        (:func:`saesim.similarity.options.with_overrides`)."""
+        from ..similarity.options import with_overrides
 
-        An unknown name raises TypeError, as an unknown keyword argument of ``caller`` would.
-        """
-        base = cls() if options is None else options
-        if not isinstance(base, cls):
-            raise TypeError(f"{caller}() options must be a {cls.__name__}, got {type(base).__name__}")
-        unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
-        if unknown:
-            raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
-        return replace(base, **overrides) if overrides else base
+        return with_overrides(cls, options, overrides, caller)
 
 
 def compare_codes(
