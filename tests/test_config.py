@@ -96,3 +96,18 @@ def test_variant_hooks_restrict_where_a_variant_is_trained(default_config):
     assert narrow.trained_at("blocks.6.hook_out") and not narrow.trained_at("blocks.15.hook_out")
     assert everywhere.hooks is None and everywhere.trained_at("blocks.15.hook_out")
 
+
+
+def test_the_full_run_preset_is_the_default_made_larger():
+    """config/presets/runs/full.yaml (the README's key results) validates, has every experiment,
+    comparison and suite of the default, and is larger where the default was cut for its budget."""
+    default = validate_config(yaml.safe_load((ROOT / "config.yaml").read_text()), SCHEMA)
+    full = validate_config(yaml.safe_load((ROOT / "config" / "presets" / "runs" / "full.yaml").read_text()), SCHEMA)
+    for key in ("experiments", "comparisons", "suites"):
+        assert set(default[key]) == set(full[key])
+    d_exp, f_exp = default["experiments"], full["experiments"]
+    assert set(d_exp["modular"]["sae"]["seeds"]) < set(f_exp["modular"]["sae"]["seeds"])
+    d_train, f_train = (e["smollm2"]["sae"]["training"]["training_samples"] for e in (d_exp, f_exp))
+    assert d_train < f_train
+    d_ks, f_ks = ({v.id for v in expand_variants(e["smollm2"])} for e in (d_exp, f_exp))
+    assert d_ks < f_ks
