@@ -204,3 +204,23 @@ def test_rule_names_logs_gpu_and_wildcard_constraints(tiny):
     assert tiny.gpu == 0  # TINY runs on cpu
     assert tiny.experiments_where(store_rule="toy") == "toy"
     assert tiny.experiments_where(language_model=True) == planning.NO_MATCH
+
+
+def test_per_latent_reads_real_then_null_saes_and_no_null_with_one_null_seed(tiny):
+    saes = tiny.per_latent_saes("toy")
+    assert [(s["role"], s["variant"], s["seed"]) for s in saes] == [
+        (role, v, seed) for role in ("real", "null") for v in TOY_VARIANTS for seed in (0, 1)
+    ]
+    null = saes[6]
+    assert null["path"] == "results/toy/null/saes/toy/topk-w12-k2/seed0" and null["store"] == "results/toy/null/stores/toy.h5"
+    assert null["identity"]["role"] == "null" and null["spec"] == tiny.sae_spec("toy", "topk-w12-k2", 0)
+    one_null_seed = plan_of(TINY)  # the schema asks for two null seeds; the plan still copes with one
+    one_null_seed.experiments["toy"]["null"]["seeds"] = [0]
+    assert {s["role"] for s in one_null_seed.per_latent_saes("toy")} == {"real"}
+
+
+def test_a_ground_truth_experiment_without_a_k_sparse_variant_stops_at_start_up():
+    raw = copy.deepcopy(TINY)
+    raw["experiments"]["toy"]["sae"]["variants"] = [{"architecture": "standard", "width": 12, "l1_coefficient": [0.05]}]
+    with pytest.raises(SaesimError, match=r"^experiments\.toy: the latent x true-feature heatmap needs a k-sparse SAE variant$"):
+        plan_of(raw).check()

@@ -17,8 +17,7 @@ rule compare_by_activations:
         hook_b="[A-Za-z0-9_.-]+",
     params:
         options=lambda w: plan.comparison_options(w.cmp),
-        # rows each side's SAEs were trained without (transfer uses the rows both may use)
-        exclusions=lambda w: {side: plan.row_exclusions(plan.comparison_side(w.cmp, side)[0]) for side in ("a", "b")},
+        exclusions=lambda w: plan.comparison_exclusions(w.cmp),
         code=code_of("scripts/compare_by_activations.py"),
     threads: config["threads_per_job"]
     resources:

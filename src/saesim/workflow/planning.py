@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import copy
 
-from .. import layout, source_kinds, suite_runs
+from .. import layout, source_kinds
 from ..architectures import figure_choice
 from ..config import expand_variants, expected_l0, seed_pair, snapshot_target
 from ..errors import SaesimError, check_no_broken_links
 from ..layout import ArtifactId
+from ..suite_runs import check_same_d, expand_imported
 
 #: a regex that matches nothing: the wildcard constraint of a rule no experiment uses
 NO_MATCH = "(?!x)x"
@@ -252,7 +253,7 @@ class Plan:
         self.gpu = 1 if uses_gpu(self.device) else 0
         #: imported experiment -> label -> its SAE (saesim.suite_runs.expand_imported)
         self.imported = {
-            name: {item["label"]: item for item in suite_runs.expand_imported(e["source"]["saes"], f"experiments.{name}.source.saes")}
+            name: {item["label"]: item for item in expand_imported(e["source"]["saes"], f"experiments.{name}.source.saes")}
             for name, e in self.experiments.items()
             if is_imported(e)
         }
@@ -731,7 +732,7 @@ class Plan:
         for suite, s in self.suites.items():
             members = self.suite_members(suite)
             if is_imported(self.experiments[s["experiment"]]):
-                suite_runs.check_same_d({m: v["spec"] for m, v in members.items()}, f"suites.{suite}")
+                check_same_d({m: v["spec"] for m, v in members.items()}, f"suites.{suite}")
         stores = [self.store(exp, h, null) for exp in self.trained() for null in self.roles(exp) for h in self.hooks(exp)]
         check_no_broken_links(stores, "activation store")
         for exp in self.trained():
