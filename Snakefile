@@ -45,4 +45,4 @@ check_code_params(workflow.rules)
 rule all:
     default_target: True
     input:
-        all_targets(),
+        plan.all_targets(),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from saesim.config import convergence_target, validate_config
+from saesim.config import snapshot_target, validate_config
 from saesim.errors import SaesimError
 from saesim.synthetic import write_synthetic_store
 
@@ -19,15 +19,15 @@ SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 def test_convergence_is_on_for_language_models_by_default_and_where_a_block_asks():
     raw = yaml.safe_load((ROOT / "config.yaml").read_text())
     cfg = validate_config(raw, SCHEMA)
-    targets = {name: convergence_target(exp) for name, exp in cfg["experiments"].items()}
-    assert targets["smollm2"] == ("topk-w1152-k64", "blocks.6.hook_out", [0.0, 0.1, 0.25, 0.5, 1.0])
+    targets = {name: snapshot_target(exp, "convergence") for name, exp in cfg["experiments"].items()}
+    assert targets["smollm2"] == ("topk-w1152-k64", "blocks.6.hook_out", [0.0, 0.1, 0.25, 0.5, 1.0], [])
     assert targets["toy"] is None and targets["modular"] is None
     raw = copy.deepcopy(raw)
     raw["experiments"]["toy"]["convergence"] = {"variant": "batchtopk-w50-k24", "fractions": [0.5, 0.2]}
     raw["experiments"]["smollm2"]["convergence"] = {"enabled": False}
     cfg = validate_config(raw, SCHEMA)
-    assert convergence_target(cfg["experiments"]["toy"]) == ("batchtopk-w50-k24", "toy", [0.0, 0.2, 0.5, 1.0])
-    assert convergence_target(cfg["experiments"]["smollm2"]) is None
+    assert snapshot_target(cfg["experiments"]["toy"], "convergence") == ("batchtopk-w50-k24", "toy", [0.0, 0.2, 0.5, 1.0], [])
+    assert snapshot_target(cfg["experiments"]["smollm2"], "convergence") is None
 
 
 @pytest.mark.parametrize(
@@ -285,7 +285,7 @@ def test_seed_modes_rule_on_a_toy_experiment(tmp_path):
 def test_long_reference_preset_validates_with_log_scale_snapshots_from_0():
     raw = yaml.safe_load((ROOT / "config" / "presets" / "runs" / "smollm2-long.yaml").read_text())
     exp = validate_config(raw, SCHEMA)["experiments"]["smollm2-long"]
-    variant, hook, fractions = convergence_target(exp)
+    variant, hook, fractions, _ = snapshot_target(exp, "convergence")
     assert (variant, hook) == ("topk-w1152-k64", "blocks.6.hook_out") and fractions[0] == 0.0 and fractions[-1] == 1.0
     assert exp["sae"]["training"]["training_samples"] >= 10_000_000 and exp["source"]["corpus"]["n_tokens"] >= 1_000_000
     ratios = [b / a for a, b in zip(fractions[1:-1], fractions[2:-1])]

@@ -74,7 +74,7 @@ def test_patterns_keep_wildcards():
     assert layout.pattern("sae", "null", seed="{a}") == "results/{exp}/null/saes/{hook}/{variant}/seed{a}"
     assert layout.pattern("table", name="stability.csv") == "results/{exp}/tables/stability.csv"
     assert layout.pattern("store", hook="toy") == "results/{exp}/stores/toy.h5"
-    # path() with wildcard strings in the identity (how common.smk builds rule outputs) agrees
+    # path() with wildcard strings in the identity (how the rules build their outputs) agrees
     assert layout.path("sae", ArtifactId("{exp}", "{hook}", "{variant}", ("{a}",), "null")) == layout.pattern("sae", "null", seed="{a}")
 
 
@@ -121,7 +121,7 @@ def _sae(folder, W_dec):
 
 
 def test_seed_pair_script_writes_its_identity(tmp_path):
-    """The rule script writes the identity its rule passes (common.smk job_identity: from the wildcards)."""
+    """The rule script writes the identity its rule passes (saesim.workflow.planning.job_identity: from the wildcards)."""
     from snakemake.iocontainers import Wildcards
 
     rng = np.random.default_rng(0)

@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import jsonschema
 import yaml
@@ -275,9 +275,8 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
                 path = ".".join(map(str, err.absolute_path))
                 raise SaesimError(f"{source}: experiments.{name}.source.model{'.' + path if path else ''} (after the preset): {err.message}")
             check_model_values(exp["source"]["model"], f"{source}: experiments.{name}.source.model")
-        convergence_target(exp, where=f"{source}: experiments.{name}.convergence")  # raises on a bad variant or hook
-        if exp.get("seed_modes"):
-            seed_modes_target(exp, where=f"{source}: experiments.{name}.seed_modes")
+        for block in SNAPSHOT_BLOCKS:  # raises on a bad variant or hook
+            snapshot_target(exp, block, where=f"{source}: experiments.{name}.{block}")
     for name, cmp in config.get("comparisons", {}).items():
         for side in ("a", "b"):
             ref = cmp[side]
@@ -469,48 +468,49 @@ def expand_variants(exp: dict, *, where: str = "config") -> list[Variant]:
     return out
 
 
-def convergence_target(exp: dict, where: str = "convergence") -> tuple[str, str, list[float]] | None:
-    """``(variant id, hook, fractions)`` of an experiment's convergence measurement, or None.
-
-    None unless the (defaults-filled) experiment has a ``convergence`` block with
-    ``enabled``. Defaults: the first variant, the first hook it is trained at; the
-    fractions sorted, with 0 (the initialised SAE) and 1.0 (the published SAE) added.
-    """
-    conv = exp.get("convergence")
-    if not conv or not conv.get("enabled", True):
-        return None
-    by_id = {v.id: v for v in expand_variants(exp)}
-    vid = conv.get("variant", next(iter(by_id)))
-    if vid not in by_id:
-        raise SaesimError(f"{where}.variant: {vid!r} is not a variant of this experiment; variants: {', '.join(by_id)}")
-    trained = [h for h in source_kinds.hooks_of(exp) if by_id[vid].trained_at(h)]
-    hook = conv.get("hook", trained[0])
-    if hook not in trained:
-        raise SaesimError(f"{where}.hook: {hook!r} is not a hook {vid} is trained at; hooks: {', '.join(trained)}")
-    return vid, hook, sorted({float(f) for f in conv["fractions"]} | {0.0, 1.0})
-
-
 #: the seed modes of sae.seed_mode, in figure order (saesim.seed_modes)
 SEED_MODES = ("both", "init_only", "data_only")
 
+#: the experiment blocks that measure one variant's training snapshots (saesim.convergence,
+#: saesim.seed_modes)
+SNAPSHOT_BLOCKS = ("convergence", "seed_modes")
 
-def seed_modes_target(exp: dict, where: str = "seed_modes") -> tuple[str, str, list[str], list[float]] | None:
-    """``(variant id, hook, modes, fractions)`` of an experiment's seed-mode comparison, or None
-    (no ``seed_modes`` block, or ``enabled: false``). Defaults: the first variant at its first
-    hook; fractions sorted with 0 and 1 added."""
-    block = exp.get("seed_modes")
-    if not block or not block.get("enabled", True):
+
+class SnapshotTarget(NamedTuple):
+    """What a ``convergence`` or ``seed_modes`` block measures: one variant at one hook, at
+    these fractions of training, under these seed modes (``seed_modes`` only; else empty)."""
+
+    variant: str
+    hook: str
+    fractions: list[float]
+    modes: list[str]
+
+
+def snapshot_target(exp: dict, block: str, where: str | None = None) -> SnapshotTarget | None:
+    """The :class:`SnapshotTarget` of an experiment's ``block`` (one of
+    :data:`SNAPSHOT_BLOCKS`), or None (no such block, or ``enabled: false``).
+
+    Defaults: the first variant, the first hook it is trained at, fractions 0.1, 0.25, 0.5 (where
+    the schema gives none) and every seed mode; the fractions sorted, with 0 (the initialised
+    SAE) and 1.0 (the published SAE) added. ``where`` names the block in errors (default: its key).
+    """
+    if block not in SNAPSHOT_BLOCKS:
+        raise ValueError(f"{block!r} is not one of {', '.join(SNAPSHOT_BLOCKS)}")
+    where = where or block
+    conf = exp.get(block)
+    if not conf or not conf.get("enabled", True):
         return None
     by_id = {v.id: v for v in expand_variants(exp)}
-    vid = block.get("variant", next(iter(by_id)))
+    vid = conf.get("variant", next(iter(by_id)))
     if vid not in by_id:
         raise SaesimError(f"{where}.variant: {vid!r} is not a variant of this experiment; variants: {', '.join(by_id)}")
     trained = [h for h in source_kinds.hooks_of(exp) if by_id[vid].trained_at(h)]
-    hook = block.get("hook", trained[0])
+    hook = conf.get("hook", trained[0])
     if hook not in trained:
         raise SaesimError(f"{where}.hook: {hook!r} is not a hook {vid} is trained at; hooks: {', '.join(trained)}")
-    modes = [m for m in SEED_MODES if m in block.get("modes", SEED_MODES)]
-    return vid, hook, modes, sorted({float(f) for f in block.get("fractions", [0.1, 0.25, 0.5])} | {0.0, 1.0})
+    modes = [m for m in SEED_MODES if m in conf.get("modes", SEED_MODES)] if block == "seed_modes" else []
+    fractions = sorted({float(f) for f in conf.get("fractions", [0.1, 0.25, 0.5])} | {0.0, 1.0})
+    return SnapshotTarget(vid, hook, fractions, modes)
 
 
 def seed_pair(exp: dict, seed: int) -> tuple[int, int]:

@@ -231,6 +231,37 @@ def identity_in(artifact: Mapping[str, Any], kind: str, artifact_path: Any) -> A
     return parse(kind, artifact_path)[0]
 
 
+#: what one job's log is named by -> its part of the log path (fields are wildcard names)
+LOG_KEYS = {
+    "exp": "{exp}",
+    "hook": "{exp}/{hook}",
+    "variant": "{exp}/{hook}/{variant}",
+    "sae": "{exp}/{hook}/{variant}/seed{seed}",
+    "pair": "{exp}/{hook}/{variant}/seed{a}-seed{b}",
+    "width": "{exp}/{hook}/w{width}",
+    "label": "{exp}/{label}",
+    "cmp": "{cmp}",
+    "hook_pair": "{cmp}/{hook_a}__{hook_b}",
+    "suite": "{suite}",
+    "cell": "{suite}/{a}__{b}",
+    "summary": "summary",
+}
+#: every job's log, below RESULTS
+LOG = "logs/{rule}/{key}.log"
+
+
+def log(rule: str, per: str, *, root: str = RESULTS, **values) -> str:
+    """The log of one of ``rule``'s jobs, named by :data:`LOG_KEYS` ``[per]``: fields given in
+    ``values`` are filled in, the others stay wildcards, e.g. ``log("train_saes", "exp", exp="toy")``
+    is ``results/logs/train_saes/toy.log`` and ``log("compare_seed_pair", "pair")`` a pattern."""
+    try:
+        key = LOG_KEYS[per]
+    except KeyError:
+        raise ValueError(f"unknown log key {per!r}; keys: {', '.join(LOG_KEYS)}") from None
+    out = LOG.format(rule=rule, key=key.format_map(_Wildcards(values)))
+    return f"{root}/{out}" if root else out
+
+
 #: an SAE's key inside experiment-wide artifacts (downstream.json, co-activation tables)
 SAE_KEY = "{hook}/{variant}/seed{seed}"
 

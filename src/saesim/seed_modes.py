@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 from .errors import SaesimError
 from .metrics import TABLE_METRICS
 
-#: seed modes the comparison can run, in figure order (the config's target: saesim.config.seed_modes_target)
+#: seed modes the comparison can run, in figure order (the config's target: saesim.config.snapshot_target)
 MODES = ("both", "init_only", "data_only")
 
 

@@ -5,11 +5,11 @@
 
 rule convergence:
     input:
-        store=lambda w: store_path(w.exp, convergence_target(EXPERIMENTS[w.exp])[1]),
-        saes=lambda w: convergence_saes(w.exp),
-        null_store=lambda w: convergence_null_store(w.exp),
-        null_saes=lambda w: convergence_null_saes(w.exp),
-        baseline=lambda w: convergence_baseline(w.exp),
+        store=lambda w: plan.store(w.exp, plan.snapshot_target(w.exp, "convergence").hook),
+        saes=lambda w: plan.target_saes(w.exp, "convergence"),
+        null_store=lambda w: plan.convergence_null_store(w.exp),
+        null_saes=lambda w: plan.target_saes(w.exp, "convergence", null=True),
+        baseline=lambda w: plan.target_baseline(w.exp, "convergence"),
     output:
         json=layout.pattern("convergence"),
         table=report(
@@ -20,24 +20,24 @@ rule convergence:
             labels={"table": "convergence during training (CSV)"},
         ),
     log:
-        "results/logs/convergence/{exp}.log",
+        layout.log("convergence", "exp"),
     wildcard_constraints:
-        exp=experiments_with_convergence(),
+        exp=plan.experiments_with("convergence"),
     params:
-        variant=lambda w: convergence_target(EXPERIMENTS[w.exp])[0],
-        hook=lambda w: convergence_target(EXPERIMENTS[w.exp])[1],
-        fractions=lambda w: convergence_target(EXPERIMENTS[w.exp])[2],
-        seeds=lambda w: seeds(w.exp),
-        specs=lambda w: convergence_specs(w.exp),
-        null_seeds=lambda w: convergence_null_seeds(w.exp),
-        null_specs=lambda w: convergence_specs(w.exp, null=True) if convergence_null_seeds(w.exp) else [],
+        variant=lambda w: plan.snapshot_target(w.exp, "convergence").variant,
+        hook=lambda w: plan.snapshot_target(w.exp, "convergence").hook,
+        fractions=lambda w: plan.snapshot_target(w.exp, "convergence").fractions,
+        seeds=lambda w: plan.seeds(w.exp),
+        specs=lambda w: plan.convergence_specs(w.exp),
+        null_seeds=lambda w: plan.convergence_null_seeds(w.exp),
+        null_specs=lambda w: plan.convergence_specs(w.exp, null=True),
         memory_budget_mb=config["memory_budget_mb"],
         code=code_of("scripts/convergence.py"),
     threads: config["threads_per_job"]
     resources:
         mem_mb=convergence_mem_mb,
         runtime=convergence_runtime,
-        gpu=GPU,
+        gpu=plan.gpu,
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -57,9 +57,9 @@ rule plot_convergence:
             labels={"figure": "convergence during training"},
         ),
     log:
-        "results/logs/plot_convergence/{exp}.log",
+        layout.log("plot_convergence", "exp"),
     wildcard_constraints:
-        exp=experiments_with_convergence(),
+        exp=plan.experiments_with("convergence"),
     params:
         code=code_of("scripts/plot_convergence.py"),
     threads: 1

@@ -4,27 +4,27 @@
 
 rule downstream_loss:
     input:
-        unpack(downstream_inputs),
+        unpack(plan.downstream_inputs),
     output:
         layout.pattern("downstream"),
     log:
-        "results/logs/downstream_loss/{exp}.log",
+        layout.log("downstream_loss", "exp"),
     wildcard_constraints:
-        exp=experiments_where(language_model=True),
+        exp=plan.experiments_where(language_model=True),
     params:
-        source=lambda w: EXPERIMENTS[w.exp]["source"],
-        n_contexts=lambda w: EXPERIMENTS[w.exp]["downstream"]["n_contexts"],
-        hooks=lambda w: hooks(w.exp),
-        sae_keys=lambda w: sae_keys(w.exp),
-        exclude_positions=lambda w: EXPERIMENTS[w.exp]["sae"]["exclude_positions"],
-        exclude_norm_above=lambda w: EXPERIMENTS[w.exp]["sae"].get("exclude_norm_above"),
-        device=DEVICE,
+        source=lambda w: plan.experiments[w.exp]["source"],
+        n_contexts=lambda w: plan.experiments[w.exp]["downstream"]["n_contexts"],
+        hooks=lambda w: plan.hooks(w.exp),
+        sae_keys=lambda w: plan.sae_keys(w.exp),
+        exclude_positions=lambda w: plan.experiments[w.exp]["sae"]["exclude_positions"],
+        exclude_norm_above=lambda w: plan.experiments[w.exp]["sae"].get("exclude_norm_above"),
+        device=plan.device,
         code=code_of("scripts/downstream_loss.py"),
     threads: config["threads_per_job"]
     resources:
         mem_mb=downstream_mem_mb,
         runtime=downstream_runtime,
-        gpu=GPU,
+        gpu=plan.gpu,
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -33,8 +33,8 @@ rule downstream_loss:
 
 rule coactivation:
     input:
-        saes=lambda w: all_sae_dirs(w.exp),
-        stores=lambda w: [store_path(w.exp, h) for h in hooks(w.exp)],
+        saes=lambda w: plan.saes(w.exp),
+        stores=lambda w: [plan.store(w.exp, h) for h in plan.hooks(w.exp)],
     output:
         table=report(
             layout.pattern("table", name="coactivation.csv"),
@@ -54,14 +54,14 @@ rule coactivation:
             labels={"figure": "co-activation"},
         ),
     log:
-        "results/logs/coactivation/{exp}.log",
+        layout.log("coactivation", "exp"),
     params:
-        sae_keys=lambda w: sae_keys(w.exp),
-        store_of=lambda w: {h: store_path(w.exp, h) for h in hooks(w.exp)},
-        seed_pairs=lambda w: [(h, v, a, b) for h, v in hook_variants(w.exp) for a, b in seed_pairs(w.exp)],
-        exclude_positions=lambda w: EXPERIMENTS[w.exp]["sae"]["exclude_positions"],
-        exclude_norm_above=lambda w: EXPERIMENTS[w.exp]["sae"].get("exclude_norm_above"),
-        options=lambda w: EXPERIMENTS[w.exp]["coactivation"],
+        sae_keys=lambda w: plan.sae_keys(w.exp),
+        store_of=lambda w: {h: plan.store(w.exp, h) for h in plan.hooks(w.exp)},
+        seed_pairs=lambda w: [(h, v, a, b) for h, v in plan.hook_variants(w.exp) for a, b in plan.seed_pairs(w.exp)],
+        exclude_positions=lambda w: plan.experiments[w.exp]["sae"]["exclude_positions"],
+        exclude_norm_above=lambda w: plan.experiments[w.exp]["sae"].get("exclude_norm_above"),
+        options=lambda w: plan.experiments[w.exp]["coactivation"],
         code=code_of("scripts/coactivation.py"),
     threads: 1
     resources:

@@ -4,13 +4,12 @@
 # rule per experiment, because its outputs follow from the config: feature_pages_<exp>.
 
 
-for _exp in [e for e in EXPERIMENTS if feature_pages_enabled(e)]:
-    _jobs = feature_page_jobs(_exp)
-    _lm = planning.is_language(EXPERIMENTS[_exp])
+for _exp in [e for e in plan.experiments if plan.feature_pages_enabled(e)]:
+    _jobs = plan.feature_page_jobs(_exp)
 
     rule:
         name:
-            rule_name("feature_pages", _exp)
+            planning.rule_name("feature_pages", _exp)
         input:
             unpack(
                 lambda w, _jobs=_jobs: {
@@ -37,17 +36,12 @@ for _exp in [e for e in EXPERIMENTS if feature_pages_enabled(e)]:
                 for j in _jobs
             ],
         log:
-            f"results/logs/feature_pages/{_exp}.log",
+            layout.log("feature_pages", "exp", exp=_exp),
         params:
             exp=_exp,
             jobs=_jobs,
-            source=EXPERIMENTS[_exp]["source"],
-            options={
-                **{k: v for k, v in config["feature_pages"].items() if k != "enabled"},
-                "kind": "language" if _lm else source_kind(_exp).name,  # plain data: params are unpickled before the script puts its src on sys.path
-                "exclude_positions": list(EXPERIMENTS[_exp]["sae"].get("exclude_positions", [])),
-                "exclude_norm_above": EXPERIMENTS[_exp]["sae"].get("exclude_norm_above"),
-            },
+            source=plan.experiments[_exp]["source"],
+            options=plan.feature_page_options(_exp),
             memory_budget_mb=config["memory_budget_mb"],
             code=code_of("scripts/feature_pages.py"),
         threads: 1

@@ -15,9 +15,9 @@ rule plot_stability_vs_l0:
             labels={"figure": "stability vs L0"},
         ),
     log:
-        "results/logs/plot_stability_vs_l0/{exp}.log",
+        layout.log("plot_stability_vs_l0", "exp"),
     params:
-        true_l0=lambda w: expected_l0(EXPERIMENTS[w.exp]["source"]),
+        true_l0=lambda w: plan.true_l0(w.exp),
         code=code_of("scripts/plot_stability_vs_l0.py"),
     threads: 1
     resources:
@@ -43,7 +43,7 @@ rule plot_pwmcc_vs_gtmcc:
         ),
         json=layout.pattern("pwmcc_vs_gtmcc"),
     log:
-        "results/logs/plot_pwmcc_vs_gtmcc/{exp}.log",
+        layout.log("plot_pwmcc_vs_gtmcc", "exp"),
     params:
         code=code_of("scripts/plot_pwmcc_vs_gtmcc.py"),
     threads: 1
@@ -70,9 +70,9 @@ rule plot_recovery_vs_l0:
             labels={"figure": "ground-truth recovery vs L0"},
         ),
     log:
-        "results/logs/plot_recovery_vs_l0/{exp}.log",
+        layout.log("plot_recovery_vs_l0", "exp"),
     params:
-        true_l0=lambda w: expected_l0(EXPERIMENTS[w.exp]["source"]),
+        true_l0=lambda w: plan.true_l0(w.exp),
         code=code_of("scripts/plot_recovery_vs_l0.py"),
     threads: 1
     resources:
@@ -98,7 +98,7 @@ rule plot_seed_heatmap:
             labels={"figure": "seed x seed similarity"},
         ),
     log:
-        "results/logs/plot_seed_heatmap/{exp}.log",
+        layout.log("plot_seed_heatmap", "exp"),
     params:
         code=code_of("scripts/plot_seed_heatmap.py"),
     threads: 1
@@ -113,8 +113,8 @@ rule plot_seed_heatmap:
 
 rule plot_latent_vs_truth:
     input:
-        saes=truth_heatmap_saes,
-        store=lambda w: store_path(w.exp, "toy"),
+        saes=lambda w: plan.truth_heatmap_saes(w.exp),
+        store=lambda w: plan.store(w.exp, "toy"),
     output:
         pdf=layout.pattern("figure", name="latent_vs_truth", ext="pdf"),
         png=report(
@@ -125,9 +125,9 @@ rule plot_latent_vs_truth:
             labels={"figure": "latent x true feature cosines"},
         ),
     log:
-        "results/logs/plot_latent_vs_truth/{exp}.log",
+        layout.log("plot_latent_vs_truth", "exp"),
     params:
-        true_l0=lambda w: expected_l0(EXPERIMENTS[w.exp]["source"]),
+        true_l0=lambda w: plan.true_l0(w.exp),
         code=code_of("scripts/plot_latent_vs_truth.py"),
     threads: 1
     resources:
@@ -152,9 +152,9 @@ rule plot_grokking:
             labels={"figure": "training curves (grokking)"},
         ),
     log:
-        "results/logs/plot_grokking/{exp}.log",
+        layout.log("plot_grokking", "exp"),
     wildcard_constraints:
-        exp=experiments_where(store_rule="modular"),
+        exp=plan.experiments_where(store_rule="modular"),
     params:
         code=code_of("scripts/plot_grokking.py"),
     threads: 1
@@ -180,9 +180,9 @@ rule plot_fourier_overlap:
             labels={"figure": "Fourier overlap of decoder rows"},
         ),
     log:
-        "results/logs/plot_fourier_overlap/{exp}.log",
+        layout.log("plot_fourier_overlap", "exp"),
     wildcard_constraints:
-        exp=experiments_where(fourier=True),
+        exp=plan.experiments_where(fourier=True),
     params:
         code=code_of("scripts/plot_fourier_overlap.py"),
     threads: 1

@@ -22,7 +22,7 @@ rule plot_coordinate_spaces:
             labels={"result": "agreement that survives whitening (figure)"},
         ),
     log:
-        "results/logs/plot_coordinate_spaces/summary.log",
+        layout.log("plot_coordinate_spaces", "summary"),
     params:
         code=code_of("scripts/plot_coordinate_spaces.py"),
     threads: 1
@@ -44,14 +44,14 @@ rule causal_equivalence:
     output:
         layout.pattern("causal"),
     log:
-        "results/logs/causal_equivalence/{exp}/{hook}/{variant}/seed{a}-seed{b}.log",
+        layout.log("causal_equivalence", "pair"),
     wildcard_constraints:
         a=r"\d+",
         b=r"\d+",
     params:
-        causal=lambda w: EXPERIMENTS[w.exp]["causal"],
+        causal=lambda w: plan.experiments[w.exp]["causal"],
         memory_budget_mb=config["memory_budget_mb"],
-        identity=job_identity(),
+        identity=planning.job_identity(),
         code=code_of("scripts/causal_equivalence.py"),
     threads: config["threads_per_job"]
     resources:

@@ -10,11 +10,11 @@ rule train_modular_model:
     output:
         directory(layout.pattern("model")),
     log:
-        "results/logs/train_modular_model/{exp}.log",
+        layout.log("train_modular_model", "exp"),
     wildcard_constraints:
-        exp=experiments_where(store_rule="modular"),
+        exp=plan.experiments_where(store_rule="modular"),
     params:
-        model=lambda w: modular_model_config(w.exp),
+        model=lambda w: plan.modular_model_config(w.exp),
         code=code_of("scripts/train_modular_model.py"),
     # heads of the longest chains (model -> stores -> SAEs -> pairs): start them first
     priority: 10
@@ -22,30 +22,30 @@ rule train_modular_model:
     resources:
         mem_mb=train_modular_model_mem_mb,
         runtime=train_modular_model_runtime,
-        gpu=GPU,
+        gpu=plan.gpu,
     conda:
         "../../envs/saesim.yaml"
     script:
         "../../scripts/train_modular_model.py"
 
 
-for _exp in EXPERIMENTS:
-    if source_kind(_exp).store_rule == "modular":
+for _exp in plan.experiments:
+    if plan.source_kind(_exp).store_rule == "modular":
 
         rule:
             name:
-                f"extract_modular_stores_{_exp.replace('-', '_')}"
+                planning.rule_name("extract_modular_stores", _exp)
             input:
                 model=layout.path("model", ArtifactId(_exp)),
             output:
-                [store_path(_exp, h) for h in hooks(_exp)],
+                [plan.store(_exp, h) for h in plan.hooks(_exp)],
             log:
-                f"results/logs/extract_modular_stores/{_exp}.log",
+                layout.log("extract_modular_stores", "exp", exp=_exp),
             params:
                 exp=_exp,
-                hooks=hooks(_exp),
-                store=EXPERIMENTS[_exp]["store"],
-                key_rel_threshold=EXPERIMENTS[_exp]["source"]["key_rel_threshold"],
+                hooks=plan.hooks(_exp),
+                store=plan.experiments[_exp]["store"],
+                key_rel_threshold=plan.experiments[_exp]["source"]["key_rel_threshold"],
                 code=code_of("scripts/extract_modular_stores.py"),
             priority: 10
             threads: 1
@@ -63,11 +63,11 @@ rule build_corpus:
         corpus=layout.pattern("corpus"),
         junk=layout.pattern("junk_tokens"),
     log:
-        "results/logs/build_corpus/{exp}.log",
+        layout.log("build_corpus", "exp"),
     wildcard_constraints:
-        exp=experiments_where(store_rule="language"),
+        exp=plan.experiments_where(store_rule="language"),
     params:
-        source=lambda w: EXPERIMENTS[w.exp]["source"],
+        source=lambda w: plan.experiments[w.exp]["source"],
         code=code_of("scripts/build_corpus.py"),
     priority: 10
     threads: 1
@@ -80,31 +80,31 @@ rule build_corpus:
         "../../scripts/build_corpus.py"
 
 
-for _exp in EXPERIMENTS:
-    if source_kind(_exp).store_rule == "language":
+for _exp in plan.experiments:
+    if plan.source_kind(_exp).store_rule == "language":
 
         rule:
             name:
-                f"extract_activations_{_exp.replace('-', '_')}"
+                planning.rule_name("extract_activations", _exp)
             input:
                 corpus=layout.path("corpus", ArtifactId(_exp)),
             output:
-                [store_path(_exp, h) for h in hooks(_exp)],
+                [plan.store(_exp, h) for h in plan.hooks(_exp)],
             log:
-                f"results/logs/extract_activations/{_exp}.log",
+                layout.log("extract_activations", "exp", exp=_exp),
             params:
                 exp=_exp,
-                hooks=hooks(_exp),
-                source=EXPERIMENTS[_exp]["source"],
-                store=EXPERIMENTS[_exp]["store"],
-                device=DEVICE,
+                hooks=plan.hooks(_exp),
+                source=plan.experiments[_exp]["source"],
+                store=plan.experiments[_exp]["store"],
+                device=plan.device,
                 code=code_of("scripts/extract_activations.py"),
             priority: 10
             threads: config["threads_per_job"]
             resources:
                 mem_mb=extract_mem_mb(_exp),
                 runtime=extract_runtime(_exp),
-                gpu=GPU,
+                gpu=plan.gpu,
             conda:
                 "../../envs/saesim.yaml"
             script:
@@ -114,16 +114,16 @@ for _exp in EXPERIMENTS:
 rule fourier_overlap:
     input:
         sae=layout.pattern("sae"),
-        store=lambda w: store_path(w.exp, w.hook),
+        store=lambda w: plan.store(w.exp, w.hook),
     output:
         layout.pattern("fourier"),
     log:
-        "results/logs/fourier_overlap/{exp}/{hook}/{variant}/seed{seed}.log",
+        layout.log("fourier_overlap", "sae"),
     wildcard_constraints:
-        exp=experiments_where(fourier=True),
+        exp=plan.experiments_where(fourier=True),
         seed=r"\d+",
     params:
-        identity=job_identity(),
+        identity=planning.job_identity(),
         code=code_of("scripts/fourier_overlap.py"),
     threads: 1
     resources:
@@ -137,8 +137,8 @@ rule fourier_overlap:
 
 rule fourier_table:
     input:
-        real=lambda w: all_fourier_files(w.exp),
-        null=lambda w: all_null_fourier_files(w.exp),
+        real=lambda w: plan.fourier_files(w.exp),
+        null=lambda w: plan.fourier_files(w.exp, null=True),
     output:
         report(
             layout.pattern("table", name="fourier.csv"),
@@ -148,9 +148,9 @@ rule fourier_table:
             labels={"table": "Fourier overlap per SAE (CSV)"},
         ),
     log:
-        "results/logs/fourier_table/{exp}.log",
+        layout.log("fourier_table", "exp"),
     wildcard_constraints:
-        exp=experiments_where(fourier=True),
+        exp=plan.experiments_where(fourier=True),
     params:
         code=code_of("scripts/fourier_table.py"),
     threads: 1

@@ -8,15 +8,15 @@
 
 rule make_null_store:
     input:
-        store=lambda w: store_path(w.exp, w.hook),
+        store=lambda w: plan.store(w.exp, w.hook),
     output:
         layout.pattern("store", "null"),
     log:
-        "results/logs/make_null_store/{exp}/{hook}.log",
+        layout.log("make_null_store", "hook"),
     params:
-        exclude_positions=lambda w: list(EXPERIMENTS[w.exp]["sae"].get("exclude_positions", [])),
-        exclude_norm_above=lambda w: EXPERIMENTS[w.exp]["sae"].get("exclude_norm_above"),
-        seed=lambda w: EXPERIMENTS[w.exp]["null"]["store_seed"],
+        exclude_positions=lambda w: list(plan.experiments[w.exp]["sae"].get("exclude_positions", [])),
+        exclude_norm_above=lambda w: plan.experiments[w.exp]["sae"].get("exclude_norm_above"),
+        seed=lambda w: plan.experiments[w.exp]["null"]["store_seed"],
         code=code_of("scripts/make_null_store.py"),
     threads: 1
     resources:
@@ -36,35 +36,35 @@ use rule compare_seed_pair as compare_null_seed_pair with:
         a=layout.pattern("sae", "null", seed="{a}"),
         b=layout.pattern("sae", "null", seed="{b}"),
         # the real store's coordinate systems (its Gaussian twin has the same moments)
-        moments=lambda w: moments_source(w.exp, w.hook),
+        moments=lambda w: plan.moments_source(w.exp, w.hook),
     output:
         layout.pattern("pair", "null"),
     log:
-        "results/logs/compare_null_seed_pair/{exp}/{hook}/{variant}/seed{a}-seed{b}.log",
+        layout.log("compare_null_seed_pair", "pair"),
     params:
-        identity=job_identity("null"),
+        identity=planning.job_identity("null"),
 
 
 # ground truth of null SAEs: against the real store's (null stores have none)
 use rule ground_truth_recovery as null_ground_truth_recovery with:
     input:
         sae=layout.pattern("sae", "null"),
-        store=lambda w: store_path(w.exp, w.hook),
+        store=lambda w: plan.store(w.exp, w.hook),
     output:
         layout.pattern("ground_truth", "null"),
     log:
-        "results/logs/null_ground_truth_recovery/{exp}/{hook}/{variant}/seed{seed}.log",
+        layout.log("null_ground_truth_recovery", "sae"),
     params:
-        identity=job_identity("null"),
+        identity=planning.job_identity("null"),
 
 
 use rule fourier_overlap as null_fourier_overlap with:
     input:
         sae=layout.pattern("sae", "null"),
-        store=lambda w: store_path(w.exp, w.hook),
+        store=lambda w: plan.store(w.exp, w.hook),
     output:
         layout.pattern("fourier", "null"),
     log:
-        "results/logs/null_fourier_overlap/{exp}/{hook}/{variant}/seed{seed}.log",
+        layout.log("null_fourier_overlap", "sae"),
     params:
-        identity=job_identity("null"),
+        identity=planning.job_identity("null"),

@@ -3,47 +3,12 @@
 # with intervals, and one figure. Rules are generated per experiment: the outputs list every SAE.
 
 
-def per_latent_enabled(exp):
-    return config["per_latent"]["enabled"] and not is_imported(exp) and len(seeds(exp)) >= 2
-
-
-def per_latent_saes(exp):
-    """Every SAE of an experiment the per-latent job reads: real, then null (where enabled)."""
-    out = []
-    for null in (False, True):
-        if null and not (null_enabled(exp) and len(null_seeds(exp)) >= 2):  # one null seed: no null pairs
-            continue
-        for h, v in hook_variants(exp):
-            for s in sae_seeds(exp, null):
-                ident = ArtifactId(exp, h, v, (s,), role_of(null))
-                out.append({
-                    "hook": h, "variant": v, "seed": s, "role": role_of(null),
-                    "path": trained_sae_dir(exp, h, v, s, null),
-                    "store": null_store_path(exp, h) if null else store_path(exp, h),
-                    "spec": sae_spec_of(exp, v, s),
-                    "identity": ident.to_dict(),
-                })
-    return out
-
-
-def per_latent_files(exp):
-    """The experiment's per-latent tables and figure (targets of the default run)."""
-    if not per_latent_enabled(exp):
-        return []
-    return [
-        layout.path("table", ArtifactId(exp), name="per_latent.csv"),
-        *(layout.path("figure", ArtifactId(exp), name="per_latent", ext=e) for e in ("pdf", "png")),
-    ]
-
-
-for _exp in EXPERIMENTS:
-    if not per_latent_enabled(_exp):
-        continue
-    _saes = per_latent_saes(_exp)
+for _exp in [e for e in plan.experiments if plan.per_latent_enabled(e)]:
+    _saes = plan.per_latent_saes(_exp)
 
     rule:
         name:
-            rule_name("per_latent", _exp)
+            planning.rule_name("per_latent", _exp)
         input:
             saes=[s["path"] for s in _saes],
             stores=sorted({s["store"] for s in _saes}),
@@ -67,7 +32,7 @@ for _exp in EXPERIMENTS:
                 labels={"figure": "per-latent stability"},
             ),
         log:
-            f"results/logs/per_latent/{_exp}.log",
+            layout.log("per_latent", "exp", exp=_exp),
         params:
             exp=_exp,
             saes=_saes,

@@ -8,37 +8,31 @@
 # train_null_saes_<exp>.
 
 
-for _exp in [e for e in EXPERIMENTS if not is_imported(e)]:
-    for _null in (False, True) if null_enabled(_exp) else (False,):
+for _exp in plan.trained():
+    for _null in plan.roles(_exp):
         _train = "train_null_saes" if _null else "train_saes"
-        if EXPERIMENTS[_exp]["sae"]["train_jobs"] == "experiment":
+        if plan.experiments[_exp]["sae"]["train_jobs"] == "experiment":
             # one job for every hook, variant and seed (sae.train_jobs: experiment); the lists
             # are built here, at parse time, for this _exp (a lambda would see the last one)
-            _saes = [(h, v, s) for h, v in hook_variants(_exp) for s in sae_seeds(_exp, _null)]
-            _store = null_store_path if _null else store_path
+            _saes = plan.experiment_training_saes(_exp, _null)
 
             rule:
                 name:
-                    rule_name(_train, _exp)
+                    planning.rule_name(_train, _exp)
                 input:
-                    stores=sorted({_store(_exp, h) for h, _, _ in _saes}),
+                    stores=sorted({plan.store(e, h, _null) for e, h, _, _ in _saes}),
                 output:
-                    [directory(trained_sae_dir(_exp, h, v, s, _null)) for h, v, s in _saes],
+                    [directory(plan.sae(e, h, v, s, _null)) for e, h, v, s in _saes],
                 log:
-                    f"results/logs/{_train}/{_exp}.log",
+                    layout.log(_train, "exp", exp=_exp),
                 params:
-                    specs=[sae_spec_of(_exp, v, s) for h, v, s in _saes],
-                    stores=[_store(_exp, h) for h, _, _ in _saes],
-                    resume_dirs=[side_dir("resume", _exp, h, v, s, _null) for h, v, s in _saes],
-                    trained_caches=[side_dir("trained_cache", _exp, h, v, s, _null) for h, v, s in _saes],
-                    identities=[ArtifactId(_exp, h, v, (s,), role_of(_null)).to_dict() for h, v, s in _saes],
-                    snapshots=[snapshot_fractions(_exp, h, v) for h, v, s in _saes],
+                    **plan.training_params(_saes, _null),
                     code=code_of("scripts/train_saes.py"),
                 threads: config["threads_per_job"]
                 resources:
                     mem_mb=train_experiment_mem_mb(_exp),
                     runtime=train_experiment_runtime(_exp, _null),
-                    gpu=GPU,
+                    gpu=plan.gpu,
                 conda:
                     "../../envs/saesim.yaml"
                 script:
@@ -48,38 +42,26 @@ for _exp in [e for e in EXPERIMENTS if not is_imported(e)]:
 
         rule:
             name:
-                rule_name(_train, _exp)
+                planning.rule_name(_train, _exp)
             input:
-                store=(lambda w: null_store_path(w.exp, w.hook)) if _null else (lambda w: store_path(w.exp, w.hook)),
+                store=(lambda w: plan.store(w.exp, w.hook, null=True)) if _null else (lambda w: plan.store(w.exp, w.hook)),
             output:
-                [directory(trained_sae_dir("{exp}", "{hook}", "{variant}", s, _null)) for s in sae_seeds(_exp, _null)],
+                [directory(plan.sae("{exp}", "{hook}", "{variant}", s, _null)) for s in plan.seeds(_exp, _null)],
             log:
-                f"results/logs/{_train}/{{exp}}/{{hook}}/{{variant}}.log",
+                layout.log(_train, "variant"),
             wildcard_constraints:
-                exp=regex_of(_exp),
+                exp=planning.names_regex([_exp]),
             params:
-                specs=sae_specs_of(_null),
-                stores=(
-                    (lambda w: [null_store_path(w.exp, w.hook)] * len(null_seeds(w.exp)))
-                    if _null
-                    else (lambda w: [store_path(w.exp, w.hook)] * len(seeds(w.exp)))
-                ),
-                # trainer checkpoints for resuming a killed job, and the finished SAEs kept for
-                # reuse; outside the outputs, which Snakemake deletes before a job starts
-                resume_dirs=side_dirs_of("resume", _null),
-                trained_caches=side_dirs_of("trained_cache", _null),
-                identities=sae_identities_of(_null),
-                # training snapshots (convergence variant only; read by rule convergence)
-                snapshots=snapshots_of(_null),
+                **plan.variant_training_params(_null),
                 code=code_of("scripts/train_saes.py"),
             threads: config["threads_per_job"]
             resources:
                 mem_mb=train_sae_mem_mb,
                 runtime=train_saes_runtime,
-                gpu=GPU,
+                gpu=plan.gpu,
             # the language models' SAEs head the longest chains (SAEs -> downstream loss,
             # co-activation, suites, comparisons): start them before the small experiments'
-            priority: 5 if EXPERIMENTS[_exp]["source"]["kind"] in LANGUAGE_KINDS else 0
+            priority: 5 if planning.is_language(plan.experiments[_exp]) else 0
             conda:
                 "../../envs/saesim.yaml"
             script:

@@ -6,9 +6,9 @@
 
 rule seed_modes:
     input:
-        store=lambda w: store_path(w.exp, seed_modes_target(EXPERIMENTS[w.exp])[1]),
-        saes=lambda w: seed_modes_published(w.exp),
-        baseline=lambda w: seed_modes_baseline(w.exp),
+        store=lambda w: plan.store(w.exp, plan.snapshot_target(w.exp, "seed_modes").hook),
+        saes=lambda w: plan.seed_modes_published(w.exp),
+        baseline=lambda w: plan.target_baseline(w.exp, "seed_modes"),
     output:
         json=layout.pattern("seed_modes"),
         table=report(
@@ -19,23 +19,23 @@ rule seed_modes:
             labels={"table": "shared vs independent initialisation (CSV)"},
         ),
     log:
-        "results/logs/seed_modes/{exp}.log",
+        layout.log("seed_modes", "exp"),
     wildcard_constraints:
-        exp=experiments_with_seed_modes(),
+        exp=plan.experiments_with("seed_modes"),
     params:
-        variant=lambda w: seed_modes_target(EXPERIMENTS[w.exp])[0],
-        hook=lambda w: seed_modes_target(EXPERIMENTS[w.exp])[1],
-        fractions=lambda w: seed_modes_target(EXPERIMENTS[w.exp])[3],
-        own_mode=lambda w: EXPERIMENTS[w.exp]["sae"].get("seed_mode", "both"),
-        seeds=lambda w: seeds(w.exp),
-        specs=lambda w: seed_modes_specs(w.exp),
+        variant=lambda w: plan.snapshot_target(w.exp, "seed_modes").variant,
+        hook=lambda w: plan.snapshot_target(w.exp, "seed_modes").hook,
+        fractions=lambda w: plan.snapshot_target(w.exp, "seed_modes").fractions,
+        own_mode=lambda w: plan.own_seed_mode(w.exp),
+        seeds=lambda w: plan.seeds(w.exp),
+        specs=lambda w: plan.seed_modes_specs(w.exp),
         memory_budget_mb=config["memory_budget_mb"],
         code=code_of("scripts/seed_modes.py"),
     threads: config["threads_per_job"]
     resources:
         mem_mb=seed_modes_mem_mb,
         runtime=seed_modes_runtime,
-        gpu=GPU,
+        gpu=plan.gpu,
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -55,9 +55,9 @@ rule plot_seed_modes:
             labels={"figure": "shared vs independent initialisation"},
         ),
     log:
-        "results/logs/plot_seed_modes/{exp}.log",
+        layout.log("plot_seed_modes", "exp"),
     wildcard_constraints:
-        exp=experiments_with_seed_modes(),
+        exp=plan.experiments_with("seed_modes"),
     params:
         code=code_of("scripts/plot_seed_modes.py"),
     threads: 1

@@ -6,18 +6,18 @@ rule compare_seed_pair:
         a=layout.pattern("sae", seed="{a}"),
         b=layout.pattern("sae", seed="{b}"),
         # the store's mean and covariance, for the mean-removed and whitened metrics (geometry)
-        moments=lambda w: moments_source(w.exp, w.hook),
+        moments=lambda w: plan.moments_source(w.exp, w.hook),
     output:
         layout.pattern("pair"),
     log:
-        "results/logs/compare_seed_pair/{exp}/{hook}/{variant}/seed{a}-seed{b}.log",
+        layout.log("compare_seed_pair", "pair"),
     wildcard_constraints:
         a=r"\d+",
         b=r"\d+",
     params:
         memory_budget_mb=config["memory_budget_mb"],
-        row_exclusions=lambda w: row_exclusions(w.exp),
-        identity=job_identity(),
+        row_exclusions=lambda w: plan.row_exclusions(w.exp),
+        identity=planning.job_identity(),
         code=code_of("scripts/compare_seed_pair.py"),
     threads: 1
     resources:
@@ -31,19 +31,19 @@ rule compare_seed_pair:
 
 rule decoder_baseline:
     input:
-        store=lambda w: store_path(w.exp, w.hook),
-        moments=lambda w: moments_source(w.exp, w.hook),
+        store=lambda w: plan.store(w.exp, w.hook),
+        moments=lambda w: plan.moments_source(w.exp, w.hook),
     output:
         layout.pattern("baseline"),
     log:
-        "results/logs/decoder_baseline/{exp}/{hook}/w{width}.log",
+        layout.log("decoder_baseline", "width"),
     wildcard_constraints:
         width=r"\d+",
     params:
         draws=config["baseline_draws"],
         memory_budget_mb=config["memory_budget_mb"],
-        row_exclusions=lambda w: row_exclusions(w.exp),
-        identity=job_identity(),
+        row_exclusions=lambda w: plan.row_exclusions(w.exp),
+        identity=planning.job_identity(),
         code=code_of("scripts/decoder_baseline.py"),
     threads: 1
     resources:
@@ -58,15 +58,15 @@ rule decoder_baseline:
 rule ground_truth_recovery:
     input:
         sae=layout.pattern("sae"),
-        store=lambda w: store_path(w.exp, w.hook),
+        store=lambda w: plan.store(w.exp, w.hook),
     output:
         layout.pattern("ground_truth"),
     log:
-        "results/logs/ground_truth_recovery/{exp}/{hook}/{variant}/seed{seed}.log",
+        layout.log("ground_truth_recovery", "sae"),
     wildcard_constraints:
         seed=r"\d+",
     params:
-        identity=job_identity(),
+        identity=planning.job_identity(),
         code=code_of("scripts/ground_truth_recovery.py"),
     threads: 1
     resources:
@@ -80,14 +80,14 @@ rule ground_truth_recovery:
 
 rule stability_table:
     input:
-        saes=lambda w: all_sae_dirs(w.exp),
-        pairs=lambda w: all_pair_files(w.exp),
-        baselines=lambda w: all_baseline_files(w.exp),
-        ground_truth=lambda w: all_ground_truth_files(w.exp),
-        downstream=lambda w: all_downstream_files(w.exp),
-        null_saes=lambda w: all_null_sae_dirs(w.exp),
-        null_pairs=lambda w: all_null_pair_files(w.exp),
-        null_ground_truth=lambda w: all_null_ground_truth_files(w.exp),
+        saes=lambda w: plan.saes(w.exp),
+        pairs=lambda w: plan.pair_files(w.exp),
+        baselines=lambda w: plan.baseline_files(w.exp),
+        ground_truth=lambda w: plan.ground_truth_files(w.exp),
+        downstream=lambda w: plan.downstream_files(w.exp),
+        null_saes=lambda w: plan.saes(w.exp, null=True),
+        null_pairs=lambda w: plan.pair_files(w.exp, null=True),
+        null_ground_truth=lambda w: plan.ground_truth_files(w.exp, null=True),
     output:
         stability=report(
             layout.pattern("table", name="stability.csv"),
@@ -118,9 +118,9 @@ rule stability_table:
             labels={"table": "stability summary (Markdown)"},
         ),
     log:
-        "results/logs/stability_table/{exp}.log",
+        layout.log("stability_table", "exp"),
     params:
-        true_l0=lambda w: expected_l0(EXPERIMENTS[w.exp]["source"]),
+        true_l0=lambda w: plan.true_l0(w.exp),
         code=code_of("scripts/stability_table.py"),
     threads: 1
     resources:

@@ -6,12 +6,12 @@ rule make_toy_store:
     output:
         layout.pattern("store", hook="toy"),
     log:
-        "results/logs/make_toy_store/{exp}.log",
+        layout.log("make_toy_store", "exp"),
     wildcard_constraints:
-        exp=experiments_where(store_rule="toy"),
+        exp=plan.experiments_where(store_rule="toy"),
     params:
-        source=lambda w: EXPERIMENTS[w.exp]["source"],
-        store=lambda w: EXPERIMENTS[w.exp]["store"],
+        source=lambda w: plan.experiments[w.exp]["source"],
+        store=lambda w: plan.experiments[w.exp]["store"],
         code=code_of("scripts/make_toy_store.py"),
     threads: 1
     resources:

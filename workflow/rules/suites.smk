@@ -5,18 +5,18 @@
 
 rule import_sae:
     input:
-        unpack(imported_inputs),
+        unpack(plan.imported_inputs),
     output:
         layout.pattern("imported"),
     log:
-        "results/logs/import_sae/{exp}/{label}.log",
+        layout.log("import_sae", "label"),
     wildcard_constraints:
-        exp=experiments_where(trains_saes=False),
+        exp=plan.experiments_where(trains_saes=False),
         label=suite_runs.LABEL_PATTERN,
     params:
-        item=lambda w: IMPORTED[w.exp][w.label],
-        eval_rows=lambda w: EXPERIMENTS[w.exp]["source"]["eval_rows"],
-        exclude_positions=lambda w: EXPERIMENTS[w.exp]["source"]["exclude_positions"],
+        item=lambda w: plan.imported[w.exp][w.label],
+        eval_rows=lambda w: plan.experiments[w.exp]["source"]["eval_rows"],
+        exclude_positions=lambda w: plan.experiments[w.exp]["source"]["exclude_positions"],
         code=code_of("scripts/import_sae.py"),
     threads: 1
     resources:
@@ -30,7 +30,7 @@ rule import_sae:
 
 rule imported_saes_table:
     input:
-        lambda w: [imported_identity_file(w.exp, label) for label in IMPORTED[w.exp]],
+        lambda w: [plan.imported_identity_file(w.exp, label) for label in plan.imported[w.exp]],
     output:
         report(
             layout.pattern("table", name="imported_saes.csv"),
@@ -40,9 +40,9 @@ rule imported_saes_table:
             labels={"table": "imported SAEs (CSV)"},
         ),
     log:
-        "results/logs/imported_saes_table/{exp}.log",
+        layout.log("imported_saes_table", "exp"),
     wildcard_constraints:
-        exp=experiments_where(trains_saes=False),
+        exp=plan.experiments_where(trains_saes=False),
     params:
         code=code_of("scripts/imported_saes_table.py"),
     threads: 1
@@ -57,17 +57,17 @@ rule imported_saes_table:
 
 rule suite_cell:
     input:
-        unpack(suite_cell_inputs),
+        unpack(plan.suite_cell_inputs),
     output:
         layout.pattern("suite_cell", member_a="{a}", member_b="{b}"),
     log:
-        "results/logs/suite_cell/{suite}/{a}__{b}.log",
+        layout.log("suite_cell", "cell"),
     wildcard_constraints:
         suite=layout.FIELD_PATTERNS["suite"],
         a=suite_runs.LABEL_PATTERN,
         b=suite_runs.LABEL_PATTERN,
     params:
-        cell=suite_cell_params,
+        cell=plan.suite_cell_params,
         code=code_of("scripts/suite_cell.py"),
     threads: 1
     resources:
@@ -81,7 +81,7 @@ rule suite_cell:
 
 rule suite_matrix:
     input:
-        lambda w: suite_cell_files(w.suite),
+        lambda w: plan.suite_cell_files(w.suite),
     output:
         report(
             layout.pattern("suite_matrix"),
@@ -91,11 +91,11 @@ rule suite_matrix:
             labels={"result": "matrix table (CSV)"},
         ),
     log:
-        "results/logs/suite_matrix/{suite}.log",
+        layout.log("suite_matrix", "suite"),
     wildcard_constraints:
         suite=layout.FIELD_PATTERNS["suite"],
     params:
-        members=lambda w: list(suite_members(w.suite)),
+        members=lambda w: list(plan.suite_members(w.suite)),
         code=code_of("scripts/suite_matrix.py"),
     threads: 1
     resources:
@@ -120,11 +120,11 @@ rule plot_suite_matrix:
             labels={"result": "cross-variant matrix"},
         ),
     log:
-        "results/logs/plot_suite_matrix/{suite}.log",
+        layout.log("plot_suite_matrix", "suite"),
     wildcard_constraints:
         suite=layout.FIELD_PATTERNS["suite"],
     params:
-        members=lambda w: list(suite_members(w.suite)),
+        members=lambda w: list(plan.suite_members(w.suite)),
         code=code_of("scripts/plot_suite_matrix.py"),
     threads: 1
     resources:
@@ -138,7 +138,7 @@ rule plot_suite_matrix:
 
 rule plot_suite_splitting:
     input:
-        lambda w: suite_cell_files(w.suite),
+        lambda w: plan.suite_cell_files(w.suite),
     output:
         pdf=layout.pattern("suite_figure", name="splitting", ext="pdf"),
         png=report(
@@ -149,7 +149,7 @@ rule plot_suite_splitting:
             labels={"result": "feature splitting"},
         ),
     log:
-        "results/logs/plot_suite_splitting/{suite}.log",
+        layout.log("plot_suite_splitting", "suite"),
     wildcard_constraints:
         suite=layout.FIELD_PATTERNS["suite"],
     params:

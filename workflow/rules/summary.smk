@@ -3,9 +3,9 @@
 
 rule summary_table:
     input:
-        stability=[layout.path("table", ArtifactId(exp), name="stability.csv") for exp in EXPERIMENTS if not is_imported(exp)],
-        fourier=[layout.path("table", ArtifactId(exp), name="fourier.csv") for exp in EXPERIMENTS if has_fourier(exp)],
-        per_latent=[layout.path("table", ArtifactId(exp), name="per_latent.csv") for exp in EXPERIMENTS if per_latent_enabled(exp)],
+        stability=[layout.path("table", ArtifactId(exp), name="stability.csv") for exp in plan.trained()],
+        fourier=[layout.path("table", ArtifactId(exp), name="fourier.csv") for exp in plan.experiments if plan.has_fourier(exp)],
+        per_latent=[layout.path("table", ArtifactId(exp), name="per_latent.csv") for exp in plan.experiments if plan.per_latent_enabled(exp)],
     output:
         csv=report(
             layout.path("summary", ext="csv"),
@@ -29,9 +29,9 @@ rule summary_table:
             labels={"table": "summary of all SAE variants (view)"},
         ),
     log:
-        "results/logs/summary_table/summary.log",
+        layout.log("summary_table", "summary"),
     params:
-        kinds={exp: e["source"]["kind"] for exp, e in EXPERIMENTS.items()},
+        kinds={exp: e["source"]["kind"] for exp, e in plan.experiments.items()},
         code=code_of("scripts/summary_table.py"),
     threads: 1
     resources:

@@ -5,20 +5,19 @@
 
 rule compare_by_activations:
     input:
-        unpack(comparison_inputs),
+        unpack(plan.comparison_inputs),
     output:
         summary=layout.pattern("comparison", ext="json"),
         arrays=layout.pattern("comparison", ext="npz"),
     log:
-        "results/logs/compare_by_activations/{cmp}/{hook_a}__{hook_b}.log",
+        layout.log("compare_by_activations", "hook_pair"),
     wildcard_constraints:
         cmp=layout.FIELD_PATTERNS["cmp"],
         hook_a="[A-Za-z0-9_.-]+",
         hook_b="[A-Za-z0-9_.-]+",
     params:
-        options=lambda w: comparison_options(w.cmp),
-        # rows each side's SAEs were trained without (transfer uses the rows both may use)
-        exclusions=lambda w: {side: row_exclusions(comparison_side(w.cmp, side)[0]) for side in ("a", "b")},
+        options=lambda w: plan.comparison_options(w.cmp),
+        exclusions=lambda w: plan.comparison_exclusions(w.cmp),
         code=code_of("scripts/compare_by_activations.py"),
     threads: config["threads_per_job"]
     resources:
@@ -32,7 +31,7 @@ rule compare_by_activations:
 
 rule universality_table:
     input:
-        lambda w: comparison_files(w.cmp),
+        lambda w: plan.comparison_files(w.cmp),
     output:
         report(
             layout.pattern("comparison_table"),
@@ -42,7 +41,7 @@ rule universality_table:
             labels={"result": "similarity table (CSV)"},
         ),
     log:
-        "results/logs/universality_table/{cmp}.log",
+        layout.log("universality_table", "cmp"),
     params:
         code=code_of("scripts/universality_table.py"),
     threads: 1
@@ -69,7 +68,7 @@ rule plot_paired_vs_random:
             labels={"result": "paired vs random pairings"},
         ),
     log:
-        "results/logs/plot_paired_vs_random/{cmp}.log",
+        layout.log("plot_paired_vs_random", "cmp"),
     params:
         code=code_of("scripts/plot_paired_vs_random.py"),
     threads: 1
@@ -95,7 +94,7 @@ rule plot_layer_heatmap:
             labels={"result": "hook x hook similarity"},
         ),
     log:
-        "results/logs/plot_layer_heatmap/{cmp}.log",
+        layout.log("plot_layer_heatmap", "cmp"),
     params:
         code=code_of("scripts/plot_layer_heatmap.py"),
     threads: 1
@@ -113,7 +112,7 @@ rule plot_layer_heatmap:
 # compare_by_activations, one table per comparison here.
 rule transfer_table:
     input:
-        lambda w: comparison_files(w.cmp),
+        lambda w: plan.comparison_files(w.cmp),
     output:
         report(
             layout.pattern("transfer_table"),
@@ -123,7 +122,7 @@ rule transfer_table:
             labels={"result": "transfer across models (CSV)"},
         ),
     log:
-        "results/logs/transfer_table/{cmp}.log",
+        layout.log("transfer_table", "cmp"),
     params:
         code=code_of("scripts/transfer_table.py"),
     threads: 1
