@@ -106,7 +106,9 @@ def _seed_trajectory(store_path, spec, published: Path, fractions: Sequence[floa
     from sae_lens import SAE
 
     from .activation_store import open_store
-    from .training import SAESpec, evaluate_sae, read_snapshots, resolve_device, split_rows
+    from .sae_eval import evaluate_sae
+    from .store_rows import split_rows
+    from .training import SAESpec, read_snapshots, resolve_device
 
     snaps = read_snapshots(published)
     missing = [f for f in fractions if f < 1 and f not in snaps]
