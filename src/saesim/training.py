@@ -1,7 +1,7 @@
 """Train one SAE on an activation store with sae-lens.
 
 All SAE classes and the training loop are sae-lens's (``*TrainingSAE`` and
-``SAETrainer``); this module only maps a config
+``SAETrainer``, found through sae-lens's registry); this module only maps a config
 entry onto them, feeds batches streamed from the store in a seeded order, and writes
 the SAE in sae-lens's inference format (``cfg.json`` + ``sae_weights.safetensors``)
 plus ``metrics.json``. :func:`train_sae` reads in four steps: check (the request and
@@ -87,17 +87,18 @@ def resolve_device(device: str) -> str:
 
 def build_training_sae(spec: SAESpec, d_in: int):
     """A freshly initialised sae-lens training SAE, its weights drawn from ``init_seed``."""
-    import sae_lens
     import torch
+    from sae_lens.registry import get_sae_training_class
 
     arch = architectures.get(spec.architecture)
     kwargs: dict[str, Any] = {"d_in": d_in, "d_sae": spec.width, "device": spec.device}
     kwargs[arch.sparsity_key] = int(spec.sparsity) if arch.integer_k else float(spec.sparsity)
     kwargs.update(arch.training_kwargs(spec))
     kwargs.update(spec.extra)
-    cfg = getattr(sae_lens, arch.sae_lens_config)(**kwargs)
+    sae_class, config_class = get_sae_training_class(arch.sae_lens_architecture)
+    cfg = config_class(**kwargs)
     torch.manual_seed(spec.init_seed)
-    return getattr(sae_lens, arch.sae_lens_class)(cfg)
+    return sae_class(cfg)
 
 
 def torch_batches(store: ActivationStore, spec: SAESpec, row_mask: np.ndarray | None) -> Iterator[Any]:
