@@ -15,7 +15,7 @@ def main(smk):
 
     from saesim.activation_store import open_store
     from saesim.coactivation import first_eligible_rows, partner_overlap, sae_coactivation, sae_summary, top_partners
-    from saesim.checkpoints import decoder_rows
+    from saesim.sae_loading import decoder_rows
     from saesim.layout import ArtifactId, sae_key, sae_key_identity
     from saesim.plotting import coactivation_plot, paper_style, save_figure
     from saesim.similarity import one_to_one_matching

@@ -6,7 +6,7 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.checkpoints import check_same_d_in, load_sae_weights  # noqa: E402
+from saesim.sae_loading import check_same_d_in, load_sae_weights  # noqa: E402
 from saesim.geometry import compare_in_spaces, load_moments  # noqa: E402
 from saesim.contract import comparison_options, input_record, provenance, stamp  # noqa: E402
 from saesim.rulekit import run, write_json_atomic  # noqa: E402

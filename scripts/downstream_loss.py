@@ -19,7 +19,7 @@ def main(smk):
     from saesim.errors import SaesimError
     from saesim.layout import ArtifactId, sae_key_identity
     from saesim.models.language import LanguageModelSpec, load_language_model
-    from saesim.training import eligible_rows, norm_cut, row_norms
+    from saesim.store_rows import eligible_rows, norm_cut, row_norms
 
     torch.set_num_threads(smk.threads)
     source = smk.params.source

@@ -52,10 +52,29 @@ def test_every_architecture_builds_its_sae_lens_training_sae(name):
     arch = ARCHITECTURES[name]
     sparsity = 3 if arch.sparsity_key == "k" else 0.05
     sae = build_training_sae(SAESpec(name, 16, sparsity, 0, 0, sparsity_warm_up_steps=7, matryoshka_widths=(4,)), 8)
-    assert type(sae).__name__ == arch.sae_lens_class
+    assert type(sae).__name__ == SAE_LENS_TRAINING_CLASSES[name]
     assert tuple(sae.W_dec.shape) == (16, 8)
     value = getattr(sae.cfg, arch.sparsity_key)
     assert value == sparsity and isinstance(value, int) == arch.integer_k
+    # the architecture sae-lens saves it as, whose numpy activation saesim.ground_truth uses
+    assert sae.cfg.get_inference_config_class().architecture() == arch.saved_architecture
+
+
+#: sae-lens's training SAE class of each architecture (known answers, not read from the registry)
+SAE_LENS_TRAINING_CLASSES = {
+    "standard": "StandardTrainingSAE",
+    "topk": "TopKTrainingSAE",
+    "batchtopk": "BatchTopKTrainingSAE",
+    "jumprelu": "JumpReLUTrainingSAE",
+    "matryoshka_batchtopk": "MatryoshkaBatchTopKTrainingSAE",
+}
+
+
+def test_saved_architectures_and_their_numpy_activations():
+    assert architectures.saved_architectures() == ["standard", "topk", "jumprelu"]
+    assert architectures.saved_activation("jumprelu") is ARCHITECTURES["batchtopk"].activation
+    with pytest.raises(SaesimError, match=r"^no numpy encoder for sae-lens 'gated' SAEs; readable: standard, topk, jumprelu$"):
+        architectures.saved_activation("gated")
 
 
 def test_architecture_specific_sae_lens_arguments():
@@ -104,14 +123,14 @@ def test_config_validation_reads_the_registry(monkeypatch):
     ok = validate_config(cfg, schema)
     assert [v.id for v in expand_variants(ok["experiments"]["toy"])] == ["batchtopk-w8-k2.5"]
     # a registry entry decides: make batchtopk integer-only and the same config is refused
-    monkeypatch.setitem(ARCHITECTURES, "batchtopk", Architecture("batchtopk", "k", "BatchTopKTrainingSAEConfig", "B", "#000000", integer_k=True))
+    monkeypatch.setitem(ARCHITECTURES, "batchtopk", Architecture("batchtopk", "k", "B", "#000000", architectures._jumprelu, integer_k=True))
     with pytest.raises(SaesimError, match="batchtopk needs whole numbers"):
         validate_config(cfg, schema)
 
 
 NEW_ARCH = '''
 
-register(Architecture("wtopk", "k", "TopKTrainingSAEConfig", "Wide TopK", "#123456", integer_k=True))
+register(Architecture("wtopk", "k", "Wide TopK", "#123456", _topk, sae_lens_name="topk", integer_k=True))
 '''
 
 

@@ -192,7 +192,7 @@ def write_sae_lens(folder, W_dec, cfg):
 
 @pytest.mark.parametrize("fmt", ["sae_lens", "sparsify"])
 def test_infinite_sizes_in_cfg_json_are_one_line(tmp_path, fmt):
-    from saesim.checkpoints import load_sae_weights
+    from saesim.sae_loading import load_sae_weights
 
     W = np.random.default_rng(0).standard_normal((32, 8)).astype(np.float32)
     if fmt == "sae_lens":
@@ -254,7 +254,7 @@ def test_zero_variance_store_is_one_line_naming_the_store(tmp_path, value):
     import torch
 
     from saesim.activation_store import StoreWriter, open_store
-    from saesim.training import evaluate_sae
+    from saesim.sae_eval import evaluate_sae
 
     path = tmp_path / "flat.h5"
     with StoreWriter(path, 4) as w:

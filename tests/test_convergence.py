@@ -81,7 +81,7 @@ def test_snapshot_at_fraction_0_is_the_initialised_sae_and_training_is_unchanged
     init = build_training_sae(s, 16)
     if b_dec_init == "mean":  # as train_sae starts it: the mean of the training rows
         from saesim.activation_store import open_store
-        from saesim.training import mean_row, split_rows
+        from saesim.store_rows import mean_row, split_rows
 
         with open_store(toy_store) as store:
             init.b_dec.data.copy_(torch.from_numpy(mean_row(store, split_rows(store, s)[0])).to(init.b_dec.dtype))
@@ -135,7 +135,7 @@ def test_convergence_reads_snapshots_and_trains_nothing(toy_store, tmp_path, mon
     import sae_lens
 
     import saesim.training as training
-    from saesim.checkpoints import load_sae_weights
+    from saesim.sae_loading import load_sae_weights
     from saesim.similarity import compare_decoders
 
     published = {s: tmp_path / f"pub{s}" for s in (0, 1, 2)}
@@ -275,7 +275,7 @@ def test_seed_modes_rule_on_a_toy_experiment(tmp_path):
     assert t.loc[("data_only", 0.0), "mmcs_mean"] == pytest.approx(1.0, abs=1e-6)
     assert t.loc[("both", 0.0), "mmcs_mean"] < 0.9 and t.loc[("init_only", 0.0), "mmcs_mean"] < 0.9
     # the both mode at 1.0 is the published SAEs' pair
-    from saesim.checkpoints import load_sae_weights
+    from saesim.sae_loading import load_sae_weights
     from saesim.similarity import compare_decoders
 
     a, b = (load_sae_weights(w / f"results/toy/saes/toy/topk-w12-k2/seed{s}") for s in (0, 1))

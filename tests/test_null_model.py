@@ -110,7 +110,7 @@ def test_excess_over_null():
 
 def _pair_mmcs(store, seeds, tmp_path, tag):
     """Mean max |cos| of every seed pair of tiny TopK SAEs trained on ``store``."""
-    from saesim.checkpoints import load_sae_weights
+    from saesim.sae_loading import load_sae_weights
     from saesim.similarity import compare_decoders
     from saesim.training import SAESpec, train_sae
 

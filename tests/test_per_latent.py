@@ -278,7 +278,7 @@ def test_trained_saes_on_a_recoverable_synthetic_store(tmp_path):
     the 4 left over reappear in none; the stable ones carry most of the explained variance."""
     pytest.importorskip("sae_lens")
     from saesim.activation_store import open_store
-    from saesim.checkpoints import decoder_rows
+    from saesim.sae_loading import decoder_rows
     from saesim.synthetic import write_synthetic_store
     from saesim.training import SAESpec, train_sae
 

@@ -139,7 +139,7 @@ def offset_store_with_outliers(tmp_path_factory):
 
 def test_norm_outliers_and_positions_are_in_neither_training_nor_evaluation(offset_store_with_outliers):
     from saesim.activation_store import open_store
-    from saesim.training import split_rows
+    from saesim.store_rows import split_rows
 
     path, _, positions, outliers, _ = offset_store_with_outliers
     with open_store(path) as store:
@@ -278,7 +278,7 @@ def test_fewer_training_samples_than_one_batch_is_refused(toy_store, tmp_path):
 
 def test_eval_rows_beyond_a_fifth_of_the_rows_are_refused_not_capped(toy_store, tmp_path):
     from saesim.activation_store import open_store
-    from saesim.training import split_rows
+    from saesim.store_rows import split_rows
 
     with open_store(toy_store) as store:
         train, evals = split_rows(store, spec("topk", 3, eval_rows=4000))

@@ -146,10 +146,20 @@ def test_library_edit_reruns_dependants_only(workflow_copy):
     try:
         counts = dry_run(w)
         assert counts["train_saes_toy"] == 3 and counts["compare_seed_pair"] == 3 and "make_toy_store" not in counts
-        # the null store is fitted after training's row exclusions: it and the null SAEs rerun too
-        assert counts["make_null_store"] == 1 and counts["train_null_saes_toy"] == 3 and counts["compare_null_seed_pair"] == 3
+        # the null store does not train: only the null SAEs rerun
+        assert "make_null_store" not in counts and counts["train_null_saes_toy"] == 3 and counts["compare_null_seed_pair"] == 3
     finally:
         training.write_text(text)
+    rows = w / "src/saesim/store_rows.py"
+    text = rows.read_text()
+    rows.write_text(text + "\n# a row selection edit\n")
+    try:
+        counts = dry_run(w)
+        assert counts["train_saes_toy"] == 3 and "make_toy_store" not in counts
+        # the null store is fitted to the rows SAE training may use: it and the null SAEs rerun too
+        assert counts["make_null_store"] == 1 and counts["train_null_saes_toy"] == 3 and counts["compare_null_seed_pair"] == 3
+    finally:
+        rows.write_text(text)
 
 
 def test_changing_k_reruns_only_what_depends_on_it(workflow_copy):

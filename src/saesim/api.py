@@ -43,14 +43,14 @@ def _to_numpy(x: Any, what: str) -> np.ndarray:
 
 
 def as_sae_weights(x: Any, role: str = "a", *, with_encoder: bool = True):
-    """``x`` as :class:`saesim.checkpoints.SAEWeights`.
+    """``x`` as :class:`saesim.sae_loading.SAEWeights`.
 
     ``x`` is a path or sae-lens pretrained id (loaded as the CLI loads it), an
     ``SAEWeights``, a sae-lens ``SAE`` (anything with ``W_dec`` and
     optionally ``W_enc`` attributes), a ``(W_dec, W_enc)`` tuple or a decoder
     matrix ``W_dec`` [n_latents, d_in] (numpy or torch; no encoder).
     """
-    from saesim.checkpoints import SAEWeights, load_sae_weights
+    from saesim.sae_loading import SAEWeights, load_sae_weights
 
     if isinstance(x, SAEWeights):
         return x
@@ -200,7 +200,7 @@ def compare(
     --help``); they are checked as the CLI checks them.
     """
     from saesim import cli
-    from saesim.checkpoints import check_same_d_in
+    from saesim.sae_loading import check_same_d_in
 
     args = cli.build_parser().parse_args(["compare", "A", "B"])  # the CLI's defaults
     for name, value in (("cosine", cosine), ("thresholds", thresholds), ("shared_threshold", shared_threshold),

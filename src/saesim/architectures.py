@@ -1,16 +1,19 @@
 """SAE architectures: one registry of everything saesim knows about each.
 
-An architecture is its config name, the config key that sets its sparsity, the sae-lens
-training SAE it builds (``<Name>TrainingSAEConfig`` / ``<Name>TrainingSAE``), the extra
-keyword arguments that config takes, and how figures show it (label, colour). Config
-validation (:mod:`saesim.config`), SAE training (:mod:`saesim.training`), the workflow's
-choice of panels and the figures (:mod:`saesim.plotting`) read it from here; the config
-schema's ``architecture`` enum is tested against it (``tests/test_architectures.py``).
+An architecture is its config name, the config key that sets its sparsity, its name in
+sae-lens's registry (``sae_lens.registry.get_sae_training_class``: the training SAE and config
+it builds), the extra keyword arguments that config takes, the sae-lens inference
+architecture its trained SAE is saved as and that SAE's activation function in numpy, and
+how figures show it (label, colour). Config validation (:mod:`saesim.config`), SAE training
+(:mod:`saesim.training`), the numpy encoder (:func:`saesim.ground_truth.encode_acts`), the
+workflow's choice of panels and the figures (:mod:`saesim.plotting`) read it from here; the
+config schema's ``architecture`` enum and the saved architectures are tested against it
+(``tests/test_architectures.py``).
 
 Adding an architecture: one :func:`register` call below, and its name in the schema's
 ``variant.architecture`` enum (plus its sparsity key in the ``allOf`` beside it).
 
-Kept free of heavy imports: the Snakefile imports this module at parse time.
+Kept free of heavy imports (numpy too): the Snakefile imports this module at parse time.
 """
 
 from __future__ import annotations
@@ -28,13 +31,51 @@ def _no_kwargs(spec: Any) -> dict[str, Any]:
     return {}
 
 
+def _relu(pre, enc: dict):
+    """ReLU SAEs (``standard``)."""
+    import numpy as np
+
+    return np.maximum(pre, 0.0)
+
+
+def _jumprelu(pre, enc: dict):
+    """JumpReLU SAEs: a latent fires above its positive threshold."""
+    import numpy as np
+
+    return np.where((pre > 0) & (pre > enc["threshold"]), pre, 0.0).astype(np.float32)
+
+
+def _topk(pre, enc: dict):
+    """TopK SAEs: the ``k`` largest pre-activations (by decoder norm with
+    ``rescale_acts_by_decoder_norm``), ReLU'd."""
+    import numpy as np
+
+    if enc["rescale_acts_by_decoder_norm"]:
+        pre = pre * np.linalg.norm(enc["W_dec"], axis=1).astype(np.float32)
+    k = int(enc["k"])
+    if k >= pre.shape[1]:
+        return np.maximum(pre, 0.0)
+    top = np.argpartition(-pre, k - 1, axis=1)[:, :k]
+    rows = np.arange(pre.shape[0])[:, None]
+    out = np.zeros_like(pre)
+    out[rows, top] = np.maximum(pre[rows, top], 0.0)
+    return out
+
+
 @dataclass(frozen=True)
 class Architecture:
     name: str  # as written in the config (``variants[].architecture``)
     sparsity_key: str  # k, l1_coefficient or l0_coefficient
-    sae_lens_config: str  # sae-lens training config class; the SAE class drops "Config"
     label: str  # in figures and tables
     color: str  # in figures
+    #: the activation function of its saved (inference) SAE in numpy: ``(pre-activations
+    #: [rows, d_sae] float32, the encoder of saesim.ground_truth.load_encoder) -> activations``
+    activation: Callable[[Any, dict], Any]
+    #: the sae-lens inference architecture its trained SAE is saved as (``cfg.json``'s
+    #: ``architecture``; sae-lens saves BatchTopK SAEs as JumpReLU SAEs); default: ``name``
+    saved_as: str = ""
+    #: its name in sae-lens's registry (``get_sae_training_class``); default: ``name``
+    sae_lens_name: str = ""
     integer_k: bool = False  # k must be a whole number (TopK); otherwise a float is passed
     #: where several k-sparse architectures could stand for one figure (the latent x truth
     #: heatmap), the lowest rank is chosen; ties between unranked ones go by name
@@ -47,8 +88,14 @@ class Architecture:
             raise SaesimError(f"architecture {self.name}: sparsity key must be one of {list(SPARSITY_TAGS)}, got {self.sparsity_key!r}")
 
     @property
-    def sae_lens_class(self) -> str:
-        return self.sae_lens_config.removesuffix("Config")
+    def sae_lens_architecture(self) -> str:
+        """Its name in sae-lens's registry (``sae_lens.registry.get_sae_training_class``)."""
+        return self.sae_lens_name or self.name
+
+    @property
+    def saved_architecture(self) -> str:
+        """The sae-lens inference architecture its trained SAE is saved as."""
+        return self.saved_as or self.name
 
 
 #: name -> Architecture, in registration order
@@ -68,6 +115,20 @@ def get(name: str) -> Architecture:
         return ARCHITECTURES[name]
     except KeyError:
         raise SaesimError(f"unknown SAE architecture {name!r}; allowed: {', '.join(ARCHITECTURES)}") from None
+
+
+def saved_activation(saved_architecture: str) -> Callable[[Any, dict], Any]:
+    """The numpy activation function of a saved sae-lens SAE, by its ``cfg.json`` ``architecture``;
+    one clear error naming the readable ones otherwise."""
+    for arch in ARCHITECTURES.values():
+        if arch.saved_architecture == saved_architecture:
+            return arch.activation
+    raise SaesimError(f"no numpy encoder for sae-lens {saved_architecture!r} SAEs; readable: {', '.join(saved_architectures())}")
+
+
+def saved_architectures() -> list[str]:
+    """The sae-lens inference architectures the registered ones are saved as, in registration order."""
+    return list(dict.fromkeys(a.saved_architecture for a in ARCHITECTURES.values()))
 
 
 def sparsity_keys() -> dict[str, str]:
@@ -112,13 +173,13 @@ def _matryoshka_kwargs(spec: Any) -> dict[str, Any]:
     return {"matryoshka_widths": widths}
 
 
-register(Architecture("standard", "l1_coefficient", "StandardTrainingSAEConfig", "ReLU + L1", "#4C72B0", training_kwargs=_standard_kwargs))
-register(Architecture("topk", "k", "TopKTrainingSAEConfig", "TopK", "#DD8452", integer_k=True, figure_rank=1))
-register(Architecture("batchtopk", "k", "BatchTopKTrainingSAEConfig", "BatchTopK", "#55A868", figure_rank=0))
-register(Architecture("jumprelu", "l0_coefficient", "JumpReLUTrainingSAEConfig", "JumpReLU", "#C44E52", training_kwargs=_jumprelu_kwargs))
+register(Architecture("standard", "l1_coefficient", "ReLU + L1", "#4C72B0", _relu, training_kwargs=_standard_kwargs))
+register(Architecture("topk", "k", "TopK", "#DD8452", _topk, integer_k=True, figure_rank=1))
+register(Architecture("batchtopk", "k", "BatchTopK", "#55A868", _jumprelu, saved_as="jumprelu", figure_rank=0))
+register(Architecture("jumprelu", "l0_coefficient", "JumpReLU", "#C44E52", _jumprelu, training_kwargs=_jumprelu_kwargs))
 register(
     Architecture(
-        "matryoshka_batchtopk", "k", "MatryoshkaBatchTopKTrainingSAEConfig", "Matryoshka BatchTopK", "#8172B3",
+        "matryoshka_batchtopk", "k", "Matryoshka BatchTopK", "#8172B3", _jumprelu, saved_as="jumprelu",
         figure_rank=2, training_kwargs=_matryoshka_kwargs,
     )
 )

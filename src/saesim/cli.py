@@ -85,7 +85,7 @@ def _check_device(device: str) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from saesim.checkpoints import check_same_d_in, load_sae_weights
+    from saesim.sae_loading import check_same_d_in, load_sae_weights
 
     comparison_options(args)  # the options' one check, before anything is loaded
     from saesim.suites import expand_sae_specs
@@ -129,7 +129,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def compare_loaded(args: argparse.Namespace, A, B, with_enc: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One pair of loaded SAEs (:class:`~saesim.checkpoints.SAEWeights`) with the options in ``args``.
+    """One pair of loaded SAEs (:class:`~saesim.sae_loading.SAEWeights`) with the options in ``args``.
 
     Every metric, the random baseline, the null pair's excess (``args.null_a``/
     ``null_b``: paths or loaded weights, scored exactly like the real pair), the
@@ -150,7 +150,7 @@ def compare_loaded(args: argparse.Namespace, A, B, with_enc: bool) -> tuple[dict
 
 def _check_null_args(args: argparse.Namespace) -> None:
     """Fail before the comparison, not after it, when the null pair is half given or missing."""
-    from saesim.checkpoints import is_pretrained_id
+    from saesim.sae_loading import is_pretrained_id
 
     if (args.null_a is None) != (args.null_b is None):
         raise SaesimError("--null-a and --null-b go together: give both SAEs of the null pair, or neither")
@@ -171,7 +171,7 @@ def _score_pair(options, X, Y, with_enc: bool, *, with_baseline: bool, return_ar
 
 def _null_pair_excess(args: argparse.Namespace, options, A, B, res: dict[str, Any], with_enc: bool) -> dict[str, Any]:
     """``null`` (the null pair's sources, or None) and, with --null-a/--null-b, ``<metric>_null``/``_excess``."""
-    from saesim.checkpoints import SAEWeights, load_sae_weights
+    from saesim.sae_loading import SAEWeights, load_sae_weights
     from saesim.similarity import excess_over_null
 
     if args.null_a is None:
@@ -241,7 +241,7 @@ def add_contract(args: argparse.Namespace, A, B, res: dict[str, Any], arrays: di
     for role in ("null_a", "null_b"):
         spec = getattr(args, role, None)
         if spec is not None:
-            from saesim.checkpoints import SAEWeights, load_sae_weights
+            from saesim.sae_loading import SAEWeights, load_sae_weights
 
             W = spec if isinstance(spec, SAEWeights) else load_sae_weights(spec, with_encoder=False)
             inputs[role] = contract.input_record(W, None if isinstance(spec, SAEWeights) else spec)
@@ -347,7 +347,7 @@ def _shared_init_check(dec_a, dec_b, a: str, b: str, seed: int) -> dict[str, Any
 
 def run_compare_suite(args: argparse.Namespace, specs: list[str]) -> int:
     """``saesim compare`` with more than two SAEs (or a run folder): every pair i < j, as matrices or JSON."""
-    from saesim.checkpoints import load_sae_weights
+    from saesim.sae_loading import load_sae_weights
     from saesim.suites import compare_suite, format_suite_table
 
     if len(specs) < 2:
@@ -449,7 +449,7 @@ def register_verify(subparsers) -> None:
 
 def run_verify(args: argparse.Namespace) -> int:
     from saesim.activation_store import verify_store
-    from saesim.checkpoints import verify_sae_folder
+    from saesim.sae_loading import verify_sae_folder
 
     failed = 0
     for path in args.paths:

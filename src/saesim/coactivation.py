@@ -178,7 +178,7 @@ def partner_overlap(
 
 def first_eligible_rows(store, exclude_positions, exclude_norm_above: float | None, max_rows: int) -> np.ndarray:
     """The first ``max_rows`` store rows an SAE of this experiment may use (the exclusions of training)."""
-    from .training import eligible_rows
+    from .store_rows import eligible_rows
 
     return np.flatnonzero(eligible_rows(store, exclude_positions, exclude_norm_above))[:max_rows]
 

@@ -323,7 +323,7 @@ def _check_experiment(name: str, exp: dict, source: str) -> None:
             f"store's {n_rows} rows (store.n_rows) for training; at most a fifth of the rows are held out"
         )
     if source_kinds.get(kind).store_n_rows and n_rows is not None and training["eval_rows"] > n_rows // 5:
-        # training refuses more than a fifth (saesim.training.split_rows); say so before the store is built
+        # training refuses more than a fifth (saesim.store_rows.split_rows); say so before the store is built
         raise SaesimError(
             f"{where}.sae.training.eval_rows: {training['eval_rows']} held-out rows are more than a fifth of the "
             f"store's {n_rows} rows (store.n_rows); at most {n_rows // 5} (a fifth of the rows) are held out"

@@ -100,7 +100,7 @@ def array_sha256(W: Any) -> str:
 
 
 def _weights_file(source: str) -> Path | None:
-    from saesim.checkpoints import SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS
+    from saesim.sae_loading import SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS
 
     p = Path(source)
     for name in (SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS):
@@ -112,13 +112,13 @@ def _weights_file(source: str) -> Path | None:
 def input_record(weights: Any, path: str | None = None) -> dict[str, Any]:
     """One input of a comparison: path (or id, or None), kind, format, shape and content hash.
 
-    ``weights`` is a :class:`saesim.checkpoints.SAEWeights`. ``kind`` is
+    ``weights`` is a :class:`saesim.sae_loading.SAEWeights`. ``kind`` is
     ``"folder"`` (a sae-lens or sparsify folder; the hash is the sha256 of its
     weights file, the same as ``weights_sha256`` in a saesim-trained folder's
     metrics.json), ``"pretrained"`` (a sae-lens id) or ``"object"`` (weights
     given in memory); the last two hash the decoder's float32 bytes.
     """
-    from saesim.checkpoints import is_pretrained_id
+    from saesim.sae_loading import is_pretrained_id
 
     source = path if path is not None else (weights.source or None)
     file = _weights_file(source) if source and not is_pretrained_id(source) and weights.format != "object" else None

@@ -103,7 +103,9 @@ def _seed_trajectory(store_path, spec, published: Path, fractions: Sequence[floa
 
     from .activation_store import open_store
     from .gpu import resolve_device
-    from .training import SAESpec, evaluate_sae, read_snapshots, split_rows
+    from .sae_eval import evaluate_sae
+    from .store_rows import split_rows
+    from .training import SAESpec, read_snapshots
 
     snaps = read_snapshots(published)
     missing = [f for f in fractions if f < 1 and f not in snaps]

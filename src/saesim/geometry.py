@@ -199,7 +199,7 @@ def load_moments(path: Any, exclude_positions=(), exclude_norm_above: float | No
     streaming pass over the rows SAE training may use), else one streaming pass over ``path``."""
     from .activation_store import open_store
     from .null_model import NULL_GROUP, streaming_moments
-    from .training import eligible_rows
+    from .store_rows import eligible_rows
 
     with open_store(path) as store:
         g = store.group(NULL_GROUP) if NULL_GROUP in store.file else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .architectures import saved_activation, saved_architectures
 from .geometry import unit_rows
 
 
@@ -42,26 +43,22 @@ def order_latents_by_feature(cos: np.ndarray) -> np.ndarray:
     return np.lexsort((-strength, best_feature))
 
 
-#: sae-lens inference architectures whose encoder :func:`encode_acts` reproduces (BatchTopK and
-#: Matryoshka BatchTopK SAEs are saved by sae-lens as JumpReLU SAEs)
-ENCODERS = ("standard", "topk", "jumprelu")
-
-
 def load_encoder(sae_dir) -> dict:
     """The encoder of a saved sae-lens SAE as float32 numpy arrays, read from its safetensors
     without importing sae-lens (which costs seconds per job): ``W_enc``, ``b_enc``, ``b_dec``,
     ``W_dec``, ``threshold`` (JumpReLU), and the cfg.json keys the encoder reads."""
     from pathlib import Path
 
-    from .checkpoints import CFG_FILE, SAE_LENS_WEIGHTS, _read_tensors, load_sae_weights
     from .errors import SaesimError
+    from .sae_loading import CFG_FILE, SAE_LENS_WEIGHTS, _read_tensors, load_sae_weights
 
     w = load_sae_weights(sae_dir)
     folder = Path(sae_dir)
     cfg = w.cfg
     arch = cfg.get("architecture", "standard")
-    if w.format != "sae_lens" or arch not in ENCODERS:
-        raise SaesimError(f"{folder / CFG_FILE}: ground-truth F1 needs a sae-lens {'/'.join(ENCODERS)} SAE, got {w.format} {arch!r}")
+    readable = saved_architectures()
+    if w.format != "sae_lens" or arch not in readable:
+        raise SaesimError(f"{folder / CFG_FILE}: ground-truth F1 needs a sae-lens {'/'.join(readable)} SAE, got {w.format} {arch!r}")
     norm = cfg.get("normalize_activations", "none") or "none"
     if norm != "none":
         raise SaesimError(f"{folder / CFG_FILE}: normalize_activations={norm!r}; ground-truth F1 supports 'none' only")
@@ -83,26 +80,13 @@ def load_encoder(sae_dir) -> dict:
 
 def encode_acts(enc: dict, x: np.ndarray) -> np.ndarray:
     """``[rows, d_sae]`` float32 activations of an SAE (``sae.encode(x)`` in sae-lens) for rows ``x``;
-    ``enc`` is :func:`load_encoder` of the SAE folder (the architectures of :data:`ENCODERS`)."""
+    ``enc`` is :func:`load_encoder` of the SAE folder, whose architecture's activation function
+    is the registry's (:func:`saesim.architectures.saved_activation`)."""
     x = np.asarray(x, dtype=np.float32)
     if enc["apply_b_dec_to_input"]:
         x = x - enc["b_dec"]
     pre = x @ enc["W_enc"] + enc["b_enc"]
-    arch = enc["architecture"]
-    if arch == "standard":
-        return np.maximum(pre, 0.0)
-    if arch == "jumprelu":
-        return np.where((pre > 0) & (pre > enc["threshold"]), pre, 0.0).astype(np.float32)
-    if enc["rescale_acts_by_decoder_norm"]:
-        pre = pre * np.linalg.norm(enc["W_dec"], axis=1).astype(np.float32)
-    k = int(enc["k"])
-    if k >= pre.shape[1]:
-        return np.maximum(pre, 0.0)
-    top = np.argpartition(-pre, k - 1, axis=1)[:, :k]
-    rows = np.arange(pre.shape[0])[:, None]
-    out = np.zeros_like(pre)
-    out[rows, top] = np.maximum(pre[rows, top], 0.0)
-    return out
+    return saved_activation(enc["architecture"])(pre, enc)
 
 
 def encode_fires(enc: dict, x: np.ndarray) -> np.ndarray:

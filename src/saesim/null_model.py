@@ -15,7 +15,7 @@ that null data set as an activation store of its own:
 * :func:`write_null_store` — all of it from a source store into a new store with the
   same number of rows, ``d``, dtype and chunking (complete-or-absent, content-hashed).
 
-The rows fitted are those SAE training may use (:func:`saesim.training.eligible_rows`:
+The rows fitted are those SAE training may use (:func:`saesim.store_rows.eligible_rows`:
 excluded positions and norm outliers left out, training and held-out rows alike).
 """
 
@@ -108,7 +108,7 @@ def write_null_store(
     covariance are kept in the group ``/null_model``, the source's name and content hash
     in the attributes (``source_store``, ``source_content_hash``).
     """
-    from .training import eligible_rows
+    from .store_rows import eligible_rows
 
     out = Path(out)
     with open_store(source) as store:

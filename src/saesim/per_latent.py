@@ -618,7 +618,7 @@ def read_per_latent_h5(path) -> tuple[dict, dict]:
 
 def eval_blocks(store, eval_mask: np.ndarray, block_rows: int):
     """The store's evaluation rows (``eval_mask``) in blocks of at most ``block_rows``, reading
-    only up to the last of them (training.split_rows holds out the first eligible rows)."""
+    only up to the last of them (store_rows.split_rows holds out the first eligible rows)."""
     idx = np.flatnonzero(eval_mask)
     if len(idx) == 0:
         raise SaesimError(f"{store.path}: no evaluation rows")
@@ -633,12 +633,13 @@ def eval_blocks(store, eval_mask: np.ndarray, block_rows: int):
 
 def sae_pass(sae_path, store_path: str, spec: dict, memory_budget_mb: float) -> tuple[np.ndarray, LatentStats, dict]:
     """(W_dec, statistics over the SAE's held-out rows, provenance) of one trained SAE: loaded
-    with sae-lens (its own encoder), rows chosen as training.split_rows chose them."""
+    with sae-lens (its own encoder), rows chosen as store_rows.split_rows chose them."""
     from sae_lens import SAE
 
     from .activation_store import open_store
-    from .checkpoints import load_sae_weights
-    from .training import SAESpec, file_sha256, split_rows
+    from .sae_loading import load_sae_weights
+    from .store_rows import split_rows
+    from .training import SAESpec, file_sha256
 
     w = load_sae_weights(sae_path, with_encoder=False)
     sae = SAE.load_from_disk(str(sae_path), device="cpu")

@@ -60,7 +60,7 @@ def _sanitize(text: str) -> str:
 
 
 def _is_sae(p: Path) -> bool:
-    from saesim.checkpoints import CFG_FILE, SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS
+    from saesim.sae_loading import CFG_FILE, SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS
 
     if p.is_file():
         return p.name in (SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS) and (p.parent / CFG_FILE).is_file()
@@ -72,7 +72,7 @@ def _sae_folder(p: Path) -> Path:
 
 
 def _weight_files(p: Path) -> list[str]:
-    from saesim.checkpoints import CFG_FILE, SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS
+    from saesim.sae_loading import CFG_FILE, SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS
 
     folder = _sae_folder(p)
     weights = folder / SAE_LENS_WEIGHTS if (folder / SAE_LENS_WEIGHTS).is_file() else folder / SPARSIFY_WEIGHTS
@@ -99,7 +99,7 @@ def expand_imported(entries: Sequence[dict[str, Any]], where: str, *, check_regi
     pattern each match (sorted naturally; matches that are run folders
     expand too); a registry id ``release:sae_id`` one, after checking that
     the hub is reachable (``check_registry``). Returns dicts with ``label``,
-    ``spec`` (what :func:`saesim.checkpoints.load_sae_weights` reads),
+    ``spec`` (what :func:`saesim.sae_loading.load_sae_weights` reads),
     ``files`` (local files a job depends on), ``registry``, and ``hook``,
     ``seed``, ``run`` where known.
 
@@ -110,7 +110,7 @@ def expand_imported(entries: Sequence[dict[str, Any]], where: str, *, check_regi
     naming ``where[i].path`` or ``.label``) for a path that is missing, not an
     SAE, a glob that matches nothing, or labels that repeat.
     """
-    from saesim.checkpoints import is_pretrained_id
+    from saesim.sae_loading import is_pretrained_id
     from saesim.suites import expand_sae_specs
 
     out: list[dict[str, Any]] = []
@@ -186,7 +186,7 @@ def local_shape(spec: str) -> tuple[int, int] | None:
     """(latents, d) of a local SAE from its ``cfg.json`` (no weights read), or None when it does not say."""
     import json
 
-    from saesim.checkpoints import CFG_FILE
+    from saesim.sae_loading import CFG_FILE
 
     try:
         cfg = json.loads((_sae_folder(Path(spec)) / CFG_FILE).read_text())
@@ -220,7 +220,7 @@ def _layer(hook: Any) -> int | None:
 
 
 def _sae_for_eval(spec: str, fmt: str):
-    """An object with ``encode`` (dense codes), ``decode``, ``cfg.d_sae`` and ``device``, for :func:`saesim.training.evaluate_sae`."""
+    """An object with ``encode`` (dense codes), ``decode``, ``cfg.d_sae`` and ``device``, for :func:`saesim.sae_eval.evaluate_sae`."""
     if fmt == "sparsify":
         import torch
         from sparsify import Sae
@@ -240,7 +240,7 @@ def _sae_for_eval(spec: str, fmt: str):
                 return z @ self.sae.W_dec + self.sae.b_dec
 
         return _Dense(Sae.load_from_disk(str(_sae_folder(Path(spec))), device="cpu"))
-    from saesim.checkpoints import is_pretrained_id
+    from saesim.sae_loading import is_pretrained_id
 
     from sae_lens import SAE
 
@@ -257,7 +257,7 @@ def measure_on_store(spec: str, fmt: str, d: int, store_path: str, eval_rows: in
     import torch
 
     from saesim.activation_store import open_store
-    from saesim.training import evaluate_sae
+    from saesim.sae_eval import evaluate_sae
 
     torch.set_grad_enabled(False)
     with open_store(store_path) as store:
@@ -281,7 +281,7 @@ def import_identity(item: dict[str, Any], *, store: str | None = None, eval_rows
     ``hookpoint`` (config ``hook`` wins), ``layer`` (its first number), ``width``, and ``l0``:
     measured on ``store`` when one is given (with EV, MSE, dead fraction; ``l0_source: store``),
     else TopK's k from the config (``l0_source: cfg k``)."""
-    from saesim.checkpoints import load_sae_weights
+    from saesim.sae_loading import load_sae_weights
     from saesim.suites import sae_identity
 
     w = load_sae_weights(item["spec"], with_encoder=False)
@@ -336,7 +336,7 @@ def suite_cell(spec_a: str, spec_b: str, info_a: dict[str, Any], info_b: dict[st
     different widths, ``splitting``; ``saes`` describes A and B (their
     :func:`saesim.suites.sae_identity` updated with ``info_a`` / ``info_b``).
     """
-    from saesim.checkpoints import load_sae_weights
+    from saesim.sae_loading import load_sae_weights
     from saesim.suites import compare_suite
 
     A = load_sae_weights(spec_a)

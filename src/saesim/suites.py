@@ -484,7 +484,7 @@ def feature_splitting(
 
 
 def _is_sae_folder(p: Path) -> bool:
-    from saesim.checkpoints import CFG_FILE, SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS
+    from saesim.sae_loading import CFG_FILE, SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS
 
     return (p / CFG_FILE).is_file() and ((p / SAE_LENS_WEIGHTS).is_file() or (p / SPARSIFY_WEIGHTS).is_file())
 
@@ -495,7 +495,7 @@ def broken_sae_subfolders(run: Path) -> list[tuple[Path, str]]:
     A subfolder counts when it has a ``cfg.json`` or a ``.safetensors`` file but not both a
     ``cfg.json`` and one of the SAE weight files; other folders (logs, notes) do not.
     """
-    from saesim.checkpoints import CFG_FILE, SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS
+    from saesim.sae_loading import CFG_FILE, SAE_LENS_WEIGHTS, SPARSIFY_WEIGHTS
 
     out: list[tuple[Path, str]] = []
     for q in sorted((q for q in run.iterdir() if q.is_dir()), key=lambda q: natural_key(q.name)):
@@ -526,7 +526,7 @@ def expand_sae_specs(specs: Sequence[str | os.PathLike], *, skip_broken: bool = 
     out and ``on_skip`` (if given) is called with a line saying so. A hookpoint
     is never lost without a word.
     """
-    from saesim.checkpoints import CFG_FILE
+    from saesim.sae_loading import CFG_FILE
 
     out: list[str] = []
     for spec in specs:
@@ -565,7 +565,7 @@ def _first(cfg: dict[str, Any], *keys: str) -> Any:
 def sae_identity(weights: Any, path: str | None = None) -> dict[str, Any]:
     """What a suite table says about one SAE, from its weights and ``cfg.json``.
 
-    ``weights`` is a :class:`saesim.checkpoints.SAEWeights`. Keys: ``path``,
+    ``weights`` is a :class:`saesim.sae_loading.SAEWeights`. Keys: ``path``,
     ``format`` (sae_lens | sparsify), ``n`` (latents), ``d`` (input
     dimension), and where the config tells: ``hookpoint`` (sae-lens
     ``hook_name``; for sparsify, the folder name such as ``layers.6``),
@@ -605,7 +605,7 @@ def compare_suite(
 ) -> dict[str, Any]:
     """Every pair i < j of a list of SAEs: ``{"saes": [...], "pairs": [...]}``.
 
-    ``saes`` are :class:`saesim.checkpoints.SAEWeights` of one input
+    ``saes`` are :class:`saesim.sae_loading.SAEWeights` of one input
     dimension. ``saes[i]`` is described by :func:`sae_identity` (``paths[i]``
     as its path). Each pair is ``{"a": i, "b": j, ...}`` with every key of
     :func:`compare_pair` (what ``saesim compare A B --json`` prints), the

@@ -1,10 +1,14 @@
-"""Train one SAE on an activation store with sae-lens, and evaluate it.
+"""Train one SAE on an activation store with sae-lens.
 
 All SAE classes and the training loop are sae-lens's (``*TrainingSAE`` and
-``SAETrainer``); this module only maps a config entry onto them, feeds batches
-streamed from the store in a seeded order, and writes the checkpoint in
-sae-lens's inference format (``cfg.json`` + ``sae_weights.safetensors``) plus
-``metrics.json``.
+``SAETrainer``, found through sae-lens's registry); this module only maps a config
+entry onto them, feeds batches streamed from the store in a seeded order, and writes
+the SAE in sae-lens's inference format (``cfg.json`` + ``sae_weights.safetensors``)
+plus ``metrics.json``. :func:`train_sae` reads in four steps: check (the request and
+spec), resume (a fresh trainer, or one continued from a trainer checkpoint), fit
+(sae-lens's loop, watched for snapshots and divergence) and publish (the folder,
+atomically). The rows come from :mod:`saesim.store_rows`, the quality numbers from
+:mod:`saesim.sae_eval`.
 
 Two seeds control an SAE: ``init_seed`` seeds torch before the SAE is built
 (sae-lens configs have no seed field) and ``data_seed`` orders the batches.
@@ -17,7 +21,8 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -25,8 +30,10 @@ import numpy as np
 
 from . import architectures
 from .activation_store import ActivationStore, iter_shuffled_batches, open_store, producer_versions
-from .architectures import default_matryoshka_widths  # noqa: F401 (re-exported)
 from .errors import SaesimError
+from .gpu import resolve_device
+from .sae_eval import evaluate_sae
+from .store_rows import mean_row, split_rows
 
 
 def sparsity_key(architecture: str) -> str:
@@ -70,28 +77,20 @@ class SAESpec:
         return d
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def build_training_sae(spec: SAESpec, d_in: int):
     """A freshly initialised sae-lens training SAE, its weights drawn from ``init_seed``."""
-    import sae_lens
     import torch
+    from sae_lens.registry import get_sae_training_class
 
     arch = architectures.get(spec.architecture)
     kwargs: dict[str, Any] = {"d_in": d_in, "d_sae": spec.width, "device": spec.device}
     kwargs[arch.sparsity_key] = int(spec.sparsity) if arch.integer_k else float(spec.sparsity)
     kwargs.update(arch.training_kwargs(spec))
     kwargs.update(spec.extra)
-    cfg = getattr(sae_lens, arch.sae_lens_config)(**kwargs)
+    sae_class, config_class = get_sae_training_class(arch.sae_lens_architecture)
+    cfg = config_class(**kwargs)
     torch.manual_seed(spec.init_seed)
-    return getattr(sae_lens, arch.sae_lens_class)(cfg)
+    return sae_class(cfg)
 
 
 def torch_batches(store: ActivationStore, spec: SAESpec, row_mask: np.ndarray | None) -> Iterator[Any]:
@@ -99,113 +98,6 @@ def torch_batches(store: ActivationStore, spec: SAESpec, row_mask: np.ndarray | 
 
     for batch in iter_shuffled_batches(store, spec.batch_size, seed=spec.data_seed, row_mask=row_mask):
         yield torch.from_numpy(batch)
-
-
-def row_norms(store: ActivationStore, chunk_rows: int = 8192) -> np.ndarray:
-    """L2 norm of every activation row, streamed in chunks."""
-    norms = np.empty(store.n_rows, dtype=np.float64)
-    for start, block in store.iter_chunks(chunk_rows):
-        norms[start : start + len(block)] = np.linalg.norm(block.astype(np.float64), axis=1)
-    return norms
-
-
-def norm_outlier_rows(norms: np.ndarray, eligible: np.ndarray, factor: float) -> np.ndarray:
-    """Rows whose norm exceeds ``factor`` x the median norm of the eligible rows.
-
-    Mid-depth residual streams of language models carry "massive activations"
-    (Sun et al. 2024) on a handful of tokens, with norms 10-100x the median;
-    a few such rows can hold most of the variance and dominate the MSE.
-    """
-    return norms > norm_cut(norms, eligible, factor)
-
-
-def norm_cut(norms: np.ndarray, eligible: np.ndarray, factor: float) -> float:
-    """The largest row norm kept by ``exclude_norm_above=factor``: ``factor`` x the median eligible norm."""
-    return float(factor * np.median(norms[eligible]))
-
-
-def mean_row(store: ActivationStore, row_mask: np.ndarray, chunk_rows: int = 8192) -> np.ndarray:
-    """Mean of the rows selected by ``row_mask``, accumulated in float64 chunk by chunk."""
-    total = np.zeros(store.d, dtype=np.float64)
-    for start, block in store.iter_chunks(chunk_rows):
-        total += block[row_mask[start : start + len(block)]].astype(np.float64).sum(0)
-    return total / max(1, int(row_mask.sum()))
-
-
-def eligible_rows(store: ActivationStore, exclude_positions=(), exclude_norm_above: float | None = None) -> np.ndarray:
-    """Mask of the rows SAE training and evaluation may use: without the excluded positions
-    (e.g. BOS; token stores only) and, with ``exclude_norm_above``, without norm outliers."""
-    eligible = np.ones(store.n_rows, dtype=bool)
-    if exclude_positions and store.has_tokens:
-        eligible &= ~np.isin(store.row_array("positions"), list(exclude_positions))
-    if exclude_norm_above is not None:
-        eligible &= ~norm_outlier_rows(row_norms(store), eligible, exclude_norm_above)
-    return eligible
-
-
-def split_rows(store: ActivationStore, spec: SAESpec) -> tuple[np.ndarray, np.ndarray]:
-    """Masks of training rows and held-out evaluation rows.
-
-    The first ``eval_rows`` eligible rows are held out for evaluation, the same
-    for every SAE on this store; excluded positions (e.g. BOS) and, with
-    ``exclude_norm_above``, norm outliers are in neither. ``eval_rows`` may be
-    at most a fifth of the eligible rows (refused otherwise, never capped).
-    """
-    eligible = eligible_rows(store, spec.exclude_positions, spec.exclude_norm_above)
-    idx = np.flatnonzero(eligible)
-    if spec.eval_rows > len(idx) // 5:
-        raise SaesimError(
-            f"{store.path}: sae.training.eval_rows={spec.eval_rows} is more than a fifth of the "
-            f"{len(idx)} rows this SAE may use; at most {len(idx) // 5}"
-        )
-    n_eval = spec.eval_rows
-    eval_mask = np.zeros_like(eligible)
-    eval_mask[idx[:n_eval]] = True
-    return eligible & ~eval_mask, eval_mask
-
-
-def evaluate_sae(sae, store: ActivationStore, eval_mask: np.ndarray, chunk_rows: int = 4096) -> dict[str, float]:
-    """Explained variance, MSE, L0 and dead fraction of an inference SAE on held-out rows."""
-    import torch
-
-    n = 0
-    sq_err = 0.0
-    l0_sum = 0.0
-    fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool)
-    sums = None
-    sq_sums = None
-    with torch.no_grad():
-        for start, block in store.iter_chunks(chunk_rows):
-            block = block[eval_mask[start : start + len(block)]]
-            if len(block) == 0:
-                continue
-            x = torch.from_numpy(block).to(sae.device)
-            z = sae.encode(x)
-            x_hat = sae.decode(z)
-            sq_err += float(((x_hat - x) ** 2).sum())
-            active = z != 0
-            l0_sum += float(active.sum())
-            fired |= active.any(dim=0).cpu()
-            xs = x.double().sum(0)
-            xss = (x.double() ** 2).sum(0)
-            sums = xs if sums is None else sums + xs
-            sq_sums = xss if sq_sums is None else sq_sums + xss
-            n += len(block)
-    if n == 0:
-        raise SaesimError(f"{store.path}: no evaluation rows")
-    total_var = float((sq_sums - sums**2 / n).sum())
-    if not total_var > 1e-12 * float(sq_sums.sum()):  # zero up to the rounding of the sums
-        raise SaesimError(
-            f"{store.path}: the {n} evaluation rows have zero variance (every row is the same), "
-            "so explained variance is undefined; the store holds no signal to learn"
-        )
-    return {
-        "explained_variance": 1.0 - sq_err / total_var,
-        "mse": sq_err / (n * store.d),
-        "l0": l0_sum / n,
-        "dead_fraction": float((~fired).float().mean()),
-        "eval_rows": n,
-    }
 
 
 def file_sha256(path: Path) -> str:
@@ -233,12 +125,15 @@ def latest_checkpoint(resume_dir: Path | None) -> Path | None:
 
 RESUME_KEY_FILE = "key.json"
 
+#: the modules beside this one whose code decides a trained SAE (rows, batches, evaluation)
+TRAINING_MODULES = ("activation_store.py", "store_rows.py", "sae_eval.py")
+
 
 def resume_key(spec: SAESpec, store: ActivationStore) -> dict:
     """Everything that determines the SAE a resume checkpoint belongs to: the full
     training spec, the store's content, the package versions and this library's code."""
     code = hashlib.sha256()
-    for module in (Path(__file__), Path(__file__).with_name("activation_store.py")):
+    for module in (Path(__file__), *(Path(__file__).with_name(m) for m in TRAINING_MODULES)):
         code.update(module.name.encode() + b"\0" + module.read_bytes())
     return {
         "spec": spec.to_dict(),
@@ -394,7 +289,330 @@ def nonfinite_tensors(module) -> list[str]:
 
 
 #: how often (in steps) training checks its accumulated loss for NaN/inf (each check syncs the device)
+#: how often (in steps) training checks its accumulated loss for NaN/inf (each check syncs the device)
 DIVERGENCE_CHECK_STEPS = 100
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """One SAE being trained by :func:`train_sae`: its spec (device resolved), the open store and
+    its row split, the folder it is published as, and where its resume checkpoints go."""
+
+    spec: SAESpec
+    store: ActivationStore
+    store_path: str | os.PathLike
+    out_dir: Path
+    train_mask: np.ndarray
+    eval_mask: np.ndarray
+    resume_dir: Path | None
+    n_checkpoints: int
+    snapshots: list[float]  # fractions kept in the published folder, sorted (train_sae's ``snapshots``)
+
+    @property
+    def writes_checkpoints(self) -> bool:
+        return self.resume_dir is not None and self.n_checkpoints > 0
+
+
+# ---- check: a request no training can satisfy is refused before any work ---------------
+
+
+def check_request(
+    spec: SAESpec, out_dir: Path, snapshot_fractions: Sequence[float], on_snapshot, resume_dir: Path | None, snapshots: Sequence[float]
+) -> tuple[list[float], list[float]]:
+    """The fractions for ``on_snapshot`` and those kept in the published folder, each sorted;
+    :class:`SaesimError` naming ``out_dir`` for a request no training can satisfy."""
+    if spec.training_samples < spec.batch_size:
+        raise SaesimError(
+            f"{out_dir}: sae.training.training_samples={spec.training_samples} is smaller than "
+            f"sae.training.batch_size={spec.batch_size}: not one full training step"
+        )
+    pending = sorted({float(f) for f in snapshot_fractions})
+    if pending and (pending[0] <= 0 or pending[-1] > 1):
+        raise SaesimError(f"{out_dir}: snapshot fractions must lie in (0, 1], got {pending}")
+    if pending and (on_snapshot is None or resume_dir is not None):
+        raise SaesimError(f"{out_dir}: snapshots need an on_snapshot callback and a run from the start (no resume_dir)")
+    kept = sorted({float(f) for f in snapshots})
+    if kept and (kept[0] < 0 or kept[-1] >= 1):
+        raise SaesimError(f"{out_dir}: snapshots must lie in [0, 1) (1.0 is the published SAE), got {kept}")
+    return pending, kept
+
+
+def check_spec(spec: SAESpec, out_dir: Path) -> None:
+    """:class:`SaesimError` naming ``out_dir`` for a spec sae-lens cannot train as asked."""
+    if spec.width < 1:
+        raise SaesimError(f"{out_dir}: SAE width must be positive, got {spec.width}")
+    if sparsity_key(spec.architecture) == "k" and spec.sparsity >= spec.width:
+        raise SaesimError(f"{out_dir}: k={spec.sparsity} must be smaller than the width {spec.width}")
+    if spec.b_dec_init not in ("zeros", "mean"):
+        raise SaesimError(f"{out_dir}: b_dec_init must be 'zeros' or 'mean', got {spec.b_dec_init!r}")
+    if spec.freeze not in (None, "decoder"):
+        raise SaesimError(f"{out_dir}: freeze must be 'decoder' (or absent), got {spec.freeze!r}")
+
+
+# ---- resume: start fresh or continue from the newest usable trainer checkpoint ----------
+
+
+def training_key(spec: SAESpec, store: ActivationStore, snapshots: list[float]) -> dict:
+    """:func:`resume_key`, plus the kept snapshot fractions (the published folder holds them:
+    a cached SAE without them is another SAE)."""
+    key = resume_key(spec, store)
+    if snapshots:
+        key["snapshots"] = snapshots
+    return key
+
+
+def prepare_resume_dir(run: TrainingRun, key: dict) -> None:
+    """Keep ``run.resume_dir`` only if made for ``key`` (:func:`claim_resume_dir`); resuming reuses
+    work keyed by the store's content hash, so a store with checkpoints is checked first."""
+    if run.resume_dir is None:
+        return
+    if latest_checkpoint(run.resume_dir) is not None:
+        store_checked_unchanged(run.store)
+    claim_resume_dir(run.resume_dir, key, write_key=run.n_checkpoints > 0)
+
+
+def trainer_config(run: TrainingRun):
+    """sae-lens's trainer config for ``run``: schedule from the spec, checkpoints into ``resume_dir``."""
+    from sae_lens import LoggingConfig
+    from sae_lens.config import SAETrainerConfig
+
+    spec = run.spec
+    steps = spec.training_samples // spec.batch_size
+    return SAETrainerConfig(
+        total_training_samples=spec.training_samples,
+        train_batch_size_samples=spec.batch_size,
+        lr=spec.lr,
+        lr_end=spec.lr / 10 if spec.lr_decay_steps else spec.lr,
+        lr_warm_up_steps=spec.lr_warm_up_steps,
+        lr_decay_steps=spec.lr_decay_steps,
+        device=spec.device,
+        logger=LoggingConfig(log_to_wandb=False),
+        dead_feature_window=max(1, min(1000, steps // 4)),
+        feature_sampling_window=max(1, min(2000, steps // 2)),
+        n_checkpoints=run.n_checkpoints if run.resume_dir is not None else 0,
+        checkpoint_path=str(run.resume_dir) if run.resume_dir is not None else None,
+    )
+
+
+def mark_checkpoint_complete(checkpoint_path=None) -> None:
+    """sae-lens's ``save_checkpoint_fn``: drop the completion marker into a checkpoint it has
+    finished writing; the marker lists the sha256 of every file, so a damaged checkpoint is recognised."""
+    if checkpoint_path is not None:
+        marker = Path(checkpoint_path) / COMPLETE_MARKER
+        tmp = marker.with_name(f"{COMPLETE_MARKER}.partial-{os.getpid()}")
+        tmp.write_text(json.dumps(checkpoint_manifest(Path(checkpoint_path)), indent=2, sort_keys=True))
+        os.replace(tmp, marker)
+
+
+def fresh_trainer(run: TrainingRun, trainer_cfg):
+    """A freshly initialised SAE in its sae-lens trainer, fed the batch stream from the start."""
+    import torch
+    from sae_lens import SAETrainer
+
+    sae = build_training_sae(run.spec, run.store.d)
+    if run.spec.b_dec_init == "mean":
+        # Start the decoder bias at the data mean (Bricken et al. 2023 use the
+        # geometric median): residual streams have a large shared offset that
+        # otherwise wins every TopK slot for a few latents and kills the rest.
+        sae.b_dec.data.copy_(torch.from_numpy(mean_row(run.store, run.train_mask)).to(sae.b_dec.dtype))
+    if run.spec.freeze == "decoder":
+        # a frozen dictionary (Korznikov et al. 2026): no gradient, so the optimiser
+        # (built by the trainer from the parameters) never moves W_dec
+        sae.W_dec.requires_grad_(False)
+    batches = torch_batches(run.store, run.spec, run.train_mask)
+    return SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=batches, save_checkpoint_fn=mark_checkpoint_complete)
+
+
+def load_checkpoint(trainer, checkpoint: Path) -> str | None:
+    """Load a trainer checkpoint into ``trainer``; None, or the log line that discards it."""
+    try:
+        verify_checkpoint(checkpoint)
+        trainer.sae.load_weights_from_checkpoint(checkpoint)
+        trainer.load_trainer_state(checkpoint)
+    except Exception as e:  # noqa: BLE001 - any failure to load means: do not use it
+        cause = f"{type(e).__name__}: {e}".splitlines()[0][:200]
+        return f"discarding unloadable resume checkpoint {checkpoint}: {cause}"
+    return None
+
+
+def snapshots_before(run: TrainingRun, samples: int, checkpoint: Path) -> tuple[dict, str | None]:
+    """The kept snapshots taken by ``samples`` (reloaded from ``run.resume_dir``); or ``{}`` and
+    the log line that discards ``checkpoint`` when one of them is unreadable."""
+    taken: dict[float, tuple[int, dict]] = {}
+    for f in run.snapshots:
+        if f * run.spec.training_samples <= samples:
+            try:
+                taken[f] = load_snapshot_state(run.resume_dir / snapshot_name(f))
+            except Exception as e:  # noqa: BLE001
+                return {}, f"discarding resume checkpoint {checkpoint}: its snapshot at {f:g} is unreadable ({type(e).__name__})"
+    return taken, None
+
+
+def continue_from_checkpoint(trainer, batch_size: int) -> None:
+    """Set a trainer loaded from a checkpoint to go on where it stopped: the checkpoints still to
+    write, the step counter, and its batch stream replayed to the same position."""
+    trainer.checkpoint_thresholds = [t for t in trainer.checkpoint_thresholds if t >= trainer.n_training_samples]
+    # sae-lens checkpoints inside a step, before it counts that step: the
+    # step counter to continue from is the number of batches consumed.
+    trainer.n_training_steps = trainer.n_training_samples // batch_size
+    for _ in range(trainer.n_training_steps):
+        next(trainer.data_provider)
+
+
+def resume(run: TrainingRun, trainer_cfg) -> tuple[Any, Path | None, dict[float, tuple[int, dict]]]:
+    """The trainer to fit, the checkpoint it continues from (None: from the start) and the kept
+    snapshots taken before it. Checkpoints that fail to load are removed with a log line, and
+    the next newest is tried."""
+    trainer = fresh_trainer(run, trainer_cfg)
+    while (candidate := latest_checkpoint(run.resume_dir)) is not None:
+        problem = load_checkpoint(trainer, candidate)
+        taken: dict[float, tuple[int, dict]] = {}
+        if problem is None:
+            taken, problem = snapshots_before(run, trainer.n_training_samples, candidate)
+        if problem is not None:
+            print(problem, flush=True)
+            shutil.rmtree(candidate)
+            trainer = fresh_trainer(run, trainer_cfg)  # loading may have changed part of the state
+            continue
+        continue_from_checkpoint(trainer, run.spec.batch_size)
+        print(f"resuming from {candidate} at {trainer.n_training_samples} samples", flush=True)
+        return trainer, candidate, taken
+    return trainer, None, {}
+
+
+# ---- fit: sae-lens's training loop, watched step by step ---------------------------------
+
+
+def diverged(run: TrainingRun, cause: str) -> SaesimError:
+    """The error for a run whose training diverged; its resume checkpoints (which lead to the
+    same divergence) are removed."""
+    if run.resume_dir is not None:
+        shutil.rmtree(run.resume_dir, ignore_errors=True)
+    return SaesimError(
+        f"{run.out_dir}: training diverged ({cause}) with sae.training.lr={run.spec.lr}; nothing was published"
+    )
+
+
+class WatchedStep:
+    """sae-lens's ``trainer.step`` wrapped: takes the kept snapshots and calls ``on_snapshot``
+    at their fractions, and accumulates non-finite losses on the device, looked at every
+    :data:`DIVERGENCE_CHECK_STEPS` steps (as sae-lens's progress bar does), not every step."""
+
+    def __init__(self, run: TrainingRun, trainer, taken: dict, pending: list[float], on_snapshot) -> None:
+        import torch
+
+        self.run, self.trainer, self.taken = run, trainer, taken
+        self.pending, self.on_snapshot = pending, on_snapshot
+        self.todo = [f for f in run.snapshots if f not in taken]
+        self.sae_step = trainer.step
+        self.nonfinite_loss = torch.zeros((), dtype=torch.bool, device=torch.device(run.spec.device))
+
+    def take(self, fraction: float) -> None:
+        """Snapshot the live SAE: a copy on the CPU; nothing of the SAE or of any RNG is touched."""
+        trainer = self.trainer
+        state = {k: v.detach().to("cpu", copy=True) for k, v in trainer.sae.state_dict().items()}
+        self.taken[fraction] = (trainer.n_training_samples, state)
+        if self.run.writes_checkpoints:
+            save_snapshot_state(self.run.resume_dir / snapshot_name(fraction), trainer.n_training_samples, state)
+
+    def __call__(self, batch):
+        import torch
+
+        trainer, todo, total = self.trainer, self.todo, self.run.spec.training_samples
+        if todo and todo[0] == 0 and trainer.n_training_samples == 0:  # the initialised SAE
+            self.take(todo.pop(0))
+        out = self.sae_step(batch)
+        while todo and trainer.n_training_samples >= todo[0] * total:
+            self.take(todo.pop(0))
+        self.nonfinite_loss.logical_or_(~torch.isfinite(out.loss.detach()))
+        if trainer.n_training_steps % DIVERGENCE_CHECK_STEPS == 0 and bool(self.nonfinite_loss):
+            raise diverged(self.run, f"non-finite loss by step {trainer.n_training_steps + 1}")
+        while self.pending and trainer.n_training_samples >= self.pending[0] * total:
+            self.on_snapshot(self.pending.pop(0), trainer.n_training_samples, trainer.sae)
+        return out
+
+
+def fit(run: TrainingRun, trainer, taken: dict, pending: list[float], on_snapshot) -> tuple[Any, float]:
+    """Train to the end with sae-lens's loop; the trained SAE and the seconds it took. A
+    non-finite loss or weights raise (:func:`diverged`)."""
+    step = WatchedStep(run, trainer, taken, pending, on_snapshot)
+    trainer.step = step
+    started = time.perf_counter()
+    trained = trainer.fit()
+    train_seconds = time.perf_counter() - started
+    if bool(step.nonfinite_loss):
+        raise diverged(run, "non-finite loss")
+    bad = nonfinite_tensors(trained)
+    if bad:
+        raise diverged(run, f"non-finite weights in {', '.join(bad)}")
+    return trained, train_seconds
+
+
+# ---- publish: the SAE folder, written whole or not at all --------------------------------
+
+
+def training_metrics(run: TrainingRun, folder: Path, quality: dict, train_seconds: float, resumed_from: Path | None) -> dict:
+    """``metrics.json`` of an SAE written into ``folder``: its quality on the held-out rows,
+    what it is, how it was trained, and the sha256 of the files that decide how it is read."""
+    spec = run.spec
+    return {
+        **quality,
+        "architecture": spec.architecture,
+        "width": spec.width,
+        "sparsity_key": sparsity_key(spec.architecture),
+        "sparsity": spec.sparsity,
+        "init_seed": spec.init_seed,
+        "data_seed": spec.data_seed,
+        "training_seconds": train_seconds,
+        "train_rows": int(run.train_mask.sum()),
+        "resumed_from_samples": int(resumed_from.name) if resumed_from is not None else None,
+        "spec": spec.to_dict(),
+        "store": str(run.store_path),
+        "store_content_hash": run.store.content_hash,
+        "weights_sha256": file_sha256(folder / "sae_weights.safetensors"),
+        # cfg.json decides how the weights are read (architecture, k, d_in...): hashed too
+        "cfg_sha256": file_sha256(folder / "cfg.json"),
+        "versions": producer_versions(),
+    }
+
+
+def write_sae_folder(run: TrainingRun, trained, folder: Path, taken: dict, train_seconds: float, resumed_from: Path | None) -> dict:
+    """sae-lens's inference folder of ``trained`` (``cfg.json`` with sorted keys, weights), its
+    snapshots, and ``metrics.json`` (returned), evaluated on ``run``'s held-out rows."""
+    from sae_lens import SAE
+
+    trained.save_inference_model(str(folder))
+    # sae-lens builds cfg.json from a set of field names: its key order
+    # follows the per-process string hash seed
+    write_sorted_json(folder / "cfg.json")
+    quality = evaluate_sae(SAE.load_from_disk(str(folder), device=run.spec.device), run.store, run.eval_mask)
+    if run.snapshots:
+        missing = [f for f in run.snapshots if f not in taken]
+        if missing:
+            raise SaesimError(f"{run.out_dir}: training ended without snapshots at fractions {missing}")
+        write_snapshots(folder / SNAPSHOT_FILE, taken)
+    metrics = training_metrics(run, folder, quality, train_seconds, resumed_from)
+    if run.snapshots:
+        metrics["snapshots"] = {f"{f:g}": taken[f][0] for f in run.snapshots}
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    return metrics
+
+
+def publish(run: TrainingRun, trained, taken: dict, train_seconds: float, resumed_from: Path | None) -> dict:
+    """Write the SAE folder (:func:`write_sae_folder`) beside ``run.out_dir`` and put it in its
+    place: ``out_dir`` is complete or absent, never half written. Returns its metrics."""
+    out_dir = run.out_dir
+    for stale in out_dir.parent.glob(f"{out_dir.name}.partial-*"):  # left by a killed job
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
+    tmp.mkdir(parents=True)
+    try:
+        metrics = write_sae_folder(run, trained, tmp, taken, train_seconds, resumed_from)
+        _publish_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return metrics
 
 
 def train_sae(
@@ -446,217 +664,29 @@ def train_sae(
     resumed run reloads the ones taken before its checkpoint.
     """
     import torch
-    from sae_lens import SAE, LoggingConfig, SAETrainer
-    from sae_lens.config import SAETrainerConfig
 
     out_dir = Path(out_dir)
     resume_dir = Path(resume_dir) if resume_dir is not None else None
-    if spec.training_samples < spec.batch_size:
-        raise SaesimError(
-            f"{out_dir}: sae.training.training_samples={spec.training_samples} is smaller than "
-            f"sae.training.batch_size={spec.batch_size}: not one full training step"
-        )
-    pending = sorted({float(f) for f in snapshot_fractions})
-    if pending and (pending[0] <= 0 or pending[-1] > 1):
-        raise SaesimError(f"{out_dir}: snapshot fractions must lie in (0, 1], got {pending}")
-    if pending and (on_snapshot is None or resume_dir is not None):
-        raise SaesimError(f"{out_dir}: snapshots need an on_snapshot callback and a run from the start (no resume_dir)")
-    kept = sorted({float(f) for f in snapshots})
-    if kept and (kept[0] < 0 or kept[-1] >= 1):
-        raise SaesimError(f"{out_dir}: snapshots must lie in [0, 1) (1.0 is the published SAE), got {kept}")
-    taken: dict[float, tuple[int, dict]] = {}
+    pending, kept = check_request(spec, out_dir, snapshot_fractions, on_snapshot, resume_dir, snapshots)
     torch.set_num_threads(spec.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    device = resolve_device(spec.device)
-    spec = SAESpec(**{**spec.__dict__, "device": device})
+    spec = replace(spec, device=resolve_device(spec.device))
     with open_store(store_path) as store:
-        if spec.width < 1:
-            raise SaesimError(f"{out_dir}: SAE width must be positive, got {spec.width}")
-        if sparsity_key(spec.architecture) == "k" and spec.sparsity >= spec.width:
-            raise SaesimError(f"{out_dir}: k={spec.sparsity} must be smaller than the width {spec.width}")
-        if spec.b_dec_init not in ("zeros", "mean"):
-            raise SaesimError(f"{out_dir}: b_dec_init must be 'zeros' or 'mean', got {spec.b_dec_init!r}")
-        if spec.freeze not in (None, "decoder"):
-            raise SaesimError(f"{out_dir}: freeze must be 'decoder' (or absent), got {spec.freeze!r}")
-        key = resume_key(spec, store)
-        if kept:  # the published folder holds them: a cached SAE without them is another SAE
-            key["snapshots"] = kept
+        check_spec(spec, out_dir)
+        key = training_key(spec, store, kept)
         if trained_cache is not None:
             # the key holds the store's *recorded* content_hash: check the rows still hash to it
             # (and hold no NaN) before reusing anything trained on them
-            restored = restore_trained(Path(trained_cache), key, out_dir,
-                                       before_restore=lambda: store_checked_unchanged(store))
+            restored = restore_trained(Path(trained_cache), key, out_dir, before_restore=partial(store_checked_unchanged, store))
             if restored is not None:
                 print(f"{out_dir}: restored from {trained_cache} (trained before with the same key)", flush=True)
                 return restored
         train_mask, eval_mask = split_rows(store, spec)
-        if resume_dir is not None:
-            if latest_checkpoint(resume_dir) is not None:  # resuming reuses work keyed by the content hash too
-                store_checked_unchanged(store)
-            claim_resume_dir(resume_dir, key, write_key=n_checkpoints > 0)
-        trainer_cfg = SAETrainerConfig(
-            total_training_samples=spec.training_samples,
-            train_batch_size_samples=spec.batch_size,
-            lr=spec.lr,
-            lr_end=spec.lr / 10 if spec.lr_decay_steps else spec.lr,
-            lr_warm_up_steps=spec.lr_warm_up_steps,
-            lr_decay_steps=spec.lr_decay_steps,
-            device=device,
-            logger=LoggingConfig(log_to_wandb=False),
-            dead_feature_window=max(1, min(1000, spec.training_samples // spec.batch_size // 4)),
-            feature_sampling_window=max(1, min(2000, spec.training_samples // spec.batch_size // 2)),
-            n_checkpoints=n_checkpoints if resume_dir is not None else 0,
-            checkpoint_path=str(resume_dir) if resume_dir is not None else None,
-        )
-
-        def mark_complete(checkpoint_path=None):
-            # the marker lists the sha256 of every file, so a damaged checkpoint is recognised
-            if checkpoint_path is not None:
-                marker = Path(checkpoint_path) / COMPLETE_MARKER
-                tmp = marker.with_name(f"{COMPLETE_MARKER}.partial-{os.getpid()}")
-                tmp.write_text(json.dumps(checkpoint_manifest(Path(checkpoint_path)), indent=2, sort_keys=True))
-                os.replace(tmp, marker)
-
-        def fresh_trainer():
-            """A freshly initialised SAE, its trainer and the batch stream from the start."""
-            sae = build_training_sae(spec, store.d)
-            if spec.b_dec_init == "mean":
-                # Start the decoder bias at the data mean (Bricken et al. 2023 use the
-                # geometric median): residual streams have a large shared offset that
-                # otherwise wins every TopK slot for a few latents and kills the rest.
-                sae.b_dec.data.copy_(torch.from_numpy(mean_row(store, train_mask)).to(sae.b_dec.dtype))
-            if spec.freeze == "decoder":
-                # a frozen dictionary (Korznikov et al. 2026): no gradient, so the optimiser
-                # (built by the trainer from the parameters) never moves W_dec
-                sae.W_dec.requires_grad_(False)
-            batches = torch_batches(store, spec, train_mask)
-            trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=batches, save_checkpoint_fn=mark_complete)
-            return sae, trainer, batches
-
-        sae, trainer, batches = fresh_trainer()
-        resumed_from = None
-        while (candidate := latest_checkpoint(resume_dir)) is not None:
-            try:
-                verify_checkpoint(candidate)
-                sae.load_weights_from_checkpoint(candidate)
-                trainer.load_trainer_state(candidate)
-            except Exception as e:  # noqa: BLE001 - any failure to load means: do not use it
-                cause = f"{type(e).__name__}: {e}".splitlines()[0][:200]
-                print(f"discarding unloadable resume checkpoint {candidate}: {cause}", flush=True)
-                shutil.rmtree(candidate)
-                sae, trainer, batches = fresh_trainer()  # loading may have changed part of the state
-                continue
-            taken.clear()
-            for f in kept:
-                if f * spec.training_samples <= trainer.n_training_samples:
-                    try:
-                        taken[f] = load_snapshot_state(resume_dir / snapshot_name(f))
-                    except Exception as e:  # noqa: BLE001
-                        print(f"discarding resume checkpoint {candidate}: its snapshot at {f:g} is unreadable ({type(e).__name__})", flush=True)
-                        shutil.rmtree(candidate)
-                        sae, trainer, batches = fresh_trainer()
-                        break
-            else:
-                resumed_from = candidate
-            if resumed_from is None:
-                taken.clear()
-                continue
-            trainer.checkpoint_thresholds = [t for t in trainer.checkpoint_thresholds if t >= trainer.n_training_samples]
-            # sae-lens checkpoints inside a step, before it counts that step: the
-            # step counter to continue from is the number of batches consumed.
-            trainer.n_training_steps = trainer.n_training_samples // spec.batch_size
-            for _ in range(trainer.n_training_steps):  # replay the batch stream to where it stopped
-                next(batches)
-            print(f"resuming from {resumed_from} at {trainer.n_training_samples} samples", flush=True)
-            break
-
-        def diverged(cause: str) -> SaesimError:
-            if resume_dir is not None:  # its checkpoints lead to the same divergence
-                shutil.rmtree(resume_dir, ignore_errors=True)
-            return SaesimError(
-                f"{out_dir}: training diverged ({cause}) with sae.training.lr={spec.lr}; nothing was published"
-            )
-
-        # Non-finite losses are accumulated on the device and looked at every
-        # DIVERGENCE_CHECK_STEPS steps (as sae-lens's progress bar does), not every step.
-        nonfinite_loss = torch.zeros((), dtype=torch.bool, device=torch.device(device))
-        sae_step = trainer.step
-
-        todo = [f for f in kept if f not in taken]
-
-        def take(fraction: float) -> None:
-            # a copy on the CPU; nothing of the live SAE or of any RNG is touched
-            state = {k: v.detach().to("cpu", copy=True) for k, v in trainer.sae.state_dict().items()}
-            taken[fraction] = (trainer.n_training_samples, state)
-            if resume_dir is not None and n_checkpoints > 0:
-                save_snapshot_state(resume_dir / snapshot_name(fraction), trainer.n_training_samples, state)
-
-        def checked_step(batch):
-            if todo and todo[0] == 0 and trainer.n_training_samples == 0:  # the initialised SAE
-                take(todo.pop(0))
-            out = sae_step(batch)
-            while todo and trainer.n_training_samples >= todo[0] * spec.training_samples:
-                take(todo.pop(0))
-            nonfinite_loss.logical_or_(~torch.isfinite(out.loss.detach()))
-            if trainer.n_training_steps % DIVERGENCE_CHECK_STEPS == 0 and bool(nonfinite_loss):
-                raise diverged(f"non-finite loss by step {trainer.n_training_steps + 1}")
-            while pending and trainer.n_training_samples >= pending[0] * spec.training_samples:
-                on_snapshot(pending.pop(0), trainer.n_training_samples, trainer.sae)
-            return out
-
-        trainer.step = checked_step
-        started = time.perf_counter()
-        trained = trainer.fit()
-        train_seconds = time.perf_counter() - started
-        if bool(nonfinite_loss):
-            raise diverged("non-finite loss")
-        bad = nonfinite_tensors(trained)
-        if bad:
-            raise diverged(f"non-finite weights in {', '.join(bad)}")
-
-        for stale in out_dir.parent.glob(f"{out_dir.name}.partial-*"):  # left by a killed job
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
-        tmp.mkdir(parents=True)
-        try:
-            trained.save_inference_model(str(tmp))
-            # sae-lens builds cfg.json from a set of field names: its key order
-            # follows the per-process string hash seed
-            write_sorted_json(tmp / "cfg.json")
-            inference = SAE.load_from_disk(str(tmp), device=device)
-            quality = evaluate_sae(inference, store, eval_mask)
-            weights_file = tmp / "sae_weights.safetensors"
-            if kept:
-                missing = [f for f in kept if f not in taken]
-                if missing:
-                    raise SaesimError(f"{out_dir}: training ended without snapshots at fractions {missing}")
-                write_snapshots(tmp / SNAPSHOT_FILE, taken)
-            metrics = {
-                **quality,
-                "architecture": spec.architecture,
-                "width": spec.width,
-                "sparsity_key": sparsity_key(spec.architecture),
-                "sparsity": spec.sparsity,
-                "init_seed": spec.init_seed,
-                "data_seed": spec.data_seed,
-                "training_seconds": train_seconds,
-                "train_rows": int(train_mask.sum()),
-                "resumed_from_samples": int(resumed_from.name) if resumed_from is not None else None,
-                "spec": spec.to_dict(),
-                "store": str(store_path),
-                "store_content_hash": store.content_hash,
-                "weights_sha256": file_sha256(weights_file),
-                # cfg.json decides how the weights are read (architecture, k, d_in...): hashed too
-                "cfg_sha256": file_sha256(tmp / "cfg.json"),
-                "versions": producer_versions(),
-            }
-            if kept:
-                metrics["snapshots"] = {f"{f:g}": taken[f][0] for f in kept}
-            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-            _publish_dir(tmp, out_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        run = TrainingRun(spec, store, store_path, out_dir, train_mask, eval_mask, resume_dir, n_checkpoints, kept)
+        prepare_resume_dir(run, key)
+        trainer, resumed_from, taken = resume(run, trainer_config(run))
+        trained, train_seconds = fit(run, trainer, taken, pending, on_snapshot)
+        metrics = publish(run, trained, taken, train_seconds, resumed_from)
     if trained_cache is not None:
         remember_trained(Path(trained_cache), key, out_dir)
     if resume_dir is not None:

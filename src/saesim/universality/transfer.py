@@ -13,7 +13,7 @@ Procrustes fit. For two stores with aligned rows (the same tokens; see
 
 Maps are fitted on one half of the rows (``fit``) and everything is evaluated on the other
 (``eval``), split by a seeded permutation. For each map: the explained variance of SAE A on
-its input ``M(x_B)`` (1 - squared error / total variance, as :func:`saesim.training.evaluate_sae`),
+its input ``M(x_B)`` (1 - squared error / total variance, as :func:`saesim.sae_eval.evaluate_sae`),
 its L0, the map's own fit ``map_r2`` (explained variance of ``x_A`` by ``M(x_B)``), and the
 activation correlation of A's latents (on ``M(x_B)``) with B's paired latents (on ``x_B``),
 median over the given latent pairs; the ``ceiling`` row's correlation is the pairing's own
@@ -209,11 +209,11 @@ def transfer_between_stores(
     of B; default: the same row numbers, which :func:`check_aligned_tokens` checks).
 
     Only rows SAE training may use on both sides (``exclusions_*``: ``exclude_positions`` and
-    ``exclude_norm_above`` of :func:`saesim.training.eligible_rows`) are candidates; at most
+    ``exclude_norm_above`` of :func:`saesim.store_rows.eligible_rows`) are candidates; at most
     ``2 max_rows`` of them are drawn (seeded) and read, then split into fit and eval halves.
     """
     from ..activation_store import open_store
-    from ..training import eligible_rows
+    from ..store_rows import eligible_rows
     from .alignment import check_aligned_tokens
     from .codes import decoder_rows, iter_selected_rows, resolve_sae
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -439,21 +438,14 @@ def is_pretrained_id(spec: str) -> bool:
     return bool(release) and bool(sae_id) and "/" not in release and "\\" not in release
 
 
-def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _load_pretrained(spec: str, with_encoder: bool) -> SAEWeights:
     release, _, sae_id = spec.partition(":")
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    if not offline and not _hub_reachable():
+    from .models import hub_reachable
+
+    offline = not hub_reachable()
+    if offline:
         # read only the local cache rather than retrying the network for a minute
         os.environ["HF_HUB_OFFLINE"] = "1"
-        offline = True
     try:
         from sae_lens import SAE  # the only place saesim imports sae-lens
 
