@@ -28,9 +28,9 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from saesim.activation_store import StoreWriter
-    from saesim.convergence import measure_convergence
-    from saesim.training import SAESpec, train_sae
+    from saesim.stores.activation_store import StoreWriter
+    from saesim.analysis.convergence import measure_convergence
+    from saesim.saes.training import SAESpec, train_sae
 
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="bench-conv-"))

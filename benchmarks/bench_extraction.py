@@ -50,9 +50,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from saesim.corpus import build_corpus
-    from saesim.extraction import extract_to_stores, forward_hooks
-    from saesim.models.language import load_language_model
+    from saesim.sources.corpus import build_corpus
+    from saesim.sources.extraction import extract_to_stores, forward_hooks
+    from saesim.sources.language import load_language_model
 
     t0 = time.perf_counter()
     model, tokenizer = load_language_model({"source": "smollm2", "device": "auto"})
@@ -98,7 +98,7 @@ def main() -> None:
 
     def store_only() -> None:
         """The store's share alone: write one forward pass's activations without running the model."""
-        from saesim.activation_store import StoreWriter
+        from saesim.stores.activation_store import StoreWriter
 
         d = int(model.cfg.d_model)
         for hook in HOOKS:

@@ -1,4 +1,4 @@
-"""Benchmark: the per-latent statistics pass (saesim.per_latent.latent_stats) beside one plain
+"""Benchmark: the per-latent statistics pass (saesim.analysis.per_latent.latent_stats) beside one plain
 encoder pass over the same rows, in the same process, at 65,536 latents x d = 2,304.
 
 Not a test. Run once, when the machine is otherwise idle if possible:
@@ -83,7 +83,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from saesim.per_latent import chunk_rows_for, latent_stats
+    from saesim.analysis.per_latent import chunk_rows_for, latent_stats
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     load_before = os.getloadavg()[0]

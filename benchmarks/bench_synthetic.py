@@ -3,7 +3,7 @@
 Builds the preset's sae_lens.synthetic model once (timed apart: on CPU its 100
 orthogonalisation steps over 16k x 16k dominate, so --ortho-steps can lower them;
 sampling speed does not depend on them), then writes --rows rows with
-saesim.synthetic.write_synthetic_store (the same code as the make_toy_store rule)
+saesim.sources.synthetic.write_synthetic_store (the same code as the make_toy_store rule)
 into a temporary store: rows/s of generation + writing, and the peak RSS of the
 process (ru_maxrss) after building and after writing.
 
@@ -44,7 +44,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     import sae_lens
 
-    from saesim.synthetic import build_model, resolve_source, sample_rows, write_synthetic_store
+    from saesim.sources.synthetic import build_model, resolve_source, sample_rows, write_synthetic_store
 
     model_dict = resolve_source({"kind": "toy", "preset": args.preset})["model"]
     if args.ortho_steps is not None and model_dict.get("orthogonalization") is not None:

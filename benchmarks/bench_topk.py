@@ -1,4 +1,4 @@
-"""Benchmark: per-latent top-k contexts (saesim.latent_stats) beside one plain encoder pass over the same rows.
+"""Benchmark: per-latent top-k contexts (saesim.analysis.latent_stats) beside one plain encoder pass over the same rows.
 
 Not a test. One process, one SAE: a sae-lens TopK SAE with 65,536 latents,
 d_in = 2,304, k = 64 (Gaussian init; the weights do not change the cost), and
@@ -7,7 +7,7 @@ both passes and left out). In the same run, alternating:
 
 * ``plain``: ``sae.encode`` on every chunk of 1,024 rows (what any pass over the
   store must do);
-* ``topk``: :func:`saesim.latent_stats.stream_latent_stats` with the same
+* ``topk``: :func:`saesim.analysis.latent_stats.stream_latent_stats` with the same
   encoder and chunks (top-16 rows, a 32-row uniform sample, counts and the
   histogram for every latent).
 
@@ -62,7 +62,7 @@ def main() -> int:
     import torch
     from sae_lens import TopKSAE, TopKSAEConfig
 
-    from saesim.latent_stats import stream_latent_stats
+    from saesim.analysis.latent_stats import stream_latent_stats
 
     load0 = os.getloadavg()[0]
     torch.manual_seed(0)
@@ -132,7 +132,7 @@ def main() -> int:
         "",
         "`python benchmarks/bench_topk.py --rows N`: a sae-lens TopK SAE (k = 64) of the given latents x d, "
         "N Gaussian rows in memory, chunks of 1,024 rows; `plain` = `sae.encode` on every chunk, `topk` = "
-        "`saesim.latent_stats.stream_latent_stats` (top-16 rows, a 32-row uniform sample, firing count and "
+        "`saesim.analysis.latent_stats.stream_latent_stats` (top-16 rows, a 32-row uniform sample, firing count and "
         "histogram for every latent) with the same encoder and chunks, in the same process, alternating "
         "plain/topk twice (means). Peak RSS above = `ru_maxrss` after the pass minus RSS before the first pass "
         "(weights and rows already allocated). The machine is shared (6 engineers on 2 cores): wall times are "

@@ -8,7 +8,7 @@ Not a test. Run once, when the machine is otherwise idle if possible:
 For d = 576 (SmolLM2-135M) and d = 2,304 (Gemma-2-2B), a TopK SAE (k = 64) is
 trained twice on the same Gaussian rows, in the same process, alternating:
 
-* ``store``: ``saesim.training.train_sae`` on an HDF5 activation store (seeded
+* ``store``: ``saesim.saes.training.train_sae`` on an HDF5 activation store (seeded
   shuffled batches streamed from disk, row exclusions, evaluation and the
   atomic publish of the checkpoint); its samples/s is over ``trainer.fit()``
   only (``training_seconds``), the part that the data feed can slow down;
@@ -17,7 +17,7 @@ trained twice on the same Gaussian rows, in the same process, alternating:
 
 Each is repeated and the best run kept (the machine is shared). Also measured:
 the start-up cost every training job pays (a fresh Python importing torch,
-sae-lens and saesim.training), which is what training several SAEs in one job
+sae-lens and saesim.saes.training), which is what training several SAEs in one job
 saves. Writes ``benchmarks/results/training.{csv,md}``.
 """
 
@@ -41,7 +41,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 def make_store(path: Path, n: int, d: int, seed: int = 0) -> None:
     import numpy as np
 
-    from saesim.activation_store import StoreWriter
+    from saesim.stores.activation_store import StoreWriter
 
     rng = np.random.default_rng(seed)
     with StoreWriter(path, d, chunk_rows=4096) as w:
@@ -50,7 +50,7 @@ def make_store(path: Path, n: int, d: int, seed: int = 0) -> None:
 
 
 def spec_for(width: int, samples: int, batch: int, eval_rows: int):
-    from saesim.training import SAESpec
+    from saesim.saes.training import SAESpec
 
     return SAESpec(
         architecture="topk", width=width, sparsity=64, init_seed=0, data_seed=0, lr=3e-4,
@@ -59,7 +59,7 @@ def spec_for(width: int, samples: int, batch: int, eval_rows: int):
 
 
 def run_store(store: Path, spec, out: Path) -> float:
-    from saesim.training import train_sae
+    from saesim.saes.training import train_sae
 
     metrics = train_sae(store, spec, out)
     return spec.training_samples / metrics["training_seconds"]
@@ -70,7 +70,7 @@ def run_memory(data, spec) -> float:
     from sae_lens import LoggingConfig, SAETrainer
     from sae_lens.config import SAETrainerConfig
 
-    from saesim.training import build_training_sae
+    from saesim.saes.training import build_training_sae
 
     torch.set_num_threads(spec.threads)
     sae = build_training_sae(spec, data.shape[1])
@@ -94,7 +94,7 @@ def run_memory(data, spec) -> float:
 
 
 def startup_seconds() -> float:
-    code = "import torch, sae_lens, saesim.training"
+    code = "import torch, sae_lens, saesim.saes.training"
     env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src")}
     best = float("inf")
     for _ in range(2):
@@ -112,7 +112,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from saesim.activation_store import open_store
+    from saesim.stores.activation_store import open_store
 
     torch.set_num_threads(1)
     cases = [(64, 256, 4096)] if args.quick else [(576, 2304, 40_960), (2304, 4608, 20_480)]
@@ -160,7 +160,7 @@ def main() -> None:
     ]
     lines += [
         "",
-        f"Start-up of a training job (fresh Python importing torch, sae-lens, saesim.training): {start:.1f} s, "
+        f"Start-up of a training job (fresh Python importing torch, sae-lens, saesim.saes.training): {start:.1f} s, "
         "paid once per job; the workflow trains every seed of a variant in one job.",
     ]
     (RESULTS / f"training{suffix}.md").write_text("\n".join(lines) + "\n")

@@ -170,7 +170,7 @@ def case_dense_paper(n_tokens: int = DENSE_TOKENS) -> dict:
 
 
 def case_sparse(n_tokens: int, full: bool) -> dict:
-    from saesim.universality import collect_codes, compare_codes, cross_correlation
+    from saesim.similarity.universality import collect_codes, compare_codes, cross_correlation
 
     pair = SyntheticPair()
     t0 = time.perf_counter()

@@ -5,13 +5,13 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.workflow.rulekit import run, write_json_atomic  # noqa: E402
 
 
 def main(smk):
-    from saesim.corpus import build_corpus, save_corpus
-    from saesim.models.language import load_tokenizer
-    from saesim.universality import junk_token_ids
+    from saesim.sources.corpus import build_corpus, save_corpus
+    from saesim.sources.language import load_tokenizer
+    from saesim.similarity.universality import junk_token_ids
 
     source = smk.params.source
     spec = {"source": source["kind"], **{k: source[k] for k in ("name", "gguf_file") if k in source}}

@@ -4,15 +4,15 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.workflow.rulekit import run, write_json_atomic  # noqa: E402
 
 
 def main(smk):
     import torch
     from sae_lens import SAE
 
-    from saesim.causal import causal_equivalence, choose_pairs, modular_runner
-    from saesim.models.modular import all_inputs, all_labels, load_modular_model
+    from saesim.analysis.causal import causal_equivalence, choose_pairs, modular_runner
+    from saesim.sources.modular import all_inputs, all_labels, load_modular_model
     from saesim.similarity import compare_decoders
 
     torch.set_num_threads(smk.threads)

@@ -6,18 +6,18 @@ from pathlib import Path
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
 
 
 def main(smk):
     import pandas as pd
     from tqdm import tqdm
 
-    from saesim.activation_store import open_store
-    from saesim.coactivation import first_eligible_rows, partner_overlap, sae_coactivation, sae_summary, top_partners
-    from saesim.sae_loading import decoder_rows
-    from saesim.layout import ArtifactId, sae_key, sae_key_identity
-    from saesim.plotting import coactivation_plot, paper_style, save_figure
+    from saesim.stores.activation_store import open_store
+    from saesim.analysis.coactivation import first_eligible_rows, partner_overlap, sae_coactivation, sae_summary, top_partners
+    from saesim.saes.loading import decoder_rows
+    from saesim.workflow.layout import ArtifactId, sae_key, sae_key_identity
+    from saesim.report.figures import coactivation_plot, paper_style, save_figure
     from saesim.similarity import one_to_one_matching
 
     opts = smk.params.options

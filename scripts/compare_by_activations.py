@@ -7,15 +7,15 @@ from pathlib import Path
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.workflow.rulekit import run, write_json_atomic  # noqa: E402
 
 
 def main(smk):
     import numpy as np
     import torch
 
-    from saesim.universality import compare_by_activations, compare_neuron_activations
-    from saesim.universality.transfer import DEFAULT_TRANSFER_ROWS, transfer_between_stores
+    from saesim.similarity.universality import compare_by_activations, compare_neuron_activations
+    from saesim.similarity.universality.transfer import DEFAULT_TRANSFER_ROWS, transfer_between_stores
 
     torch.set_num_threads(smk.threads)
     options = dict(smk.params.options)

@@ -1,15 +1,15 @@
 """Decoder similarity of two SAEs of one variant (rule compare_seed_pair), in raw coordinates
-and, under ``spaces``, in the store's mean-removed and whitened coordinates (saesim.geometry):
+and, under ``spaces``, in the store's mean-removed and whitened coordinates (saesim.similarity.geometry):
 a pair document of saesim's JSON contract."""
 
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.sae_loading import check_same_d_in, load_sae_weights  # noqa: E402
-from saesim.geometry import compare_in_spaces, load_moments  # noqa: E402
-from saesim.contract import comparison_options, input_record, provenance, stamp  # noqa: E402
-from saesim.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.saes.loading import check_same_d_in, load_sae_weights  # noqa: E402
+from saesim.similarity.geometry import compare_in_spaces, load_moments  # noqa: E402
+from saesim.similarity.contract import comparison_options, input_record, provenance, stamp  # noqa: E402
+from saesim.workflow.rulekit import run, write_json_atomic  # noqa: E402
 from saesim.similarity import ComparisonOptions, compare_decoders  # noqa: E402
 
 

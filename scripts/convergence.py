@@ -9,11 +9,11 @@ from pathlib import Path
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.workflow.rulekit import run, write_json_atomic  # noqa: E402
 
 
 def _specs(seeds, specs):
-    from saesim.training import SAESpec
+    from saesim.saes.training import SAESpec
 
     out = {}
     for seed, spec in zip(seeds, specs):
@@ -25,7 +25,7 @@ def _specs(seeds, specs):
 
 
 def main(smk):
-    from saesim.convergence import convergence_table, measure_convergence
+    from saesim.analysis.convergence import convergence_table, measure_convergence
 
     null = None
     if smk.params.null_seeds:

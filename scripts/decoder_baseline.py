@@ -5,9 +5,9 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.activation_store import open_store  # noqa: E402
-from saesim.geometry import baselines_in_spaces, load_moments  # noqa: E402
-from saesim.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.stores.activation_store import open_store  # noqa: E402
+from saesim.similarity.geometry import baselines_in_spaces, load_moments  # noqa: E402
+from saesim.workflow.rulekit import run, write_json_atomic  # noqa: E402
 from saesim.similarity import ComparisonOptions, random_decoder_baseline  # noqa: E402
 
 

@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.workflow.rulekit import run, write_json_atomic  # noqa: E402
 
 
 def main(smk):
@@ -13,13 +13,13 @@ def main(smk):
     import torch
     from sae_lens import SAE
 
-    from saesim.activation_store import open_store
-    from saesim.corpus import heldout_corpus, load_corpus
-    from saesim.downstream import downstream_losses
+    from saesim.stores.activation_store import open_store
+    from saesim.sources.corpus import heldout_corpus, load_corpus
+    from saesim.analysis.downstream import downstream_losses
     from saesim.errors import SaesimError
-    from saesim.layout import ArtifactId, sae_key_identity
-    from saesim.models.language import LanguageModelSpec, load_language_model
-    from saesim.store_rows import eligible_rows, norm_cut, row_norms
+    from saesim.workflow.layout import ArtifactId, sae_key_identity
+    from saesim.sources.language import LanguageModelSpec, load_language_model
+    from saesim.stores.rows import eligible_rows, norm_cut, row_norms
 
     torch.set_num_threads(smk.threads)
     source = smk.params.source

@@ -5,15 +5,15 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
 
 
 def main(smk):
     import torch
 
-    from saesim.corpus import load_corpus
-    from saesim.extraction import extract_to_stores
-    from saesim.models.language import LanguageModelSpec, load_language_model
+    from saesim.sources.corpus import load_corpus
+    from saesim.sources.extraction import extract_to_stores
+    from saesim.sources.language import LanguageModelSpec, load_language_model
 
     torch.set_num_threads(smk.threads)
     source = smk.params.source

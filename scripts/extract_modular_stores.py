@@ -4,12 +4,12 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
 
 
 def main(smk):
-    from saesim.extraction import extract_modular_stores
-    from saesim.models.modular import load_modular_model
+    from saesim.sources.extraction import extract_modular_stores
+    from saesim.sources.modular import load_modular_model
 
     model, cfg, history = load_modular_model(smk.input.model)
     store = smk.params.store  # the validated config: defaults from the schema

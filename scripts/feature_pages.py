@@ -1,5 +1,5 @@
 """Feature pages of one experiment (rule feature_pages_<exp>): per variant, one seed pair's matched latents
-side by side (saesim.feature_pages), and an index page."""
+side by side (saesim.report.feature_pages), and an index page."""
 
 import sys
 
@@ -9,16 +9,16 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from saesim.activation_store import open_store  # noqa: E402
-from saesim.coactivation import first_eligible_rows  # noqa: E402
+from saesim.stores.activation_store import open_store  # noqa: E402
+from saesim.analysis.coactivation import first_eligible_rows  # noqa: E402
 from saesim.errors import SaesimError  # noqa: E402
-from saesim.feature_pages import (  # noqa: E402
+from saesim.report.feature_pages import (  # noqa: E402
     build_card, pair_pass, render_index, render_pair_page, select_cards, token_windows,
 )
-from saesim.ground_truth import encode_acts, latent_truth_cosines, load_encoder  # noqa: E402
-from saesim.rulekit import run  # noqa: E402
+from saesim.analysis.ground_truth import encode_acts, latent_truth_cosines, load_encoder  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
 from saesim.similarity import compare_decoders  # noqa: E402
-from saesim.universality.codes import iter_selected_rows  # noqa: E402
+from saesim.similarity.universality.codes import iter_selected_rows  # noqa: E402
 
 
 def write_text_atomic(path, text):
@@ -33,7 +33,7 @@ def lm_context(smk, store):
     """Store rows -> decoded token windows (the store's own token ids), or None for a store without tokens."""
     if not store.has_tokens:
         return None, "rows (no tokens in this store)"
-    from saesim.models.language import load_tokenizer
+    from saesim.sources.language import load_tokenizer
 
     source = smk.params.source
     tok = load_tokenizer({"source": source["kind"], **{k: source[k] for k in ("name", "gguf_file") if k in source}})
@@ -99,7 +99,7 @@ def one_page(smk, job, opts):
             return {"ground truth": f"feature {int(tb[lat].argmax())} at |cos| {tb[lat].max():.3f}"}
 
     if fourier_basis is not None:
-        from saesim.fourier import fourier_overlap
+        from saesim.analysis.fourier import fourier_overlap
 
         fa, fb = fourier_overlap(enc_a["W_dec"], fourier_basis), fourier_overlap(enc_b["W_dec"], fourier_basis)
         where = f"key frequencies {', '.join(str(int(k)) for k in keys)}" if keys is not None else "key frequencies"

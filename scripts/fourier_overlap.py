@@ -6,11 +6,11 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
 import numpy as np  # noqa: E402
 
-from saesim.activation_store import open_store  # noqa: E402
-from saesim.sae_loading import load_sae_weights  # noqa: E402
+from saesim.stores.activation_store import open_store  # noqa: E402
+from saesim.saes.loading import load_sae_weights  # noqa: E402
 from saesim.errors import SaesimError  # noqa: E402
-from saesim.fourier import fourier_overlap, random_overlap_baseline  # noqa: E402
-from saesim.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.analysis.fourier import fourier_overlap, random_overlap_baseline  # noqa: E402
+from saesim.workflow.rulekit import run, write_json_atomic  # noqa: E402
 
 
 def main(smk):

@@ -5,11 +5,11 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.activation_store import open_store  # noqa: E402
-from saesim.sae_loading import load_sae_weights  # noqa: E402
+from saesim.stores.activation_store import open_store  # noqa: E402
+from saesim.saes.loading import load_sae_weights  # noqa: E402
 from saesim.errors import SaesimError  # noqa: E402
-from saesim.ground_truth import library_metrics, random_recovery_baseline, recovery  # noqa: E402
-from saesim.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.analysis.ground_truth import library_metrics, random_recovery_baseline, recovery  # noqa: E402
+from saesim.workflow.rulekit import run, write_json_atomic  # noqa: E402
 
 
 def main(smk):

@@ -4,8 +4,8 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run, write_json_atomic  # noqa: E402
-from saesim.suite_runs import import_identity  # noqa: E402
+from saesim.workflow.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.workflow.suite_runs import import_identity  # noqa: E402
 
 
 def main(smk):

@@ -8,7 +8,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
-from saesim.rulekit import run  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
 
 COLUMNS = ["label", "path", "format", "hookpoint", "layer", "width", "d", "architecture", "k", "l0", "l0_source",
            "explained_variance", "dead_fraction", "mse", "eval_rows", "run", "seed"]

@@ -4,8 +4,8 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.null_model import write_null_store  # noqa: E402
-from saesim.rulekit import run  # noqa: E402
+from saesim.sources.gaussian_null import write_null_store  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
 
 
 def main(smk):

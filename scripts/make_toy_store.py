@@ -4,8 +4,8 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run  # noqa: E402
-from saesim.synthetic import write_synthetic_store  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
+from saesim.sources.synthetic import write_synthetic_store  # noqa: E402
 
 
 def main(smk):

@@ -4,15 +4,15 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
 
 
 def main(smk):
     import pandas as pd
 
-    from saesim.per_latent import run_experiment
-    from saesim.per_latent_plots import per_latent_figure
-    from saesim.plotting import paper_style, save_figure
+    from saesim.analysis.per_latent import run_experiment
+    from saesim.report.figures_per_latent import per_latent_figure
+    from saesim.report.figures import paper_style, save_figure
 
     saes = [dict(s, out=out) for s, out in zip(smk.params.saes, smk.output.saes)]
     variants, sae_rows, pair_rows, spectra, scatter = run_experiment(saes, smk.params.options, smk.params.memory_budget_mb)

@@ -8,9 +8,9 @@ import os  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from saesim.plotting import save_figure  # noqa: E402
-from saesim.plotting_geometry import coordinate_spaces_figure, space_long_table  # noqa: E402
-from saesim.rulekit import run  # noqa: E402
+from saesim.report.figures import save_figure  # noqa: E402
+from saesim.report.figures_geometry import coordinate_spaces_figure, space_long_table  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
 
 
 def main(smk):

@@ -6,8 +6,8 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
-from saesim.plotting import fourier_overlap_plot, save_figure  # noqa: E402
-from saesim.rulekit import run  # noqa: E402
+from saesim.report.figures import fourier_overlap_plot, save_figure  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
 
 
 def main(smk):

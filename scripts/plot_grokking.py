@@ -6,8 +6,8 @@ from pathlib import Path
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.plotting import grokking_curves, save_figure  # noqa: E402
-from saesim.rulekit import run  # noqa: E402
+from saesim.report.figures import grokking_curves, save_figure  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
 
 
 def main(smk):

@@ -6,11 +6,11 @@ from pathlib import Path
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.activation_store import open_store  # noqa: E402
-from saesim.sae_loading import load_sae_weights  # noqa: E402
-from saesim.ground_truth import latent_truth_cosines  # noqa: E402
-from saesim.plotting import ARCHITECTURE_LABELS, latent_vs_truth, save_figure  # noqa: E402
-from saesim.rulekit import run  # noqa: E402
+from saesim.stores.activation_store import open_store  # noqa: E402
+from saesim.saes.loading import load_sae_weights  # noqa: E402
+from saesim.analysis.ground_truth import latent_truth_cosines  # noqa: E402
+from saesim.report.figures import ARCHITECTURE_LABELS, latent_vs_truth, save_figure  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
 
 
 def main(smk):

@@ -6,9 +6,9 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
-from saesim.plotting import pwmcc_vs_gtmcc_plot, save_figure  # noqa: E402
-from saesim.rulekit import run, write_json_atomic  # noqa: E402
-from saesim.tables import pwmcc_vs_gtmcc  # noqa: E402
+from saesim.report.figures import pwmcc_vs_gtmcc_plot, save_figure  # noqa: E402
+from saesim.workflow.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.report.tables import pwmcc_vs_gtmcc  # noqa: E402
 
 
 def main(smk):

@@ -8,12 +8,12 @@ from pathlib import Path
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.workflow.rulekit import run, write_json_atomic  # noqa: E402
 
 
 def main(smk):
-    from saesim.seed_modes import measure_seed_modes, seed_modes_table
-    from saesim.training import SAESpec
+    from saesim.analysis.seed_modes import measure_seed_modes, seed_modes_table
+    from saesim.saes.training import SAESpec
 
     specs = {}
     for mode, mode_specs in smk.params.specs.items():

@@ -5,8 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run  # noqa: E402
-from saesim.tables import load_baselines, pair_table, sae_table, stability_table, summary_markdown  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
+from saesim.report.tables import load_baselines, pair_table, sae_table, stability_table, summary_markdown  # noqa: E402
 
 
 def main(smk):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.workflow.rulekit import run, write_json_atomic  # noqa: E402
 from saesim.similarity import ComparisonOptions  # noqa: E402
-from saesim.suite_runs import suite_cell, trained_info  # noqa: E402
+from saesim.workflow.suite_runs import suite_cell, trained_info  # noqa: E402
 
 
 def member_info(side, info_path):
@@ -26,7 +26,7 @@ def main(smk):
                      options=ComparisonOptions.with_overrides(None, options, "suite_cell"))
     write_json_atomic(smk.output[0], res)
     p = res["pair"]
-    from saesim.shared_init import shared_init_warning
+    from saesim.similarity.shared_init import shared_init_warning
 
     warning = shared_init_warning(p["shared_init"], a["label"], b["label"])
     if warning:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run  # noqa: E402
-from saesim.suite_runs import matrix_table  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
+from saesim.workflow.suite_runs import matrix_table  # noqa: E402
 
 
 def main(smk):

@@ -7,9 +7,9 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
-from saesim.layout import parse  # noqa: E402
-from saesim.rulekit import run  # noqa: E402
-from saesim.tables import cross_experiment_summary, cross_summary_html, cross_summary_markdown  # noqa: E402
+from saesim.workflow.layout import parse  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
+from saesim.report.tables import cross_experiment_summary, cross_summary_html, cross_summary_markdown  # noqa: E402
 
 def _by_experiment(paths):
     """Experiment -> its table (CSV tables record no identity: the layout's inverse names it)."""

@@ -4,14 +4,14 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
 
 
 def main(smk):
     import torch
 
-    from saesim.models.modular import ModularConfig, save_modular_model, train_modular_model
-    from saesim.gpu import resolve_device
+    from saesim.sources.modular import ModularConfig, save_modular_model, train_modular_model
+    from saesim.workflow.gpu import resolve_device
 
     torch.set_num_threads(smk.threads)
     values = dict(smk.params.model)

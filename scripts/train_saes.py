@@ -7,11 +7,11 @@ from pathlib import Path
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.workflow.rulekit import run, write_json_atomic  # noqa: E402
 
 
 def main(smk):
-    from saesim.training import SAESpec, train_sae
+    from saesim.saes.training import SAESpec, train_sae
 
     snapshots = smk.params.get("snapshots") or [()] * len(smk.params.specs)
     jobs = zip(

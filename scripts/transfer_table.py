@@ -5,8 +5,8 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run  # noqa: E402
-from saesim.universality.transfer import transfer_table  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
+from saesim.similarity.universality.transfer import transfer_table  # noqa: E402
 
 
 def main(smk):

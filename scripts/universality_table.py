@@ -4,8 +4,8 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.rulekit import run  # noqa: E402
-from saesim.tables import universality_table  # noqa: E402
+from saesim.workflow.rulekit import run  # noqa: E402
+from saesim.report.tables import universality_table  # noqa: E402
 
 
 def main(smk):

@@ -9,9 +9,9 @@ import h5py
 import numpy as np
 import pytest
 
-from saesim.activation_store import STORE_FORMAT, StoreWriter, iter_shuffled_batches, open_store
+from saesim.stores.activation_store import STORE_FORMAT, StoreWriter, iter_shuffled_batches, open_store
 from saesim.errors import SaesimError
-from saesim.synthetic import write_synthetic_store
+from saesim.sources.synthetic import write_synthetic_store
 
 
 def make_store(path, n=1000, d=8, with_tokens=False, dtype="float32", chunk_rows=128):
@@ -125,7 +125,7 @@ def test_sigkill_mid_write_leaves_no_store_a_reader_accepts(tmp_path):
     code = textwrap.dedent(
         f"""
         import numpy as np, time
-        from saesim.activation_store import StoreWriter
+        from saesim.stores.activation_store import StoreWriter
         with StoreWriter({str(p)!r}, 4) as w:
             w.append(np.ones((10, 4)))
             print("written", flush=True)
@@ -203,7 +203,7 @@ def test_toy_store_keeps_ground_truth(tmp_path):
 
 
 def test_verify_store_recomputes_the_content_hash(tmp_path):
-    from saesim.activation_store import verify_store
+    from saesim.stores.activation_store import verify_store
 
     toy = tmp_path / "toy.h5"
     write_synthetic_store(toy, {"num_features": 10, "hidden_dim": 20, "seed": 0}, 5000, chunk_rows=1000, progress=False)

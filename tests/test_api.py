@@ -84,7 +84,7 @@ def test_arrays_and_objects_give_the_folder_numbers(saes):
     assert by_path.frac_matched_above["0.9"] == pytest.approx(0.75)
     prov = by_arrays.provenance["inputs"]
     assert prov["a"]["kind"] == "object" and prov["a"]["path"] is None and prov["null_b"]["kind"] == "folder"
-    from saesim.contract import array_sha256, validate
+    from saesim.similarity.contract import array_sha256, validate
 
     assert prov["a"]["sha256"] == array_sha256(dec)
     validate(by_arrays.to_dict(with_matching=True))

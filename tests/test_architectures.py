@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from saesim import architectures
-from saesim.architectures import ARCHITECTURES, Architecture, figure_choice
+from saesim.saes import architectures
+from saesim.saes.architectures import ARCHITECTURES, Architecture, figure_choice
 from saesim.errors import SaesimError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def test_schema_requires_each_architectures_own_sparsity_key():
 
 
 def test_every_architecture_has_a_label_and_its_own_colour():
-    from saesim.plotting import ARCHITECTURE_COLORS, ARCHITECTURE_LABELS
+    from saesim.report.figures import ARCHITECTURE_COLORS, ARCHITECTURE_LABELS
 
     assert set(ARCHITECTURE_COLORS) == set(ARCHITECTURE_LABELS) == set(ARCHITECTURES)
     assert len(set(ARCHITECTURE_COLORS.values())) == len(ARCHITECTURES)
@@ -47,7 +47,7 @@ def test_every_architecture_has_a_label_and_its_own_colour():
 def test_every_architecture_builds_its_sae_lens_training_sae(name):
     import sae_lens  # noqa: F401 (import cost once)
 
-    from saesim.training import SAESpec, build_training_sae
+    from saesim.saes.training import SAESpec, build_training_sae
 
     arch = ARCHITECTURES[name]
     sparsity = 3 if arch.sparsity_key == "k" else 0.05
@@ -56,7 +56,7 @@ def test_every_architecture_builds_its_sae_lens_training_sae(name):
     assert tuple(sae.W_dec.shape) == (16, 8)
     value = getattr(sae.cfg, arch.sparsity_key)
     assert value == sparsity and isinstance(value, int) == arch.integer_k
-    # the architecture sae-lens saves it as, whose numpy activation saesim.ground_truth uses
+    # the architecture sae-lens saves it as, whose numpy activation saesim.analysis.ground_truth uses
     assert sae.cfg.get_inference_config_class().architecture() == arch.saved_architecture
 
 
@@ -79,7 +79,7 @@ def test_saved_architectures_and_their_numpy_activations():
 
 def test_architecture_specific_sae_lens_arguments():
     """Known answers for the arguments only some architectures take."""
-    from saesim.training import SAESpec, build_training_sae
+    from saesim.saes.training import SAESpec, build_training_sae
 
     jump = build_training_sae(SAESpec("jumprelu", 16, 0.05, 0, 0, sparsity_warm_up_steps=7), 8).cfg
     assert (jump.l0_warm_up_steps, jump.jumprelu_init_threshold, jump.jumprelu_bandwidth) == (7, 0.01, 0.05)
@@ -106,7 +106,7 @@ def test_figure_choice_most_variants_then_rank_then_name():
 
 
 def test_config_validation_reads_the_registry(monkeypatch):
-    from saesim.config import expand_variants, validate_config
+    from saesim.workflow.config import expand_variants, validate_config
 
     schema = ROOT / "workflow/schemas/config.schema.yaml"
     cfg = {
@@ -146,7 +146,7 @@ def test_a_new_k_sparse_architecture_needs_one_registration_and_the_schema_enum(
         {"architecture": "topk", "width": 12, "k": [2]},
     ]
     work = copy_workflow(tmp_path / "wf", cfg)
-    arch_py = work / "src/saesim/architectures.py"
+    arch_py = work / "src/saesim/saes/architectures.py"
     arch_py.write_text(arch_py.read_text() + NEW_ARCH)
     schema = work / "workflow/schemas/config.schema.yaml"
     text = schema.read_text()

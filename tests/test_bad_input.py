@@ -21,7 +21,7 @@ import pytest
 import yaml
 from safetensors.numpy import save_file
 
-from saesim.config import validate_config
+from saesim.workflow.config import validate_config
 from saesim.errors import SaesimError
 from workflow_helpers import SMALL, copy_workflow
 
@@ -130,7 +130,7 @@ def test_modular_store_hook_names_are_the_models(n_layers):
     hooks an untrained model fires with one vector per position."""
     import torch
 
-    from saesim.models.modular import ModularConfig, all_inputs, build_model, store_hook_names
+    from saesim.sources.modular import ModularConfig, all_inputs, build_model, store_hook_names
 
     model = build_model(ModularConfig(p=7, n_layers=n_layers, d_model=16, n_heads=2, d_head=8, d_mlp=32))
     _, cache = model.run_with_cache(torch.from_numpy(all_inputs(7)[:4]))
@@ -141,7 +141,7 @@ def test_modular_store_hook_names_are_the_models(n_layers):
 def test_device_cuda_without_cuda_is_refused(monkeypatch):
     import torch
 
-    from saesim.config import check_device_available
+    from saesim.workflow.config import check_device_available
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SaesimError, match=r"^config: device: 'cuda', but torch sees no CUDA device") as info:
@@ -167,7 +167,7 @@ def test_duplicate_variant_is_refused_at_validation(default_config):
 
 
 def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
-    from saesim.config import check_yaml_syntax
+    from saesim.workflow.config import check_yaml_syntax
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("device: cpu\nexperiments:\n  toy: {source: {kind: toy}\n  other: 1\n")
@@ -192,7 +192,7 @@ def write_sae_lens(folder, W_dec, cfg):
 
 @pytest.mark.parametrize("fmt", ["sae_lens", "sparsify"])
 def test_infinite_sizes_in_cfg_json_are_one_line(tmp_path, fmt):
-    from saesim.sae_loading import load_sae_weights
+    from saesim.saes.loading import load_sae_weights
 
     W = np.random.default_rng(0).standard_normal((32, 8)).astype(np.float32)
     if fmt == "sae_lens":
@@ -253,8 +253,8 @@ def test_seed_pair_dimension_mismatch_names_both_files(tmp_path, capfd):
 def test_zero_variance_store_is_one_line_naming_the_store(tmp_path, value):
     import torch
 
-    from saesim.activation_store import StoreWriter, open_store
-    from saesim.sae_eval import evaluate_sae
+    from saesim.stores.activation_store import StoreWriter, open_store
+    from saesim.saes.evaluation import evaluate_sae
 
     path = tmp_path / "flat.h5"
     with StoreWriter(path, 4) as w:

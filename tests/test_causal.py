@@ -1,11 +1,11 @@
-"""Causal equivalence (saesim.causal): a latent and its exact copy correlate 1, random pairs about 0."""
+"""Causal equivalence (saesim.analysis.causal): a latent and its exact copy correlate 1, random pairs about 0."""
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from saesim.causal import ablation_effects, causal_equivalence, choose_pairs, row_correlations  # noqa: E402
+from saesim.analysis.causal import ablation_effects, causal_equivalence, choose_pairs, row_correlations  # noqa: E402
 
 
 class TinySAE:
@@ -72,8 +72,8 @@ def test_pairs_span_the_cos_range_and_correlations_are_rowwise():
 
 
 def test_modular_runner_splices_at_the_hook():
-    from saesim.causal import modular_runner
-    from saesim.models.modular import all_inputs, build_model, nanda_config
+    from saesim.analysis.causal import modular_runner
+    from saesim.sources.modular import all_inputs, build_model, nanda_config
 
     model = build_model(nanda_config(p=7, d_model=16, n_heads=2, d_head=8, d_mlp=32, seed=0))
     tokens = all_inputs(7)
@@ -109,8 +109,8 @@ def test_causal_script_on_a_modular_model_and_an_sae_with_its_copy(tmp_path):
     from types import SimpleNamespace
 
     pytest.importorskip("sae_lens")
-    from saesim.models.modular import build_model, nanda_config, save_modular_model
-    from saesim.training import SAESpec, build_training_sae
+    from saesim.sources.modular import build_model, nanda_config, save_modular_model
+    from saesim.saes.training import SAESpec, build_training_sae
 
     root = Path(__file__).resolve().parents[1]
     cfg = nanda_config(p=11, d_model=16, n_heads=2, d_head=8, d_mlp=32, seed=0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from saesim.coactivation import clusters, coactivation_pairs, cooccurrence_counts, partner_overlap, top_partners
+from saesim.analysis.coactivation import clusters, coactivation_pairs, cooccurrence_counts, partner_overlap, top_partners
 
 
 def planted_codes(n_tokens=4000, n_groups=10, group_size=4, seed=0):

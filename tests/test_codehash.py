@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from saesim.codehash import code_hash, module_files
+from saesim.workflow.codehash import code_hash, module_files
 from saesim.errors import SaesimError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,17 +139,17 @@ def test_real_scripts_hash_the_modules_they_run():
     """Known answers on the real package: the rerun holes of the hand-typed lists are closed."""
     pkg = ROOT / "src" / "saesim"
     corpus = module_files(ROOT / "scripts/build_corpus.py", pkg)
-    assert {"saesim/universality/filters.py", "saesim/corpus.py", "saesim/models/language.py", "saesim/rulekit.py"} <= set(corpus)
+    assert {"saesim/similarity/universality/filters.py", "saesim/sources/corpus.py", "saesim/sources/language.py", "saesim/workflow/rulekit.py"} <= set(corpus)
     compare = module_files(ROOT / "scripts/compare_by_activations.py", pkg)
-    assert "saesim/activation_store.py" in compare
+    assert "saesim/stores/activation_store.py" in compare
     # saesim.similarity is a package of stages: a script importing from the package hashes them all
     pair = module_files(ROOT / "scripts/compare_seed_pair.py", pkg)
-    stages = ("__init__", "scan", "matching", "baseline", "compare")
+    stages = ("__init__", "scan", "matching", "baseline", "decoders")
     assert {f"saesim/similarity/{m}.py" for m in stages} <= set(pair)
     # no rule script runs the CLI or the config validation
     for script in (ROOT / "scripts").glob("*.py"):
         names = set(module_files(script, pkg))
-        assert "saesim/cli.py" not in names and "saesim/config.py" not in names, script.name
+        assert "saesim/cli.py" not in names and "saesim/workflow/config.py" not in names, script.name
 
 
 def test_a_rule_without_its_code_hash_stops_the_dag_build(tmp_path):

@@ -211,10 +211,10 @@ def half_shared(tmp_path_factory):
 def test_encoders_read_from_disk_give_the_same_json_as_in_memory(capsys, monkeypatch, half_shared, fmt, options):
     """`saesim compare` reads encoders chunk by chunk from the file (bounded memory); every number of
     its JSON equals the comparison of the same SAEs fully loaded as arrays."""
-    import saesim.sae_loading as C
+    import saesim.saes.loading as C
     from saesim.cli import _jsonable
     from saesim.similarity import ComparisonOptions
-    from saesim.suites import compare_pair
+    from saesim.similarity.suites import compare_pair
 
     a, b = half_shared[fmt]
     loaded, real_load = [], C.load_sae_weights
@@ -246,7 +246,7 @@ def test_encoders_read_from_disk_give_the_same_json_as_in_memory(capsys, monkeyp
 def test_encoder_matching_from_disk_equals_in_memory(half_shared, budget, top_m):
     """The encoder matching itself (not in the JSON beyond shared_latents_frac): the same pairs and
     the same |cos|, bit for bit, whether encoder rows come from the file or from arrays."""
-    from saesim.sae_loading import load_sae_weights
+    from saesim.saes.loading import load_sae_weights
     from saesim.similarity import one_to_one_matching
 
     a, b = half_shared["sae_lens"]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from saesim.cli import build_parser, comparison_options
-from saesim.contract import comparison_options as recorded_options
+from saesim.similarity.contract import comparison_options as recorded_options
 from saesim.errors import SaesimError
 from saesim.similarity import ComparisonOptions, InvalidOption, compare_decoders, random_decoder_baseline
 
@@ -74,7 +74,7 @@ def test_keywords_and_the_object_give_the_same_comparison():
     # an override replaces the one field and keeps the rest of the object
     assert compare_decoders(a, b, options=o, seed=6)["baseline"]["seed"] == 6
     with pytest.raises(SaesimError, match="cosine='signed'"):
-        compare_decoders(a, b, cosine="signed")  # |cos| only; saesim.suites.compare_pair scores signed
+        compare_decoders(a, b, cosine="signed")  # |cos| only; saesim.similarity.suites.compare_pair scores signed
 
 
 def test_provenance_records_every_option():

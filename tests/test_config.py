@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from saesim.config import expand_variants, expected_l0, seed_pair, validate_config
+from saesim.workflow.config import expand_variants, expected_l0, seed_pair, validate_config
 from saesim.errors import SaesimError
 
 ROOT = Path(__file__).resolve().parents[1]

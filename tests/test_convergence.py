@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
-from saesim.config import snapshot_target, validate_config
+from saesim.workflow.config import snapshot_target, validate_config
 from saesim.errors import SaesimError
-from saesim.synthetic import write_synthetic_store
+from saesim.sources.synthetic import write_synthetic_store
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -48,8 +48,8 @@ def test_bad_convergence_blocks_are_refused_with_one_line(block, message):
 
 pytest.importorskip("sae_lens")
 
-from saesim.convergence import convergence_table, measure_convergence, row_cos  # noqa: E402
-from saesim.training import SAESpec, build_training_sae, read_snapshots, train_sae  # noqa: E402
+from saesim.analysis.convergence import convergence_table, measure_convergence, row_cos  # noqa: E402
+from saesim.saes.training import SAESpec, build_training_sae, read_snapshots, train_sae  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +80,8 @@ def test_snapshot_at_fraction_0_is_the_initialised_sae_and_training_is_unchanged
     assert sorted(snaps) == [0.0, 0.5]
     init = build_training_sae(s, 16)
     if b_dec_init == "mean":  # as train_sae starts it: the mean of the training rows
-        from saesim.activation_store import open_store
-        from saesim.store_rows import mean_row, split_rows
+        from saesim.stores.activation_store import open_store
+        from saesim.stores.rows import mean_row, split_rows
 
         with open_store(toy_store) as store:
             init.b_dec.data.copy_(torch.from_numpy(mean_row(store, split_rows(store, s)[0])).to(init.b_dec.dtype))
@@ -99,7 +99,7 @@ def test_snapshot_at_fraction_0_is_the_initialised_sae_and_training_is_unchanged
 def test_snapshots_survive_a_resumed_run(toy_store, tmp_path, monkeypatch):
     """A run killed after its trainer checkpoints resumes and keeps the snapshots it took
     before them: the published folder equals an uninterrupted run's, snapshots included."""
-    import saesim.training as training
+    import saesim.saes.training as training
 
     whole = train_sae(toy_store, spec(1), tmp_path / "whole", snapshots=[0, 0.25, 0.75])
     real_eval = training.evaluate_sae
@@ -134,8 +134,8 @@ def test_convergence_reads_snapshots_and_trains_nothing(toy_store, tmp_path, mon
 
     import sae_lens
 
-    import saesim.training as training
-    from saesim.sae_loading import load_sae_weights
+    import saesim.saes.training as training
+    from saesim.saes.loading import load_sae_weights
     from saesim.similarity import compare_decoders
 
     published = {s: tmp_path / f"pub{s}" for s in (0, 1, 2)}
@@ -192,7 +192,7 @@ def test_convergence_module_imports_no_trainer():
     """The convergence module imports neither the trainer nor train_sae (it reads snapshots)."""
     import ast
 
-    tree = ast.parse((ROOT / "src" / "saesim" / "convergence.py").read_text())
+    tree = ast.parse((ROOT / "src" / "saesim" / "analysis" / "convergence.py").read_text())
     imported = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
     assert "build_training_sae" in imported  # it rebuilds snapshots' SAEs ...
     assert not imported & {"SAETrainer", "train_sae", "MultiSAETrainer", "LoggingConfig"}  # ... and trains none
@@ -239,8 +239,8 @@ def test_convergence_rule_on_a_toy_experiment(tmp_path):
 
 
 def test_seed_mode_pairs_follow_the_config_rule():
-    from saesim.config import seed_pair
-    from saesim.seed_modes import MODES, mode_seed_pair
+    from saesim.workflow.config import seed_pair
+    from saesim.analysis.seed_modes import MODES, mode_seed_pair
 
     for mode in MODES:
         exp = {"sae": {"seed_mode": mode, "fixed_seed": 7}}
@@ -275,7 +275,7 @@ def test_seed_modes_rule_on_a_toy_experiment(tmp_path):
     assert t.loc[("data_only", 0.0), "mmcs_mean"] == pytest.approx(1.0, abs=1e-6)
     assert t.loc[("both", 0.0), "mmcs_mean"] < 0.9 and t.loc[("init_only", 0.0), "mmcs_mean"] < 0.9
     # the both mode at 1.0 is the published SAEs' pair
-    from saesim.sae_loading import load_sae_weights
+    from saesim.saes.loading import load_sae_weights
     from saesim.similarity import compare_decoders
 
     a, b = (load_sae_weights(w / f"results/toy/saes/toy/topk-w12-k2/seed{s}") for s in (0, 1))
@@ -296,9 +296,9 @@ def test_trajectory_figure_draws_without_a_null(tmp_path):
     """A convergence table without null SAEs (null disabled) still draws, from 0."""
     import pandas as pd
 
-    from saesim.convergence import DRIFT_COLUMNS, QUALITY_METRICS
-    from saesim.metrics import TABLE_METRICS
-    from saesim.plotting import save_figure, trajectory_plot
+    from saesim.analysis.convergence import DRIFT_COLUMNS, QUALITY_METRICS
+    from saesim.registry.metrics import TABLE_METRICS
+    from saesim.report.figures import save_figure, trajectory_plot
 
     rows = []
     for f, n in ((0.0, 0), (0.5, 5000), (1.0, 10000)):

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from saesim import corpus
+from saesim.sources import corpus
 from saesim.errors import SaesimError
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from saesim.config import validate_config
+from saesim.workflow.config import validate_config
 from saesim.errors import SaesimError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,14 +48,14 @@ def plain(value):
 
 
 def lib():
-    from saesim.corpus import build_corpus
-    from saesim.extraction import extract_modular_stores, extract_to_stores
-    from saesim.models.language import LanguageModelSpec
-    from saesim.models.modular import ModularConfig
+    from saesim.sources.corpus import build_corpus
+    from saesim.sources.extraction import extract_modular_stores, extract_to_stores
+    from saesim.sources.language import LanguageModelSpec
+    from saesim.sources.modular import ModularConfig
     from saesim.similarity import ComparisonOptions
-    from saesim.synthetic import write_synthetic_store
-    from saesim.training import SAESpec
-    from saesim.universality import CodeComparisonOptions, compare_neuron_activations
+    from saesim.sources.synthetic import write_synthetic_store
+    from saesim.saes.training import SAESpec
+    from saesim.similarity.universality import CodeComparisonOptions, compare_neuron_activations
 
     return locals()
 
@@ -98,7 +98,7 @@ PAIRS = [
     ("ComparisonOptions", "cosine", "$defs.suite.cosine"),
 ]
 # Not paired on purpose: SAESpec.device ("cpu") takes a resolved device, while the config's
-# device "auto" is resolved per job (saesim.gpu.resolve_device).
+# device "auto" is resolved per job (saesim.workflow.gpu.resolve_device).
 
 
 @pytest.mark.parametrize("cls,def_name,elsewhere", MIRRORS, ids=[m[0] for m in MIRRORS])
@@ -118,7 +118,7 @@ def test_function_defaults_equal_the_schema(obj, name, path):
 
 def test_the_comparison_mirror_catches_a_disagreement(monkeypatch):
     """The check above can fail: a dataclass default changed away from the schema's."""
-    from saesim.models.modular import ModularConfig
+    from saesim.sources.modular import ModularConfig
 
     fields = {f.name: f for f in dataclasses.fields(ModularConfig)}
     monkeypatch.setattr(fields["train_frac"], "default", 0.3)
@@ -156,10 +156,10 @@ def test_synthetic_model_defaults_are_the_library_s_own(def_name):
 @pytest.mark.parametrize("fp", [{"generator_name": "zipfian"}, {"generator_name": "zipfian", "exponent": 0.5},
                                 {"generator_name": "linear"}, {"generator_name": "constant"}, None])
 def test_expected_l0_uses_the_library_s_firing_defaults(fp):
-    """saesim.synthetic.expected_l0 (parse time, no sae-lens import) restates sae-lens's
+    """saesim.sources.synthetic.expected_l0 (parse time, no sae-lens import) restates sae-lens's
     firing-probability defaults; known answer: the library's own generated probabilities."""
     pytest.importorskip("sae_lens")
-    from saesim.synthetic import expected_l0, model_config
+    from saesim.sources.synthetic import expected_l0, model_config
 
     model = {"num_features": 40, "hidden_dim": 8, "seed": 0, **({"firing_probability": fp} if fp else {})}
     probs = model_config(model).firing_probability.generate(40, seed=0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from saesim.downstream import downstream_loss
+from saesim.analysis.downstream import downstream_loss
 
 HOOK = "blocks.0.hook_resid_post"
 
@@ -84,7 +84,7 @@ def test_half_reconstruction_lies_between_and_keep_mask_restricts_the_splice(mod
 
 
 def test_many_saes_in_one_pass_equal_one_at_a_time(model_and_tokens):
-    from saesim.downstream import downstream_losses
+    from saesim.analysis.downstream import downstream_losses
 
     model, tokens = model_and_tokens
     hook2 = "blocks.1.hook_resid_post"
@@ -100,7 +100,7 @@ def test_many_saes_in_one_pass_equal_one_at_a_time(model_and_tokens):
 
 
 def test_max_norm_leaves_large_rows_clean(model_and_tokens):
-    from saesim.downstream import downstream_losses
+    from saesim.analysis.downstream import downstream_losses
 
     model, tokens = model_and_tokens
     zero = {"z": (HOOK, lambda x: 0 * x)}

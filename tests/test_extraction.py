@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from saesim import extraction, fourier
-from saesim.activation_store import open_store
+from saesim.sources import extraction
+from saesim.analysis import fourier
+from saesim.stores.activation_store import open_store
 from saesim.errors import SaesimError
-from saesim.null_model import write_null_store
+from saesim.sources.gaussian_null import write_null_store
 
 torch.set_num_threads(1)
 
@@ -72,7 +73,7 @@ def test_float16_store_and_errors(small_lm, tmp_path):
 
 
 def test_modular_stores_keep_ground_truth(tmp_path):
-    from saesim.models.modular import ModularConfig, build_model
+    from saesim.sources.modular import ModularConfig, build_model
 
     model = build_model(ModularConfig(p=23, seed=1)).eval()
     hooks = ["blocks.0.hook_resid_post", "blocks.0.hook_mlp_out"]
@@ -106,7 +107,7 @@ SMOL_HOOKS = ["blocks.1.hook_resid_post", "blocks.3.hook_resid_post"]
 @pytest.fixture(scope="module")
 def smollm2():
     pytest.importorskip("gguf")
-    from saesim.models.language import load_language_model
+    from saesim.sources.language import load_language_model
 
     try:
         return load_language_model({"source": "smollm2", "device": "cpu"})
@@ -115,7 +116,7 @@ def smollm2():
 
 
 def test_smollm2_store_rows_equal_fresh_forward(smollm2, tmp_path):
-    from saesim.corpus import build_corpus
+    from saesim.sources.corpus import build_corpus
 
     model, tokenizer = smollm2
     corpus = build_corpus(tokenizer, n_ctx=32, n_tokens=64)
@@ -142,7 +143,7 @@ def test_smollm2_store_rows_equal_fresh_forward(smollm2, tmp_path):
 @pytest.mark.slow
 def test_smollm2_cached_copy_equals_gguf(smollm2):
     """The cached dequantised copy gives the same logits as reading the GGUF file."""
-    from saesim.models.language import load_language_model
+    from saesim.sources.language import load_language_model
 
     cached, tok = smollm2
     fresh, tok2 = load_language_model({"source": "smollm2", "device": "cpu"}, cache_dir=None)
@@ -222,8 +223,8 @@ def h5dump_schema(path):
 
 @pytest.fixture(scope="module")
 def one_store_of_each_kind(small_lm, tmp_path_factory):
-    from saesim.models.modular import ModularConfig, build_model
-    from saesim.synthetic import write_synthetic_store
+    from saesim.sources.modular import ModularConfig, build_model
+    from saesim.sources.synthetic import write_synthetic_store
 
     out = tmp_path_factory.mktemp("schema")
     tokens = np.random.default_rng(0).integers(0, 50, size=(2, 16)).astype(np.int32)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from saesim.feature_pages import build_card, render_pair_page, select_cards, token_windows
-from saesim.ground_truth import encode_acts
-from saesim.latent_stats import latent_stats
+from saesim.report.feature_pages import build_card, render_pair_page, select_cards, token_windows
+from saesim.analysis.ground_truth import encode_acts
+from saesim.analysis.latent_stats import latent_stats
 
 CHROMIUM = Path("/usr/bin/chromium")
 needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (.ci/setup-chromium.sh)")
@@ -38,7 +38,7 @@ def test_select_cards_known_answer():
 
 
 def test_encode_acts_fires_like_encode_fires(rng):
-    from saesim.ground_truth import encode_fires
+    from saesim.analysis.ground_truth import encode_fires
 
     d, n = 8, 20
     base = {"W_enc": rng.standard_normal((d, n)).astype(np.float32), "b_enc": rng.standard_normal(n).astype(np.float32),

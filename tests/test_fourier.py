@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from saesim import fourier
+from saesim.analysis import fourier
 from saesim.errors import SaesimError
 
 P = 23
@@ -96,7 +96,7 @@ def test_fourier_overlap_figure_is_the_same_bytes_every_time(tmp_path):
     # what ran before it, and must leave the caller's RNG as it found it
     import pandas as pd
 
-    from saesim.plotting import fourier_overlap_plot, save_figure
+    from saesim.report.figures import fourier_overlap_plot, save_figure
 
     rows = [
         {"hook": "blocks.0.hook_mlp_out", "variant": f"{arch}-w8-x", "architecture": arch, "seed": s,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from saesim.config import expand_variants, validate_config
+from saesim.workflow.config import expand_variants, validate_config
 from saesim.errors import SaesimError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ pytest.importorskip("sae_lens")
 
 @pytest.fixture(scope="module")
 def toy_store(tmp_path_factory):
-    from saesim.synthetic import write_synthetic_store
+    from saesim.sources.synthetic import write_synthetic_store
 
     path = tmp_path_factory.mktemp("store") / "toy.h5"
     model = {"num_features": 8, "hidden_dim": 16, "firing_probability": {"generator_name": "linear", "max_prob": 0.4, "min_prob": 0.2},
@@ -48,7 +48,7 @@ def toy_store(tmp_path_factory):
 def test_frozen_decoder_equals_its_initialisation_bit_for_bit(toy_store, tmp_path, arch, b_dec_init):
     from safetensors.numpy import load_file
 
-    from saesim.training import SAESpec, build_training_sae, train_sae
+    from saesim.saes.training import SAESpec, build_training_sae, train_sae
 
     def spec(freeze):
         return SAESpec(arch, 12, 3, 5, 5, lr=1e-2, training_samples=6000, batch_size=256, eval_rows=2000, b_dec_init=b_dec_init, freeze=freeze)

@@ -1,9 +1,9 @@
-"""Coordinate systems of the decoder metrics (saesim.geometry): known answers."""
+"""Coordinate systems of the decoder metrics (saesim.similarity.geometry): known answers."""
 
 import numpy as np
 import pytest
 
-from saesim.geometry import (
+from saesim.similarity.geometry import (
     Moments,
     baselines_in_spaces,
     compare_in_spaces,
@@ -13,8 +13,8 @@ from saesim.geometry import (
     mean_removed_map,
     whitening_map,
 )
-from saesim.metrics import COORDINATE_SPACES, TABLE_METRICS, space_columns
-from saesim.null_model import streaming_moments
+from saesim.registry.metrics import COORDINATE_SPACES, TABLE_METRICS, space_columns
+from saesim.sources.gaussian_null import streaming_moments
 from saesim.similarity import compare_decoders
 
 METRICS = ("mmcs", "hungarian_mean_cos", "frac_matched_above", "frac_best_match_above", "shared_latents_frac")
@@ -119,8 +119,8 @@ def test_coordinate_maps_follow_the_registry_and_flat_columns():
 
 
 def test_load_moments_streams_the_store_or_reads_the_null_group(tmp_path):
-    from saesim.activation_store import StoreWriter, open_store
-    from saesim.null_model import write_null_store
+    from saesim.stores.activation_store import StoreWriter, open_store
+    from saesim.sources.gaussian_null import write_null_store
 
     rng = np.random.default_rng(6)
     x = _data(rng, n=3000, d=8).astype(np.float32)
@@ -160,8 +160,8 @@ def test_pair_script_and_tables_give_space_columns(tmp_path):
 
     import pandas as pd
 
-    from saesim.activation_store import StoreWriter
-    from saesim.tables import cross_experiment_summary, stability_table, summary_columns
+    from saesim.stores.activation_store import StoreWriter
+    from saesim.report.tables import cross_experiment_summary, stability_table, summary_columns
 
     root = Path(__file__).resolve().parents[1]
     from test_layout import _sae  # an SAE folder from a decoder

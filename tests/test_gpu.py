@@ -1,4 +1,4 @@
-"""The GPU device-slot allocator (saesim.gpu) with fake device counts: no GPU needed."""
+"""The GPU device-slot allocator (saesim.workflow.gpu) with fake device counts: no GPU needed."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import pytest
 
 from saesim.errors import SaesimError
-from saesim.gpu import acquire_gpus, job_gpu_count, visible_devices
-from saesim.rulekit import run
+from saesim.workflow.gpu import acquire_gpus, job_gpu_count, visible_devices
+from saesim.workflow.rulekit import run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,7 +88,7 @@ def test_no_device_or_too_many_requested(tmp_path):
 
 HOLDER = """
 import sys, time
-from saesim.gpu import acquire_gpus
+from saesim.workflow.gpu import acquire_gpus
 a = acquire_gpus(1, lock_dir=sys.argv[1], timeout=0, log=lambda msg: None)
 print(a.devices[0], flush=True)
 time.sleep(600)
@@ -144,18 +144,18 @@ def test_rulekit_pins_gpu_jobs_only(tmp_path, monkeypatch):
 
 
 def test_rule_scripts_pin_native_thread_pools_to_the_jobs_threads():
-    # A rule script defines `snakemake` in __main__ and imports saesim.rulekit before numpy
+    # A rule script defines `snakemake` in __main__ and imports saesim.workflow.rulekit before numpy
     # or torch: their pools must then have the job's `threads`, not one per core.
     code = (
         "import types; snakemake = types.SimpleNamespace(threads=1)\n"
-        "import saesim.rulekit, os, torch\n"
+        "import saesim.workflow.rulekit, os, torch\n"
         "print(os.environ['OMP_NUM_THREADS'], os.environ['OPENBLAS_NUM_THREADS'], torch.get_num_threads())\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
     assert out == ["1", "1", "1"]
     # outside a rule script nothing is set
-    bare = subprocess.run([sys.executable, "-c", "import saesim.rulekit, os; print(os.environ.get('OMP_NUM_THREADS'))"],
+    bare = subprocess.run([sys.executable, "-c", "import saesim.workflow.rulekit, os; print(os.environ.get('OMP_NUM_THREADS'))"],
                           env=env, capture_output=True, text=True, check=True).stdout.split()
     assert bare == ["None"]
 
@@ -163,7 +163,7 @@ def test_rule_scripts_pin_native_thread_pools_to_the_jobs_threads():
 def test_resolve_device_auto_and_refused_cuda(monkeypatch):
     import torch
 
-    from saesim.gpu import resolve_device
+    from saesim.workflow.gpu import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == "cpu" and resolve_device("cpu") == "cpu"
@@ -176,7 +176,7 @@ def test_resolve_device_auto_and_refused_cuda(monkeypatch):
 @pytest.mark.parametrize("value,offline", [("1", True), (" TRUE ", True), ("on", True), ("Yes", True),
                                            ("0", False), ("", False), ("off", False)])
 def test_hf_hub_offline_has_one_parsing(monkeypatch, value, offline):
-    from saesim import models
+    from saesim.sources import hub as models
 
     monkeypatch.setenv("HF_HUB_OFFLINE", value)
     assert models.hub_offline() is offline

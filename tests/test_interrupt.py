@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from saesim.activation_store import open_store
+from saesim.stores.activation_store import open_store
 from saesim.errors import SaesimError
 from workflow_helpers import SMALL, copy_workflow, job_counts, sha256
 

@@ -1,9 +1,9 @@
-"""Streaming per-latent statistics (saesim.latent_stats): known answers against a brute-force pass."""
+"""Streaming per-latent statistics (saesim.analysis.latent_stats): known answers against a brute-force pass."""
 
 import numpy as np
 import pytest
 
-from saesim.latent_stats import HIST_EDGES, latent_stats
+from saesim.analysis.latent_stats import HIST_EDGES, latent_stats
 
 
 def sparse_acts(rng, rows=3000, n=50, p=0.05):

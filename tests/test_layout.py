@@ -1,4 +1,4 @@
-"""saesim.layout: paths built from identities, their inverse, identities written into artifacts
+"""saesim.workflow.layout: paths built from identities, their inverse, identities written into artifacts
 and tables that read them instead of the path."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from saesim import layout
-from saesim.layout import ArtifactId
+from saesim.workflow import layout
+from saesim.workflow.layout import ArtifactId
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,7 +148,7 @@ def _write(path, obj):
 
 def test_tables_read_identities_not_paths(tmp_path):
     """Artifacts moved to paths that say nothing (or something else) land in the rows their identity names."""
-    from saesim.tables import downstream_rows, fourier_table, load_baselines, pair_table, sae_table
+    from saesim.report.tables import downstream_rows, fourier_table, load_baselines, pair_table, sae_table
 
     odd = tmp_path / "moved"
     metrics = {"architecture": "topk", "width": 8, "sparsity_key": "k", "sparsity": 3, "l0": 3.0,
@@ -184,7 +184,7 @@ def test_tables_read_identities_not_paths(tmp_path):
 
 
 def test_tables_fall_back_to_the_path_for_older_artifacts(tmp_path):
-    from saesim.tables import pair_table, sae_table
+    from saesim.report.tables import pair_table, sae_table
 
     sae = tmp_path / "results/toy/null/saes/toy/topk-w8-k3/seed2"
     _write(sae / "metrics.json", {"architecture": "topk", "width": 8, "sparsity_key": "k", "sparsity": 3, "l0": 3.0,

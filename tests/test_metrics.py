@@ -1,4 +1,4 @@
-"""The metric registries (saesim.metrics): they agree with what saesim.similarity computes and
+"""The metric registries (saesim.registry.metrics): they agree with what saesim.similarity computes and
 with the relational measures, and a newly registered metric appears in every table, the
 summary and the ``saesim compare`` table (and is gone again once unregistered)."""
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from saesim import metrics
+from saesim.registry import metrics
 from saesim.errors import SaesimError
-from saesim.layout import ArtifactId
-from saesim.metrics import DECODER_METRICS, RELATIONAL_MEASURES, TABLE_METRICS, DecoderMetric, TableMetric
+from saesim.workflow.layout import ArtifactId
+from saesim.registry.metrics import DECODER_METRICS, RELATIONAL_MEASURES, TABLE_METRICS, DecoderMetric, TableMetric
 
 
 def test_decoder_metrics_are_what_compare_decoders_returns():
@@ -37,7 +37,7 @@ def test_decoder_metrics_are_what_compare_decoders_returns():
 def test_table_metrics_read_their_decoder_metric():
     pair = {"mmcs": 0.8, "hungarian_mean_cos": 0.7, "frac_matched_above": {"0.5": 0.9, "0.7": 0.4}}
     assert {name: m.value(pair) for name, m in TABLE_METRICS.items()} == {"mmcs": 0.8, "hungarian_mean_cos": 0.7, "frac_matched_0.7": 0.4}
-    from saesim.tables import baseline_std, baseline_value
+    from saesim.report.tables import baseline_std, baseline_value
 
     assert list(TABLE_METRICS) == ["mmcs", "hungarian_mean_cos", "frac_matched_0.7"]
     assert TABLE_METRICS["mmcs"].label == "mean max |cos| (PWMCC)"
@@ -49,8 +49,8 @@ def test_table_metrics_read_their_decoder_metric():
 
 
 def test_relational_measures_are_the_registry():
-    from saesim.plotting import MEASURE_LABELS
-    from saesim.universality.relational import METRICS
+    from saesim.report.figures import MEASURE_LABELS
+    from saesim.similarity.universality.relational import METRICS
 
     assert tuple(RELATIONAL_MEASURES) == METRICS
     assert MEASURE_LABELS == {"svcca": "SVCCA", "rsa": "RSA (Spearman)", "mutual_knn": "mutual kNN (Jaccard)", "cka": "linear CKA"}
@@ -90,7 +90,7 @@ def _write(path: Path, obj) -> str:
 def _tables(tmp_path, sae_extra=lambda role, seed: {}):
     """saes, pairs and stability of one variant: two real seeds, two null seeds (known values);
     ``sae_extra(role, seed)``: more keys of each SAE's metrics.json."""
-    from saesim.tables import load_baselines, pair_table, sae_table, stability_table
+    from saesim.report.tables import load_baselines, pair_table, sae_table, stability_table
 
     info = {"architecture": "topk", "width": 8, "sparsity_key": "k", "sparsity": 3, "l0": 3.0,
             "explained_variance": 0.9, "mse": 0.1, "dead_fraction": 0.0, "training_seconds": 1.0}
@@ -111,7 +111,7 @@ def _tables(tmp_path, sae_extra=lambda role, seed: {}):
 
 
 def test_a_registered_table_metric_gets_columns_everywhere(tmp_path, new_metric):
-    from saesim.tables import cross_experiment_summary, cross_summary_markdown, summary_columns, summary_markdown
+    from saesim.report.tables import cross_experiment_summary, cross_summary_markdown, summary_columns, summary_markdown
 
     _, pairs, st = _tables(tmp_path)
     assert pairs.loc[~pairs["null"], "frac_matched_0.5"].tolist() == [0.75]
@@ -135,7 +135,7 @@ def test_a_registered_table_metric_gets_columns_everywhere(tmp_path, new_metric)
 
 
 def test_without_the_new_metric_the_tables_are_as_before(tmp_path):
-    from saesim.tables import SUMMARY_COLUMNS, cross_experiment_summary, summary_columns
+    from saesim.report.tables import SUMMARY_COLUMNS, cross_experiment_summary, summary_columns
 
     _, pairs, st = _tables(tmp_path)
     assert "frac_matched_0.5" not in pairs and not any(c.startswith("frac_matched_0.5") for c in st)
@@ -159,9 +159,9 @@ def new_measure():
 
 
 def test_a_registered_sae_measure_gets_columns_everywhere(tmp_path, new_measure):
-    """Registering an SAE measure (no edit of saesim.tables) gives it its column in saes.csv, its
+    """Registering an SAE measure (no edit of saesim.report.tables) gives it its column in saes.csv, its
     statistics and null companions in stability.csv and the summary, and its headers."""
-    from saesim.tables import (cross_experiment_summary, cross_summary_html, cross_summary_markdown, summary_columns,
+    from saesim.report.tables import (cross_experiment_summary, cross_summary_html, cross_summary_markdown, summary_columns,
                                summary_display, summary_markdown)
 
     saes, _, st = _tables(tmp_path, lambda role, seed: {"sharpness": SHARPNESS[role, seed]})

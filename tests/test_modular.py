@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from saesim.errors import SaesimError
-from saesim.models import modular
+from saesim.sources import modular
 
 torch.set_num_threads(1)
 

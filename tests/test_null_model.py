@@ -8,11 +8,11 @@ import h5py
 import numpy as np
 import pytest
 
-from saesim.activation_store import StoreWriter, open_store
+from saesim.stores.activation_store import StoreWriter, open_store
 from saesim.errors import SaesimError
-from saesim.null_model import NULL_GROUP, gaussian_factor, iter_gaussian_rows, streaming_moments, write_null_store
-from saesim.tables import excess
-from saesim.synthetic import write_synthetic_store
+from saesim.sources.gaussian_null import NULL_GROUP, gaussian_factor, iter_gaussian_rows, streaming_moments, write_null_store
+from saesim.report.tables import excess
+from saesim.sources.synthetic import write_synthetic_store
 
 
 def _lm_like_store(path, rows, *, dtype="float32", chunk_rows=256):
@@ -110,9 +110,9 @@ def test_excess_over_null():
 
 def _pair_mmcs(store, seeds, tmp_path, tag):
     """Mean max |cos| of every seed pair of tiny TopK SAEs trained on ``store``."""
-    from saesim.sae_loading import load_sae_weights
+    from saesim.saes.loading import load_sae_weights
     from saesim.similarity import compare_decoders
-    from saesim.training import SAESpec, train_sae
+    from saesim.saes.training import SAESpec, train_sae
 
     dirs = {}
     for s in seeds:

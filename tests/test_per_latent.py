@@ -1,9 +1,9 @@
-"""Known answers for saesim.per_latent: statistics, EV share, reappearance, subspaces, intervals."""
+"""Known answers for saesim.analysis.per_latent: statistics, EV share, reappearance, subspaces, intervals."""
 
 import numpy as np
 import pytest
 
-from saesim import per_latent as pl
+from saesim.analysis import per_latent as pl
 from saesim.similarity.scan import normalize_rows
 
 
@@ -251,8 +251,8 @@ def test_summary_columns_come_from_per_latent_tables():
     without them get NaN; the Markdown shows the interval and marks a distinguishable excess."""
     import pandas as pd
 
-    from saesim.metrics import PER_LATENT_METRICS, per_latent_summary_columns
-    from saesim.tables import SUMMARY_COLUMNS, cross_experiment_summary, cross_summary_markdown
+    from saesim.registry.metrics import PER_LATENT_METRICS, per_latent_summary_columns
+    from saesim.report.tables import SUMMARY_COLUMNS, cross_experiment_summary, cross_summary_markdown
     from test_summary_table import _stability
 
     stability = {"toy": _stability([("toy", "topk-w50-k4"), ("toy", "topk-w50-k8")], True),
@@ -277,10 +277,10 @@ def test_trained_saes_on_a_recoverable_synthetic_store(tmp_path):
     seeds. The latents that recover a true feature (|cos| >= 0.9) reappear in every other seed;
     the 4 left over reappear in none; the stable ones carry most of the explained variance."""
     pytest.importorskip("sae_lens")
-    from saesim.activation_store import open_store
-    from saesim.sae_loading import decoder_rows
-    from saesim.synthetic import write_synthetic_store
-    from saesim.training import SAESpec, train_sae
+    from saesim.stores.activation_store import open_store
+    from saesim.saes.loading import decoder_rows
+    from saesim.sources.synthetic import write_synthetic_store
+    from saesim.saes.training import SAESpec, train_sae
 
     model = {"num_features": 16, "hidden_dim": 64, "firing_probability": {"generator_name": "linear", "max_prob": 0.25, "min_prob": 0.1},
              "bias": False, "seed": 0}

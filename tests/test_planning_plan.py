@@ -12,8 +12,8 @@ import pytest
 import yaml
 from conftest import TINY
 
-from saesim import layout
-from saesim.config import snapshot_target, validate_config
+from saesim.workflow import layout
+from saesim.workflow.config import snapshot_target, validate_config
 from saesim.errors import SaesimError
 from saesim.workflow import planning
 from saesim.workflow.planning import Plan

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from saesim.cli import main
-from saesim.config import validate_config
+from saesim.workflow.config import validate_config
 from saesim.errors import SaesimError
 from test_compare_null import write_sae
 
@@ -114,7 +114,7 @@ def toy_experiment(model):
 
 
 def test_item3_hierarchy_larger_than_num_features_is_refused_naming_the_key():
-    from saesim.synthetic import hierarchy_size
+    from saesim.sources.synthetic import hierarchy_size
 
     model = {"num_features": 8, "hidden_dim": 16, "bias": False, "seed": 0,
              "hierarchy": {"total_root_nodes": 50, "branching_factor": 4, "max_depth": 3}}
@@ -130,7 +130,7 @@ def test_item3_hierarchy_larger_than_num_features_is_refused_naming_the_key():
 
 
 def test_item3_store_records_the_hierarchy_actually_built(tmp_path):
-    from saesim.synthetic import write_synthetic_store
+    from saesim.sources.synthetic import write_synthetic_store
 
     model = {"num_features": 16, "hidden_dim": 16, "bias": False, "seed": 0,
              "firing_probability": {"generator_name": "constant", "probability": 0.25},
@@ -152,8 +152,8 @@ def test_item3_store_records_the_hierarchy_actually_built(tmp_path):
 @pytest.fixture(scope="module")
 def cache_setup(tmp_path_factory):
     pytest.importorskip("sae_lens")
-    from saesim.synthetic import write_synthetic_store
-    from saesim.training import SAESpec, train_sae
+    from saesim.sources.synthetic import write_synthetic_store
+    from saesim.saes.training import SAESpec, train_sae
 
     root = tmp_path_factory.mktemp("cache")
     store = root / "toy.h5"
@@ -187,7 +187,7 @@ def _damaged_copy(store, tmp_path, how):
 def test_item4_trained_cache_does_not_bypass_the_store_checks(cache_setup, tmp_path, how, needle):
     """A store damaged after training keeps its recorded content_hash, so the cache key still
     matches: the cache must check the rows first and stop with one line, publishing nothing."""
-    from saesim.training import _CHECKED_STORES, train_sae
+    from saesim.saes.training import _CHECKED_STORES, train_sae
 
     store, spec, root = cache_setup
     cache = tmp_path / "cache"
@@ -202,7 +202,7 @@ def test_item4_trained_cache_does_not_bypass_the_store_checks(cache_setup, tmp_p
 
 
 def test_item4_unchanged_store_still_restores_from_the_cache(cache_setup, tmp_path, capsys):
-    from saesim.training import train_sae
+    from saesim.saes.training import train_sae
 
     store, spec, root = cache_setup
     cache = tmp_path / "cache"
@@ -262,7 +262,7 @@ def run_folder(tmp_path):
 
 
 def test_item5_broken_run_subfolder_stops_naming_it_or_is_skipped_with_a_line(capsys, run_folder):
-    from saesim.suites import expand_sae_specs
+    from saesim.similarity.suites import expand_sae_specs
 
     with pytest.raises(SaesimError) as info:
         expand_sae_specs([run_folder])
@@ -282,7 +282,7 @@ def test_item5_broken_run_subfolder_stops_naming_it_or_is_skipped_with_a_line(ca
 
 
 def test_item5_imported_experiment_names_the_broken_subfolder(run_folder, capsys):
-    from saesim.suite_runs import expand_imported
+    from saesim.workflow.suite_runs import expand_imported
 
     with pytest.raises(SaesimError, match=r"layers\.2"):
         expand_imported([{"path": str(run_folder)}], "experiments.imp.source.saes")
@@ -381,7 +381,7 @@ def test_item8_run_folder_of_one_sae_with_a_null_pair_is_one_pair(capsys, saes, 
 
 
 def test_item8_symlink_loop_and_dangling_link_are_named(capsys, saes, tmp_path):
-    from saesim.activation_store import open_store
+    from saesim.stores.activation_store import open_store
 
     loop = tmp_path / "loop"
     loop.symlink_to(loop)
@@ -463,7 +463,7 @@ def _overlapping(labels) -> bool:
 def test_item10_layer_heatmap_tick_labels_are_horizontal_and_do_not_overlap(n_hooks):
     import matplotlib.pyplot as plt
 
-    from saesim.plotting import layer_heatmap
+    from saesim.report.figures import layer_heatmap
 
     hooks = [f"blocks.{i}.hook_out" for i in (3, 6, 15, 24)[:n_hooks]]
     fig = layer_heatmap(_layer_table(hooks), title="t")
@@ -496,7 +496,7 @@ def _suite_table(members, values, seed=0):
 def test_item10_suite_matrix_wraps_panels_into_a_grid_with_readable_labels(tmp_path):
     import matplotlib.pyplot as plt
 
-    from saesim.plotting import save_figure, suite_matrix
+    from saesim.report.figures import save_figure, suite_matrix
 
     members = [f"topk-w4096-k{k}" for k in (16, 32, 64, 128)]
     table = _suite_table(members, [16, 32, 64, 128])
@@ -524,9 +524,9 @@ def test_item10_convergence_figure_draws_the_trained_null():
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from saesim.convergence import DRIFT_COLUMNS, QUALITY_METRICS
-    from saesim.metrics import TABLE_METRICS
-    from saesim.plotting import trajectory_plot
+    from saesim.analysis.convergence import DRIFT_COLUMNS, QUALITY_METRICS
+    from saesim.registry.metrics import TABLE_METRICS
+    from saesim.report.figures import trajectory_plot
 
     rows = []
     for f, n in ((0.0, 0), (0.5, 5000), (1.0, 10000)):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from saesim.sae_loading import SAEWeights, decoder_rows, is_pretrained_id, load_sae_weights
+from saesim.saes.loading import SAEWeights, decoder_rows, is_pretrained_id, load_sae_weights
 from saesim.errors import SaesimError
 
 
@@ -212,7 +212,7 @@ def test_pretrained_id_detection(tmp_path):
 def test_reading_does_not_import_sae_lens(tmp_path):
     make_sae_lens(tmp_path / "s")
     code = (
-        "import sys; from saesim.sae_loading import load_sae_weights; "
+        "import sys; from saesim.saes.loading import load_sae_weights; "
         f"w = load_sae_weights({str(tmp_path / 's')!r}); "
         "import saesim.similarity, saesim.cli; "
         "bad = [m for m in ('sae_lens', 'transformer_lens', 'torch') if m in sys.modules]; "
@@ -269,7 +269,7 @@ def test_some_zero_decoder_rows_are_loaded(tmp_path):
 
 def _check_lazy_equals_eager(lazy, eager):
     """Every way similarity reads rows gives exactly the eager values, as C-contiguous float32."""
-    from saesim.sae_loading import LazyTensor
+    from saesim.saes.loading import LazyTensor
 
     assert isinstance(lazy, LazyTensor) and lazy.shape == eager.shape
     rows, erows = lazy.T, eager.T  # encoder directions as rows, as similarity reads them
@@ -288,7 +288,7 @@ def _check_lazy_equals_eager(lazy, eager):
 
 
 def test_lazy_encoder_reads_the_eager_values(tmp_path, monkeypatch):
-    import saesim.sae_loading as C
+    import saesim.saes.loading as C
 
     make_sae_lens(tmp_path / "sae")
     make_sparsify(tmp_path / "sp")

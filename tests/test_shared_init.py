@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from saesim.shared_init import DEFAULT_Z_THRESHOLD, shared_init_test, shared_init_warning
+from saesim.similarity.shared_init import DEFAULT_Z_THRESHOLD, shared_init_test, shared_init_warning
 
 
 def unit(x):
@@ -50,7 +50,7 @@ pytest.importorskip("sae_lens")
 
 @pytest.fixture(scope="module")
 def two_stores(tmp_path_factory):
-    from saesim.synthetic import write_synthetic_store
+    from saesim.sources.synthetic import write_synthetic_store
 
     out = []
     for seed in (0, 1):  # two different data sets of the same dimension
@@ -66,7 +66,7 @@ def test_saes_from_the_same_torch_seed_on_different_data_are_flagged(two_stores,
     """sae-lens SAEs built after the same torch seed and trained briefly on different data are
     flagged by `saesim compare`; independently initialised ones on the same data are not."""
     from saesim.cli import main
-    from saesim.training import SAESpec, train_sae
+    from saesim.saes.training import SAESpec, train_sae
 
     def spec(init_seed, data_seed):
         return SAESpec("topk", 64, 4, init_seed, data_seed, lr=1e-3, training_samples=4096, batch_size=256, eval_rows=1000)

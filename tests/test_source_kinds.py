@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from saesim import source_kinds
+from saesim.sources import kinds as source_kinds
 from saesim.errors import SaesimError
-from saesim.source_kinds import SOURCE_KINDS, SourceKind
+from saesim.sources.kinds import SOURCE_KINDS, SourceKind
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = ROOT / "workflow/schemas/config.schema.yaml"
@@ -51,8 +51,8 @@ def test_schema_experiment_branches_follow_the_registry():
 
 
 def test_language_models_have_a_loader_and_the_language_store_rule():
-    from saesim.config import LANGUAGE_KINDS
-    from saesim.models.language import SOURCES
+    from saesim.workflow.config import LANGUAGE_KINDS
+    from saesim.sources.language import SOURCES
 
     assert set(SOURCES) == set(LANGUAGE_KINDS) == {"smollm2", "hf", "transformer_lens"}
     assert source_kinds.kinds(store_rule="language") == LANGUAGE_KINDS
@@ -107,7 +107,7 @@ def toy2(tmp_path):
 
 
 def test_a_new_kind_of_the_toy_family_is_validated_like_toy(toy2):
-    from saesim.config import expected_l0, validate_config
+    from saesim.workflow.config import expected_l0, validate_config
 
     assert source_kinds.kinds(store_rule="toy") == ("toy", "toy2")
     ok = validate_config(_toy_config("toy2"), toy2)["experiments"]["toy"]
@@ -141,7 +141,7 @@ def test_the_workflow_asks_the_registry_not_the_name(tmp_path):
 
     before = dry_run()
     assert before["ground_truth_recovery"] == 2 and before["plot_latent_vs_truth"] == 1 and before["make_toy_store"] == 1
-    kinds_py = work / "src/saesim/source_kinds.py"
+    kinds_py = work / "src/saesim/sources/kinds.py"
     text = kinds_py.read_text()
     assert text.count("ground_truth=True, hooks=(\"toy\",)") == 1
     kinds_py.write_text(text.replace("ground_truth=True, hooks=(\"toy\",)", "ground_truth=False, hooks=(\"toy\",)"))

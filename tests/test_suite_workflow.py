@@ -19,9 +19,9 @@ from conftest import snakemake
 from test_suites import training_sae, write_sparsify
 from workflow_helpers import SMALL, copy_workflow, job_counts
 
-from saesim.config import validate_config
+from saesim.workflow.config import validate_config
 from saesim.errors import SaesimError
-from saesim.suite_runs import expand_imported, matrix_table
+from saesim.workflow.suite_runs import expand_imported, matrix_table
 
 D = 16  # the toy store's d in SMALL
 N_NARROW, N_WIDE = 24, 48

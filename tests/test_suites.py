@@ -2,7 +2,7 @@
 
 The planted suite is written by the field's own writers (EleutherAI's sparsify
 ``Sae.save_to_disk`` and sae-lens' ``save_inference_model`` / ``save_model``)
-and read back by saesim.sae_loading; its answers are known by construction.
+and read back by saesim.saes.loading; its answers are known by construction.
 """
 
 import json
@@ -12,10 +12,10 @@ import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from saesim.sae_loading import load_sae_weights
+from saesim.saes.loading import load_sae_weights
 from saesim.cli import main
 from saesim.errors import SaesimError
-from saesim.suites import (
+from saesim.similarity.suites import (
     CELL_THRESHOLDS,
     compare_pair,
     compare_suite,
@@ -122,7 +122,7 @@ def close(got: dict, want: dict, tol=0.02):
 
 
 # --------------------------------------------------------------------------
-# The field's writers, read by saesim.sae_loading
+# The field's writers, read by saesim.saes.loading
 # --------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from saesim.tables import SUMMARY_COLUMNS, cross_experiment_summary, cross_summary_html, cross_summary_markdown
+from saesim.report.tables import SUMMARY_COLUMNS, cross_experiment_summary, cross_summary_html, cross_summary_markdown
 
 
 def _stability(variants, ground_truth: bool) -> pd.DataFrame:
@@ -97,7 +97,7 @@ def _pair(mmcs, hung):
 @pytest.fixture
 def tables_with_null(tmp_path):
     """Real SAEs (seeds 0-2) and null SAEs (seeds 0-2) of one variant, with known numbers."""
-    from saesim.tables import load_baselines, pair_table, sae_table, stability_table
+    from saesim.report.tables import load_baselines, pair_table, sae_table, stability_table
 
     res = tmp_path / "results" / "toy"
     saes, pairs = [], []
@@ -159,7 +159,7 @@ def test_summary_carries_the_null_and_shows_it(tables_with_null):
 
 
 def test_fourier_table_marks_null_sae_rows(tmp_path):
-    from saesim.tables import fourier_table
+    from saesim.report.tables import fourier_table
 
     def result(overlap):
         space = {"dim": 4, "mean_overlap": overlap, "frac_above_0.5": 1.0, "random_baseline": 0.25}

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import yaml
 
-from saesim.activation_store import open_store
-from saesim.config import validate_config
+from saesim.stores.activation_store import open_store
+from saesim.workflow.config import validate_config
 from saesim.errors import SaesimError
-from saesim.synthetic import (
+from saesim.sources.synthetic import (
     PRESET_DIR,
     expected_l0,
     model_config,
@@ -116,7 +116,7 @@ def test_store_is_deterministic_from_the_seed(small_store, tmp_path):
 
 def test_sparse_forward_changes_only_rounding():
     """The sparse product used for large models gives the dense path's rows and the same features."""
-    from saesim.synthetic import build_model, iter_samples
+    from saesim.sources.synthetic import build_model, iter_samples
 
     model = build_model({**SMALL, "bias": 0.5})
     dense = list(iter_samples(model, 1000, 256, sparse_forward=False))
@@ -127,7 +127,7 @@ def test_sparse_forward_changes_only_rounding():
 
 
 def test_sampling_is_bounded_in_memory():
-    from saesim.synthetic import MAX_DENSE_ENTRIES, sample_rows
+    from saesim.sources.synthetic import MAX_DENSE_ENTRIES, sample_rows
 
     assert sample_rows(16384, 8192) * 16384 <= MAX_DENSE_ENTRIES
     assert sample_rows(50, 8192) == 8192
@@ -139,7 +139,7 @@ def test_library_metrics_known_answers(small_store, tmp_path):
     import torch
     from sae_lens import SAE, StandardSAEConfig
 
-    from saesim.ground_truth import library_metrics
+    from saesim.analysis.ground_truth import library_metrics
 
     path, _, _ = small_store
     with open_store(path) as store:
@@ -168,8 +168,8 @@ def test_library_metrics_known_answers(small_store, tmp_path):
 
 def test_store_schema_names_match_the_bad_store_message(tmp_path):
     """A store without the kept truth (not a sae_lens.synthetic store) is refused by name."""
-    from saesim.activation_store import StoreWriter
-    from saesim.ground_truth import library_metrics
+    from saesim.stores.activation_store import StoreWriter
+    from saesim.analysis.ground_truth import library_metrics
 
     p = tmp_path / "old.h5"
     with StoreWriter(p, 4, chunk_rows=64, attrs={"model": "toy", "hook": "toy"}) as w:
@@ -211,7 +211,7 @@ def test_numpy_metrics_equal_sae_lens_synthetic(small_store, tmp_path, arch):
     import torch
     from sae_lens import SAE, JumpReLUSAEConfig, StandardSAEConfig, TopKSAEConfig
 
-    from saesim.ground_truth import library_metrics
+    from saesim.analysis.ground_truth import library_metrics
 
     path, _, _ = small_store
     with open_store(path) as store:

@@ -6,11 +6,11 @@ import shutil
 import pytest
 
 from saesim.errors import SaesimError
-from saesim.synthetic import write_synthetic_store
+from saesim.sources.synthetic import write_synthetic_store
 
 sae_lens = pytest.importorskip("sae_lens")
 
-from saesim.training import SAESpec, train_sae  # noqa: E402
+from saesim.saes.training import SAESpec, train_sae  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_killed_training_resumes_to_identical_weights(toy_store, tmp_path):
     out = tmp_path / "killed"
     code = textwrap.dedent(
         f"""
-        from saesim.training import SAESpec, train_sae
+        from saesim.saes.training import SAESpec, train_sae
         spec = SAESpec("batchtopk", 16, 3, 5, 5, lr=1e-2, training_samples=60_000, batch_size=256, eval_rows=2048)
         train_sae({str(toy_store)!r}, spec, {str(out)!r}, resume_dir={str(resume)!r}, n_checkpoints=3)
         """
@@ -122,7 +122,7 @@ def offset_store_with_outliers(tmp_path_factory):
     "massive activation" with 50x the typical norm; position 0 rows are all-constant."""
     import numpy as np
 
-    from saesim.activation_store import StoreWriter
+    from saesim.stores.activation_store import StoreWriter
 
     rng = np.random.default_rng(0)
     n, d = 6000, 16
@@ -138,8 +138,8 @@ def offset_store_with_outliers(tmp_path_factory):
 
 
 def test_norm_outliers_and_positions_are_in_neither_training_nor_evaluation(offset_store_with_outliers):
-    from saesim.activation_store import open_store
-    from saesim.store_rows import split_rows
+    from saesim.stores.activation_store import open_store
+    from saesim.stores.rows import split_rows
 
     path, _, positions, outliers, _ = offset_store_with_outliers
     with open_store(path) as store:
@@ -179,13 +179,13 @@ class Interrupted(Exception):
 
 def interrupted_training(monkeypatch, toy_store, s, out, resume):
     """Train ``s`` with trainer checkpoints and stop before publishing: ``resume`` keeps them."""
-    import saesim.training
+    import saesim.saes.training
 
     def stop(*args, **kwargs):
         raise Interrupted
 
     with monkeypatch.context() as m:
-        m.setattr(saesim.training, "evaluate_sae", stop)
+        m.setattr(saesim.saes.training, "evaluate_sae", stop)
         with pytest.raises(Interrupted):
             train_sae(toy_store, s, out, resume_dir=resume, n_checkpoints=3)
     assert not out.exists()
@@ -196,7 +196,7 @@ def interrupted_training(monkeypatch, toy_store, s, out, resume):
 def test_resume_checkpoints_made_for_another_sae_are_discarded(toy_store, tmp_path, monkeypatch, capsys, change):
     """Checkpoints of spec A (or of other package versions) under the resume folder: training
     spec B gives exactly a fresh spec-B SAE, not one continued from A's weights."""
-    import saesim.training
+    import saesim.saes.training
 
     a = spec("topk", 3, seed=3, training_samples=40_000)
     b = spec("topk", 3, seed=3, training_samples=40_000, lr=3e-3) if change == "lr" else a
@@ -204,8 +204,8 @@ def test_resume_checkpoints_made_for_another_sae_are_discarded(toy_store, tmp_pa
     resume = tmp_path / "resume"
     with monkeypatch.context() as m:
         if change != "lr":
-            versions = saesim.training.producer_versions()
-            m.setattr(saesim.training, "producer_versions", lambda: {**versions, "sae-lens": "0.0.1"})
+            versions = saesim.saes.training.producer_versions()
+            m.setattr(saesim.saes.training, "producer_versions", lambda: {**versions, "sae-lens": "0.0.1"})
         assert len(interrupted_training(monkeypatch, toy_store, a, tmp_path / "a", resume)) == 3
     capsys.readouterr()
     got = train_sae(toy_store, b, tmp_path / "b", resume_dir=resume, n_checkpoints=3)
@@ -261,7 +261,7 @@ def test_diverged_training_fails_naming_the_sae_and_publishes_nothing(toy_store,
 def test_nonfinite_weights_are_named():
     import torch
 
-    from saesim.training import nonfinite_tensors
+    from saesim.saes.training import nonfinite_tensors
 
     layer = torch.nn.Linear(3, 2)
     assert nonfinite_tensors(layer) == []
@@ -277,8 +277,8 @@ def test_fewer_training_samples_than_one_batch_is_refused(toy_store, tmp_path):
 
 
 def test_eval_rows_beyond_a_fifth_of_the_rows_are_refused_not_capped(toy_store, tmp_path):
-    from saesim.activation_store import open_store
-    from saesim.store_rows import split_rows
+    from saesim.stores.activation_store import open_store
+    from saesim.stores.rows import split_rows
 
     with open_store(toy_store) as store:
         train, evals = split_rows(store, spec("topk", 3, eval_rows=4000))
@@ -299,7 +299,7 @@ def test_cfg_json_has_sorted_keys_and_equal_bytes_across_processes(toy_store, tm
 
     for hash_seed in ("0", "1"):
         code = (
-            "from saesim.training import SAESpec, train_sae\n"
+            "from saesim.saes.training import SAESpec, train_sae\n"
             f"train_sae({str(toy_store)!r}, SAESpec('batchtopk', 16, 3, 0, 0, lr=1e-2, training_samples=2560, batch_size=256, eval_rows=2048), "
             f"{str(tmp_path / hash_seed)!r})\n"
         )

@@ -1,12 +1,12 @@
-"""Transfer across models (saesim.universality.transfer): known answers on a rotated copy of a store."""
+"""Transfer across models (saesim.similarity.universality.transfer): known answers on a rotated copy of a store."""
 
 import numpy as np
 import pytest
 
-from saesim.activation_store import StoreWriter, open_store
+from saesim.stores.activation_store import StoreWriter, open_store
 from saesim.errors import SaesimError
-from saesim.synthetic import write_synthetic_store
-from saesim.universality.transfer import (
+from saesim.sources.synthetic import write_synthetic_store
+from saesim.similarity.universality.transfer import (
     explained_variance,
     fit_affine,
     fit_procrustes,
@@ -53,8 +53,8 @@ sae_lens = pytest.importorskip("sae_lens")
 def rotated_pair(tmp_path_factory):
     """A toy store, its copy rotated by a random orthogonal Q, and TopK SAEs: two seeds on the
     store, one on the rotated copy."""
-    from saesim.training import SAESpec, train_sae
-    from saesim.universality import load_sae
+    from saesim.saes.training import SAESpec, train_sae
+    from saesim.similarity.universality import load_sae
 
     tmp = tmp_path_factory.mktemp("rot")
     model = {"num_features": 12, "hidden_dim": 16, "firing_probability": {"generator_name": "linear", "max_prob": 0.3, "min_prob": 0.1},
@@ -105,7 +105,7 @@ def test_rotated_store_transfer_low_raw_restored_by_procrustes(rotated_pair):
 
 def test_sae_and_its_exact_copy_have_paired_correlation_one(rotated_pair):
     """B = A's model on rotated data with A's SAE rotated: through Procrustes every pair (i, i) correlates 1."""
-    from saesim.universality import ArraySAE
+    from saesim.similarity.universality import ArraySAE
 
     x, xq, saes = rotated_pair
     a = saes["a0"]
@@ -130,7 +130,7 @@ def test_compare_by_activations_script_writes_transfer_and_the_table(rotated_pai
     from pathlib import Path
     from types import SimpleNamespace
 
-    from saesim.universality.transfer import TRANSFER_COLUMNS, transfer_line, transfer_table
+    from saesim.similarity.universality.transfer import TRANSFER_COLUMNS, transfer_line, transfer_table
 
     root = Path(__file__).resolve().parents[1]
     x, xq, saes = rotated_pair

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from saesim.activation_store import StoreWriter
+from saesim.stores.activation_store import StoreWriter
 from saesim.errors import SaesimError
-from saesim.universality import align_by_char_offsets, check_aligned_tokens
+from saesim.similarity.universality import align_by_char_offsets, check_aligned_tokens
 
 
 def test_char_offset_alignment_by_hand():

@@ -6,8 +6,8 @@ import scipy.sparse as sp
 import torch
 
 from saesim.errors import SaesimError
-from saesim.universality import collect_codes, cross_correlation, one_to_one_pairs
-from saesim.universality.correlation import plan_tiles
+from saesim.similarity.universality import collect_codes, cross_correlation, one_to_one_pairs
+from saesim.similarity.universality.correlation import plan_tiles
 
 torch.set_num_threads(1)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from saesim.universality import CodeComparisonOptions, compare_codes
+from saesim.similarity.universality import CodeComparisonOptions, compare_codes
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from saesim.activation_store import StoreWriter
-from saesim.universality import ArraySAE, compare_by_activations, compare_codes, compare_neuron_activations
+from saesim.stores.activation_store import StoreWriter
+from saesim.similarity.universality import ArraySAE, compare_by_activations, compare_codes, compare_neuron_activations
 
 torch.set_num_threads(1)
 

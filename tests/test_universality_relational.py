@@ -6,7 +6,7 @@ import torch
 from scipy.stats import spearmanr
 
 from saesim.errors import SaesimError
-from saesim.universality import (
+from saesim.similarity.universality import (
     linear_cka,
     mutual_knn_jaccard,
     permutation_p_value,
@@ -14,7 +14,7 @@ from saesim.universality import (
     rsa,
     svcca,
 )
-from saesim.universality.relational import _prepare_cka, knn_indices
+from saesim.similarity.universality.relational import _prepare_cka, knn_indices
 
 torch.set_num_threads(1)
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from saesim.activation_store import StoreWriter
-from saesim.universality import compare_by_activations, decoder_rows, encode_sparse, load_sae
+from saesim.stores.activation_store import StoreWriter
+from saesim.similarity.universality import compare_by_activations, decoder_rows, encode_sparse, load_sae
 
 torch.set_num_threads(1)
 sae_lens = pytest.importorskip("sae_lens")

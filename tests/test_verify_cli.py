@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from saesim.cli import main
-from saesim.synthetic import write_synthetic_store
-from saesim.training import file_sha256
+from saesim.sources.synthetic import write_synthetic_store
+from saesim.saes.training import file_sha256
 from test_compare_cli import assert_one_line_error, run, write_sae
 
 

@@ -58,7 +58,7 @@ def test_complete_run_produces_tables_and_figures(workflow_copy):
     assert {p.name for p in sae.iterdir()} - {".snakemake_timestamp"} == {"cfg.json", "sae_weights.safetensors", "metrics.json"}
     assert "gt_mean_max_cos_mean" in st
     # the trained null beside every number: a Gaussian twin of the store, SAEs on it, their pair
-    from saesim.activation_store import open_store
+    from saesim.stores.activation_store import open_store
 
     with open_store(w / "results/toy/stores/toy.h5") as real, open_store(w / "results/toy/null/stores/toy.h5") as null:
         assert (null.n_rows, null.d, null.activations.dtype) == (real.n_rows, real.d, real.activations.dtype)
@@ -79,7 +79,7 @@ def test_complete_run_produces_tables_and_figures(workflow_copy):
     assert corr["n_variants"] == 3 and -1 <= corr["pearson_r"] <= 1
     # logs exist for every job
     assert (w / "results/logs/train_saes/toy/toy/topk-w12-k2.log").read_text().strip()
-    # every per-SAE and per-pair JSON records its identity (saesim.layout), the null's with role null
+    # every per-SAE and per-pair JSON records its identity (saesim.workflow.layout), the null's with role null
     def identity(p):
         return json.loads((w / "results/toy" / p).read_text())["identity"]
 
@@ -114,7 +114,7 @@ def test_moved_project_has_nothing_to_do(workflow_copy, tmp_path):
 
 def test_library_edit_reruns_dependants_only(workflow_copy):
     w = workflow_copy
-    plotting = w / "src/saesim/plotting.py"
+    plotting = w / "src/saesim/report/figures.py"
     original = plotting.read_text()
     plotting.write_text(original + "\n# an edit\n")
     try:
@@ -128,7 +128,7 @@ def test_library_edit_reruns_dependants_only(workflow_copy):
             "plot_pwmcc_vs_gtmcc",
             "per_latent_toy",  # its figure; it feeds the summary
             "summary_table",
-            "plot_coordinate_spaces",  # saesim.plotting_geometry draws with saesim.plotting
+            "plot_coordinate_spaces",  # saesim.report.figures_geometry draws with saesim.report.figures
         }, counts
     finally:
         plotting.write_text(original)
@@ -140,7 +140,7 @@ def test_library_edit_reruns_dependants_only(workflow_copy):
         assert dry_run(w) == {}
     finally:
         unrelated.write_text(text)
-    training = w / "src/saesim/training.py"
+    training = w / "src/saesim/saes/training.py"
     text = training.read_text()
     training.write_text(text + "\n# a training edit\n")
     try:
@@ -150,7 +150,7 @@ def test_library_edit_reruns_dependants_only(workflow_copy):
         assert "make_null_store" not in counts and counts["train_null_saes_toy"] == 3 and counts["compare_null_seed_pair"] == 3
     finally:
         training.write_text(text)
-    rows = w / "src/saesim/store_rows.py"
+    rows = w / "src/saesim/stores/rows.py"
     text = rows.read_text()
     rows.write_text(text + "\n# a row selection edit\n")
     try:

@@ -1,6 +1,6 @@
-"""Reruns follow the code a job runs (saesim.codehash): build_corpus, run for real on a tiny
+"""Reruns follow the code a job runs (saesim.workflow.codehash): build_corpus, run for real on a tiny
 SmolLM2 corpus, reruns after an edit to the junk-token filter its script reaches only through
-``saesim.universality`` (the hand-typed module list it had before missed it), and not after
+``saesim.similarity.universality`` (the hand-typed module list it had before missed it), and not after
 edits to modules it does not import."""
 
 from __future__ import annotations
@@ -68,12 +68,12 @@ def test_finished_corpus_has_nothing_to_do(corpus_run):
 
 
 def test_filters_edit_reruns_build_corpus(corpus_run):
-    counts, out = edited(corpus_run / "src/saesim/universality/filters.py", lambda: dry_run(corpus_run))
+    counts, out = edited(corpus_run / "src/saesim/similarity/universality/filters.py", lambda: dry_run(corpus_run))
     assert counts == {"build_corpus": 1}, out[-3000:]
     assert "Params have changed since last execution" in out
 
 
-@pytest.mark.parametrize("module", ["models/modular.py", "training.py", "cli.py"])
+@pytest.mark.parametrize("module", ["sources/modular.py", "saes/training.py", "cli.py"])
 def test_edit_of_a_module_build_corpus_does_not_import_reruns_nothing(corpus_run, module):
     counts, out = edited(corpus_run / "src/saesim" / module, lambda: dry_run(corpus_run))
     assert counts == {}, out[-3000:]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from saesim.config import validate_config
+from saesim.workflow.config import validate_config
 from saesim.errors import SaesimError
 from saesim.workflow import planning
 

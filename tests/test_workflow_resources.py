@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from saesim.config import Variant
+from saesim.workflow.config import Variant
 from saesim.workflow import resources as cost
 from saesim.workflow.resources import CPU_FLOPS, GPU_FLOPS, LIBS_MB, MIB, MIN_RUNTIME
 

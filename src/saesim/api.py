@@ -43,14 +43,14 @@ def _to_numpy(x: Any, what: str) -> np.ndarray:
 
 
 def as_sae_weights(x: Any, role: str = "a", *, with_encoder: bool = True):
-    """``x`` as :class:`saesim.sae_loading.SAEWeights`.
+    """``x`` as :class:`saesim.saes.loading.SAEWeights`.
 
     ``x`` is a path or sae-lens pretrained id (loaded as the CLI loads it), an
     ``SAEWeights``, a sae-lens ``SAE`` (anything with ``W_dec`` and
     optionally ``W_enc`` attributes), a ``(W_dec, W_enc)`` tuple or a decoder
     matrix ``W_dec`` [n_latents, d_in] (numpy or torch; no encoder).
     """
-    from saesim.sae_loading import SAEWeights, load_sae_weights
+    from saesim.saes.loading import SAEWeights, load_sae_weights
 
     if isinstance(x, SAEWeights):
         return x
@@ -120,7 +120,7 @@ class Comparison:
 
     def to_dict(self, *, with_matching: bool = False) -> dict[str, Any]:
         """The pair document (JSON-able, valid against the shipped schema); ``with_matching`` adds ``matching``."""
-        from saesim import contract
+        from saesim.similarity import contract
         from saesim.cli import _jsonable
 
         out = _jsonable(self._res)
@@ -139,7 +139,7 @@ class Comparison:
 
     def save_matching(self, path: str | os.PathLike) -> None:
         """Write the matching document (as ``saesim compare --matching FILE``)."""
-        from saesim import contract
+        from saesim.similarity import contract
 
         contract.write_matching(path, contract.matching_document(self._arrays, self._res, self._res["provenance"]))
 
@@ -200,7 +200,7 @@ def compare(
     --help``); they are checked as the CLI checks them.
     """
     from saesim import cli
-    from saesim.sae_loading import check_same_d_in
+    from saesim.saes.loading import check_same_d_in
 
     args = cli.build_parser().parse_args(["compare", "A", "B"])  # the CLI's defaults
     for name, value in (("cosine", cosine), ("thresholds", thresholds), ("shared_threshold", shared_threshold),
@@ -249,7 +249,7 @@ class Results(dict):
 
 def _flat_pair(doc: Mapping[str, Any]) -> dict[str, Any]:
     """A pair JSON as one flat row: scalar metrics, and one column per threshold (``frac_matched_above_0.7``)."""
-    from saesim.metrics import DECODER_METRICS
+    from saesim.registry.metrics import DECODER_METRICS
 
     row: dict[str, Any] = {}
     for name, m in DECODER_METRICS.items():
@@ -282,7 +282,7 @@ def load_results(results: str | os.PathLike = "results"):
     """
     import pandas as pd
 
-    from saesim import layout
+    from saesim.workflow import layout
 
     root = Path(results)
     if not root.is_dir():

@@ -85,10 +85,10 @@ def _check_device(device: str) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from saesim.sae_loading import check_same_d_in, load_sae_weights
+    from saesim.saes.loading import check_same_d_in, load_sae_weights
 
     comparison_options(args)  # the options' one check, before anything is loaded
-    from saesim.suites import expand_sae_specs
+    from saesim.similarity.suites import expand_sae_specs
 
     specs = expand_sae_specs(args.saes, skip_broken=getattr(args, "skip_broken", False),
                              on_skip=lambda line: print(f"saesim compare: {line}", file=sys.stderr))
@@ -129,7 +129,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def compare_loaded(args: argparse.Namespace, A, B, with_enc: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One pair of loaded SAEs (:class:`~saesim.sae_loading.SAEWeights`) with the options in ``args``.
+    """One pair of loaded SAEs (:class:`~saesim.saes.loading.SAEWeights`) with the options in ``args``.
 
     Every metric, the random baseline, the null pair's excess (``args.null_a``/
     ``null_b``: paths or loaded weights, scored exactly like the real pair), the
@@ -150,7 +150,7 @@ def compare_loaded(args: argparse.Namespace, A, B, with_enc: bool) -> tuple[dict
 
 def _check_null_args(args: argparse.Namespace) -> None:
     """Fail before the comparison, not after it, when the null pair is half given or missing."""
-    from saesim.sae_loading import is_pretrained_id
+    from saesim.saes.loading import is_pretrained_id
 
     if (args.null_a is None) != (args.null_b is None):
         raise SaesimError("--null-a and --null-b go together: give both SAEs of the null pair, or neither")
@@ -163,7 +163,7 @@ def _check_null_args(args: argparse.Namespace) -> None:
 
 def _score_pair(options, X, Y, with_enc: bool, *, with_baseline: bool, return_arrays: bool = False):
     """Score one pair of loaded SAEs with ``options``: the one path for the real and the null pair."""
-    from saesim.suites import compare_pair
+    from saesim.similarity.suites import compare_pair
 
     return compare_pair(X.W_dec, Y.W_dec, X.W_enc if with_enc else None, Y.W_enc if with_enc else None,
                         options=options, with_baseline=with_baseline, return_arrays=return_arrays)
@@ -171,7 +171,7 @@ def _score_pair(options, X, Y, with_enc: bool, *, with_baseline: bool, return_ar
 
 def _null_pair_excess(args: argparse.Namespace, options, A, B, res: dict[str, Any], with_enc: bool) -> dict[str, Any]:
     """``null`` (the null pair's sources, or None) and, with --null-a/--null-b, ``<metric>_null``/``_excess``."""
-    from saesim.sae_loading import SAEWeights, load_sae_weights
+    from saesim.saes.loading import SAEWeights, load_sae_weights
     from saesim.similarity import excess_over_null
 
     if args.null_a is None:
@@ -220,8 +220,8 @@ def comparison_options(args: argparse.Namespace):
 
 
 def provenance_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Every option of a comparison, as provenance records it (saesim.contract)."""
-    from saesim.contract import comparison_options as recorded
+    """Every option of a comparison, as provenance records it (saesim.similarity.contract)."""
+    from saesim.similarity.contract import comparison_options as recorded
 
     options = comparison_options(args)
     return recorded(options, encoders=not args.no_encoders, with_baseline=options.baseline_draws > 0)
@@ -234,14 +234,14 @@ def add_contract(args: argparse.Namespace, A, B, res: dict[str, Any], arrays: di
     ``--matching FILE`` the complete matching goes to FILE (and its name under
     ``matching_file``); with ``--with-matching`` into ``res["matching"]``.
     """
-    from saesim import contract
+    from saesim.similarity import contract
 
     inputs = {"a": contract.input_record(A, getattr(args, "a", None)),
               "b": contract.input_record(B, getattr(args, "b", None))}
     for role in ("null_a", "null_b"):
         spec = getattr(args, role, None)
         if spec is not None:
-            from saesim.sae_loading import SAEWeights, load_sae_weights
+            from saesim.saes.loading import SAEWeights, load_sae_weights
 
             W = spec if isinstance(spec, SAEWeights) else load_sae_weights(spec, with_encoder=False)
             inputs[role] = contract.input_record(W, None if isinstance(spec, SAEWeights) else spec)
@@ -302,7 +302,7 @@ def format_table(res: dict[str, Any]) -> str:
             line += f"{_fmt(n)}{_fmt(e)}"
         lines.append(line)
 
-    from saesim.metrics import DECODER_METRICS
+    from saesim.registry.metrics import DECODER_METRICS
 
     for m in DECODER_METRICS.values():  # one row each, one per threshold for fractions
         if m.thresholded:
@@ -335,8 +335,8 @@ def format_table(res: dict[str, Any]) -> str:
 
 
 def _shared_init_check(dec_a, dec_b, a: str, b: str, seed: int) -> dict[str, Any]:
-    """saesim.shared_init.shared_init_test of two decoders; one warning line on stderr when flagged."""
-    from saesim.shared_init import shared_init_test, shared_init_warning
+    """saesim.similarity.shared_init.shared_init_test of two decoders; one warning line on stderr when flagged."""
+    from saesim.similarity.shared_init import shared_init_test, shared_init_warning
 
     res = shared_init_test(dec_a, dec_b, seed=seed)
     line = shared_init_warning(res, a, b)
@@ -347,8 +347,8 @@ def _shared_init_check(dec_a, dec_b, a: str, b: str, seed: int) -> dict[str, Any
 
 def run_compare_suite(args: argparse.Namespace, specs: list[str]) -> int:
     """``saesim compare`` with more than two SAEs (or a run folder): every pair i < j, as matrices or JSON."""
-    from saesim.sae_loading import load_sae_weights
-    from saesim.suites import compare_suite, format_suite_table
+    from saesim.saes.loading import load_sae_weights
+    from saesim.similarity.suites import compare_suite, format_suite_table
 
     if len(specs) < 2:
         raise SaesimError(f"{specs[0]}: compare needs at least two SAEs, and this names one")
@@ -382,7 +382,7 @@ def run_compare_suite(args: argparse.Namespace, specs: list[str]) -> int:
 
 def add_suite_contract(args: argparse.Namespace, specs: list[str], saes: list[Any], res: dict[str, Any]) -> None:
     """Stamp a suite result (every pair of several SAEs) with the JSON contract; inputs keyed by index."""
-    from saesim import contract
+    from saesim.similarity import contract
 
     inputs = {str(i): contract.input_record(w, spec) for i, (spec, w) in enumerate(zip(specs, saes))}
     seeds = {"baseline": int(args.seed) if args.baseline_draws > 0 else None}
@@ -448,8 +448,8 @@ def register_verify(subparsers) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from saesim.activation_store import verify_store
-    from saesim.sae_loading import verify_sae_folder
+    from saesim.stores.activation_store import verify_store
+    from saesim.saes.loading import verify_sae_folder
 
     failed = 0
     for path in args.paths:

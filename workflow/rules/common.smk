@@ -9,10 +9,10 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from saesim.config import check_device_available, validate_config  # noqa: E402
-from saesim import layout, suite_runs  # noqa: E402
-from saesim.layout import ArtifactId  # noqa: E402
-from saesim.codehash import cached_code_hash  # noqa: E402
+from saesim.workflow.config import check_device_available, validate_config  # noqa: E402
+from saesim.workflow import layout, suite_runs  # noqa: E402
+from saesim.workflow.layout import ArtifactId  # noqa: E402
+from saesim.workflow.codehash import cached_code_hash  # noqa: E402
 from saesim.workflow import planning  # noqa: E402
 from saesim.errors import SaesimError  # noqa: E402
 
@@ -51,7 +51,7 @@ onstart:
 
 def code_of(script):
     """A rule's ``code`` param: hash of its script (path from the repository root) and every
-    saesim module the script imports, transitively (saesim.codehash). Editing any of them
+    saesim module the script imports, transitively (saesim.workflow.codehash). Editing any of them
     reruns the rule's jobs; moving the project folder reruns nothing."""
     return cached_code_hash(str(Path(workflow.basedir) / script), str(SRC))
 

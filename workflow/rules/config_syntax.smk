@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from saesim.config import check_no_yte, check_yaml_syntax  # noqa: E402
+from saesim.workflow.config import check_no_yte, check_yaml_syntax  # noqa: E402
 from saesim.errors import SaesimError  # noqa: E402
 
 DEFAULT_CONFIGFILE = "config.yaml"

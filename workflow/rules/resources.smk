@@ -14,8 +14,8 @@
 #     extraction, the modular model, later large comparisons) adds `gpu=plan.gpu` (common.smk:
 #     1 when config `device` resolves to CUDA, else 0). CPU-only rules have no gpu key.
 #     gpu=0 requests nothing; gpu=1 becomes `--gpus=1` on SLURM, counts against
-#     `--resources gpu=N` on a workstation, and saesim.rulekit.run() pins the job to a
-#     free device (saesim.gpu) unless SLURM already chose one (CUDA_VISIBLE_DEVICES).
+#     `--resources gpu=N` on a workstation, and saesim.workflow.rulekit.run() pins the job to a
+#     free device (saesim.workflow.gpu) unless SLURM already chose one (CUDA_VISIBLE_DEVICES).
 #     The submitting host decides: a login node without a plan.gpu resolves device=auto to
 #     CPU, so a plan.gpu cluster is run with --config device=cuda.
 #   * Functions take (wildcards, attempt): memory and run time grow with the attempt, so a

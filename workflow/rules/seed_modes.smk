@@ -1,4 +1,4 @@
-# Shared vs independent initialisation (saesim.seed_modes): one variant at one hook under
+# Shared vs independent initialisation (saesim.analysis.seed_modes): one variant at one hook under
 # each sae.seed_mode (both, init_only, data_only) for the same seed labels, each with its
 # trajectory from the initialised SAE. The experiment's own mode reads its published SAEs
 # (their training job keeps the snapshots); the other modes are trained in this job.

@@ -1,7 +1,7 @@
 # Activation stores: one HDF5 file per (experiment, hook point).
 
 
-# A toy experiment: sae_lens.synthetic samples (saesim.synthetic) with their ground truth.
+# A toy experiment: sae_lens.synthetic samples (saesim.sources.synthetic) with their ground truth.
 rule make_toy_store:
     output:
         layout.pattern("store", hook="toy"),

@@ -14,7 +14,7 @@ stages, one module each:
   same shapes (closed forms, random draws, transfer from smaller draws);
 * :mod:`~saesim.similarity.options`: :class:`ComparisonOptions`, every option of
   a comparison in one frozen object, passed whole through all of the above;
-* :mod:`~saesim.similarity.compare`: :func:`compare_decoders`, everything at
+* :mod:`~saesim.similarity.decoders`: :func:`compare_decoders`, everything at
   once with its baseline, and :func:`excess_over_null`.
 
 Every public name is importable from ``saesim.similarity`` itself.
@@ -22,24 +22,24 @@ Every public name is importable from ``saesim.similarity`` itself.
 
 from __future__ import annotations
 
-from .baseline import (
+from saesim.similarity.baseline import (
     baseline_draw_shape,
     expected_max_abs_cosine,
     prob_abs_cosine_below,
     random_decoder_baseline,
     transfer_abs_cosine,
 )
-from .compare import NULL_METRICS, SCALAR_METRICS, compare_decoders, excess_over_null, per_latent_arrays
-from .matching import (
+from saesim.similarity.decoders import NULL_METRICS, SCALAR_METRICS, compare_decoders, excess_over_null, per_latent_arrays
+from saesim.similarity.matching import (
     MatchingResult,
     SharedLatentsResult,
-    _hungarian_on,  # noqa: F401  (saesim.ground_truth)
+    _hungarian_on,  # noqa: F401  (saesim.analysis.ground_truth)
     _sparse_matching,  # noqa: F401  (tests)
     one_to_one_matching,
     shared_latents,
 )
-from .options import DEFAULT_BASELINE_DRAW_SIZE, ComparisonOptions, InvalidOption
-from .scan import (
+from saesim.similarity.options import DEFAULT_BASELINE_DRAW_SIZE, ComparisonOptions, InvalidOption
+from saesim.similarity.scan import (
     DEFAULT_MEMORY_BUDGET_MB,
     DEFAULT_THRESHOLDS,
     DEFAULT_TOP_M,

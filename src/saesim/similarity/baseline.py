@@ -15,9 +15,9 @@ import numpy as np
 
 from saesim.errors import SaesimError
 
-from .matching import _max_and_matching, shared_latents
-from .options import DEFAULT_BASELINE_DRAW_SIZE, ComparisonOptions
-from .scan import _key, frac_above
+from saesim.similarity.matching import _max_and_matching, shared_latents
+from saesim.similarity.options import DEFAULT_BASELINE_DRAW_SIZE, ComparisonOptions
+from saesim.similarity.scan import _key, frac_above
 
 
 def prob_abs_cosine_below(x: Any, d: int) -> np.ndarray:
@@ -200,7 +200,7 @@ def baseline_summary(
     shape: tuple[int, int, int], draw_shape: tuple[int, int], options: ComparisonOptions, *,
     closed_form: dict[str, Any], per_draw: dict[str, list], shared_by_bound: bool, matching_method: str,
 ) -> dict[str, Any]:
-    """The baseline JSON of random decoder pairs (|cos| here, signed in saesim.suites): the
+    """The baseline JSON of random decoder pairs (|cos| here, signed in saesim.similarity.suites): the
     closed-form mean max cosines and best-match fractions beside the means and s.d. of the
     per-draw matching, fractions matched and shared latents (one list entry per draw).
     ``shape`` is ``(n_a, n_b, d)``; ``options`` the comparison's (draws, seed, thresholds)."""

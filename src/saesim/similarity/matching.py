@@ -18,8 +18,8 @@ import numpy as np
 
 from saesim.errors import SaesimError
 
-from .options import ComparisonOptions
-from .scan import (
+from saesim.similarity.options import ComparisonOptions
+from saesim.similarity.scan import (
     DEFAULT_MEMORY_BUDGET_MB,
     DEFAULT_TOP_M,
     MaxCosineResult,

@@ -4,7 +4,7 @@ How a pair is scored (cosine, thresholds, shared-latent threshold), within which
 memory and where (budget, top-m, device), and its random baseline (draws, seed,
 draw size) travel together as one :class:`ComparisonOptions` through every
 comparison function (:func:`~saesim.similarity.compare_decoders`,
-:func:`~saesim.similarity.random_decoder_baseline`, :mod:`saesim.suites`,
+:func:`~saesim.similarity.random_decoder_baseline`, :mod:`saesim.similarity.suites`,
 ``saesim compare``, :func:`saesim.compare`, the suite cells). Its defaults agree
 with the config schema's where it has the key (``tests/test_defaults.py``);
 ``saesim compare``'s flags default to them.
@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from saesim.errors import SaesimError
 
-from .scan import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_THRESHOLDS, DEFAULT_TOP_M
+from saesim.similarity.scan import DEFAULT_MEMORY_BUDGET_MB, DEFAULT_THRESHOLDS, DEFAULT_TOP_M
 
 COSINES: tuple[str, ...] = ("abs", "signed")
 """How two decoder rows are scored: by |cos| or by signed cos (Song et al.'s PW-MCC)."""

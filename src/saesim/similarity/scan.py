@@ -84,7 +84,7 @@ class MaxCosineResult:
 def _as_matrix(x: Any, name: str) -> np.ndarray:
     """A 2-D float numpy array view of ``x`` (no copy when already one).
 
-    A row source (``x.is_row_source``, e.g. :class:`saesim.sae_loading.LazyTensor`:
+    A row source (``x.is_row_source``, e.g. :class:`saesim.saes.loading.LazyTensor`:
     ``shape``, ``.T``, and ``x[slice]`` / ``x[int_array]`` giving float32 rows)
     is returned as it is: the scans, the matchings and shared latents read it
     chunk by chunk instead of holding it whole.

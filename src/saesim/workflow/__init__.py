@@ -3,5 +3,5 @@
 (:mod:`saesim.workflow.planning`). Pure functions of the validated config and plain numbers,
 unit-tested; ``workflow/rules/*.smk`` keep the rules and thin input functions around them.
 
-No rule script imports this package, so it enters no rule's code hash (saesim.codehash).
+No rule script imports this package, so it enters no rule's code hash (saesim.workflow.codehash).
 """

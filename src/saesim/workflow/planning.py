@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import copy
 
-from .. import layout, source_kinds
-from ..architectures import figure_choice
-from ..config import expand_variants, expected_l0, seed_pair, snapshot_target
-from ..errors import SaesimError, check_no_broken_links
-from ..layout import ArtifactId
-from ..suite_runs import check_same_d, expand_imported
+from saesim.workflow import layout
+from saesim.sources import kinds as source_kinds
+from saesim.saes.architectures import figure_choice
+from saesim.workflow.config import expand_variants, expected_l0, seed_pair, snapshot_target
+from saesim.errors import SaesimError, check_no_broken_links
+from saesim.workflow.layout import ArtifactId
+from saesim.workflow.suite_runs import check_same_d, expand_imported
 
 #: a regex that matches nothing: the wildcard constraint of a rule no experiment uses
 NO_MATCH = "(?!x)x"
@@ -38,7 +39,7 @@ def kind(exp):
 
 
 def has_ground_truth(exp):
-    """Sources that know their true features (saesim.source_kinds: ground_truth)."""
+    """Sources that know their true features (saesim.sources.kinds: ground_truth)."""
     return source_kinds.of(exp).ground_truth
 
 
@@ -53,7 +54,7 @@ def has_fourier(exp):
 
 
 def is_imported(exp):
-    """Imported SAEs, nothing trained (saesim.source_kinds: trains_saes false)."""
+    """Imported SAEs, nothing trained (saesim.sources.kinds: trains_saes false)."""
     return not source_kinds.of(exp).trains_saes
 
 
@@ -66,7 +67,7 @@ def has_convergence(exp):
 
 
 def has_seed_modes(exp):
-    """Whether an experiment compares shared and independent initialisation (saesim.seed_modes)."""
+    """Whether an experiment compares shared and independent initialisation (saesim.analysis.seed_modes)."""
     return "sae" in exp and snapshot_target(exp, "seed_modes") is not None
 
 
@@ -79,12 +80,12 @@ def null_enabled(exp):
 
 
 def hooks(exp):
-    """The hooks an experiment reads (saesim.source_kinds: a toy source has one, ``toy``)."""
+    """The hooks an experiment reads (saesim.sources.kinds: a toy source has one, ``toy``)."""
     return source_kinds.hooks_of(exp)
 
 
 def variants(exp):
-    """Variant id -> saesim.config.Variant, in config order."""
+    """Variant id -> saesim.workflow.config.Variant, in config order."""
     return {v.id: v for v in expand_variants(exp)}
 
 
@@ -113,7 +114,7 @@ def baseline_widths(exp):
 
 
 def sae_spec(exp, variant, seed, threads, device):
-    """Keyword arguments of saesim.training.SAESpec for one SAE (variant id, seed label)."""
+    """Keyword arguments of saesim.saes.training.SAESpec for one SAE (variant id, seed label)."""
     v = variants(exp)[variant]
     init_seed, data_seed = seed_pair(exp, int(seed))
     training = dict(exp["sae"]["training"])
@@ -138,7 +139,7 @@ def sae_spec(exp, variant, seed, threads, device):
 
 
 def modular_model_config(exp, device):
-    """Keyword arguments of saesim.models.modular.ModularConfig for one experiment."""
+    """Keyword arguments of saesim.sources.modular.ModularConfig for one experiment."""
     src = dict(exp["source"])
     for key in ("kind", "key_rel_threshold"):
         src.pop(key, None)
@@ -173,7 +174,7 @@ def truth_heatmap_variants(exp, where):
     to, and above the true L0 (fewer when they coincide), for one architecture.
 
     The architecture is the k-sparse one with the most sparsities (ties: the registry's
-    figure_rank, batchtopk first; saesim.architectures.figure_choice). ``where`` names the
+    figure_rank, batchtopk first; saesim.saes.architectures.figure_choice). ``where`` names the
     experiment in the error (``experiments.<name>``).
     """
     true_l0 = expected_l0(exp["source"])
@@ -193,7 +194,7 @@ def truth_heatmap_variants(exp, where):
 
 
 def comparison_options(cmp):
-    """A comparison's options for saesim.universality (its block without the sides a and b)."""
+    """A comparison's options for saesim.similarity.universality (its block without the sides a and b)."""
     c = dict(cmp)
     c.pop("a")
     c.pop("b")
@@ -238,7 +239,7 @@ class Plan:
     from a job's wildcards (methods taking ``wildcards``, used as input functions).
 
     Built once per workflow (``workflow/rules/common.smk``: ``plan = Plan(config)``); building
-    it expands the imported SAEs (saesim.suite_runs.expand_imported), which raises SaesimError
+    it expands the imported SAEs (saesim.workflow.suite_runs.expand_imported), which raises SaesimError
     naming the key. :meth:`check` runs the checks that need the whole plan.
     """
 
@@ -251,7 +252,7 @@ class Plan:
         self.threads = config["threads_per_job"]
         #: GPUs a job that can use one asks for (resource ``gpu``)
         self.gpu = 1 if uses_gpu(self.device) else 0
-        #: imported experiment -> label -> its SAE (saesim.suite_runs.expand_imported)
+        #: imported experiment -> label -> its SAE (saesim.workflow.suite_runs.expand_imported)
         self.imported = {
             name: {item["label"]: item for item in expand_imported(e["source"]["saes"], f"experiments.{name}.source.saes")}
             for name, e in self.experiments.items()
@@ -261,7 +262,7 @@ class Plan:
     # ---- experiments
 
     def experiments_where(self, **query):
-        """Wildcard constraint of the experiments whose source kind has ``field=value`` (saesim.source_kinds)."""
+        """Wildcard constraint of the experiments whose source kind has ``field=value`` (saesim.sources.kinds)."""
         kinds = source_kinds.kinds(**query)
         return names_regex(n for n, e in self.experiments.items() if kind(e) in kinds)
 
@@ -312,7 +313,7 @@ class Plan:
         return {"exclude_positions": list(sae.get("exclude_positions", [])), "exclude_norm_above": sae.get("exclude_norm_above")}
 
     def sae_spec(self, exp, variant, seed, experiment=None):
-        """Keyword arguments of saesim.training.SAESpec for one SAE (``experiment``: another
+        """Keyword arguments of saesim.saes.training.SAESpec for one SAE (``experiment``: another
         version of the experiment's config, e.g. under another seed mode)."""
         return sae_spec(experiment or self.experiments[exp], variant, seed, self.threads, self.device)
 
@@ -339,7 +340,7 @@ class Plan:
         return ArtifactId(exp, hook, variant, (seed,), role_of(null)).to_dict()
 
     def moments_source(self, exp, hook):
-        """Where the store's mean and covariance come from (saesim.geometry.load_moments): the null
+        """Where the store's mean and covariance come from (saesim.similarity.geometry.load_moments): the null
         store, which keeps them as fitted in its one streaming pass; else the store itself."""
         return self.store(exp, hook, null=self.null_enabled(exp))
 
@@ -480,7 +481,7 @@ class Plan:
     # ---- convergence and seed modes
 
     def snapshot_target(self, exp, block):
-        """The experiment's saesim.config.SnapshotTarget of ``convergence`` or ``seed_modes``."""
+        """The experiment's saesim.workflow.config.SnapshotTarget of ``convergence`` or ``seed_modes``."""
         return snapshot_target(self.experiments[exp], block)
 
     def target_saes(self, exp, block, null=False):
@@ -742,6 +743,6 @@ class Plan:
 
 
 def job_identity(role="real"):
-    """A rule's ``identity`` param: the identity of its job's output (saesim.layout.ArtifactId
+    """A rule's ``identity`` param: the identity of its job's output (saesim.workflow.layout.ArtifactId
     from the wildcards), which the script writes into the artifact."""
     return lambda wildcards: ArtifactId.from_wildcards(wildcards, role).to_dict()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from .. import source_kinds
+from saesim.sources import kinds as source_kinds
 
 MIB = 2**20
 # resident memory of a job before its data, about twice what was measured (peak RSS of a
@@ -73,7 +73,7 @@ def store_shape(exp, hook):
         return store["n_rows"], src["model"]["hidden_dim"]
     if family == "modular":
         d = src["d_mlp"] if ("mlp.hook_post" in hook or "mlp.hook_pre" in hook) else src["d_model"]
-        # without n_rows, every one of the p * p inputs once (saesim.extraction.modular_row_order)
+        # without n_rows, every one of the p * p inputs once (saesim.sources.extraction.modular_row_order)
         return store.get("n_rows") or src["p"] ** 2, d
     return src["corpus"]["n_tokens"], language_model_size(exp)[0]
 
@@ -396,7 +396,7 @@ def suite_cell_runtime(n_a, n_b, d, baseline_draws, attempt):
     return minutes((1 + baseline_draws) * compare_flops(max(n_a, n_b), d), attempt=attempt)
 
 
-# ---- per-latent stability (saesim.per_latent) ---------------------------------------
+# ---- per-latent stability (saesim.analysis.per_latent) ---------------------------------------
 
 
 def per_latent_mem_mb(exp, shapes, memory_budget_mb, attempt):

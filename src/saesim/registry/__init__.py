@@ -1,0 +1,2 @@
+"""The registries every reported column comes from.
+"""

@@ -1,0 +1,2 @@
+"""Tables, figures and feature pages made from the stages' artifacts.
+"""
