@@ -11,7 +11,7 @@ import pytest
 from saesim.stores.activation_store import StoreWriter, open_store
 from saesim.errors import SaesimError
 from saesim.sources.gaussian_null import NULL_GROUP, gaussian_factor, iter_gaussian_rows, streaming_moments, write_null_store
-from saesim.report.tables import excess
+from saesim.registry.metrics import excess
 from saesim.sources.synthetic import write_synthetic_store
 
 

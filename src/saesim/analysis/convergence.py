@@ -219,7 +219,7 @@ def convergence_table(result: dict, **labels: Any):
     initialisation (mean over seeds of each seed's median etc.), real and null."""
     import pandas as pd
 
-    from saesim.report.tables import excess
+    from saesim.registry.metrics import excess
 
     pairs = pd.DataFrame(result["per_pair"])
     seeds = pd.DataFrame(result["per_seed"])

@@ -499,3 +499,38 @@ register(SaeMeasure("gt_recall", "sae_lens.synthetic's recall of latents against
                     "library", optional=True, stats=("mean", "std")))
 TRUE_L0 = register(SaeMeasure("true_l0", "mean number of active true features per token in the store", "ground_truth", "data",
                               optional=True, stats=("",)))
+
+
+def excess(value, null):
+    """The excess of a value over the trained null's, ``(value - null) / (1 - null)``: 0 at the
+    null, 1 at perfect agreement (NaN without a null or at a null of 1); numbers or arrays. The
+    one definition of ``_excess`` (tables, convergence, and JSON via :func:`excess_or_none`)."""
+    import numpy as np
+
+    value = np.asarray(value, dtype=float)
+    null = np.asarray(null, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(null < 1, (value - null) / (1 - null), np.nan)
+    return out.item() if out.ndim == 0 else out
+
+
+def excess_or_none(value, null) -> float | None:
+    """:func:`excess` of two scalars for a JSON document: None where either is missing or not
+    finite, or the null is 1 (no room above it)."""
+    if value is None or null is None:
+        return None
+    out = excess(float(value), float(null))
+    return out if math.isfinite(out) else None
+
+
+def ratio(value: float, baseline: float) -> float:
+    """``value / baseline`` for a table, NaN where the baseline is not positive."""
+    return value / baseline if baseline > 0 else float("nan")
+
+
+def ratio_or_none(value, baseline) -> float | None:
+    """``value / baseline`` for a JSON document: None where either is missing, or the baseline
+    is 0 or not finite."""
+    if value is None or baseline is None or not math.isfinite(baseline) or baseline == 0:
+        return None
+    return float(value / baseline)

@@ -17,6 +17,7 @@ from saesim.registry.metrics import (COORDINATE_SPACES, DECODER_METRICS, GT_MCC,
                       TABLE_METRICS, TRAINING_COLUMNS, TRUE_L0, VARIANT_COLUMNS, format_number, is_missing,
                       per_latent_summary_columns, sae_measures, sae_summary_columns, space_columns, summary_metrics,
                       summary_stats, table_metric)
+from saesim.registry.metrics import excess, ratio
 
 
 def _scalar(x):
@@ -125,21 +126,6 @@ def real_rows(df: pd.DataFrame) -> pd.DataFrame:
 def null_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The rows of null SAEs / pairs (trained on the Gaussian twin of the store)."""
     return df[df["null"].astype(bool)] if "null" in df else df.iloc[0:0]
-
-
-def excess(value, null):
-    """The excess of a value over the trained null's, ``(value - null) / (1 - null)``: 0 at the
-    null, 1 at perfect agreement (NaN without a null or at a null of 1); numbers or arrays."""
-    value = np.asarray(value, dtype=float)
-    null = np.asarray(null, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(null < 1, (value - null) / (1 - null), np.nan)
-    return out.item() if out.ndim == 0 else out
-
-
-def ratio(value: float, baseline: float) -> float:
-    """``value / baseline``, NaN where the baseline is not positive."""
-    return value / baseline if baseline > 0 else np.nan
 
 
 def _null_stats(value: float, null_values) -> dict[str, float]:

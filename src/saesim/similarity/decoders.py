@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from saesim.errors import SaesimError
+from saesim.registry.metrics import excess_or_none, ratio_or_none
 
 from saesim.similarity.baseline import random_decoder_baseline
 from saesim.similarity.matching import MatchingResult, SharedLatentsResult, _max_and_matching, shared_latents
@@ -28,12 +29,6 @@ from saesim.similarity.scan import (
 
 SCALAR_METRICS = ("mmcs", "mmcs_a_to_b", "mmcs_b_to_a", "hungarian_mean_cos", "shared_latents_frac")
 """Scalar keys of a :func:`compare_decoders` result that get a random-decoder ``baseline`` and ``ratio``."""
-
-
-def _ratio(value, base):
-    if value is None or base is None or not np.isfinite(base) or base == 0:
-        return None
-    return float(value / base)
 
 
 def compare_decoders(
@@ -101,7 +96,7 @@ def compare_decoders(
         if enc_a is None:
             base["shared_latents_frac"] = None
         res["baseline"] = base
-        res["ratio"] = {k: _ratio(res[k], base[k]) for k in SCALAR_METRICS}
+        res["ratio"] = {k: ratio_or_none(res[k], base[k]) for k in SCALAR_METRICS}
     if return_arrays:
         return res, per_latent_arrays(mx, match, shared)
     return res
@@ -110,15 +105,6 @@ def compare_decoders(
 #: Metrics of :func:`compare_decoders` that :func:`excess_over_null` reports: scalars and threshold dicts.
 NULL_METRICS = SCALAR_METRICS + ("frac_matched_above", "frac_best_match_above")
 """Keys that :func:`excess_over_null` compares with the trained null: ``(value - null) / (1 - null)``."""
-
-
-def _excess(value, null):
-    if value is None or null is None:
-        return None
-    value, null = float(value), float(null)
-    if not (np.isfinite(value) and np.isfinite(null)) or null >= 1.0:
-        return None  # no room above a null of 1
-    return (value - null) / (1.0 - null)
 
 
 def excess_over_null(res: dict[str, Any], null_res: dict[str, Any]) -> dict[str, Any]:
@@ -147,10 +133,10 @@ def excess_over_null(res: dict[str, Any], null_res: dict[str, Any]) -> dict[str,
         if isinstance(v, dict) or isinstance(n, dict):
             v, n = v or {}, n or {}
             out[f"{m}_null"] = {k: n.get(k) for k in v}
-            out[f"{m}_excess"] = {k: _excess(v[k], n.get(k)) for k in v}
+            out[f"{m}_excess"] = {k: excess_or_none(v[k], n.get(k)) for k in v}
         else:
             out[f"{m}_null"] = None if n is None else float(n)
-            out[f"{m}_excess"] = _excess(v, n)
+            out[f"{m}_excess"] = excess_or_none(v, n)
     return out
 
 

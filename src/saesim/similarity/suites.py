@@ -45,6 +45,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from saesim.errors import SaesimError
+from saesim.registry.metrics import ratio_or_none
 from saesim.workflow.layout import natural_key
 from saesim.similarity import (
     DEFAULT_MEMORY_BUDGET_MB,
@@ -164,12 +165,6 @@ def p_best_match_above(t: float, n: int, d: int, cosine: str = DEFAULT_COSINE) -
 
 def _key(t: float) -> str:
     return f"{float(t):g}"
-
-
-def _ratio(value, base):
-    if value is None or base is None or not np.isfinite(base) or base == 0:
-        return None
-    return float(value / base)
 
 
 def _shared_bound(n_a: int, n_b: int, d: int, shared_threshold: float, with_encoders: bool) -> bool:
@@ -329,7 +324,7 @@ def compare_pair(
         if baseline is None:
             baseline = _baseline(res["n_a"], res["n_b"], res["d"], o, with_encoders=enc_a is not None)
         res["baseline"] = baseline
-        res["ratio"] = {k: _ratio(res[k], baseline[k]) for k in SCALAR_METRICS}
+        res["ratio"] = {k: ratio_or_none(res[k], baseline[k]) for k in SCALAR_METRICS}
     if return_arrays:
         return res, arr
     return res
