@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from saesim.stores.activation_store import StoreWriter
-from saesim.similarity.universality import compare_by_activations, decoder_rows, encode_sparse, load_sae
+from saesim.similarity.universality import compare_by_activations, decoder_of, encode_sparse, load_sae
 
 torch.set_num_threads(1)
 sae_lens = pytest.importorskip("sae_lens")
@@ -38,7 +38,7 @@ def test_encode_sparse_matches_sae_lens_encode(sae_folder_and_store):
         got = np.vstack([c.toarray() for c in chunks])
         want = dense if selected is None else dense[selected]
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
-    assert decoder_rows(sae).shape == (24, 8)
+    assert decoder_of(sae).shape == (24, 8)
 
 
 def test_compare_by_activations_with_sae_folders(sae_folder_and_store):

@@ -14,7 +14,7 @@ Nothing here imports torch or sae-lens until an SAE folder is encoded.
 """
 
 from saesim.similarity.universality.alignment import TokenAlignment, align_by_char_offsets, check_aligned_tokens
-from saesim.similarity.universality.codes import ArraySAE, LatentStats, SparseCodes, collect_codes, decoder_rows, encode_sparse, load_sae
+from saesim.similarity.universality.codes import ArraySAE, LatentStats, SparseCodes, collect_codes, decoder_of, encode_sparse, load_sae
 from saesim.similarity.universality.across_models import (
     CodeComparisonOptions,
     UniversalityResult,
@@ -53,7 +53,7 @@ __all__ = [
     "compare_codes",
     "compare_neuron_activations",
     "cross_correlation",
-    "decoder_rows",
+    "decoder_of",
     "encode_sparse",
     "is_junk_text",
     "junk_dominated_latents",

@@ -19,7 +19,7 @@ import numpy as np
 from saesim.stores.activation_store import ActivationStore, open_store
 from saesim.errors import SaesimError
 from saesim.similarity.universality.alignment import check_aligned_tokens
-from saesim.similarity.universality.codes import SparseCodes, collect_codes, decoder_rows, encode_sparse, iter_selected_rows, resolve_sae
+from saesim.similarity.universality.codes import SparseCodes, collect_codes, decoder_of, encode_sparse, iter_selected_rows, resolve_sae
 from saesim.similarity.universality.correlation import cross_correlation, one_to_one_pairs
 from saesim.similarity.universality.filters import junk_dominated_latents, rare_latents
 from saesim.similarity.universality.relational import METRICS, relational_similarity
@@ -331,8 +331,8 @@ def compare_by_activations(
     result = compare_codes(
         codes_a,
         codes_b,
-        decoder_rows(model_a),
-        decoder_rows(model_b),
+        decoder_of(model_a),
+        decoder_of(model_b),
         junk_rows_a=_junk_rows(sa, rows_a, junk_token_ids_a, position0_is_junk),
         junk_rows_b=_junk_rows(sb, rows_b, junk_token_ids_b, position0_is_junk),
         **options,

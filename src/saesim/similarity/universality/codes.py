@@ -213,8 +213,9 @@ def resolve_sae(sae: Any, device: str = "cpu") -> Any:
     return sae
 
 
-def decoder_rows(sae: Any) -> np.ndarray:
-    """The decoder as float64 ``[n_latents, d_in]`` (one row per latent)."""
+def decoder_of(sae: Any) -> np.ndarray:
+    """The decoder of a loaded SAE object (sae-lens SAE, :class:`ArraySAE`) as float64
+    ``[n_latents, d_in]``, one row per latent (from a folder: :func:`saesim.saes.loading.decoder_rows`)."""
     w = getattr(sae, "W_dec", None)
     if w is None:
         raise SaesimError(f"SAE object of type {type(sae).__name__} has no W_dec")

@@ -215,7 +215,7 @@ def transfer_between_stores(
     from saesim.stores.activation_store import open_store
     from saesim.stores.rows import eligible_rows
     from saesim.similarity.universality.alignment import check_aligned_tokens
-    from saesim.similarity.universality.codes import decoder_rows, iter_selected_rows, resolve_sae
+    from saesim.similarity.universality.codes import decoder_of, iter_selected_rows, resolve_sae
 
     with open_store(store_a) as sa, open_store(store_b) as sb:
         if rows_a is None:
@@ -235,7 +235,7 @@ def transfer_between_stores(
             x_b = np.empty_like(xb_sorted)
             x_b[ob] = xb_sorted
     model_a, model_b = resolve_sae(sae_a), resolve_sae(sae_b)
-    res = transfer(model_a, model_b, x_a, x_b, pairs=pairs, dec_a=decoder_rows(model_a), dec_b=decoder_rows(model_b),
+    res = transfer(model_a, model_b, x_a, x_b, pairs=pairs, dec_a=decoder_of(model_a), dec_b=decoder_of(model_b),
                    max_rows=max_rows, seed=seed)
     res["n_candidate_rows"] = int(cand.size)
     return res
