@@ -5,11 +5,11 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
 from saesim.workflow.rulekit import run, write_json_atomic  # noqa: E402
-from saesim.workflow.suite_runs import import_identity  # noqa: E402
+from saesim.workflow.suite_runs import describe_imported_sae  # noqa: E402
 
 
 def main(smk):
-    ident = import_identity(
+    ident = describe_imported_sae(
         dict(smk.params.item),
         store=smk.input.get("store"),
         eval_rows=smk.params.eval_rows,

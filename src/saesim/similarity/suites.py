@@ -16,7 +16,7 @@ decoder (and optionally encoder) arrays, built on :mod:`saesim.similarity`:
 * :func:`feature_splitting`: for every latent of a narrow SAE, how many
   latents of a wide one match it at or above a threshold (one-to-many), and
   the fraction of wide latents with no narrow partner;
-* :func:`expand_sae_specs`, :func:`sae_identity`, :func:`compare_suite`,
+* :func:`expand_sae_specs`, :func:`describe_sae`, :func:`compare_suite`,
   :func:`format_suite_table`: the pieces of ``saesim compare A B C ...``.
 
 Signed cosine without a second scan
@@ -81,7 +81,7 @@ __all__ = [
     "feature_splitting",
     "format_suite_table",
     "p_best_match_above",
-    "sae_identity",
+    "describe_sae",
     "signed_cosine_augment",
     "signed_random_baseline",
 ]
@@ -557,7 +557,7 @@ def _first(cfg: dict[str, Any], *keys: str) -> Any:
     return None
 
 
-def sae_identity(weights: Any, path: str | None = None) -> dict[str, Any]:
+def describe_sae(weights: Any, path: str | None = None) -> dict[str, Any]:
     """What a suite table says about one SAE, from its weights and ``cfg.json``.
 
     ``weights`` is a :class:`saesim.saes.loading.SAEWeights`. Keys: ``path``,
@@ -601,7 +601,7 @@ def compare_suite(
     """Every pair i < j of a list of SAEs: ``{"saes": [...], "pairs": [...]}``.
 
     ``saes`` are :class:`saesim.saes.loading.SAEWeights` of one input
-    dimension. ``saes[i]`` is described by :func:`sae_identity` (``paths[i]``
+    dimension. ``saes[i]`` is described by :func:`describe_sae` (``paths[i]``
     as its path). Each pair is ``{"a": i, "b": j, ...}`` with every key of
     :func:`compare_pair` (what ``saesim compare A B --json`` prints), the
     two-direction best-match fractions of :func:`cross_variant_cell`
@@ -624,7 +624,7 @@ def compare_suite(
                 f"{w.source}: d_in={w.d_in} does not match d_in={d0} of {saes[0].source}; "
                 "decoders of different input spaces cannot be compared"
             )
-    ids = [sae_identity(w, None if paths is None else paths[i]) for i, w in enumerate(saes)]
+    ids = [describe_sae(w, None if paths is None else paths[i]) for i, w in enumerate(saes)]
     bases: dict[tuple[int, int, bool], dict[str, Any]] = {}
     pairs = []
     for i in range(len(saes)):

@@ -4,7 +4,7 @@
   sparsify run folders, glob patterns, sae-lens registry ids), each with a
   unique label; run when the workflow is parsed, so a missing path or an
   unreachable hub stops it before any job;
-* :func:`import_identity`: what a suite says about one imported SAE (hook,
+* :func:`describe_imported_sae`: what a suite says about one imported SAE (hook,
   layer, width, architecture, k, L0, run/seed) and, with a store, its
   explained variance, L0 and dead fraction measured there;
 * :func:`trained_info`: the same for an SAE this workflow trained;
@@ -44,7 +44,7 @@ __all__ = [
     "axis_value",
     "check_hub",
     "expand_imported",
-    "import_identity",
+    "describe_imported_sae",
     "local_shape",
     "matrix_table",
     "suite_cell",
@@ -275,17 +275,17 @@ def measure_on_store(spec: str, fmt: str, d: int, store_path: str, eval_rows: in
     return out
 
 
-def import_identity(item: dict[str, Any], *, store: str | None = None, eval_rows: int = 4096,
+def describe_imported_sae(item: dict[str, Any], *, store: str | None = None, eval_rows: int = 4096,
                     exclude_positions: Sequence[int] = (0,)) -> dict[str, Any]:
-    """What a suite says about one imported SAE: :func:`saesim.similarity.suites.sae_identity` plus label, run, seed,
+    """What a suite says about one imported SAE: :func:`saesim.similarity.suites.describe_sae` plus label, run, seed,
     ``hookpoint`` (config ``hook`` wins), ``layer`` (its first number), ``width``, and ``l0``:
     measured on ``store`` when one is given (with EV, MSE, dead fraction; ``l0_source: store``),
     else TopK's k from the config (``l0_source: cfg k``)."""
     from saesim.saes.loading import load_sae_weights
-    from saesim.similarity.suites import sae_identity
+    from saesim.similarity.suites import describe_sae
 
     w = load_sae_weights(item["spec"], with_encoder=False)
-    ident = sae_identity(w, item["spec"])
+    ident = describe_sae(w, item["spec"])
     ident["label"] = item["label"]
     ident["run"] = item.get("run")
     if item.get("seed") is not None:
@@ -334,7 +334,7 @@ def suite_cell(spec_a: str, spec_b: str, info_a: dict[str, Any], info_b: dict[st
     the same options: baseline ``seed``, ``baseline_draws``, thresholds,
     encoders on) plus both directions of the best-match fractions and, for
     different widths, ``splitting``; ``saes`` describes A and B (their
-    :func:`saesim.similarity.suites.sae_identity` updated with ``info_a`` / ``info_b``).
+    :func:`saesim.similarity.suites.describe_sae` updated with ``info_a`` / ``info_b``).
     """
     from saesim.saes.loading import load_sae_weights
     from saesim.similarity.suites import compare_suite
