@@ -3,13 +3,12 @@ its training job kept: stability, quality and drift from initialisation (rule co
 Nothing is trained here."""
 
 import json
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.workflow.rulekit import run, write_json_atomic  # noqa: E402
+from saesim.workflow.rulekit import run, write_csv_atomic, write_json_atomic  # noqa: E402
 
 
 def _specs(seeds, specs):
@@ -48,10 +47,7 @@ def main(smk):
     write_json_atomic(smk.output.json, result)
     table = convergence_table(result, experiment=smk.wildcards.exp, hook=smk.params.hook, variant=smk.params.variant)
     out = Path(smk.output.table)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
-    table.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, out)
+    write_csv_atomic(table, out)
     print(table.to_string())
 
 

@@ -1,19 +1,16 @@
 """Transfer of SAE A to B's activations, every hook pair of one comparison (rule transfer_table)."""
 
-import os
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # noqa: F821
 
-from saesim.workflow.rulekit import run  # noqa: E402
+from saesim.workflow.rulekit import run, write_csv_atomic  # noqa: E402
 from saesim.similarity.universality.transfer import transfer_table  # noqa: E402
 
 
 def main(smk):
     table = transfer_table(smk.input)
-    tmp = f"{smk.output[0]}.partial"
-    table.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, smk.output[0])
+    write_csv_atomic(table, smk.output[0])
     print(table.to_string())
 
 

@@ -58,7 +58,7 @@ def test_compare_json_validates_with_provenance(capsys, saes):
     assert ia["path"] == str(a) and ia["kind"] == "folder" and ia["format"] == "sae_lens"
     assert (ia["n_latents"], ib["n_latents"], ia["d_in"]) == (40, 44, 24)
     # the content hash is the weights file's sha256 (the same as training's weights_sha256)
-    from saesim.saes.training import file_sha256
+    from saesim.hashes import file_sha256
 
     assert ia["sha256"] == file_sha256(a / "sae_weights.safetensors") != ib["sha256"]
     assert prov["options"]["thresholds"] == [0.5, 0.7, 0.8, 0.9] and prov["options"]["cosine"] == "abs"
@@ -126,7 +126,7 @@ def test_suite_json_validates(capsys, saes, tmp_path):
 
 def test_workflow_pair_jsons_follow_the_schema(workflow_copy):
     """Every pair JSON the (tiny) workflow writes is a pair document: schema, inputs hashed like training did."""
-    from saesim.saes.training import file_sha256
+    from saesim.hashes import file_sha256
 
     pairs = sorted(workflow_copy.glob("results/**/pairs/**/*.json"))
     assert pairs

@@ -8,7 +8,7 @@ import pytest
 
 from saesim.cli import main
 from saesim.sources.synthetic import write_synthetic_store
-from saesim.saes.training import file_sha256
+from saesim.hashes import file_sha256
 from test_compare_cli import assert_one_line_error, run, write_sae
 
 

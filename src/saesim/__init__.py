@@ -19,7 +19,7 @@ The package reads in pipeline order, one subpackage a stage:
   layout, code hashes, the rule-script runner, GPU allocation, imported suites).
 
 At the top level: ``cli`` (the ``saesim`` command), ``api`` (``saesim.compare``,
-``saesim.load_results``), ``errors`` and ``docsgen``. The package keeps heavy imports (torch,
+``saesim.load_results``), ``errors``, ``hashes`` (the one file sha256) and ``docsgen``. The package keeps heavy imports (torch,
 sae-lens) out of its top level so that light jobs (comparisons, tables) start quickly.
 """
 

@@ -639,7 +639,8 @@ def sae_pass(sae_path, store_path: str, spec: dict, memory_budget_mb: float) -> 
     from saesim.stores.activation_store import open_store
     from saesim.saes.loading import load_sae_weights
     from saesim.stores.rows import split_rows
-    from saesim.saes.training import SAESpec, file_sha256
+    from saesim.hashes import file_sha256
+    from saesim.saes.training import SAESpec
 
     w = load_sae_weights(sae_path, with_encoder=False)
     sae = SAE.load_from_disk(str(sae_path), device="cpu")

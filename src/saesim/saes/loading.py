@@ -534,7 +534,7 @@ def verify_sae_folder(path: str | os.PathLike) -> str:
     """Check an SAE folder trained by saesim: its weights load (finite, shapes agree, not all
     zero) and their sha256 equals ``weights_sha256`` in ``metrics.json``; return it. Any
     problem is one :class:`SaesimError` naming the file."""
-    from saesim.saes.training import file_sha256  # the function that recorded the hash
+    from saesim.hashes import file_sha256  # the function that recorded the hash
 
     folder = Path(path)
     load_sae_weights(folder, with_encoder=False)

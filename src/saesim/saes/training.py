@@ -32,6 +32,7 @@ import numpy as np
 from saesim.saes import architectures
 from saesim.stores.activation_store import ActivationStore, iter_shuffled_batches, open_store, producer_versions
 from saesim.errors import SaesimError
+from saesim.hashes import file_sha256
 from saesim.workflow.gpu import resolve_device
 from saesim.saes.evaluation import evaluate_sae
 from saesim.stores.rows import mean_row, split_rows
@@ -99,14 +100,6 @@ def torch_batches(store: ActivationStore, spec: SAESpec, row_mask: np.ndarray | 
 
     for batch in iter_shuffled_batches(store, spec.batch_size, seed=spec.data_seed, row_mask=row_mask):
         yield torch.from_numpy(batch)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 COMPLETE_MARKER = ".complete"

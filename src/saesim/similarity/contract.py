@@ -32,6 +32,7 @@ import numpy as np
 
 from saesim import __version__
 from saesim.errors import SaesimError
+from saesim.hashes import file_sha256
 
 #: Version of the JSON contract (major.minor).
 SCHEMA_VERSION = "1.0"
@@ -85,14 +86,6 @@ def validate(doc: Mapping[str, Any], where: str = "document") -> None:
 # --------------------------------------------------------------------------
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def array_sha256(W: Any) -> str:
     """sha256 of a matrix as float32 little-endian C-order bytes (the hash of an in-memory input)."""
     arr = np.ascontiguousarray(np.asarray(W, dtype="<f4"))
@@ -123,7 +116,7 @@ def input_record(weights: Any, path: str | None = None) -> dict[str, Any]:
     source = path if path is not None else (weights.source or None)
     file = _weights_file(source) if source and not is_pretrained_id(source) and weights.format != "object" else None
     if file is not None:
-        kind, digest, of = "folder", _file_sha256(file), HASH_OF_FILE
+        kind, digest, of = "folder", file_sha256(file), HASH_OF_FILE
     else:
         kind = "pretrained" if source and is_pretrained_id(source) else "object"
         digest, of = array_sha256(weights.W_dec), HASH_OF_ARRAYS

@@ -40,6 +40,16 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def write_csv_atomic(table: Any, path: str | os.PathLike) -> None:
+    """Write a table (pandas DataFrame) as CSV the way every saesim table is written (no index,
+    ``%.6g``) to a temporary name and rename, so the file is complete or absent."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    table.to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, path)
+
+
 def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
