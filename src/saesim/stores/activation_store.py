@@ -1,6 +1,6 @@
 """HDF5 activation stores: one file holds the activations of one hook point.
 
-Layout (format ``saesim.stores.activation_store/1``)::
+Layout (format ``saesim.activation_store/1``)::
 
     /activations   [n_rows, d]  float32 or float16, chunked (chunk_rows, d)
     /token_ids     [n_rows]     int32   (language models only)
@@ -36,7 +36,7 @@ import numpy as np
 from saesim import __version__
 from saesim.errors import SaesimError
 
-STORE_FORMAT = "saesim.stores.activation_store/1"
+STORE_FORMAT = "saesim.activation_store/1"
 ROW_DATASETS = ("token_ids", "positions", "context_ids")
 _DTYPES = {"float32": np.float32, "float16": np.float16}
 
