@@ -20,7 +20,6 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/resources.smk"
 include: "workflow/rules/stores.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/saes.smk"

@@ -1,12 +1,25 @@
-"""saesim.workflow.resources: the resource cost model, on known answers (no Snakemake)."""
+"""saesim.workflow.resources: the resource cost model and the rules' resource functions bound to
+the plan (plan.cost), on known answers (no workflow run)."""
 
 from __future__ import annotations
 
-import pytest
+import copy
+import inspect
+import json
+from pathlib import Path
 
-from saesim.workflow.config import Variant
+import pytest
+import yaml
+from conftest import TINY
+from snakemake.iocontainers import Wildcards
+
+from saesim.workflow.config import Variant, validate_config
+from saesim.workflow.planning import Plan
 from saesim.workflow import resources as cost
 from saesim.workflow.resources import CPU_FLOPS, GPU_FLOPS, LIBS_MB, MIB, MIN_RUNTIME
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def toy(hidden_dim=16, n_rows=6000, chunk_rows=1024, dtype="float32", training_samples=12000, eval_rows=1024,
@@ -210,3 +223,120 @@ def test_per_latent_job_holds_every_seed_of_the_widest_variant_and_sums_passes_a
     assert cost.per_latent_mem_mb(exp, shapes, 256, 2) == 2 * cost.per_latent_mem_mb(exp, shapes, 256, 1)
     flops = sum(5 * 4.0 * 1000 * w * d + (3 + 1) * cost.compare_flops(w, d) for w, d in shapes)
     assert cost.per_latent_runtime(exp, shapes, 1) == cost.minutes(flops)
+
+
+# ---- the rules' resource functions (plan.cost), on the TINY and default configs -------------
+# Known answers: the numbers every job of these configs asked for before the rules called
+# plan.cost (the dry-run job dump of the workflow, attempts 1 and 2).
+
+
+def plan_of(raw):
+    return Plan(validate_config(copy.deepcopy(raw), SCHEMA))
+
+
+def job(**wildcards):
+    """A job's wildcards, as Snakemake passes them to a resource function."""
+    return Wildcards(fromdict={k: str(v) for k, v in wildcards.items()})
+
+
+def resources(plan, rule, wildcards, threads=1, attempts=(1, 2), exp=None):
+    """[(mem_mb, runtime)] of one job of ``rule`` at each attempt."""
+    mem_mb, runtime = plan.cost.mem_mb(rule, exp=exp), plan.cost.runtime(rule, exp=exp)
+    return [(mem_mb(wildcards, attempt=a), runtime(wildcards, threads=threads, attempt=a)) for a in attempts]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return plan_of(TINY)
+
+
+@pytest.fixture(scope="module")
+def default():
+    return plan_of(yaml.safe_load((ROOT / "config.yaml").read_text()))
+
+
+def test_resource_functions_take_the_arguments_snakemake_passes(tiny):
+    assert list(inspect.signature(tiny.cost.mem_mb("make_toy_store")).parameters) == ["wildcards", "attempt"]
+    assert list(inspect.signature(tiny.cost.runtime("make_toy_store")).parameters) == ["wildcards", "threads", "attempt"]
+    with pytest.raises(ValueError, match=r"no mem_mb estimate for rule 'make_toy_stor'; rules: .*make_toy_store, "):
+        tiny.cost.mem_mb("make_toy_stor")
+
+
+def test_tiny_workflow_jobs(tiny):
+    toy = dict(exp="toy", hook="toy")
+    assert resources(tiny, "make_toy_store", job(exp="toy")) == [(1201, 11), (2402, 22)]
+    assert resources(tiny, "make_null_store", job(**toy)) == [(401, 11), (802, 22)]
+    # one variant, both seeds in one job (rule train_saes_toy; the null's train_null_saes_toy)
+    variant = job(**toy, variant="standard-w12-l1c0.05")
+    assert resources(tiny, "train_saes", variant, exp="toy") == [(1203, 22), (2406, 44)]
+    assert resources(tiny, "train_null_saes", variant, exp="toy") == [(1203, 22), (2406, 44)]
+    pair = job(**toy, variant="standard-w12-l1c0.05", a=0, b=1)
+    assert resources(tiny, "compare_seed_pair", pair) == [(1625, 11), (3250, 22)]
+    assert resources(tiny, "decoder_baseline", job(**toy, width=12)) == [(1625, 11), (3250, 22)]
+    sae = job(**toy, variant="standard-w12-l1c0.05", seed=0)
+    assert resources(tiny, "ground_truth_recovery", sae) == [(1201, 10), (2402, 20)]
+    assert resources(tiny, "plot_latent_vs_truth", job(exp="toy")) == [(601, 10), (1202, 20)]
+    assert resources(tiny, "coactivation", job(exp="toy")) == [(1201, 11), (2402, 22)]
+    assert resources(tiny, "per_latent", job(), exp="toy") == [(2225, 11), (4450, 22)]
+    assert resources(tiny, "feature_pages", job(), exp="toy") == [(2000, 10), (2000, 20)]  # memory fixed
+    assert resources(tiny, "table", job(exp="toy"), attempts=(1, 2, 3)) == [(600, 10), (1200, 20), (1800, 30)]
+
+
+def test_default_config_jobs_on_cpu_with_threads(default):
+    assert default.gpu == 0
+    # sae.train_jobs: experiment: every SAE of toy in one job, 3 seeds (the null: 2)
+    assert resources(default, "train_saes", job(), exp="toy") == [(1252, 231), (2504, 462)]
+    assert resources(default, "train_null_saes", job(), exp="toy") == [(1252, 154), (2504, 308)]
+    assert resources(default, "train_saes", job(), threads=4, exp="toy") == [(1252, 231), (2504, 462)]
+    # one job per variant: the widest variant needs more memory; 4 threads train faster
+    smollm2 = dict(exp="smollm2", hook="blocks.6.hook_out")
+    assert resources(default, "train_saes", job(**smollm2, variant="topk-w1152-k64"), exp="smollm2") == [(1509, 36), (3018, 72)]
+    assert resources(default, "train_saes", job(**smollm2, variant="topk-w2304-k64"), threads=4, exp="smollm2") == [
+        (1702, 33), (3404, 66)]
+    assert resources(default, "extract_activations", job(), exp="smollm2") == [(4761, 45), (9522, 90)]
+    assert resources(default, "extract_activations", job(), threads=4, exp="smollm2") == [(4761, 23), (9522, 46)]
+    assert resources(default, "build_corpus", job(exp="smollm2")) == [(2406, 21), (4812, 42)]
+    assert resources(default, "downstream_loss", job(exp="smollm2")) == [(5442, 35), (10884, 70)]
+    assert resources(default, "convergence", job(exp="smollm2")) == [(1311, 12), (2622, 24)]
+    assert resources(default, "seed_modes", job(exp="modular")) == [(1302, 57), (2604, 114)]
+    assert resources(default, "train_modular_model", job(exp="modular-s1")) == [(1887, 140), (3774, 280)]
+    assert resources(default, "extract_modular_stores", job(), exp="modular") == [(1403, 11), (2806, 22)]
+    assert resources(default, "extract_modular_stores", job(), exp="modular-s1") == [(1379, 11), (2758, 22)]
+    assert resources(default, "per_latent", job(), exp="smollm2") == [(2300, 13), (4600, 26)]
+    assert resources(default, "fourier_overlap", job(exp="modular-s1", hook="blocks.0.hook_mlp_out", variant="topk-w512-k16",
+                                                     seed=0)) == [(603, 10), (1206, 20)]
+    widths = job(cmp="smollm2-widths", hook_a="blocks.6.hook_out", hook_b="blocks.6.hook_out")
+    assert resources(default, "compare_by_activations", widths, threads=4) == [(1609, 11), (3218, 22)]
+    cell = job(suite="smollm2-k", a="topk-w1152-k16", b="topk-w1152-k128")
+    assert resources(default, "suite_cell", cell) == [(1655, 11), (3310, 22)]
+
+
+def test_a_gpu_shortens_the_torch_jobs_only(default):
+    cfg = copy.deepcopy(default.config)
+    cfg["device"] = "cuda"
+    cuda = Plan(cfg)
+    assert cuda.gpu == 1
+    assert resources(cuda, "extract_activations", job(), exp="smollm2") == [(4761, 16), (9522, 32)]
+    assert resources(cuda, "downstream_loss", job(exp="smollm2")) == [(5442, 16), (10884, 32)]
+    assert resources(cuda, "train_modular_model", job(exp="modular-s1")) == [(1887, 12), (3774, 24)]
+    assert resources(cuda, "convergence", job(exp="smollm2")) == [(1311, 12), (2622, 24)]
+
+
+def test_imported_saes_and_their_suite_cells(tmp_path):
+    for name, cfg in {"a": {"d_sae": 24, "d_in": 16}, "b": {"d_sae": 48, "d_in": 16}, "c": {"d_in": 16}}.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "cfg.json").write_text(json.dumps(cfg))
+        (tmp_path / name / "sae_weights.safetensors").write_text("")
+    raw = copy.deepcopy(TINY)
+    saes = [{"path": str(tmp_path / n), "label": n} for n in "abc"]
+    raw["experiments"]["imported"] = {"source": {"kind": "saes", "saes": saes, "store": "results/toy/stores/toy.h5",
+                                                 "eval_rows": 1024}}
+    raw["experiments"]["nostore"] = {"source": {"kind": "saes", "saes": saes[:2]}}
+    raw["suites"] = {"imp": {"experiment": "imported", "axis": "width"}}
+    plan = plan_of(raw)
+    # sae-lens to evaluate on the store, or numpy alone; c's cfg.json has no d_sae: the assumed shape
+    assert resources(plan, "import_sae", job(exp="imported", label="a")) == [(1202, 11), (2404, 22)]
+    assert resources(plan, "import_sae", job(exp="nostore", label="a")) == [(402, 10), (804, 20)]
+    assert resources(plan, "import_sae", job(exp="imported", label="c")) == [(8400, 12), (16800, 24)]
+    assert resources(plan, "suite_cell", job(suite="imp", a="a", b="b")) == [(1625, 11), (3250, 22)]
+    assert resources(plan, "suite_cell", job(suite="imp", a="a", b="c")) == [(1649, 14086), (3298, 28172)]

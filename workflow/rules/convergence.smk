@@ -35,8 +35,8 @@ rule convergence:
         code=code_of("scripts/convergence.py"),
     threads: config["threads_per_job"]
     resources:
-        mem_mb=convergence_mem_mb,
-        runtime=convergence_runtime,
+        mem_mb=plan.cost.mem_mb("convergence"),
+        runtime=plan.cost.runtime("convergence"),
         gpu=plan.gpu,
     conda:
         "../../envs/saesim.yaml"
@@ -64,8 +64,8 @@ rule plot_convergence:
         code=code_of("scripts/plot_convergence.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:

@@ -22,8 +22,8 @@ rule downstream_loss:
         code=code_of("scripts/downstream_loss.py"),
     threads: config["threads_per_job"]
     resources:
-        mem_mb=downstream_mem_mb,
-        runtime=downstream_runtime,
+        mem_mb=plan.cost.mem_mb("downstream_loss"),
+        runtime=plan.cost.runtime("downstream_loss"),
         gpu=plan.gpu,
     conda:
         "../../envs/saesim.yaml"
@@ -65,8 +65,8 @@ rule coactivation:
         code=code_of("scripts/coactivation.py"),
     threads: 1
     resources:
-        mem_mb=coactivation_mem_mb,
-        runtime=coactivation_runtime,
+        mem_mb=plan.cost.mem_mb("coactivation"),
+        runtime=plan.cost.runtime("coactivation"),
     conda:
         "../../envs/saesim.yaml"
     script:

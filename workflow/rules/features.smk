@@ -46,8 +46,8 @@ for _exp in [e for e in plan.experiments if plan.feature_pages_enabled(e)]:
             code=code_of("scripts/feature_pages.py"),
         threads: 1
         resources:
-            mem_mb=2000,
-            runtime=short_runtime,
+            mem_mb=plan.cost.mem_mb("feature_pages", exp=_exp),
+            runtime=plan.cost.runtime("feature_pages", exp=_exp),
         conda:
             "../../envs/saesim.yaml"
         script:

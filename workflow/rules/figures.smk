@@ -21,8 +21,8 @@ rule plot_stability_vs_l0:
         code=code_of("scripts/plot_stability_vs_l0.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -48,8 +48,8 @@ rule plot_pwmcc_vs_gtmcc:
         code=code_of("scripts/plot_pwmcc_vs_gtmcc.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -76,8 +76,8 @@ rule plot_recovery_vs_l0:
         code=code_of("scripts/plot_recovery_vs_l0.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -103,8 +103,8 @@ rule plot_seed_heatmap:
         code=code_of("scripts/plot_seed_heatmap.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -131,8 +131,8 @@ rule plot_latent_vs_truth:
         code=code_of("scripts/plot_latent_vs_truth.py"),
     threads: 1
     resources:
-        mem_mb=plot_latent_vs_truth_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("plot_latent_vs_truth"),
+        runtime=plan.cost.runtime("plot_latent_vs_truth"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -159,8 +159,8 @@ rule plot_grokking:
         code=code_of("scripts/plot_grokking.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -187,8 +187,8 @@ rule plot_fourier_overlap:
         code=code_of("scripts/plot_fourier_overlap.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:

@@ -27,8 +27,8 @@ rule plot_coordinate_spaces:
         code=code_of("scripts/plot_coordinate_spaces.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -55,8 +55,8 @@ rule causal_equivalence:
         code=code_of("scripts/causal_equivalence.py"),
     threads: config["threads_per_job"]
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:

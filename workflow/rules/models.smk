@@ -20,8 +20,8 @@ rule train_modular_model:
     priority: 10
     threads: config["threads_per_job"]
     resources:
-        mem_mb=train_modular_model_mem_mb,
-        runtime=train_modular_model_runtime,
+        mem_mb=plan.cost.mem_mb("train_modular_model"),
+        runtime=plan.cost.runtime("train_modular_model"),
         gpu=plan.gpu,
     conda:
         "../../envs/saesim.yaml"
@@ -50,8 +50,8 @@ for _exp in plan.experiments:
             priority: 10
             threads: 1
             resources:
-                mem_mb=extract_modular_mem_mb(_exp),
-                runtime=extract_modular_runtime(_exp),
+                mem_mb=plan.cost.mem_mb("extract_modular_stores", exp=_exp),
+                runtime=plan.cost.runtime("extract_modular_stores", exp=_exp),
             conda:
                 "../../envs/saesim.yaml"
             script:
@@ -72,8 +72,8 @@ rule build_corpus:
     priority: 10
     threads: 1
     resources:
-        mem_mb=build_corpus_mem_mb,
-        runtime=build_corpus_runtime,
+        mem_mb=plan.cost.mem_mb("build_corpus"),
+        runtime=plan.cost.runtime("build_corpus"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -102,8 +102,8 @@ for _exp in plan.experiments:
             priority: 10
             threads: config["threads_per_job"]
             resources:
-                mem_mb=extract_mem_mb(_exp),
-                runtime=extract_runtime(_exp),
+                mem_mb=plan.cost.mem_mb("extract_activations", exp=_exp),
+                runtime=plan.cost.runtime("extract_activations", exp=_exp),
                 gpu=plan.gpu,
             conda:
                 "../../envs/saesim.yaml"
@@ -127,8 +127,8 @@ rule fourier_overlap:
         code=code_of("scripts/fourier_overlap.py"),
     threads: 1
     resources:
-        mem_mb=sae_eval_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("fourier_overlap"),
+        runtime=plan.cost.runtime("fourier_overlap"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -155,8 +155,8 @@ rule fourier_table:
         code=code_of("scripts/fourier_table.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:

@@ -20,8 +20,8 @@ rule make_null_store:
         code=code_of("scripts/make_null_store.py"),
     threads: 1
     resources:
-        mem_mb=make_null_store_mem_mb,
-        runtime=make_null_store_runtime,
+        mem_mb=plan.cost.mem_mb("make_null_store"),
+        runtime=plan.cost.runtime("make_null_store"),
     conda:
         "../../envs/saesim.yaml"
     script:

@@ -41,8 +41,8 @@ for _exp in [e for e in plan.experiments if plan.per_latent_enabled(e)]:
             code=code_of("scripts/per_latent.py"),
         threads: 1
         resources:
-            mem_mb=per_latent_mem_mb(_exp),
-            runtime=per_latent_runtime(_exp),
+            mem_mb=plan.cost.mem_mb("per_latent", exp=_exp),
+            runtime=plan.cost.runtime("per_latent", exp=_exp),
         conda:
             "../../envs/saesim.yaml"
         script:

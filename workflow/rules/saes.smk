@@ -30,8 +30,8 @@ for _exp in plan.trained():
                     code=code_of("scripts/train_saes.py"),
                 threads: config["threads_per_job"]
                 resources:
-                    mem_mb=train_experiment_mem_mb(_exp),
-                    runtime=train_experiment_runtime(_exp, _null),
+                    mem_mb=plan.cost.mem_mb(_train, exp=_exp),
+                    runtime=plan.cost.runtime(_train, exp=_exp),
                     gpu=plan.gpu,
                 conda:
                     "../../envs/saesim.yaml"
@@ -56,8 +56,8 @@ for _exp in plan.trained():
                 code=code_of("scripts/train_saes.py"),
             threads: config["threads_per_job"]
             resources:
-                mem_mb=train_sae_mem_mb,
-                runtime=train_saes_runtime,
+                mem_mb=plan.cost.mem_mb(_train, exp=_exp),
+                runtime=plan.cost.runtime(_train, exp=_exp),
                 gpu=plan.gpu,
             # the language models' SAEs head the longest chains (SAEs -> downstream loss,
             # co-activation, suites, comparisons): start them before the small experiments'

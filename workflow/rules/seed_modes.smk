@@ -33,8 +33,8 @@ rule seed_modes:
         code=code_of("scripts/seed_modes.py"),
     threads: config["threads_per_job"]
     resources:
-        mem_mb=seed_modes_mem_mb,
-        runtime=seed_modes_runtime,
+        mem_mb=plan.cost.mem_mb("seed_modes"),
+        runtime=plan.cost.runtime("seed_modes"),
         gpu=plan.gpu,
     conda:
         "../../envs/saesim.yaml"
@@ -62,8 +62,8 @@ rule plot_seed_modes:
         code=code_of("scripts/plot_seed_modes.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:

@@ -21,8 +21,8 @@ rule compare_seed_pair:
         code=code_of("scripts/compare_seed_pair.py"),
     threads: 1
     resources:
-        mem_mb=compare_mem_mb,
-        runtime=compare_runtime,
+        mem_mb=plan.cost.mem_mb("compare_seed_pair"),
+        runtime=plan.cost.runtime("compare_seed_pair"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -47,8 +47,8 @@ rule decoder_baseline:
         code=code_of("scripts/decoder_baseline.py"),
     threads: 1
     resources:
-        mem_mb=compare_mem_mb,
-        runtime=decoder_baseline_runtime,
+        mem_mb=plan.cost.mem_mb("decoder_baseline"),
+        runtime=plan.cost.runtime("decoder_baseline"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -70,8 +70,8 @@ rule ground_truth_recovery:
         code=code_of("scripts/ground_truth_recovery.py"),
     threads: 1
     resources:
-        mem_mb=sae_eval_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("ground_truth_recovery"),
+        runtime=plan.cost.runtime("ground_truth_recovery"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -124,8 +124,8 @@ rule stability_table:
         code=code_of("scripts/stability_table.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:

@@ -15,8 +15,8 @@ rule make_toy_store:
         code=code_of("scripts/make_toy_store.py"),
     threads: 1
     resources:
-        mem_mb=make_toy_store_mem_mb,
-        runtime=make_toy_store_runtime,
+        mem_mb=plan.cost.mem_mb("make_toy_store"),
+        runtime=plan.cost.runtime("make_toy_store"),
     conda:
         "../../envs/saesim.yaml"
     script:

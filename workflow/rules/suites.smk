@@ -20,8 +20,8 @@ rule import_sae:
         code=code_of("scripts/import_sae.py"),
     threads: 1
     resources:
-        mem_mb=import_sae_mem_mb,
-        runtime=import_sae_runtime,
+        mem_mb=plan.cost.mem_mb("import_sae"),
+        runtime=plan.cost.runtime("import_sae"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -47,8 +47,8 @@ rule imported_saes_table:
         code=code_of("scripts/imported_saes_table.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -71,8 +71,8 @@ rule suite_cell:
         code=code_of("scripts/suite_cell.py"),
     threads: 1
     resources:
-        mem_mb=suite_cell_mem_mb,
-        runtime=suite_cell_runtime,
+        mem_mb=plan.cost.mem_mb("suite_cell"),
+        runtime=plan.cost.runtime("suite_cell"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -99,8 +99,8 @@ rule suite_matrix:
         code=code_of("scripts/suite_matrix.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -128,8 +128,8 @@ rule plot_suite_matrix:
         code=code_of("scripts/plot_suite_matrix.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -156,8 +156,8 @@ rule plot_suite_splitting:
         code=code_of("scripts/plot_suite_splitting.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:

@@ -21,8 +21,8 @@ rule compare_by_activations:
         code=code_of("scripts/compare_by_activations.py"),
     threads: config["threads_per_job"]
     resources:
-        mem_mb=compare_by_activations_mem_mb,
-        runtime=compare_by_activations_runtime,
+        mem_mb=plan.cost.mem_mb("compare_by_activations"),
+        runtime=plan.cost.runtime("compare_by_activations"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -46,8 +46,8 @@ rule universality_table:
         code=code_of("scripts/universality_table.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -73,8 +73,8 @@ rule plot_paired_vs_random:
         code=code_of("scripts/plot_paired_vs_random.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -99,8 +99,8 @@ rule plot_layer_heatmap:
         code=code_of("scripts/plot_layer_heatmap.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:
@@ -127,8 +127,8 @@ rule transfer_table:
         code=code_of("scripts/transfer_table.py"),
     threads: 1
     resources:
-        mem_mb=table_mem_mb,
-        runtime=short_runtime,
+        mem_mb=plan.cost.mem_mb("table"),
+        runtime=plan.cost.runtime("table"),
     conda:
         "../../envs/saesim.yaml"
     script:

@@ -19,6 +19,7 @@ from saesim.saes.architectures import figure_choice
 from saesim.workflow.config import expand_variants, expected_l0, seed_pair, snapshot_target
 from saesim.errors import SaesimError, check_no_broken_links
 from saesim.workflow.layout import ArtifactId
+from saesim.workflow.resources import RuleCosts
 from saesim.workflow.suite_runs import check_same_d, expand_imported
 
 #: a regex that matches nothing: the wildcard constraint of a rule no experiment uses
@@ -252,6 +253,8 @@ class Plan:
         self.threads = config["threads_per_job"]
         #: GPUs a job that can use one asks for (resource ``gpu``)
         self.gpu = 1 if uses_gpu(self.device) else 0
+        #: the rules' resource functions: ``plan.cost.mem_mb(rule)``, ``plan.cost.runtime(rule)``
+        self.cost = RuleCosts(self)
         #: imported experiment -> label -> its SAE (saesim.workflow.suite_runs.expand_imported)
         self.imported = {
             name: {item["label"]: item for item in expand_imported(e["source"]["saes"], f"experiments.{name}.source.saes")}

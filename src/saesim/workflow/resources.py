@@ -2,11 +2,31 @@
 
 Pure functions of one experiment's validated config (``exp``: ``config["experiments"][name]``,
 defaults filled by the schema) and plain numbers (SAE width, d, store rows, threads, GPU
-or not, the attempt). ``workflow/rules/resources.smk`` wraps them as Snakemake resource
-functions ``<rule>_mem_mb(wildcards, attempt)`` / ``<rule>_runtime(...)``.
+or not, the attempt), and :class:`RuleCosts`, which binds them to the plan as the rules'
+resource functions (``plan.cost``).
 
-Every estimate has a safety margin; memory and run time are multiplied by the attempt, so a
-job killed for memory or time (the SLURM profile retries) asks for more next time.
+Convention for every rule file, present and future:
+
+* Each rule sets ``threads`` (1, or ``config["threads_per_job"]`` where it runs torch with
+  that many threads) and, in its ``resources:`` block, ``mem_mb=plan.cost.mem_mb("<rule>")``
+  and ``runtime=plan.cost.runtime("<rule>")`` (:class:`RuleCosts`: the rule's name, ``exp=``
+  for rules declared once per experiment, ``"table"`` for tables and figures). Rule files
+  hold no sizes: sizes follow the job (SAE width, store rows, d). On SLURM, threads become
+  ``--cpus-per-task``, mem_mb ``--mem``, runtime (minutes) ``-t``.
+* A rule whose script runs torch on the configured device (SAE training, language-model
+  extraction, the modular model, later large comparisons) adds ``gpu=plan.gpu`` (1 when config
+  ``device`` resolves to CUDA, else 0). CPU-only rules have no gpu key. gpu=0 requests
+  nothing; gpu=1 becomes ``--gpus=1`` on SLURM, counts against ``--resources gpu=N`` on a
+  workstation, and saesim.workflow.rulekit.run() pins the job to a free device
+  (saesim.workflow.gpu) unless SLURM already chose one (``CUDA_VISIBLE_DEVICES``). The
+  submitting host decides: a login node without a GPU resolves device=auto to CPU, so a GPU
+  cluster is run with ``--config device=cuda``.
+* Memory and run time are multiplied by the attempt, so a job killed for memory or time (the
+  SLURM profile retries) asks for more next time.
+* Every estimate has a safety margin; a profile or the command line overrides any rule:
+  ``set-resources: {train_saes_smollm2: {mem_mb: 64000, runtime: 720}}`` or
+  ``--set-resources train_saes_smollm2:runtime=720`` (per-experiment rules:
+  ``train_saes_<exp>``, ``extract_activations_<exp>``).
 
 Kept free of heavy imports: the Snakefile imports this module at parse time.
 """
@@ -16,6 +36,7 @@ from __future__ import annotations
 import math
 
 from saesim.sources import kinds as source_kinds
+from saesim.workflow import suite_runs
 
 MIB = 2**20
 # resident memory of a job before its data, about twice what was measured (peak RSS of a
@@ -417,3 +438,303 @@ def per_latent_runtime(exp, shapes, attempt):
         flops += (n_real + n_null) * 4.0 * rows * w * d
         flops += (n_real * (n_real - 1) // 2 + n_null * (n_null - 1) // 2) * compare_flops(w, d)
     return minutes(flops, attempt=attempt)
+
+
+# ---- the rules' resource functions, bound to the plan -------------------------------------
+
+
+#: memory of a feature-pages job, the same at every attempt (not yet sized from the job)
+FEATURE_PAGES_MB = 2000
+
+
+class RuleCosts:
+    """The resource functions of the workflow's rules, bound to one plan: ``plan.cost``
+    (saesim.workflow.planning.Plan).
+
+    ``mem_mb(rule)`` returns the rule's ``(wildcards, attempt) -> MB`` and ``runtime(rule)``
+    its ``(wildcards, threads, attempt) -> minutes``, the functions a ``resources:`` block takes::
+
+        resources:
+            mem_mb=plan.cost.mem_mb("make_toy_store"),
+            runtime=plan.cost.runtime("make_toy_store"),
+
+    ``rule`` is the rule's name (``use rule`` copies keep their parent's resources); for a rule
+    declared once per experiment (planning.rule_name, e.g. ``extract_activations_<exp>``) its
+    prefix, with ``exp=`` the experiment; ``"table"`` for every rule that reads tables and
+    draws figures. Each function reads its job from the plan and the job's wildcards (the
+    experiment's config, SAE width, store shape, seeds) and calls the cost model above.
+    """
+
+    def __init__(self, plan):
+        self.plan = plan
+
+    def mem_mb(self, rule, exp=None):
+        """``(wildcards, attempt) -> MB`` of ``rule`` (``exp``: of a rule declared once per experiment)."""
+        estimate = self._estimate(rule, "mem_mb")
+
+        def mem_mb(wildcards, attempt):
+            return estimate(self._job(wildcards, exp), attempt)
+
+        return mem_mb
+
+    def runtime(self, rule, exp=None):
+        """``(wildcards, threads, attempt) -> minutes`` of ``rule`` (``exp``: of a rule declared once per experiment)."""
+        estimate = self._estimate(rule, "runtime")
+
+        def runtime(wildcards, threads, attempt):
+            return estimate(self._job(wildcards, exp), threads, attempt)
+
+        return runtime
+
+    def _estimate(self, rule, resource):
+        estimate = getattr(self, f"_{rule}_{resource}", None)
+        if estimate is None:
+            known = sorted(n[1 : -len(resource) - 1] for n in dir(self) if n.startswith("_") and n.endswith(f"_{resource}"))
+            raise ValueError(f"no {resource} estimate for rule {rule!r}; rules: {', '.join(known)}")
+        return estimate
+
+    @staticmethod
+    def _job(wildcards, exp):
+        """The job's wildcards, with ``exp`` (a rule declared per experiment may have no ``{exp}``)."""
+        return wildcards if exp is None else _WithExperiment(wildcards, exp)
+
+    # ---- facts of a job, from the plan
+
+    def _exp(self, w):
+        """The validated config of the job's experiment."""
+        return self.plan.experiments[w.exp]
+
+    def _width(self, w):
+        """SAE width of a job with wildcards ``variant`` or ``width``."""
+        if hasattr(w, "variant"):
+            return self.plan.variants(w.exp)[w.variant].width
+        return int(w.width)
+
+    def _hook_widths(self, exp):
+        """(hook, width) of every SAE variant an experiment trains."""
+        return [(h, self.plan.variants(exp)[v].width) for h, v in self.plan.hook_variants(exp)]
+
+    # ---- tables and figures (and the run time of other short jobs)
+
+    def _table_mem_mb(self, w, attempt):
+        return table_mem_mb(attempt)
+
+    def _table_runtime(self, w, threads, attempt):
+        return short_runtime(attempt)
+
+    # ---- stores
+
+    def _make_toy_store_mem_mb(self, w, attempt):
+        return make_toy_store_mem_mb(self._exp(w), attempt)
+
+    def _make_toy_store_runtime(self, w, threads, attempt):
+        return make_toy_store_runtime(self._exp(w), attempt)
+
+    def _make_null_store_mem_mb(self, w, attempt):
+        return make_null_store_mem_mb(self._exp(w), w.hook, attempt)
+
+    def _make_null_store_runtime(self, w, threads, attempt):
+        return make_null_store_runtime(self._exp(w), w.hook, attempt)
+
+    # ---- SAE training: one variant's seeds (wildcards hook, variant) or, with
+    # sae.train_jobs: experiment, every SAE of the experiment (no wildcards)
+
+    def _train_saes_mem_mb(self, w, attempt):
+        if hasattr(w, "variant"):
+            return train_sae_mem_mb(self._exp(w), w.hook, self._width(w), attempt)
+        return train_experiment_mem_mb(self._exp(w), self._hook_widths(w.exp), attempt)
+
+    def _train_saes_runtime(self, w, threads, attempt, null=False):
+        if hasattr(w, "variant"):  # len(sae.seeds) seeds, also for the null's rule (which trains null.seeds)
+            n = len(self.plan.seeds(w.exp))
+            return n * train_sae_runtime(self._exp(w), w.hook, self._width(w), threads, self.plan.gpu, attempt)
+        n = len(self.plan.seeds(w.exp, null))
+        return train_experiment_runtime(self._exp(w), self._hook_widths(w.exp), n, threads, self.plan.gpu, attempt)
+
+    _train_null_saes_mem_mb = _train_saes_mem_mb
+
+    def _train_null_saes_runtime(self, w, threads, attempt):
+        return self._train_saes_runtime(w, threads, attempt, null=True)
+
+    # ---- comparisons of SAEs, evaluation against ground truth
+
+    def _compare_seed_pair_mem_mb(self, w, attempt):
+        return compare_mem_mb(self._exp(w), w.hook, self._width(w), self.plan.config["memory_budget_mb"], attempt)
+
+    def _compare_seed_pair_runtime(self, w, threads, attempt):
+        return compare_runtime(self._exp(w), w.hook, self._width(w), attempt)
+
+    _decoder_baseline_mem_mb = _compare_seed_pair_mem_mb
+
+    def _decoder_baseline_runtime(self, w, threads, attempt):
+        return decoder_baseline_runtime(self._exp(w), w.hook, self._width(w), self.plan.config["baseline_draws"], attempt)
+
+    def _ground_truth_recovery_mem_mb(self, w, attempt):
+        return sae_eval_mem_mb(self._exp(w), w.hook, self._width(w), attempt)
+
+    _ground_truth_recovery_runtime = _table_runtime
+    _fourier_overlap_mem_mb = _ground_truth_recovery_mem_mb
+    _fourier_overlap_runtime = _table_runtime
+
+    def _plot_latent_vs_truth_mem_mb(self, w, attempt):
+        widths = [v.width for v in self.plan.variants(w.exp).values()]
+        return plot_latent_vs_truth_mem_mb(self._exp(w), widths, attempt)
+
+    _plot_latent_vs_truth_runtime = _table_runtime
+
+    # ---- models
+
+    def _train_modular_model_mem_mb(self, w, attempt):
+        return train_modular_model_mem_mb(self._exp(w), attempt)
+
+    def _train_modular_model_runtime(self, w, threads, attempt):
+        return train_modular_model_runtime(self._exp(w), threads, self.plan.gpu, attempt)
+
+    def _extract_modular_stores_mem_mb(self, w, attempt):
+        return extract_modular_mem_mb(self._exp(w), self.plan.hooks(w.exp), attempt)
+
+    def _extract_modular_stores_runtime(self, w, threads, attempt):
+        return extract_modular_runtime(self._exp(w), self.plan.hooks(w.exp), attempt)
+
+    def _build_corpus_mem_mb(self, w, attempt):
+        return build_corpus_mem_mb(self._exp(w), attempt)
+
+    def _build_corpus_runtime(self, w, threads, attempt):
+        return build_corpus_runtime(self._exp(w), attempt)
+
+    def _extract_activations_mem_mb(self, w, attempt):
+        return extract_mem_mb(self._exp(w), self.plan.hooks(w.exp), attempt)
+
+    def _extract_activations_runtime(self, w, threads, attempt):
+        return extract_runtime(self._exp(w), self.plan.hooks(w.exp), threads, self.plan.gpu, attempt)
+
+    # ---- universality: comparisons by activations, downstream loss, co-activation
+
+    def _comparison_sides(self, w):
+        """(aligned rows, [(d, width, typical L0) of sides a and b]) of one comparison job."""
+        sides, rows = [], []
+        for side, hook in (("a", w.hook_a), ("b", w.hook_b)):
+            exp, variant, _, _ = self.plan.comparison_side(w.cmp, side)
+            v = self.plan.variants(exp)[variant]
+            n, d = store_shape(self.plan.experiments[exp], hook)
+            rows.append(n)
+            sides.append((d, v.width, typical_l0(v)))
+        n = min(rows)
+        return min(n, self.plan.comparisons[w.cmp].get("max_tokens") or n), sides
+
+    def _compare_by_activations_mem_mb(self, w, attempt):
+        rows, sides = self._comparison_sides(w)
+        return compare_by_activations_mem_mb(rows, sides, self.plan.comparisons[w.cmp]["max_rows"], attempt)
+
+    def _compare_by_activations_runtime(self, w, threads, attempt):
+        rows, sides = self._comparison_sides(w)
+        return compare_by_activations_runtime(rows, sides, threads, attempt)
+
+    def _downstream_loss_mem_mb(self, w, attempt):
+        widths = [width for _, width in self._hook_widths(w.exp)]
+        return downstream_mem_mb(self._exp(w), widths, len(self.plan.seeds(w.exp)), attempt)
+
+    def _downstream_loss_runtime(self, w, threads, attempt):
+        n_saes = len(self.plan.hook_variants(w.exp)) * len(self.plan.seeds(w.exp))
+        return downstream_runtime(self._exp(w), len(self.plan.hooks(w.exp)), n_saes, threads, self.plan.gpu, attempt)
+
+    def _coactivation_mem_mb(self, w, attempt):
+        trained = [self.plan.variants(w.exp)[v] for _, v in self.plan.hook_variants(w.exp)]
+        return coactivation_mem_mb(self._exp(w), trained, attempt)
+
+    def _coactivation_runtime(self, w, threads, attempt):
+        widths = [width for _, width in self._hook_widths(w.exp)]
+        return coactivation_runtime(self._exp(w), self.plan.hooks(w.exp), widths, len(self.plan.seeds(w.exp)), attempt)
+
+    # ---- convergence and seed modes
+
+    def _snapshot_job(self, w, block):
+        """(experiment config, hook, width, fractions, modes) of the variant a snapshot block reads."""
+        variant, hook, fractions, modes = self.plan.snapshot_target(w.exp, block)
+        return self._exp(w), hook, self.plan.variants(w.exp)[variant].width, fractions, modes
+
+    def _convergence_mem_mb(self, w, attempt):
+        exp, hook, width, fractions, _ = self._snapshot_job(w, "convergence")
+        n_null = len(self.plan.convergence_null_seeds(w.exp))
+        return convergence_mem_mb(exp, hook, width, len(fractions), len(self.plan.seeds(w.exp)), attempt, n_null)
+
+    def _convergence_runtime(self, w, threads, attempt):
+        exp, hook, width, fractions, _ = self._snapshot_job(w, "convergence")
+        n_null = len(self.plan.convergence_null_seeds(w.exp))
+        n = len(self.plan.seeds(w.exp))
+        return convergence_runtime(exp, hook, width, len(fractions), n, threads, self.plan.gpu, attempt, n_null)
+
+    def _seed_modes_mem_mb(self, w, attempt):
+        exp, hook, width, fractions, _ = self._snapshot_job(w, "seed_modes")
+        n = len(self.plan.seeds(w.exp))
+        return max(train_sae_mem_mb(exp, hook, width, attempt), convergence_mem_mb(exp, hook, width, len(fractions), n, attempt))
+
+    def _seed_modes_runtime(self, w, threads, attempt):
+        """Training the modes other than the experiment's own, and reading every mode's trajectory."""
+        exp, hook, width, fractions, modes = self._snapshot_job(w, "seed_modes")
+        n = len(self.plan.seeds(w.exp))
+        n_trained = len([m for m in modes if m != self.plan.own_seed_mode(w.exp)])
+        train = n_trained * n * train_sae_runtime(exp, hook, width, threads, self.plan.gpu, attempt)
+        return train + len(modes) * convergence_runtime(exp, hook, width, len(fractions), n, threads, self.plan.gpu, attempt)
+
+    # ---- suites and imported SAEs
+
+    def _imported_shape(self, exp, label):
+        """(latents, d) of an imported SAE: its cfg.json, or suite_runs.UNKNOWN_SAE_SHAPE."""
+        item = self.plan.imported[exp][label]
+        shape = None if item["registry"] else suite_runs.local_shape(item["spec"])
+        return shape or suite_runs.UNKNOWN_SAE_SHAPE
+
+    def _suite_member_shape(self, suite, label):
+        """(latents, d) of one suite member: the variant's width and store d, or an imported SAE's cfg.json."""
+        exp = self.plan.suites[suite]["experiment"]
+        if self.plan.is_imported(exp):
+            return self._imported_shape(exp, label)
+        member = self.plan.suite_members(suite)[label]
+        return self.plan.variants(exp)[member["variant"]].width, store_shape(self.plan.experiments[exp], member["hook"])[1]
+
+    def _import_sae_mem_mb(self, w, attempt):
+        heavy = self.plan.imported[w.exp][w.label]["registry"] or self._exp(w)["source"].get("store")
+        return import_sae_mem_mb(self._imported_shape(w.exp, w.label), heavy, attempt)
+
+    def _import_sae_runtime(self, w, threads, attempt):
+        src = self._exp(w)["source"]
+        return import_sae_runtime(self._imported_shape(w.exp, w.label), src["eval_rows"] if src.get("store") else 0, attempt)
+
+    def _suite_cell_mem_mb(self, w, attempt):
+        (n_a, d), (n_b, _) = self._suite_member_shape(w.suite, w.a), self._suite_member_shape(w.suite, w.b)
+        exp = self.plan.suites[w.suite]["experiment"]
+        heavy = self.plan.is_imported(exp) and any(self.plan.imported[exp][label]["registry"] for label in (w.a, w.b))
+        return suite_cell_mem_mb(n_a, n_b, d, heavy, self.plan.config["memory_budget_mb"], attempt)
+
+    def _suite_cell_runtime(self, w, threads, attempt):
+        (n_a, d), (n_b, _) = self._suite_member_shape(w.suite, w.a), self._suite_member_shape(w.suite, w.b)
+        return suite_cell_runtime(n_a, n_b, d, self.plan.config["baseline_draws"], attempt)
+
+    # ---- per-latent stability and feature pages (declared per experiment: exp=)
+
+    def _per_latent_shapes(self, exp):
+        """(width, d) of every SAE variant an experiment trains."""
+        return [(width, store_shape(self.plan.experiments[exp], h)[1]) for h, width in self._hook_widths(exp)]
+
+    def _per_latent_mem_mb(self, w, attempt):
+        return per_latent_mem_mb(self._exp(w), self._per_latent_shapes(w.exp), self.plan.config["memory_budget_mb"], attempt)
+
+    def _per_latent_runtime(self, w, threads, attempt):
+        return per_latent_runtime(self._exp(w), self._per_latent_shapes(w.exp), attempt)
+
+    def _feature_pages_mem_mb(self, w, attempt):
+        return FEATURE_PAGES_MB
+
+    _feature_pages_runtime = _table_runtime
+
+
+class _WithExperiment:
+    """A job's wildcards and ``exp``, the experiment of the rule it was declared for."""
+
+    def __init__(self, wildcards, exp):
+        self.wildcards = wildcards
+        self.exp = exp
+
+    def __getattr__(self, name):
+        return getattr(self.wildcards, name)
