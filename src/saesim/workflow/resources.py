@@ -545,8 +545,8 @@ class RuleCosts:
         return train_experiment_mem_mb(self._exp(w), self._hook_widths(w.exp), attempt)
 
     def _train_saes_runtime(self, w, threads, attempt, null=False):
-        if hasattr(w, "variant"):  # len(sae.seeds) seeds, also for the null's rule (which trains null.seeds)
-            n = len(self.plan.seeds(w.exp))
+        if hasattr(w, "variant"):  # the job's seeds: sae.seeds, or null.seeds for the null's rule
+            n = len(self.plan.seeds(w.exp, null))
             return n * train_sae_runtime(self._exp(w), w.hook, self._width(w), threads, self.plan.gpu, attempt)
         n = len(self.plan.seeds(w.exp, null))
         return train_experiment_runtime(self._exp(w), self._hook_widths(w.exp), n, threads, self.plan.gpu, attempt)
