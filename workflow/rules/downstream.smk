@@ -21,6 +21,9 @@ rule downstream_loss:
         device=plan.device,
         code=code_of("scripts/downstream_loss.py"),
     threads: config["threads_per_job"]
+    # the longest job after the language model's SAEs it reads: start it as soon as they are
+    # trained, not after every shorter job (the 2026-12-06 run ended with it alone for 4 min)
+    priority: 5
     resources:
         mem_mb=plan.cost.mem_mb("downstream_loss"),
         runtime=plan.cost.runtime("downstream_loss"),
