@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 
 from saesim.sources import kinds as source_kinds
-from saesim.workflow import suite_runs
+from saesim.workflow.suite_runs import UNKNOWN_SAE_SHAPE, local_shape
 
 MIB = 2**20
 # resident memory of a job before its data, about twice what was measured (peak RSS of a
@@ -682,8 +682,8 @@ class RuleCosts:
     def _imported_shape(self, exp, label):
         """(latents, d) of an imported SAE: its cfg.json, or suite_runs.UNKNOWN_SAE_SHAPE."""
         item = self.plan.imported[exp][label]
-        shape = None if item["registry"] else suite_runs.local_shape(item["spec"])
-        return shape or suite_runs.UNKNOWN_SAE_SHAPE
+        shape = None if item["registry"] else local_shape(item["spec"])
+        return shape or UNKNOWN_SAE_SHAPE
 
     def _suite_member_shape(self, suite, label):
         """(latents, d) of one suite member: the variant's width and store d, or an imported SAE's cfg.json."""
