@@ -161,16 +161,6 @@ def test_subspace_rank_is_capped():
     assert pl.subspace_rank(10, 30, 576, 0.25) == 10
 
 
-def test_t_interval_known_values_and_too_few_pairs():
-    lo, hi = pl.t_interval([1.0, 2.0, 3.0])
-    assert (lo + hi) / 2 == pytest.approx(2.0)
-    assert (hi - lo) / 2 == pytest.approx(4.302652729911275 / np.sqrt(3))
-    assert all(np.isnan(pl.t_interval([1.0, 2.0])))
-    assert pl.intervals_overlap(0, 1, 0.5, 2) == 1.0
-    assert pl.intervals_overlap(0, 1, 1.5, 2) == 0.0
-    assert np.isnan(pl.intervals_overlap(np.nan, np.nan, 0, 1))
-
-
 def test_set_summary_shares(rng):
     st = pl.LatentStats(n_rows=10, count=np.array([5, 3, 2, 0]), act_sum=np.ones(4), act_sq_sum=np.ones(4),
                         ess=np.array([6.0, 3.0, 1.0, 0.0]), ess_bias=0.0, sst=20.0, sse=10.0)
@@ -309,3 +299,4 @@ def test_trained_saes_on_a_recoverable_synthetic_store(tmp_path):
     assert v["frac_stable"] == pytest.approx(0.8)
     assert v["ev_share_stable"] > 0.9
     assert v["frac_stable_lo"] == pytest.approx(0.8) and v["n_pairs"] == 3
+
