@@ -63,7 +63,7 @@ MARKDOWN_STATS = {"mean": "{short}", "baseline": "{short} random", "ratio": "{sh
 
 @dataclass(frozen=True)
 class TableMetric:
-    name: str  # column of pairs.csv; stability.csv has <name>_mean, _std, _min, _max, _baseline, _ratio, _null, _excess ...
+    name: str  # column of pairs.csv; stability.csv has <name>_mean, _std, _min, _max, _baseline, _ratio, _null, _excess, _lo ...
     metric: str  # the DecoderMetric it reads
     label: str  # axis and colour-bar label in figures
     short: str  # header in the per-experiment summary.md
@@ -126,8 +126,12 @@ SAE_STATS = ("", "mean", "std", "baseline")
 NULL_STATS = ("null", "null_std", "excess")
 #: companions of an SAE measure's value ("") in results/summary.csv
 SUMMARY_STATS = ("", "baseline", "ratio", *NULL_STATS)
-#: companions of a table metric's value in results/summary.csv (summary metrics, every coordinate space), in order
-METRIC_STATS = ("std", "baseline", "ratio", *NULL_STATS)
+#: a number's 95% interval over seed pairs (>= 3 pairs; saesim.registry.intervals.interval_stats), the
+#: null's, and whether the excess over the null is distinguishable from zero (1: the interval
+#: excludes the null's interval, or its mean without one; 0: they overlap; empty without an interval)
+INTERVAL_STATS = ("lo", "hi", "null_lo", "null_hi", "excess_distinct")
+#: companions of a table metric's value in stability.csv and results/summary.csv (summary metrics, every coordinate space), in order
+METRIC_STATS = ("std", "baseline", "ratio", *NULL_STATS, *INTERVAL_STATS)
 
 #: how an SAE variant was trained, from each SAE's metrics.json (saes.csv, pairs.csv, stability.csv, the summary)
 TRAINING_COLUMNS = ("architecture", "width", "sparsity_key", "sparsity")
@@ -292,8 +296,8 @@ class PerLatentMetric:
     #: its column in results/summary.{md,html}: (header, the cell of a summary row); None: not shown
     cell: tuple[str, Callable[[Mapping[str, Any]], str]] | None = None
 
-    #: suffixes of the columns each metric has in per_latent.csv and results/summary.csv
-    STATS = ("lo", "hi", "null", "null_lo", "null_hi", "excess_distinct")
+    #: suffixes of the columns each metric has in per_latent.csv and results/summary.csv (INTERVAL_STATS and the null)
+    STATS = (*INTERVAL_STATS[:2], "null", *INTERVAL_STATS[2:])
 
     def column(self, stat: str) -> str:
         return f"{self.name}_{stat}"
@@ -329,9 +333,14 @@ def format_number(x, spec: str = ".3f") -> str:
     return "–" if is_missing(x) else format(x, spec)
 
 
-def format_interval(lo, hi) -> str:
-    """`` [lo, hi]``; empty where either end is missing."""
-    return "" if is_missing(lo) or is_missing(hi) else f" [{lo:.2f}, {hi:.2f}]"
+def format_interval(lo, hi, spec: str = ".2f") -> str:
+    """`` [lo, hi]`` in ``spec``; empty where either end is missing."""
+    return "" if is_missing(lo) or is_missing(hi) else f" [{lo:{spec}}, {hi:{spec}}]"
+
+
+def distinct_mark(flag) -> str:
+    """``*`` where an interval excludes the null's (``<m>_excess_distinct`` is 1), else empty."""
+    return "*" if flag == 1.0 else ""
 
 
 def _stable_cell(row) -> str:
@@ -341,8 +350,7 @@ def _stable_cell(row) -> str:
     if is_missing(row.get(m.name)):
         return "–"
     cell = f"{row[m.name]:.2f}{format_interval(row[m.column('lo')], row[m.column('hi')])}"
-    if row.get(m.column("excess_distinct")) == 1.0:
-        cell += "*"
+    cell += distinct_mark(row.get(m.column("excess_distinct")))
     cell += f" (null {format_number(row[m.column('null')], '.2f')}; EV share {format_number(row[share.name], '.2f')}"
     cell += f", null {format_number(row[share.column('null')], '.2f')})"
     return cell
@@ -381,7 +389,8 @@ class CoordinateSpace:
 
     Each table metric ``m`` gets the columns ``m_<suffix>`` (value), ``_std``, ``_baseline``
     (isotropic random decoders in that space), ``_ratio``, ``_null`` (the trained null's SAEs
-    measured the same way), ``_null_std`` and ``_excess`` in stability.csv and summary.csv.
+    measured the same way), ``_null_std``, ``_excess`` and the interval columns
+    (:data:`INTERVAL_STATS`) in stability.csv and summary.csv.
     """
 
     name: str  # key under "spaces" in a pair / baseline JSON

@@ -11,12 +11,13 @@ import pandas as pd
 
 from saesim.similarity.geometry import flat_space_values
 from saesim.workflow.layout import ArtifactId, identity_in, parse, sae_key_identity
-from saesim.registry.metrics import (COORDINATE_SPACES, DECODER_METRICS, GT_MCC, L0, MARKDOWN_PARTS, METRIC_STATS, NULL_STATS,
-                      N_NULL_PAIRS, N_NULL_SEEDS, N_PAIRS, N_SEEDS, PER_LATENT_METRICS, PER_LATENT_THRESHOLD, PWMCC,
-                      SAE_MEASURES, SAE_PLACES, SUMMARY_COUNTS, SUMMARY_KEYS, SUMMARY_PARTS, SaeMeasure,
-                      TABLE_METRICS, TRAINING_COLUMNS, TRUE_L0, VARIANT_COLUMNS, format_number, is_missing,
-                      per_latent_summary_columns, sae_measures, sae_summary_columns, space_columns, summary_metrics,
-                      summary_stats, table_metric)
+from saesim.registry.metrics import (COORDINATE_SPACES, DECODER_METRICS, GT_MCC, INTERVAL_STATS, L0, MARKDOWN_PARTS,
+                      METRIC_STATS, NULL_STATS, N_NULL_PAIRS, N_NULL_SEEDS, N_PAIRS, N_SEEDS, PER_LATENT_METRICS,
+                      PER_LATENT_THRESHOLD, PWMCC, SAE_MEASURES, SAE_PLACES, SUMMARY_COUNTS, SUMMARY_KEYS, SUMMARY_PARTS,
+                      SaeMeasure, TABLE_METRICS, TRAINING_COLUMNS, TRUE_L0, VARIANT_COLUMNS, distinct_mark, format_interval,
+                      format_number, is_missing, per_latent_summary_columns, sae_measures, sae_summary_columns, space_columns,
+                      summary_metrics, summary_stats, table_metric)
+from saesim.registry.intervals import interval_stats
 from saesim.registry.metrics import excess, ratio
 
 
@@ -141,6 +142,14 @@ def _add_null(row: dict, name: str, value: float, null_values) -> None:
     row.update({f"{name}_{stat}": v for stat, v in _null_stats(value, null_values).items()})
 
 
+def _add_intervals(row: dict, name: str, values, null_values) -> None:
+    """``<name>_<stat>`` for :data:`saesim.registry.metrics.INTERVAL_STATS`: the 95% t-interval over the
+    real seed pairs' values, the null's over its pairs (each where there are >= 3 pairs) and
+    ``_excess_distinct`` (saesim.registry.intervals.interval_stats)."""
+    stats = interval_stats(pd.Series(values, dtype=float).to_numpy(), pd.Series(null_values, dtype=float).to_numpy())
+    row.update({f"{name}_{stat}": stats[stat] for stat in INTERVAL_STATS})
+
+
 def _measure_stats(row: dict, m: SaeMeasure, group: pd.DataFrame) -> None:
     """An SAE measure's statistics over a variant's real SAEs (``m.stats``), where it was measured."""
     if m.name not in group:
@@ -171,7 +180,9 @@ def stability_table(saes: pd.DataFrame, pairs: pd.DataFrame, baselines: dict) ->
     Where ``saes`` / ``pairs`` also hold null SAEs and pairs (column ``null``: trained on the
     Gaussian twin of the store), each metric also gets ``<metric>_null`` (mean over null pairs;
     for SAE measures: over null SAEs), ``<metric>_null_std`` and ``<metric>_excess`` =
-    (value - null) / (1 - null); NaN where there is no null.
+    (value - null) / (1 - null); NaN where there is no null. Every stability metric (in every
+    coordinate space) also gets its 95% t-interval over seed pairs and the null's
+    (:data:`saesim.registry.metrics.INTERVAL_STATS`, saesim.registry.intervals; NaN below three pairs).
     """
     nulls, null_pairs = null_rows(saes), null_rows(pairs)
     saes, pairs = real_rows(saes), real_rows(pairs)
@@ -206,6 +217,7 @@ def stability_table(saes: pd.DataFrame, pairs: pd.DataFrame, baselines: dict) ->
             _measure_null(row, m, group, ng)
         for metric in TABLE_METRICS:
             _add_null(row, metric, row[f"{metric}_mean"], npairs[metric] if len(npairs) else [])
+            _add_intervals(row, metric, p[metric], npairs[metric] if len(npairs) else [])
         for m in sae_measures(place="outcome"):
             _measure_null(row, m, group, ng)
         for m in (*sae_measures(place="library"), *sae_measures(place="data")):
@@ -233,7 +245,9 @@ def _add_space_columns(row: dict, pairs: pd.DataFrame, null_pairs: pd.DataFrame,
             row[f"{col}_std"] = values.std(ddof=0) if len(values) else np.nan
             row[f"{col}_baseline"] = b
             row[f"{col}_ratio"] = ratio(mean, b)
-            _add_null(row, col, mean, null_pairs[col] if len(null_pairs) and col in null_pairs else [])
+            null_values = null_pairs[col] if len(null_pairs) and col in null_pairs else []
+            _add_null(row, col, mean, null_values)
+            _add_intervals(row, col, values, null_values)
 
 
 def _markdown_columns(places: tuple[str, ...], null: bool) -> dict[str, str]:
@@ -393,18 +407,20 @@ def _merge_per_latent(df: pd.DataFrame, table: pd.DataFrame | None) -> pd.DataFr
     return df
 
 
-def _vs_random(value, baseline, value_ratio) -> str:
+def _vs_random(value, baseline, value_ratio, lo=None, hi=None, distinct=None) -> str:
+    """``value [lo, hi]* (random, ratio×)``: the interval where there is one, ``*`` where it
+    excludes the null's."""
     if is_missing(value):
         return "–"
-    return f"{value:.3f} ({baseline:.3f}, {value_ratio:.1f}×)"
+    return f"{value:.3f}{format_interval(lo, hi, '.3f')}{distinct_mark(distinct)} ({baseline:.3f}, {value_ratio:.1f}×)"
 
 
-def _vs_null(null, std, value_excess) -> str:
-    """``null +- std (excess e)``; – where there is no trained null."""
+def _vs_null(null, std, value_excess, lo=None, hi=None) -> str:
+    """``null [lo, hi] +- std (excess e)``; – where there is no trained null."""
     if is_missing(null):
         return "–"
     spread = "" if is_missing(std) else f" ± {std:.3f}"
-    return f"{null:.3f}{spread} (excess {value_excess:+.2f})"
+    return f"{null:.3f}{format_interval(lo, hi, '.3f')}{spread} (excess {value_excess:+.2f})"
 
 
 def _cell_groups() -> list[list[SaeMeasure]]:
@@ -445,15 +461,16 @@ def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
         if m.display is not None:
             out[m.display[0]] = summary[m.name].map(lambda x, spec=m.display[1]: format_number(x, spec))
     for m in summary_metrics():
-        out[f"{m.summary} (random, ratio)"] = [
-            _vs_random(v, b, r) for v, b, r in zip(summary[m.name], summary[f"{m.name}_baseline"], summary[f"{m.name}_ratio"])
+        out[f"{m.summary} [95% CI] (random, ratio)"] = [
+            _vs_random(*cells) for cells in zip(*(summary[m.name if s == "" else f"{m.name}_{s}"]
+                                                   for s in ("", "baseline", "ratio", "lo", "hi", "excess_distinct")))
         ]
     for m in SAE_MEASURES.values():
         if m.display_null is not None:
             out[m.display_null] = summary[m.column("null")].map(lambda x, spec=m.display[1]: format_number(x, spec))
     for m in summary_metrics():
         out[f"{m.summary_short or m.summary} null (excess)"] = [
-            _vs_null(n, s, e) for n, s, e in zip(summary[f"{m.name}_null"], summary[f"{m.name}_null_std"], summary[f"{m.name}_excess"])
+            _vs_null(*cells) for cells in zip(*(summary[f"{m.name}_{s}"] for s in ("null", "null_std", "excess", "null_lo", "null_hi")))
         ]
     out["ground truth (random; null)"] = [_ground_truth_cell(row) for _, row in summary.iterrows()]
     cells = [m for m in PER_LATENT_METRICS.values() if m.cell is not None]
@@ -473,7 +490,10 @@ SUMMARY_LEGEND = (
     "data with the store's mean and covariance (nothing sparse in it), mean ± s.d. over its seed "
     "pairs (over its SAEs for explained variance and ground truth; no s.d. from a single pair), and "
     "the excess over it, (value − null) / (1 − null): 0 means no more agreement than covariance "
-    "alone gives, 1 perfect agreement. Stable latents: the fraction of latents whose best decoder "
+    "alone gives, 1 perfect agreement. [95% CI]: a Student-t interval over seed pairs where a "
+    "variant has >= 3 of them (rough: pairs sharing a seed are not independent), the null's where "
+    "it has >= 3 null pairs; * where the interval excludes the null's (or the null's mean): the "
+    "excess over the null is distinguishable from zero. Stable latents: the fraction of latents whose best decoder "
     "partner reaches |cos| >= t in every other seed (t: the 99th percentile of the null SAEs' "
     "best-match |cos|), mean over seeds, 95% t-interval over seeds where there are >= 3 seed pairs, "
     "* where that interval excludes the null's; EV share: the part of the explained variance those "
