@@ -596,10 +596,12 @@ def eval_blocks(store, eval_mask: np.ndarray, block_rows: int):
 
 
 def sae_pass(sae_path, store_path: str, spec: dict, memory_budget_mb: float) -> tuple[np.ndarray, LatentStats, dict]:
-    """(W_dec, statistics over the SAE's held-out rows, provenance) of one trained SAE: loaded
-    with sae-lens (its own encoder), rows chosen as store_rows.split_rows chose them."""
-    from sae_lens import SAE
+    """(W_dec, statistics over the SAE's held-out rows, provenance) of one trained SAE: encoded
+    by :class:`saesim.saes.encoding.NumpySAE` (sae-lens's ``encode``, without importing it),
+    rows chosen as store_rows.split_rows chose them."""
+    import torch
 
+    from saesim.saes.encoding import NumpySAE, load_encoder
     from saesim.stores.activation_store import open_store
     from saesim.saes.loading import load_sae_weights
     from saesim.stores.rows import split_rows
@@ -607,14 +609,17 @@ def sae_pass(sae_path, store_path: str, spec: dict, memory_budget_mb: float) -> 
     from saesim.saes.training import SAESpec
 
     w = load_sae_weights(sae_path, with_encoder=False)
-    sae = SAE.load_from_disk(str(sae_path), device="cpu")
-    sae.eval()
+    sae = NumpySAE(load_encoder(sae_path), str(sae_path))
+
+    def encode(x):
+        return torch.from_numpy(sae.encode(x.numpy() if hasattr(x, "numpy") else x))
+
     with open_store(store_path) as store:
         if store.d != w.d_in:
             raise SaesimError(f"{sae_path}: d_in {w.d_in} does not match the store {store_path} (d {store.d})")
         _, eval_mask = split_rows(store, SAESpec(**spec))
         block = chunk_rows_for(w.d_sae, memory_budget_mb)
-        st = latent_stats(sae.encode, w.W_dec, w.b_dec, eval_blocks(store, eval_mask, block), memory_budget_mb=memory_budget_mb)
+        st = latent_stats(encode, w.W_dec, w.b_dec, eval_blocks(store, eval_mask, block), memory_budget_mb=memory_budget_mb)
         store_hash = store.content_hash
     weights = Path(sae_path) / "sae_weights.safetensors"
     prov = {
