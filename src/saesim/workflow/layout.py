@@ -20,6 +20,7 @@ RESULTS = "results"
 #: (results/<exp>/null/...); ``randmodel``: of its random-weights model null (results/<exp>/randmodel/...)
 ROLES = ("real", "null", "randmodel")
 _ROLE_DIR = {"real": "", "null": "null/", "randmodel": "randmodel/"}
+_ROLE_NAME = {"real": "the experiment", "null": "the trained null", "randmodel": "the random-weights model null"}
 
 #: kind -> path below RESULTS. Fields: ``exp``, ``hook``, ``variant``, ``seed`` (one SAE) or
 #: ``a``/``b`` (a seed pair) and ``null`` (the role's folder: none, ``null/`` or ``randmodel/``) come from the identity; the
@@ -159,7 +160,7 @@ def _identity_fields(kind: str, ident: ArtifactId) -> dict:
     if "null" in names:
         out["null"] = _ROLE_DIR[ident.role]
     elif ident.role != "real":
-        raise ValueError(f"{kind}: the {ident.role} role has no such artifact ({ident})")
+        raise ValueError(f"{kind}: {_ROLE_NAME[ident.role]} has no such artifact ({ident})")
     n_seeds = 1 if "seed" in names else 2 if "a" in names else 0
     if len(ident.seeds) != n_seeds:
         raise ValueError(f"{kind}: needs {n_seeds} seed(s), got {list(ident.seeds)}")
@@ -193,7 +194,7 @@ def pattern(kind: str, role: str = "real", *, root: str = RESULTS, **extra) -> s
         raise ValueError(f"artifact role {role!r} is not one of {', '.join(ROLES)}")
     template = _template(kind)
     if role != "real" and "{null}" not in template:
-        raise ValueError(f"{kind}: the {role} role has no such artifact")
+        raise ValueError(f"{kind}: {_ROLE_NAME[role]} has no such artifact")
     out = template.format_map(_Wildcards(extra, null=_ROLE_DIR[role]))
     return f"{root}/{out}" if root else out
 
