@@ -5,7 +5,8 @@ relational measures, one registry of each.
   (:func:`saesim.similarity.compare_decoders`, the pair JSONs): a number or a
   ``{threshold: number}`` dict, how its isotropic random-decoder baseline is obtained
   (:data:`BASELINE_RULES`), and its row label in ``saesim compare``. Every one gets a random
-  baseline, a ratio and, against a trained null, ``_null`` and ``_excess``.
+  baseline, a ratio and, against a trained null, ``_null`` and ``_excess`` (against the
+  random-weights model, :data:`NULL_MODELS`, ``_randmodel`` and ``_excess_randmodel``).
 * :class:`TableMetric`: a column of ``pairs.csv`` / ``stability.csv`` (saesim.report.tables), read
   from one decoder metric (at one threshold where it has them); its labels in figures and
   tables; ``summary`` puts it in ``results/summary.*`` (with ``_null``/``_excess`` columns).
@@ -124,14 +125,16 @@ SAE_PLACES = {
 SAE_STATS = ("", "mean", "std", "baseline")
 #: statistics against the trained null's SAEs: their mean, s.d. (NaN below two) and the excess over it
 NULL_STATS = ("null", "null_std", "excess")
+#: statistics against the random-weights model's SAEs (config model_null): their mean, s.d. and the excess over it
+RANDMODEL_STATS = ("randmodel", "randmodel_std", "excess_randmodel")
 #: companions of an SAE measure's value ("") in results/summary.csv
-SUMMARY_STATS = ("", "baseline", "ratio", *NULL_STATS)
+SUMMARY_STATS = ("", "baseline", "ratio", *NULL_STATS, *RANDMODEL_STATS)
 #: a number's 95% interval over seed pairs (>= 3 pairs; saesim.registry.intervals.interval_stats), the
 #: null's, and whether the excess over the null is distinguishable from zero (1: the interval
 #: excludes the null's interval, or its mean without one; 0: they overlap; empty without an interval)
 INTERVAL_STATS = ("lo", "hi", "null_lo", "null_hi", "excess_distinct")
 #: companions of a table metric's value in stability.csv and results/summary.csv (summary metrics, every coordinate space), in order
-METRIC_STATS = ("std", "baseline", "ratio", *NULL_STATS, *INTERVAL_STATS)
+METRIC_STATS = ("std", "baseline", "ratio", *NULL_STATS, *RANDMODEL_STATS, *INTERVAL_STATS)
 
 #: how an SAE variant was trained, from each SAE's metrics.json (saes.csv, pairs.csv, stability.csv, the summary)
 TRAINING_COLUMNS = ("architecture", "width", "sparsity_key", "sparsity")
@@ -139,10 +142,39 @@ TRAINING_COLUMNS = ("architecture", "width", "sparsity_key", "sparsity")
 VARIANT_COLUMNS = ("hook", "variant", *TRAINING_COLUMNS)
 #: what results/summary.csv puts before them: the experiment and its kind
 SUMMARY_KEYS = ("experiment", "kind")
-#: counts per variant in stability.csv: real SAEs, real seed pairs, null SAEs, null seed pairs
+#: counts per variant in stability.csv: real SAEs, real seed pairs, null SAEs, null seed pairs,
+#: random-model SAEs and seed pairs
 N_SEEDS, N_PAIRS, N_NULL_SEEDS, N_NULL_PAIRS = "n_seeds", "n_pairs", "n_null_seeds", "n_null_pairs"
+N_RANDMODEL_SEEDS, N_RANDMODEL_PAIRS = "n_randmodel_seeds", "n_randmodel_pairs"
 #: the counts results/summary.csv shows, in order
-SUMMARY_COUNTS = (N_SEEDS, N_PAIRS, N_NULL_PAIRS)
+SUMMARY_COUNTS = (N_SEEDS, N_PAIRS, N_NULL_PAIRS, N_RANDMODEL_PAIRS)
+
+
+@dataclass(frozen=True)
+class NullModel:
+    """A chance level trained like the real SAEs on other data: the same variants, recipe and
+    seed labels on another store, their seed pairs compared like the real ones. Every table
+    metric and every SAE measure whose ``null`` names its statistics gets, per variant,
+    ``stats`` = (its mean over the null model's pairs or SAEs, their s.d., the excess
+    (value - mean) / (1 - mean)) in stability.csv and results/summary.csv."""
+
+    role: str  # the artifact role of its SAEs and pairs (saesim.workflow.layout.ROLES)
+    stats: tuple[str, str, str]  # (mean, s.d., excess) statistic names: column suffixes
+    n_seeds: str  # its count columns in stability.csv
+    n_pairs: str
+    label: str  # in the summary's headers
+
+    def columns(self, name: str) -> list[str]:
+        """``<name>_<stat>`` of each of its statistics."""
+        return [f"{name}_{stat}" for stat in self.stats]
+
+
+#: role -> null model, in column order: the trained Gaussian null (results/<exp>/null/), the
+#: random-weights model (results/<exp>/randmodel/, config model_null)
+NULL_MODELS: dict[str, NullModel] = {
+    "null": NullModel("null", NULL_STATS, N_NULL_SEEDS, N_NULL_PAIRS, "null"),
+    "randmodel": NullModel("randmodel", RANDMODEL_STATS, N_RANDMODEL_SEEDS, N_RANDMODEL_PAIRS, "random model"),
+}
 
 
 @dataclass(frozen=True)
@@ -155,7 +187,8 @@ class SaeMeasure:
     * ``stability.csv``, per variant and in its ``place``: ``stats`` over the real SAEs
       (:data:`SAE_STATS`; ``baseline`` is the mean of ``<name>_baseline``) and ``null``
       (:data:`NULL_STATS`: over the null SAEs of the variant; ``excess`` =
-      ``(mean - null) / (1 - null)``).
+      ``(mean - null) / (1 - null)``; :data:`RANDMODEL_STATS` likewise over the random-weights
+      model's SAEs).
     * ``results/summary.csv``: ``summary`` (:data:`SUMMARY_STATS`): the value (``""``: the mean
       over seeds, stability's ``<name>_mean``) and companions, NaN where an experiment has
       none; SAE-quality measures before the decoder metrics, the others after them, in
@@ -427,9 +460,9 @@ def space_columns() -> list[str]:
 
 def _check_sae_measure(m: SaeMeasure) -> None:
     for field, value, allowed in (("source", (m.source,), SAE_SOURCES), ("place", (m.place,), SAE_PLACES),
-                                  ("stats", m.stats, SAE_STATS), ("null", m.null, NULL_STATS),
+                                  ("stats", m.stats, SAE_STATS), ("null", m.null, (*NULL_STATS, *RANDMODEL_STATS)),
                                   ("summary", m.summary, SUMMARY_STATS),
-                                  ("markdown", [s for s, _ in m.markdown], (*SAE_STATS, *NULL_STATS))):
+                                  ("markdown", [s for s, _ in m.markdown], (*SAE_STATS, *NULL_STATS, *RANDMODEL_STATS))):
         unknown = [v for v in value if v not in allowed]
         if unknown:
             raise SaesimError(f"SAE measure {m.name}: {field} {unknown} not among {list(allowed)}")
@@ -469,7 +502,7 @@ def sae_summary_columns(quality: bool) -> list[str]:
 L0 = register(SaeMeasure("l0", "mean number of active latents per token", "sae", stats=("mean", "std"), null=("null",),
                          summary=("", "null"), markdown=(("mean", "L0"),), display=("L0", ".1f")))
 register(SaeMeasure("explained_variance", "fraction of the activations' variance the reconstruction explains", "sae",
-                    null=NULL_STATS, summary=("", *NULL_STATS), markdown=(("mean", "expl. var."), ("null", "expl. var. null")),
+                    null=(*NULL_STATS, "randmodel"), summary=("", *NULL_STATS, "randmodel"), markdown=(("mean", "expl. var."), ("null", "expl. var. null")),
                     display=("expl. var.", ".3f"), display_null="expl. var. null"))
 register(SaeMeasure("mse", "mean squared reconstruction error", "sae", stats=()))
 register(SaeMeasure("dead_fraction", "fraction of latents that never fire on the evaluation rows", "sae",
