@@ -103,8 +103,9 @@ def test_the_full_run_preset_is_the_default_made_larger():
     comparison and suite of the default, and is larger where the default was cut for its budget."""
     default = validate_config(yaml.safe_load((ROOT / "config.yaml").read_text()), SCHEMA)
     full = validate_config(yaml.safe_load((ROOT / "config" / "presets" / "runs" / "full.yaml").read_text()), SCHEMA)
-    for key in ("experiments", "comparisons", "suites"):
+    for key in ("experiments", "comparisons"):
         assert set(default[key]) == set(full[key])
+    assert set(default["suites"]) < set(full["suites"])  # the k sweep's suite is the full run's only
     d_exp, f_exp = default["experiments"], full["experiments"]
     assert set(d_exp["modular"]["sae"]["seeds"]) < set(f_exp["modular"]["sae"]["seeds"])
     d_train, f_train = (e["smollm2"]["sae"]["training"]["training_samples"] for e in (d_exp, f_exp))

@@ -170,7 +170,7 @@ def test_comparison_inputs_files_and_exclusions_of_the_default_config(default):
     assert len(default.comparison_files("smollm2-layers")) == 4  # 2 hooks x 2 hooks
     assert set(default.comparison_exclusions("smollm2-layers")) == {"a", "b"}
     targets = default.all_targets()
-    assert "results/comparisons/smollm2-layers/transfer.csv" in targets and "results/suites/smollm2-k/matrix.csv" in targets
+    assert "results/comparisons/smollm2-layers/transfer.csv" in targets and "results/suites/smollm2-widths/matrix.csv" in targets
     assert any(t.startswith("results/modular/causal/") for t in targets)
     assert "results/smollm2/downstream.json" in default.downstream_files("smollm2")
 

@@ -290,9 +290,9 @@ def test_default_config_jobs_on_cpu_with_threads(default):
     assert resources(default, "train_saes", job(), threads=4, exp="toy") == [(1252, 231), (2504, 462)]
     # one job per variant: the widest variant needs more memory; 4 threads train faster
     smollm2 = dict(exp="smollm2", hook="blocks.6.hook_out")
-    assert resources(default, "train_saes", job(**smollm2, variant="topk-w1152-k64"), exp="smollm2") == [(1509, 36), (3018, 72)]
+    assert resources(default, "train_saes", job(**smollm2, variant="topk-w1152-k64"), exp="smollm2") == [(1509, 33), (3018, 66)]
     assert resources(default, "train_saes", job(**smollm2, variant="topk-w2304-k64"), threads=4, exp="smollm2") == [
-        (1702, 33), (3404, 66)]
+        (1701, 33), (3402, 66)]
     # the null's rule of that variant trains null.seeds (the first two of three): two thirds of the time
     assert resources(default, "train_null_saes", job(**smollm2, variant="topk-w1152-k64"), exp="smollm2") == [(1509, 24), (3018, 48)]
     assert resources(default, "extract_activations", job(), exp="smollm2") == [(4761, 45), (9522, 90)]
@@ -319,7 +319,7 @@ def test_a_gpu_shortens_the_torch_jobs_only(default):
     cuda = Plan(cfg)
     assert cuda.gpu == 1
     assert resources(cuda, "extract_activations", job(), exp="smollm2") == [(4761, 16), (9522, 32)]
-    assert resources(cuda, "downstream_loss", job(exp="smollm2")) == [(5442, 16), (10884, 32)]
+    assert resources(cuda, "downstream_loss", job(exp="smollm2")) == [(5397, 16), (10794, 32)]
     assert resources(cuda, "train_modular_model", job(exp="modular-s1")) == [(1887, 12), (3774, 24)]
     assert resources(cuda, "convergence", job(exp="smollm2")) == [(1311, 12), (2622, 24)]
 
