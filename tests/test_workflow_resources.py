@@ -294,23 +294,23 @@ def test_default_config_jobs_on_cpu_with_threads(default):
     assert resources(default, "train_saes", job(**smollm2, variant="topk-w2304-k64"), threads=4, exp="smollm2") == [
         (1701, 33), (3402, 66)]
     # the null's rule of that variant trains null.seeds (the first two of three): two thirds of the time
-    assert resources(default, "train_null_saes", job(**smollm2, variant="topk-w1152-k64"), exp="smollm2") == [(1509, 24), (3018, 48)]
-    assert resources(default, "extract_activations", job(), exp="smollm2") == [(4761, 45), (9522, 90)]
-    assert resources(default, "extract_activations", job(), threads=4, exp="smollm2") == [(4761, 23), (9522, 46)]
-    assert resources(default, "build_corpus", job(exp="smollm2")) == [(2406, 21), (4812, 42)]
-    assert resources(default, "downstream_loss", job(exp="smollm2")) == [(5442, 35), (10884, 70)]
+    assert resources(default, "train_null_saes", job(**smollm2, variant="topk-w1152-k64"), exp="smollm2") == [(1509, 22), (3018, 44)]
+    assert resources(default, "extract_activations", job(), exp="smollm2") == [(4761, 38), (9522, 76)]
+    assert resources(default, "extract_activations", job(), threads=4, exp="smollm2") == [(4761, 21), (9522, 42)]
+    assert resources(default, "build_corpus", job(exp="smollm2")) == [(2405, 21), (4810, 42)]
+    assert resources(default, "downstream_loss", job(exp="smollm2")) == [(5397, 29), (10794, 58)]
     assert resources(default, "convergence", job(exp="smollm2")) == [(1311, 12), (2622, 24)]
-    assert resources(default, "seed_modes", job(exp="modular")) == [(1302, 57), (2604, 114)]
+    assert resources(default, "seed_modes", job(exp="toy")) == [(1252, 102), (2504, 204)]
     assert resources(default, "train_modular_model", job(exp="modular-s1")) == [(1887, 140), (3774, 280)]
     assert resources(default, "extract_modular_stores", job(), exp="modular") == [(1403, 11), (2806, 22)]
     assert resources(default, "extract_modular_stores", job(), exp="modular-s1") == [(1379, 11), (2758, 22)]
-    assert resources(default, "per_latent", job(), exp="smollm2") == [(2300, 13), (4600, 26)]
+    assert resources(default, "per_latent", job(), exp="smollm2") == [(2300, 12), (4600, 24)]
     assert resources(default, "fourier_overlap", job(exp="modular-s1", hook="blocks.0.hook_mlp_out", variant="topk-w512-k16",
                                                      seed=0)) == [(603, 10), (1206, 20)]
     widths = job(cmp="smollm2-widths", hook_a="blocks.6.hook_out", hook_b="blocks.6.hook_out")
-    assert resources(default, "compare_by_activations", widths, threads=4) == [(1609, 11), (3218, 22)]
-    cell = job(suite="smollm2-k", a="topk-w1152-k16", b="topk-w1152-k128")
-    assert resources(default, "suite_cell", cell) == [(1655, 11), (3310, 22)]
+    assert resources(default, "compare_by_activations", widths, threads=4) == [(1573, 11), (3146, 22)]
+    cell = job(suite="smollm2-widths", a="topk-w1152-k64", b="topk-w2304-k64")
+    assert resources(default, "suite_cell", cell) == [(1670, 11), (3340, 22)]
 
 
 def test_a_gpu_shortens_the_torch_jobs_only(default):
