@@ -179,6 +179,8 @@ def one_page(smk, job, opts, model):
         "one-to-one matching": f"mean |cos| {res['hungarian_mean_cos']:.4f} over {len(rows)} pairs "
                                f"({'exact Hungarian' if res['matching_exact'] else 'sparse top-m'})",
         "unmatched": f"no partner at decoder |cos| >= {opts['unmatched_below']}",
+        "same latent id": f"{np.mean(rows == cols):.1%} of the matched pairs pair latent i with latent i (independent "
+                          f"initialisations: about 1/{max(n_a, n_b)}; far more: the two SAEs started from shared rows)",
         **meta,
     }
     write_text_atomic(job["out"], render_pair_page(job["title"], meta, items, sides=(job["name_a"], job["name_b"])))

@@ -211,7 +211,10 @@ def _spectrum_svg(spectrum: dict[str, Any], width: int = 240, height: int = 50) 
 
 
 def _visible(token: str) -> str:
-    """A token as shown in a list: line breaks and tabs as ↵ and ⇥, an empty token as ∅ (spaces stay)."""
+    """A token as shown in a list: line breaks and tabs as ↵ and ⇥, a token of spaces only as ␣s, an empty
+    token as ∅ (spaces inside a token stay)."""
+    if token and not token.strip(" "):
+        return "␣" * len(token)
     return token.replace("\r", "␍").replace("\n", "↵").replace("\t", "⇥") or "∅"
 
 
