@@ -1,5 +1,6 @@
 # Feature pages (docs/feature-pages.md): for one seed pair of every (hook, variant) of an
-# experiment, matched latents of the two seeds side by side as static HTML, and an index page.
+# experiment and for every cell of its suites, matched latents of the two SAEs side by side as
+# static HTML, and an index page.
 # One job per experiment (one Python start for all its pages); like the training rules, one
 # rule per experiment, because its outputs follow from the config: feature_pages_<exp>.
 
@@ -23,7 +24,7 @@ for _exp in [e for e in plan.experiments if plan.feature_pages_enabled(e)]:
                 caption="../report/feature_pages.rst",
                 category="Feature pages",
                 subcategory=_exp,
-                labels={"page": "index of the seed pairs"},
+                labels={"page": "index of the pages"},
             ),
             pages=[
                 report(
@@ -31,7 +32,7 @@ for _exp in [e for e in plan.experiments if plan.feature_pages_enabled(e)]:
                     caption="../report/feature_pages.rst",
                     category="Feature pages",
                     subcategory=_exp,
-                    labels={"page": f"{j['hook']} {j['variant']} seed{j['a']}-seed{j['b']}"},
+                    labels={"page": j["label"] if j["section"] == "seed pairs" else f"suite {j['label']}"},
                 )
                 for j in _jobs
             ],

@@ -34,6 +34,9 @@ Conventions
 * :func:`fourier_overlap` gives, per decoder row, the fraction of its squared
   norm inside a subspace; :func:`random_overlap_baseline` is the expectation
   for a random direction, ``dim(subspace) / d``.
+* :func:`frequency_spectrum` gives, per latent, the fraction of its activation
+  variance over all ``p * p`` inputs at each frequency k: the 2D Fourier
+  components of the functions of a, b, a + b and a - b of frequency k.
 """
 
 from __future__ import annotations
@@ -201,3 +204,31 @@ def modular_ground_truth(model, *, rel_threshold: float = 0.5, max_keys: int | N
         "key_frequencies": keys,
         "embedding_subspace": key_frequency_subspace(w_e, p, keys),
     }
+
+
+def frequency_spectrum(activations: np.ndarray, p: int) -> np.ndarray:
+    """Fraction of each column's variance at each frequency ``k = 1 .. (p-1)//2``; index ``k-1``.
+
+    ``activations`` is ``[p * p, n]`` with row ``a * p + b`` (e.g. ``n`` SAE latents over every
+    input). Each column, centred and laid out as ``f[a, b]``, is Fourier transformed in 2D; the
+    power of frequency k is that of the components ``(u, v)`` in ``{(k, 0), (0, k), (k, k), (k, -k)}``
+    and their negatives: the functions ``cos / sin`` of ``2 pi k x / p`` for x = a, b, a + b and a - b,
+    which hold every product of frequency-k terms of a and of b. Returns ``[n, (p-1)//2]`` fractions of
+    the column's variance (Parseval: they sum to at most 1; the rest is in components mixing two
+    frequencies). A constant column gives zeros.
+    """
+    acts = np.asarray(activations, dtype=np.float64)
+    if p < 3 or p % 2 == 0:
+        raise SaesimError(f"frequency spectrum: p must be an odd integer >= 3, got {p}")
+    if acts.ndim != 2 or acts.shape[0] != p * p:
+        raise SaesimError(f"frequency spectrum: activations must have shape [p*p={p * p}, n], got {acts.shape}")
+    grid = (acts - acts.mean(axis=0)).T.reshape(-1, p, p)  # [n, a, b]
+    power = np.abs(np.fft.fft2(grid)) ** 2  # [n, u, v]
+    total = power.sum(axis=(1, 2))
+    ks = np.arange(1, (p - 1) // 2 + 1)
+    neg = (p - ks) % p
+    at_k = (power[:, ks, 0] + power[:, neg, 0] + power[:, 0, ks] + power[:, 0, neg]
+            + power[:, ks, ks] + power[:, neg, neg] + power[:, ks, neg] + power[:, neg, ks])
+    # a constant column leaves only rounding error after centring: no spectrum
+    varying = (total > 0) & (total > 1e-20 * p * p * (acts**2).sum(axis=0))
+    return np.divide(at_k, total[:, None], out=np.zeros_like(at_k), where=varying[:, None])

@@ -1,6 +1,6 @@
 """Feature cards: matched latents of two SAEs side by side, as static self-contained HTML.
 
-For a pair of SAEs (two seeds of one variant) over rows of their store:
+For a pair of SAEs over rows of one store (two seeds of one variant, or two members of a suite):
 
 * the SAEs' activations come from :func:`saesim.analysis.ground_truth.encode_acts` (sae-lens semantics
   for standard, JumpReLU and TopK SAEs, without importing sae-lens);
@@ -14,7 +14,10 @@ For a pair of SAEs (two seeds of one variant) over rows of their store:
   of each side (no partner, or a partner below ``unmatched_below``);
 * :func:`render_pair_page` / :func:`render_index`: the HTML (inline CSS and
   JavaScript, no server, no network): a sortable, filterable table of the
-  selected pairs and a card per latent.
+  selected pairs and a card per latent; a card draws a modular latent's Fourier
+  spectrum (:func:`saesim.analysis.fourier.frequency_spectrum`) as an SVG bar
+  chart and a language-model latent's logit-lens tokens
+  (:func:`saesim.analysis.logit_lens.logit_lens`) when the caller gives them.
 
 Memory: the pass holds both SAEs' running statistics (see
 :mod:`saesim.analysis.latent_stats`) and ``6 * n_matched`` float64 sums; a chunk adds both
@@ -136,12 +139,15 @@ table.idx th{cursor:pointer;background:#eef}table.idx td.l{text-align:left}
 mark.hl{background:#f6a623;color:#000;padding:0 1px;border-radius:2px}
 .val{color:#666;font-size:.8em}.meta{font-size:.82em;color:#444}
 svg.hist rect{fill:#4C72B0}
+svg.spectrum rect{fill:#9aa5b8}svg.spectrum rect.key{fill:#d1495b}
+.lens{font-size:.8em;margin:2px 0}.lens .tok{font-family:ui-monospace,monospace;white-space:pre;background:#eef3fb;border-radius:2px;padding:0 2px;margin-right:3px}
+.lens.bottom .tok{background:#fbeeee}
 """
 
 _JS = """
 (function(){
-  const table=document.getElementById('idx'); if(!table) return;
-  const body=table.tBodies[0];
+  const tables=Array.from(document.querySelectorAll('table.idx')); if(!tables.length) return;
+  tables.forEach(table=>{const body=table.tBodies[0];
   table.querySelectorAll('th').forEach((th,i)=>th.addEventListener('click',()=>{
     const asc=th.dataset.dir!=='asc'; table.querySelectorAll('th').forEach(t=>delete t.dataset.dir);
     th.dataset.dir=asc?'asc':'desc';
@@ -151,10 +157,10 @@ _JS = """
       if(num){a=parseFloat(a);b=parseFloat(b);a=isNaN(a)?-Infinity:a;b=isNaN(b)?-Infinity:b;return asc?a-b:b-a;}
       return asc?a.localeCompare(b):b.localeCompare(a);});
     rows.forEach(r=>body.appendChild(r));
-  }));
+  }));});
   const q=document.getElementById('q'), g=document.getElementById('grp'), mc=document.getElementById('mincos');
   function filter(){const t=q.value.toLowerCase(), gv=g.value, m=parseFloat(mc.value);
-    Array.from(body.rows).forEach(r=>{const c=parseFloat(r.dataset.cos);
+    tables.flatMap(tb=>Array.from(tb.tBodies[0].rows)).forEach(r=>{const c=parseFloat(r.dataset.cos);
       const ok=(!t||r.textContent.toLowerCase().includes(t))&&(!gv||r.dataset.group.startsWith(gv))&&(isNaN(m)||(!isNaN(c)&&c>=m));
       r.style.display=ok?'':'none';
       const card=document.getElementById(r.dataset.card); if(card) card.style.display=ok?'':'none';});}
@@ -183,6 +189,46 @@ def _hist_svg(hist: np.ndarray, width: int = 240, height: int = 50) -> str:
             f"<div class='meta'>activation histogram (log bins) {HIST_EDGES[lo]:.3g} – {HIST_EDGES[hi]:.3g}</div>")
 
 
+def _spectrum_svg(spectrum: dict[str, Any], width: int = 240, height: int = 50) -> str:
+    """Bars of the fraction of activation variance per frequency 1..(p-1)/2, key frequencies in red."""
+    power = np.asarray(spectrum["power"], dtype=float)
+    keys = {int(k) for k in spectrum.get("keys", [])}
+    if not power.size or power.max() <= 0:
+        return "<div class='meta'>Fourier spectrum: constant activation</div>"
+    bw = width / len(power)
+    top = power.max()
+    bars = "".join(
+        f"<rect class='{'key' if k in keys else 'other'}' x='{i * bw:.1f}' y='{height - height * v / top:.1f}' "
+        f"width='{max(bw - 0.5, 0.5):.1f}' height='{height * v / top:.1f}'><title>frequency {k}"
+        f"{' (key)' if k in keys else ''}: {100 * v:.1f}% of the variance</title></rect>"
+        for i, (k, v) in enumerate(zip(range(1, len(power) + 1), power)))
+    at_keys = sum(power[k - 1] for k in keys if 0 < k <= len(power))
+    best = int(power.argmax()) + 1
+    return (f"<svg class='spectrum' width='{width}' height='{height}' role='img'>{bars}</svg>"
+            f"<div class='meta'>Fourier spectrum of the activation over all inputs (frequencies 1–{len(power)}, "
+            f"key frequencies in red): {100 * at_keys:.1f}% of the variance at the key frequencies, "
+            f"{100 * power[best - 1]:.1f}% at frequency {best}</div>")
+
+
+def _visible(token: str) -> str:
+    """A token as shown in a list: line breaks and tabs as ↵ and ⇥, a token of spaces only as ␣s, an empty
+    token as ∅ (spaces inside a token stay)."""
+    if token and not token.strip(" "):
+        return "␣" * len(token)
+    return token.replace("\r", "␍").replace("\n", "↵").replace("\t", "⇥") or "∅"
+
+
+def _lens_html(lens: dict[str, Any]) -> str:
+    """Top and bottom logit-lens tokens, each with its logit in the tooltip and in brackets."""
+    out = []
+    for key, label in (("top", "promotes"), ("bottom", "suppresses")):
+        toks = "".join(f"<span class='tok' title='logit {t['value']:.3f} (token id {t.get('id', '?')})'>"
+                       f"{html.escape(_visible(t['token']))}</span>"
+                       f"<span class='val'>({t['value']:.2f})</span> " for t in lens[key])
+        out.append(f"<div class='lens {key}'><b>logit lens, {label}:</b> {toks}</div>")
+    return "".join(out)
+
+
 def _context_html(ctx: dict[str, Any]) -> str:
     """One context: ``{"tokens": [...], "at": index, "value": v}`` or ``{"row": r, "value": v}``."""
     if "tokens" in ctx:
@@ -195,9 +241,14 @@ def _context_html(ctx: dict[str, Any]) -> str:
 
 
 def _card_html(side: str, card: dict[str, Any] | None) -> str:
+    side = html.escape(side)
     if card is None:
         return f"<div class='card empty'><h2>{side}: no partner</h2></div>"
     extra = "".join(f"<div class='meta'>{html.escape(k)}: {html.escape(str(v))}</div>" for k, v in card.get("extra", {}).items())
+    if card.get("spectrum") is not None:
+        extra += _spectrum_svg(card["spectrum"])
+    if card.get("logit_lens") is not None:
+        extra += _lens_html(card["logit_lens"])
     top = "".join(_context_html(c) for c in card["top"]) or "<div class='meta'>no activating rows</div>"
     mid = "".join(_context_html(c) for c in card["middle"]) or "<div class='meta'>–</div>"
     return (f"<div class='card' data-latent='{card['latent']}'><h2>{side} latent {card['latent']}</h2>"
@@ -207,10 +258,13 @@ def _card_html(side: str, card: dict[str, Any] | None) -> str:
             f"<div class='meta'><b>from the middle of the distribution</b></div>{mid}</div>")
 
 
-def render_pair_page(title: str, meta: dict[str, Any], items: Sequence[dict[str, Any]]) -> str:
+def render_pair_page(title: str, meta: dict[str, Any], items: Sequence[dict[str, Any]],
+                     sides: tuple[str, str] | None = None) -> str:
     """A self-contained page: ``items`` are ``{"group", "a", "b", "cos", "corr", "cofire", "card_a", "card_b"}``
     (cards from the caller: ``latent``, ``frequency``, ``n_rows``, ``mean``, ``hist``, ``top``, ``middle``,
-    optional ``extra``; None on a side without a latent)."""
+    optional ``extra``, ``spectrum`` and ``logit_lens``, see :func:`build_card`; None on a side without a latent).
+    ``sides`` names the two SAEs on their cards (e.g. ``("seed 0", "seed 1")``)."""
+    name_a, name_b = ("A", "B") if sides is None else (f"A ({sides[0]})", f"B ({sides[1]})")
     rows_html, cards_html = [], []
     for i, it in enumerate(items):
         cid = f"pair{i}"
@@ -232,7 +286,7 @@ def render_pair_page(title: str, meta: dict[str, Any], items: Sequence[dict[str,
         head = (f"<b>{html.escape(it['group'])}</b>: decoder |cos| {_f(cos)}, activation correlation "
                 f"{_f(it.get('corr'))}, co-firing (Jaccard) {_f(it.get('cofire'))}")
         cards_html.append(f"<div class='pair' id='{cid}'><div class='head'>{head}</div><div class='cards'>"
-                          f"{_card_html('A', it['card_a'])}{_card_html('B', it['card_b'])}</div></div>")
+                          f"{_card_html(name_a, it['card_a'])}{_card_html(name_b, it['card_b'])}</div></div>")
     meta_html = "".join(f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>" for k, v in meta.items())
     heads = [("group", "str"), ("latent A", "num"), ("latent B", "num"), ("decoder |cos|", "num"),
              ("act. corr", "num"), ("co-firing", "num"), ("freq A %", "num"), ("freq B %", "num")]
@@ -251,19 +305,28 @@ def render_pair_page(title: str, meta: dict[str, Any], items: Sequence[dict[str,
 
 
 def render_index(title: str, pages: Sequence[dict[str, Any]]) -> str:
-    """An index of pair pages: ``pages`` are ``{"href", "hook", "variant", "pair", "hungarian_mean_cos", "n_cards"}``."""
-    rows = "".join(
-        f"<tr data-card='' data-group='' data-cos='{_f(p['hungarian_mean_cos'], 6)}'><td class='l'><a href='{html.escape(p['href'])}'>"
-        f"{html.escape(p['hook'])} / {html.escape(p['variant'])} / {html.escape(p['pair'])}</a></td>"
-        f"<td data-v='{_f(p['hungarian_mean_cos'], 6)}'>{_f(p['hungarian_mean_cos'])}</td><td>{p['n_cards']}</td></tr>"
-        for p in pages)
+    """An index of pair pages, one table per section (seed pairs, suite cells), in order of first appearance:
+    ``pages`` are ``{"href", "section", "label", "hungarian_mean_cos", "n_cards"}``. The first table has id ``idx``."""
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for p in pages:
+        sections.setdefault(p["section"], []).append(p)
+    blocks = []
+    for i, (section, entries) in enumerate(sections.items()):
+        rows = "".join(
+            f"<tr data-card='' data-group='' data-cos='{_f(p['hungarian_mean_cos'], 6)}'><td class='l'>"
+            f"<a href='{html.escape(p['href'])}'>{html.escape(p['label'])}</a></td>"
+            f"<td data-v='{_f(p['hungarian_mean_cos'], 6)}'>{_f(p['hungarian_mean_cos'])}</td><td>{p['n_cards']}</td></tr>"
+            for p in entries)
+        tid = "idx" if i == 0 else f"idx{i + 1}"
+        blocks.append(f"<h2>{html.escape(section)}</h2><table class='idx' id='{tid}'><thead><tr><th data-type='str'>pair</th>"
+                      f"<th data-type='num'>Hungarian mean |cos|</th><th data-type='num'>cards</th></tr></thead>"
+                      f"<tbody>{rows}</tbody></table>")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>
 <body><h1>{html.escape(title)}</h1>
 <div class="controls"><label>filter <input id="q" type="search"></label><select id="grp" hidden><option value=""></option></select>
 <label>min |cos| <input id="mincos" type="number" step="0.05" min="0" max="1"></label></div>
-<table class="idx" id="idx"><thead><tr><th data-type="str">seed pair</th><th data-type="num">Hungarian mean |cos|</th>
-<th data-type="num">cards</th></tr></thead><tbody>{rows}</tbody></table>
+{''.join(blocks)}
 <script>{_JS}</script></body></html>
 """
 
@@ -275,6 +338,17 @@ def dumps_meta(meta: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------
 # Cards from statistics
 # --------------------------------------------------------------------------
+
+
+def lens_entries(top_ids: np.ndarray, top_vals: np.ndarray, bottom_ids: np.ndarray, bottom_vals: np.ndarray,
+                 decode: Callable[[int], str]) -> list[dict[str, Any]]:
+    """Cards' ``logit_lens`` entries from :func:`saesim.analysis.logit_lens.logit_lens`'s four ``[n, k]`` arrays,
+    one per row: ``{"top": [{"token", "id", "value"}], "bottom": [...]}``, tokens decoded with ``decode``."""
+    out = []
+    for ti, tv, bi, bv in zip(top_ids, top_vals, bottom_ids, bottom_vals):
+        out.append({key: [{"token": decode(int(t)), "id": int(t), "value": float(v)} for t, v in zip(ids, vals)]
+                    for key, ids, vals in (("top", ti, tv), ("bottom", bi, bv))})
+    return out
 
 
 def token_windows(store_rows: np.ndarray, context_ids: np.ndarray, token_ids: np.ndarray,
@@ -298,17 +372,22 @@ def token_windows(store_rows: np.ndarray, context_ids: np.ndarray, token_ids: np
 
 def build_card(stats: LatentStats, latent: int | None, *, n_top: int = 8, n_middle: int = 3,
                context: Callable[[np.ndarray], list[tuple[list[str], int]]] | None = None,
-               row_ids: np.ndarray | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
+               row_ids: np.ndarray | None = None, extra: dict[str, Any] | None = None,
+               spectrum: dict[str, Any] | None = None, logit_lens: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The card of one latent (None for None): frequency, histogram, top and middle contexts.
 
     Stats rows are indices into ``row_ids`` (the store rows of the pass); ``context``
     maps store rows to token windows (language models), else contexts are row ids.
+    ``spectrum`` (modular addition: ``{"power": [(p-1)/2 fractions], "keys": [key frequencies]}``)
+    and ``logit_lens`` (language models: ``{"top": [{"token", "value"}], "bottom": [...]}``) are
+    drawn on the card when given.
     """
     if latent is None:
         return None
     card: dict[str, Any] = {
         "latent": int(latent), "frequency": float(stats.frequency[latent]), "n_rows": int(stats.n_rows),
         "mean": float(stats.mean_when_firing[latent]), "hist": stats.hist[latent].tolist(), "extra": extra or {},
+        "spectrum": spectrum, "logit_lens": logit_lens,
     }
     for key, (rows, vals) in (("top", stats.top(latent)), ("middle", stats.middle(latent, n_middle))):
         if key == "top":

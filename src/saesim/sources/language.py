@@ -244,3 +244,44 @@ def load_tokenizer(spec: LanguageModelSpec | dict[str, Any], *, cache_dir: str |
         return AutoTokenizer.from_pretrained(name, **kwargs)
     except (OSError, ValueError) as exc:
         raise SaesimError(f"tokenizer of {name!r}: cannot be loaded ({str(exc).splitlines()[0][:200]})") from None
+
+
+def unembedding_weights(spec: LanguageModelSpec | dict[str, Any], *, cache_dir: str | os.PathLike | None = "auto") -> dict[str, Any] | None:
+    """The final norm's weight and the unembedding of a model, without loading the model (for the logit lens).
+
+    Returns ``{"W_U": [d_model, d_vocab] float32, "w_norm": [d_model], "center": False, "how": text}``
+    for a LLaMA-family model (RMSNorm ``model.norm.weight``; ``lm_head.weight``, or the tied
+    ``model.embed_tokens.weight``) held as safetensors in a local folder: SmolLM2 (the converted copy
+    of :func:`smollm2_converted_dir`) and ``hf`` models given as a local folder. None for any other
+    model (a hub name, a GGUF file, a TransformerLens name): the caller shows no logit lens.
+    Reads only these two tensors (memory-mapped): SmolLM2's unembedding is 49,152 x 576 (113 MB).
+    """
+    if isinstance(spec, dict):
+        spec = LanguageModelSpec.from_dict(spec)
+    if spec.source == "smollm2":
+        folder = smollm2_converted_dir(default_cache_dir() if cache_dir == "auto" else cache_dir) if cache_dir else None
+    elif spec.source == "hf" and not spec.gguf_file and spec.name and Path(spec.name).is_dir():
+        folder = Path(spec.name)
+    else:
+        folder = None
+    files = sorted(folder.glob("*.safetensors")) if folder is not None else []
+    if not files:
+        return None
+    from safetensors import safe_open
+
+    found: dict[str, Any] = {}
+    for path in files:
+        with safe_open(str(path), framework="np") as f:
+            for key in ("model.norm.weight", "lm_head.weight", "model.embed_tokens.weight"):
+                if key in f.keys() and key not in found:
+                    found[key] = f.get_tensor(key)
+    unembed = found.get("lm_head.weight", found.get("model.embed_tokens.weight"))
+    if unembed is None or "model.norm.weight" not in found:
+        return None
+    name = "lm_head.weight" if "lm_head.weight" in found else "model.embed_tokens.weight (tied)"
+    return {
+        "W_U": unembed.astype("float32").T,
+        "w_norm": found["model.norm.weight"].astype("float32"),
+        "center": False,
+        "how": f"RMSNorm weight model.norm.weight and unembedding {name} of {folder.name}",
+    }

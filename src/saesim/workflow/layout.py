@@ -42,6 +42,7 @@ TEMPLATES = {
     "corpus": "{exp}/corpus.npz",
     "junk_tokens": "{exp}/junk_token_ids.json",
     "feature_index": "{exp}/features/index.html",
+    "feature_suite_page": "{exp}/features/suites/{suite}/{member_a}__{member_b}.html",
     "model": "{exp}/model",
     "downstream": "{exp}/downstream.json",
     "convergence": "{exp}/convergence.json",

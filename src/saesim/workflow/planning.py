@@ -746,19 +746,53 @@ class Plan:
         ]
 
     def feature_pages_enabled(self, exp):
-        return self.config["feature_pages"]["enabled"] and not is_imported(self.experiments[exp]) and len(self.seeds(exp)) >= 2
+        """Pages for an experiment that trains SAEs: at least two seeds, or a suite cell to show."""
+        if not self.config["feature_pages"]["enabled"] or is_imported(self.experiments[exp]):
+            return False
+        return len(self.seeds(exp)) >= 2 or bool(self.feature_suite_jobs(exp))
 
-    def feature_page_jobs(self, exp):
-        """One page per (hook, variant): its first seed pair, the SAEs and store it reads."""
+    def feature_seed_jobs(self, exp):
+        """One page per (hook, variant): its first seed pair."""
+        if len(self.seeds(exp)) < 2:
+            return []
         a, b = self.seed_pairs(exp)[0]
         return [
             {
-                "exp": exp, "hook": h, "variant": v, "a": a, "b": b,
-                "sae_a": self.sae(exp, h, v, a), "sae_b": self.sae(exp, h, v, b), "store": self.store(exp, h),
+                "section": "seed pairs", "exp": exp, "hook": h, "store": self.store(exp, h),
+                "sae_a": self.sae(exp, h, v, a), "sae_b": self.sae(exp, h, v, b),
+                "name_a": f"seed {a}", "name_b": f"seed {b}",
+                "title": f"{exp} / {h} / {v}: seed {a} vs seed {b}",
+                "label": f"{h} / {v} / seed{a}-seed{b}",
                 "out": layout.path("feature_page", ArtifactId(exp, h, v, (a, b))),
             }
             for h, v in self.hook_variants(exp)
         ]
+
+    def feature_suite_jobs(self, exp):
+        """One page per cell of every suite of ``exp``'s trained SAEs whose two members read one store
+        (every axis but ``hook``); none when ``feature_pages.suites`` is off."""
+        if not self.config["feature_pages"]["suites"] or is_imported(self.experiments[exp]):
+            return []
+        out = []
+        for suite, s in self.suites.items():
+            if s["experiment"] != exp or s["axis"] == "hook":
+                continue
+            members = self.suite_members(suite)
+            for ma, mb in pairs(members):
+                a, b = members[ma], members[mb]
+                out.append({
+                    "section": "suite cells", "exp": exp, "hook": a["hook"], "store": self.store(exp, a["hook"]),
+                    "sae_a": a["spec"], "sae_b": b["spec"], "name_a": ma, "name_b": mb,
+                    "title": f"{exp} / {a['hook']} / suite {suite} ({s['axis']}): {ma} vs {mb}, seed {a['seed']}",
+                    "label": f"{suite}: {ma} vs {mb}",
+                    "out": layout.path("feature_suite_page", ArtifactId(exp), suite=suite, member_a=ma, member_b=mb),
+                })
+        return out
+
+    def feature_page_jobs(self, exp):
+        """Every page of the experiment's feature-pages job, each ``{"section", "exp", "hook", "store", "sae_a",
+        "sae_b", "name_a", "name_b", "title", "label", "out"}``: seed pairs, then suite cells."""
+        return self.feature_seed_jobs(exp) + self.feature_suite_jobs(exp)
 
     def feature_page_files(self, exp):
         if not self.feature_pages_enabled(exp):
@@ -769,7 +803,7 @@ class Plan:
         """The feature-pages job's options: the config block, the source kind and the training's row exclusions."""
         lm = is_language(self.experiments[exp])
         return {
-            **{k: v for k, v in self.config["feature_pages"].items() if k != "enabled"},
+            **{k: v for k, v in self.config["feature_pages"].items() if k not in ("enabled", "suites")},
             "kind": "language" if lm else self.source_kind(exp).name,  # plain data: params are unpickled before the script puts its src on sys.path
             **self.row_exclusions(exp),
         }
