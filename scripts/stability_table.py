@@ -1,4 +1,4 @@
-"""Tables of SAE quality and stability with baselines and the trained null (rule stability_table)."""
+"""Tables of SAE quality and stability with baselines, the trained null and the random-weights model (rule stability_table)."""
 
 import sys
 from pathlib import Path
@@ -10,13 +10,15 @@ from saesim.report.tables import load_baselines, pair_table, sae_table, stabilit
 
 
 def main(smk):
-    # real SAEs and pairs, and those of the trained null (column null: True)
+    # real SAEs and pairs, those of the trained null and of the random-weights model (column role)
+    randmodel_saes = getattr(smk.input, "randmodel_saes", [])
+    randmodel_pairs = getattr(smk.input, "randmodel_pairs", [])
     saes = sae_table(
-        [*smk.input.saes, *smk.input.null_saes],
+        [*smk.input.saes, *smk.input.null_saes, *randmodel_saes],
         [*smk.input.ground_truth, *smk.input.null_ground_truth],
         smk.input.downstream,
     )
-    pairs = pair_table([*smk.input.pairs, *smk.input.null_pairs], saes)
+    pairs = pair_table([*smk.input.pairs, *smk.input.null_pairs, *randmodel_pairs], saes)
     stability = stability_table(saes, pairs, load_baselines(smk.input.baselines))
     for df, path in ((saes, smk.output.saes), (pairs, smk.output.pairs), (stability, smk.output.stability)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)

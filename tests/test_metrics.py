@@ -125,13 +125,15 @@ def test_a_registered_table_metric_gets_columns_everywhere(tmp_path, new_metric)
     assert "matched >= 0.5 random" not in header  # markdown=("mean", "ratio")
     summary = cross_experiment_summary({"toy": st}, kinds={"toy": "toy"})
     new_cols = ["frac_matched_0.5", "frac_matched_0.5_std", "frac_matched_0.5_baseline", "frac_matched_0.5_ratio",
-                "frac_matched_0.5_null", "frac_matched_0.5_null_std", "frac_matched_0.5_excess"]
+                "frac_matched_0.5_null", "frac_matched_0.5_null_std", "frac_matched_0.5_excess",
+                "frac_matched_0.5_randmodel", "frac_matched_0.5_randmodel_std", "frac_matched_0.5_excess_randmodel"]
     assert list(summary.columns) == summary_columns()
     at = summary_columns().index("frac_matched_0.5")
-    assert summary_columns()[at:at + 7] == new_cols and summary_columns()[at - 1] == "hungarian_mean_cos_excess"
-    np.testing.assert_allclose(summary[new_cols].iloc[0].to_numpy(float), [0.75, 0.0, 0.25, 3.0, 0.5, np.nan, 0.5])  # one null pair: no s.d.
+    assert summary_columns()[at:at + 10] == new_cols and summary_columns()[at - 1] == "hungarian_mean_cos_excess_distinct"
+    # one null pair: no s.d.; no random-weights model here: NaN
+    np.testing.assert_allclose(summary[new_cols].iloc[0].to_numpy(float), [0.75, 0.0, 0.25, 3.0, 0.5, np.nan, 0.5, np.nan, np.nan, np.nan])
     text = cross_summary_markdown(summary)
-    assert "matched >= 0.5 (random, ratio)" in text and "0.750 (0.250, 3.0×)" in text and "matched >= 0.5 null (excess)" in text
+    assert "matched >= 0.5 [95% CI] (random, ratio)" in text and "0.750 (0.250, 3.0×)" in text and "matched >= 0.5 null (excess)" in text
 
 
 def test_without_the_new_metric_the_tables_are_as_before(tmp_path):

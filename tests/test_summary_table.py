@@ -94,29 +94,35 @@ def _pair(mmcs, hung):
     return {"mmcs": mmcs, "hungarian_mean_cos": hung, "frac_matched_above": {"0.7": mmcs / 2}, "mmcs_a_to_b": mmcs, "mmcs_b_to_a": mmcs}
 
 
-@pytest.fixture
-def tables_with_null(tmp_path):
-    """Real SAEs (seeds 0-2) and null SAEs (seeds 0-2) of one variant, with known numbers."""
+REAL_PAIRS = {(0, 1): (0.9, 0.8), (0, 2): (0.8, 0.7), (1, 2): (0.7, 0.6)}
+NULL_PAIRS = {(0, 1): (0.5, 0.3), (0, 2): (0.6, 0.4), (1, 2): (0.7, 0.5)}
+
+
+def _tables(tmp_path, real_pairs, null_pairs):
+    """Real and null SAEs of one variant (the seeds of their pairs) with known (mmcs, Hungarian) per pair."""
     from saesim.report.tables import load_baselines, pair_table, sae_table, stability_table
 
     res = tmp_path / "results" / "toy"
     saes, pairs = [], []
-    for null, ev in ((False, [0.9, 0.92, 0.94]), (True, [0.5, 0.6, 0.7])):
+    for null, values, ev in ((False, real_pairs, [0.9, 0.92, 0.94]), (True, null_pairs, [0.5, 0.6, 0.7])):
         root = res / "null" if null else res
-        for seed in range(3):
+        for seed in sorted({s for pair in values for s in pair}):
             d = root / f"saes/toy/topk-w8-k3/seed{seed}"
             _write(d / "metrics.json", {"architecture": "topk", "width": 8, "sparsity_key": "k", "sparsity": 3, "l0": 3.0 + null,
                                         "explained_variance": ev[seed], "mse": 0.1, "dead_fraction": 0.0, "training_seconds": 1.0})
             saes.append(str(d))
-    real_pairs = {(0, 1): (0.9, 0.8), (0, 2): (0.8, 0.7), (1, 2): (0.7, 0.6)}
-    null_pairs = {(0, 1): (0.5, 0.3), (0, 2): (0.6, 0.4), (1, 2): (0.7, 0.5)}
-    for root, values in ((res, real_pairs), (res / "null", null_pairs)):
         for (a, b), (m, h) in values.items():
             pairs.append(_write(root / f"pairs/toy/topk-w8-k3/seed{a}-seed{b}.json", _pair(m, h)))
     base = _write(res / "baselines/toy/w8.json", {"mmcs": 0.3, "hungarian_mean_cos": 0.2, "frac_matched_above": {"0.7": 0.0}})
     sae_df = sae_table(saes)
     pair_df = pair_table(pairs, sae_df)
     return sae_df, pair_df, stability_table(sae_df, pair_df, load_baselines([base]))
+
+
+@pytest.fixture
+def tables_with_null(tmp_path):
+    """Real SAEs (seeds 0-2) and null SAEs (seeds 0-2) of one variant, with known numbers."""
+    return _tables(tmp_path, REAL_PAIRS, NULL_PAIRS)
 
 
 def test_null_columns_are_means_over_null_pairs_with_excess(tables_with_null):
@@ -154,7 +160,7 @@ def test_summary_carries_the_null_and_shows_it(tables_with_null):
     assert mod["fourier_overlap_excess"] == pytest.approx((0.85 - 0.6) / 0.4)
     assert np.isnan(summary[summary["experiment"] == "toy"].iloc[0]["fourier_overlap_null"])
     md = cross_summary_markdown(summary)
-    assert "0.600 ± 0.082 (excess +0.50)" in md  # mmcs: null mean ± s.d. over null pairs, excess
+    assert "0.600 [0.352, 0.848] ± 0.082 (excess +0.50)" in md  # mmcs: null mean [interval] ± s.d. over null pairs, excess
     assert "null 0.600 ± 0.100 (excess +0.6" in md  # Fourier overlap: excess 0.625
 
 
@@ -173,3 +179,59 @@ def test_fourier_table_marks_null_sae_rows(tmp_path):
     table = fourier_table(files)
     assert list(table["null"]) == [False, True, True]
     assert list(table["act_mean_overlap"]) == [0.8, 0.5, 0.7]
+
+
+# --------------------------------------------------------------------------- intervals over seed pairs
+
+T_975_2 = 4.302652729911275  # scipy.stats.t.ppf(0.975, 2)
+
+
+def test_decoder_metrics_get_the_t_interval_over_seed_pairs(tables_with_null):
+    """Three real pairs (mmcs 0.9, 0.8, 0.7) and three null pairs (0.5, 0.6, 0.7): the textbook
+    interval mean +- t_{0.975,2} sd / sqrt(3), clipped to [0, 1], for every table metric in every
+    coordinate space; the two intervals overlap, so the excess is not distinguishable from zero."""
+    from saesim.registry.metrics import INTERVAL_STATS, TABLE_METRICS, space_columns
+
+    _, _, st = tables_with_null
+    row = st.iloc[0]
+    half = T_975_2 * 0.1 / np.sqrt(3)  # sd of (0.9, 0.8, 0.7) and of (0.5, 0.6, 0.7) is 0.1
+    assert row["mmcs_lo"] == pytest.approx(0.8 - half) and row["mmcs_hi"] == 1.0  # 1.048 clipped
+    assert row["mmcs_null_lo"] == pytest.approx(0.6 - half) and row["mmcs_null_hi"] == pytest.approx(0.6 + half)
+    assert row["mmcs_excess_distinct"] == 0.0
+    assert row["hungarian_mean_cos_lo"] == pytest.approx(0.7 - half) and row["hungarian_mean_cos_hi"] == pytest.approx(0.7 + half)
+    assert row["frac_matched_0.7_lo"] == pytest.approx(0.4 - half / 2)  # mmcs / 2 per pair
+    # every table metric has the columns; the coordinate spaces too (empty: these pairs have none)
+    for m in TABLE_METRICS:
+        assert all(f"{m}_{s}" in st for s in INTERVAL_STATS), m
+    for col in (c for c in space_columns() if c.endswith("_lo")):
+        assert col in st and np.isnan(row[col])
+
+
+def test_planted_separation_from_the_null_is_distinct_and_shown(tmp_path):
+    """Real pairs at 0.90-0.92 against one null pair at 0.5 (two null seeds: no null interval, its
+    mean is a point): distinct (1), marked * in summary.md; Hungarian real pairs spread over the
+    null's point: 0."""
+    real = {(0, 1): (0.90, 0.2), (0, 2): (0.91, 0.5), (1, 2): (0.92, 0.8)}
+    _, _, st = _tables(tmp_path, real, {(0, 1): (0.5, 0.5)})
+    row = st.iloc[0]
+    assert row["n_pairs"] == 3 and row["n_null_pairs"] == 1
+    assert row["mmcs_lo"] == pytest.approx(0.91 - T_975_2 * 0.01 / np.sqrt(3))
+    assert np.isnan(row["mmcs_null_lo"]) and np.isnan(row["mmcs_null_hi"])
+    assert row["mmcs_excess_distinct"] == 1.0
+    assert row["hungarian_mean_cos_excess_distinct"] == 0.0
+    summary = cross_experiment_summary({"toy": st}, kinds={"toy": "toy"})
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    s = summary.iloc[0]
+    assert s["mmcs_lo"] == row["mmcs_lo"] and s["mmcs_excess_distinct"] == 1.0 and s["hungarian_mean_cos_excess_distinct"] == 0.0
+    md = cross_summary_markdown(summary)
+    assert f"0.910 [{row['mmcs_lo']:.3f}, {row['mmcs_hi']:.3f}]* (0.300, 3.0×)" in md
+    assert f"0.500 [{row['hungarian_mean_cos_lo']:.3f}, {row['hungarian_mean_cos_hi']:.3f}] (0.200, 2.5×)" in md
+    assert "[95% CI]" in cross_summary_html(summary)
+
+
+def test_fewer_than_three_pairs_leave_the_interval_empty(tmp_path):
+    _, _, st = _tables(tmp_path, {(0, 1): (0.9, 0.8)}, {(0, 1): (0.5, 0.3)})
+    row = st.iloc[0]
+    assert all(np.isnan(row[f"mmcs_{s}"]) for s in ("lo", "hi", "null_lo", "null_hi", "excess_distinct"))
+    md = cross_summary_markdown(cross_experiment_summary({"toy": st}))
+    assert "0.900 (0.300, 3.0×)" in md  # no brackets, no mark

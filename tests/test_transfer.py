@@ -80,7 +80,9 @@ def rotated_pair(tmp_path_factory):
 
 
 def _dec(sae):
-    return sae.W_dec.detach().double().numpy()
+    from saesim.similarity.universality import decoder_of
+
+    return decoder_of(sae)
 
 
 def test_rotated_store_transfer_low_raw_restored_by_procrustes(rotated_pair):
@@ -109,9 +111,9 @@ def test_sae_and_its_exact_copy_have_paired_correlation_one(rotated_pair):
 
     x, xq, saes = rotated_pair
     a = saes["a0"]
-    W_enc = a.W_enc.detach().double().numpy()
-    b_enc = a.b_enc.detach().double().numpy()
-    W_dec = a.W_dec.detach().double().numpy()
+    W_enc = np.asarray(a.W_enc, np.float64)
+    b_enc = np.asarray(a.b_enc, np.float64)
+    W_dec = np.asarray(a.W_dec, np.float64)
     plain = ArraySAE(W_enc, b_enc - 0.5, W_dec)  # ReLU with a bias: sparse
     Q = np.linalg.lstsq(x[:2000], xq[:2000], rcond=None)[0]
     copy = ArraySAE(Q.T @ W_enc, b_enc - 0.5, W_dec @ Q)  # the same SAE in the rotated coordinates

@@ -28,9 +28,18 @@ def sae_folder_and_store(tmp_path_factory):
 
 def test_encode_sparse_matches_sae_lens_encode(sae_folder_and_store):
     folder, store, acts = sae_folder_and_store
-    sae = load_sae(folder)
+    sae = sae_lens.SAE.load_from_disk(str(folder), device="cpu")  # the reference: sae-lens itself
     with torch.no_grad():
         dense = sae.encode(torch.from_numpy(acts)).numpy()
+    # on the CPU, load_sae reads the folder with saesim's numpy encoder (no sae-lens import);
+    # it encodes as sae-lens does
+    from saesim.saes.encoding import NumpySAE
+
+    loaded = load_sae(folder)
+    assert isinstance(loaded, NumpySAE)
+    np.testing.assert_allclose(loaded.encode(acts), dense, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(loaded.encode(acts) > 0, dense > 0)
+    np.testing.assert_array_equal(decoder_of(loaded), decoder_of(sae))
     assert (dense > 0).mean() > 0.05
     rows = np.array([0, 3, 4, 100, 101, 299])
     for chunk_rows, selected in ((50, None), (2, rows)):

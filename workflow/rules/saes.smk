@@ -1,16 +1,18 @@
 # SAE checkpoints: one sae-lens folder per (experiment, hook, variant, seed), for the real
-# stores and for their Gaussian twins (the trained null, results/{exp}/null/...). Every seed
+# stores, for their Gaussian twins (the trained null, results/{exp}/null/...) and for the
+# random-weights model's stores (results/{exp}/randmodel/..., config model_null). Every seed
 # of a variant is trained in one job (one Python start and sae-lens import instead of one per
 # seed); a seed trained before with the same spec, store, versions and code is restored from
 # results/.trained/ instead of retrained, so adding a seed trains only the new one.
 # Snakemake outputs cannot depend on the config through wildcards, so there is one such rule
-# per experiment (its seed list), like the extraction rules: train_saes_<exp> and
-# train_null_saes_<exp>.
+# per experiment (its seed list), like the extraction rules: train_saes_<exp>,
+# train_null_saes_<exp> and train_randmodel_saes_<exp>.
 
+_TRAIN_RULES = {"real": "train_saes", "null": "train_null_saes", "randmodel": "train_randmodel_saes"}
 
 for _exp in plan.trained():
-    for _null in plan.roles(_exp):
-        _train = "train_null_saes" if _null else "train_saes"
+    for _null in plan.training_roles(_exp):  # a role: real, null, randmodel
+        _train = _TRAIN_RULES[_null]
         if plan.experiments[_exp]["sae"]["train_jobs"] == "experiment":
             # one job for every hook, variant and seed (sae.train_jobs: experiment); the lists
             # are built here, at parse time, for this _exp (a lambda would see the last one)
@@ -44,7 +46,7 @@ for _exp in plan.trained():
             name:
                 planning.rule_name(_train, _exp)
             input:
-                store=(lambda w: plan.store(w.exp, w.hook, null=True)) if _null else (lambda w: plan.store(w.exp, w.hook)),
+                store=plan.store_input(_null),
             output:
                 [directory(plan.sae("{exp}", "{hook}", "{variant}", s, _null)) for s in plan.seeds(_exp, _null)],
             log:

@@ -88,6 +88,8 @@ rule stability_table:
         null_saes=lambda w: plan.saes(w.exp, null=True),
         null_pairs=lambda w: plan.pair_files(w.exp, null=True),
         null_ground_truth=lambda w: plan.ground_truth_files(w.exp, null=True),
+        randmodel_saes=lambda w: plan.saes(w.exp, "randmodel"),
+        randmodel_pairs=lambda w: plan.pair_files(w.exp, "randmodel"),
     output:
         stability=report(
             layout.pattern("table", name="stability.csv"),

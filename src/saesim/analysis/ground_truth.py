@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from saesim.saes.architectures import saved_activation, saved_architectures
+# the numpy encoder of a saved SAE lives with the SAEs; imported here for the GT metrics and scripts
+from saesim.saes.encoding import encode_acts, encode_fires, load_encoder  # noqa: F401
 from saesim.similarity.geometry import unit_rows
 
 
@@ -41,57 +42,6 @@ def order_latents_by_feature(cos: np.ndarray) -> np.ndarray:
     best_feature = absval.argmax(axis=1)
     strength = absval.max(axis=1)
     return np.lexsort((-strength, best_feature))
-
-
-def load_encoder(sae_dir) -> dict:
-    """The encoder of a saved sae-lens SAE as float32 numpy arrays, read from its safetensors
-    without importing sae-lens (which costs seconds per job): ``W_enc``, ``b_enc``, ``b_dec``,
-    ``W_dec``, ``threshold`` (JumpReLU), and the cfg.json keys the encoder reads."""
-    from pathlib import Path
-
-    from saesim.errors import SaesimError
-    from saesim.saes.loading import CFG_FILE, SAE_LENS_WEIGHTS, _read_tensors, load_sae_weights
-
-    w = load_sae_weights(sae_dir)
-    folder = Path(sae_dir)
-    cfg = w.cfg
-    arch = cfg.get("architecture", "standard")
-    readable = saved_architectures()
-    if w.format != "sae_lens" or arch not in readable:
-        raise SaesimError(f"{folder / CFG_FILE}: ground-truth F1 needs a sae-lens {'/'.join(readable)} SAE, got {w.format} {arch!r}")
-    norm = cfg.get("normalize_activations", "none") or "none"
-    if norm != "none":
-        raise SaesimError(f"{folder / CFG_FILE}: normalize_activations={norm!r}; ground-truth F1 supports 'none' only")
-    t = _read_tensors(folder / SAE_LENS_WEIGHTS, ["b_enc", "threshold"])
-    if "b_enc" not in t or (arch == "jumprelu" and "threshold" not in t):
-        raise SaesimError(f"{folder / SAE_LENS_WEIGHTS}: no {'threshold' if 'b_enc' in t else 'b_enc'} tensor")
-    return {
-        "architecture": arch,
-        "W_enc": w.W_enc,
-        "b_enc": t["b_enc"],
-        "b_dec": w.b_dec if w.b_dec is not None else np.zeros(w.d_in, np.float32),
-        "W_dec": w.W_dec,
-        "threshold": t.get("threshold"),
-        "k": cfg.get("k"),
-        "apply_b_dec_to_input": bool(cfg.get("apply_b_dec_to_input", True)),
-        "rescale_acts_by_decoder_norm": bool(cfg.get("rescale_acts_by_decoder_norm", False)),
-    }
-
-
-def encode_acts(enc: dict, x: np.ndarray) -> np.ndarray:
-    """``[rows, d_sae]`` float32 activations of an SAE (``sae.encode(x)`` in sae-lens) for rows ``x``;
-    ``enc`` is :func:`load_encoder` of the SAE folder, whose architecture's activation function
-    is the registry's (:func:`saesim.saes.architectures.saved_activation`)."""
-    x = np.asarray(x, dtype=np.float32)
-    if enc["apply_b_dec_to_input"]:
-        x = x - enc["b_dec"]
-    pre = x @ enc["W_enc"] + enc["b_enc"]
-    return saved_activation(enc["architecture"])(pre, enc)
-
-
-def encode_fires(enc: dict, x: np.ndarray) -> np.ndarray:
-    """``[rows, d_sae]`` bool: which latents fire (``sae.encode(x) != 0`` in sae-lens) for rows ``x``."""
-    return encode_acts(enc, x) > 0
 
 
 def gt_mcc(decoder_rows: np.ndarray, true_features: np.ndarray) -> float:

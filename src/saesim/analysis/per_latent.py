@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from saesim.errors import SaesimError
+from saesim.registry.intervals import interval_stats
 from saesim.registry.metrics import COORDINATE_SPACES, per_latent_metrics
 
 #: fixed thresholds reported beside the calibrated one
@@ -48,8 +49,6 @@ FIXED_THRESHOLDS = (0.7, 0.9)
 NULL_QUANTILE = 0.99
 #: the threshold used when a variant has no trained null to calibrate against
 FALLBACK_THRESHOLD = 0.7
-#: fewest seed pairs (or seeds, for per-SAE numbers) for an interval
-MIN_PAIRS_FOR_INTERVAL = 3
 
 
 # --------------------------------------------------------------------------
@@ -345,34 +344,6 @@ def subspace_rank(n_unstable_a: int, n_unstable_b: int, d: int, fraction: float)
 
 
 # --------------------------------------------------------------------------
-# Intervals over seed pairs
-# --------------------------------------------------------------------------
-
-
-def t_interval(values: Sequence[float], level: float = 0.95, min_n: int = MIN_PAIRS_FOR_INTERVAL) -> tuple[float, float]:
-    """Student-t interval ``mean +- t_{(1+level)/2, n-1} * sd / sqrt(n)`` over ``values``;
-    (NaN, NaN) below ``min_n`` finite values. Treats the values as independent: seed pairs that
-    share a seed are not, so read it as a lower bound on the uncertainty (docs/per-latent.md)."""
-    from scipy.special import stdtrit  # the t quantile (scipy.stats takes seconds to import)
-
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if len(v) < max(min_n, 2):
-        return float("nan"), float("nan")
-    mean = v.mean()
-    half = stdtrit(len(v) - 1, 0.5 + level / 2) * v.std(ddof=1) / np.sqrt(len(v))
-    return float(mean - half), float(mean + half)
-
-
-def intervals_overlap(lo_a: float, hi_a: float, lo_b: float, hi_b: float) -> float:
-    """1.0 when two intervals overlap, 0.0 when they do not, NaN when either is missing."""
-    vals = np.array([lo_a, hi_a, lo_b, hi_b], dtype=np.float64)
-    if not np.isfinite(vals).all():
-        return float("nan")
-    return float(not (hi_a < lo_b or hi_b < lo_a))
-
-
-# --------------------------------------------------------------------------
 # One variant: every SAE's per-latent table, pair rows and the variant's summary
 # --------------------------------------------------------------------------
 
@@ -607,7 +578,7 @@ def _mean(values) -> float:
 
 def variant_summary(analysis: VariantAnalysis, n_latents: int, d: int) -> dict:
     """One variant's row of per_latent.csv: each quantity's mean over real SAEs (or pairs), its 95%
-    t-interval where there are at least :data:`MIN_PAIRS_FOR_INTERVAL` seed pairs, the same for the
+    t-interval where there are at least three seed pairs (saesim.registry.intervals), the same for the
     null SAEs, random decoders' value, and whether the excess over the null is distinguishable
     from zero (the real interval excludes the null's interval, or the null's mean without one)."""
     row = {"threshold": analysis.threshold, "threshold_source": analysis.threshold_source}
@@ -622,18 +593,11 @@ def variant_summary(analysis: VariantAnalysis, n_latents: int, d: int) -> dict:
         row[COORDINATE_SPACES[name].column("dim")] = sp["dim"]
     for q in (*SAE_QUANTITIES, *PAIR_QUANTITIES):
         rows = analysis.sae_rows if q in SAE_QUANTITIES else analysis.pair_rows
-        for role, prefix in (("real", q), ("null", f"{q}_null")):
-            vals = [r.get(q, np.nan) for r in rows if r["role"] == role]
-            n_pairs = n_real_pairs if role == "real" else row["n_null_pairs"]
-            row[prefix] = _mean(vals)
-            lo, hi = t_interval(vals) if n_pairs >= MIN_PAIRS_FOR_INTERVAL else (float("nan"), float("nan"))
-            # every quantity here is a fraction or share in [0, 1]: the interval is clipped to it
-            row[f"{prefix}_lo"], row[f"{prefix}_hi"] = float(np.clip(lo, 0, 1)), float(np.clip(hi, 0, 1))
-        null_lo, null_hi = row[f"{q}_null_lo"], row[f"{q}_null_hi"]
-        if not np.isfinite([null_lo, null_hi]).all():
-            null_lo = null_hi = row[f"{q}_null"]
-        overlap = intervals_overlap(row[f"{q}_lo"], row[f"{q}_hi"], null_lo, null_hi)
-        row[f"{q}_excess_distinct"] = float("nan") if np.isnan(overlap) else 1.0 - overlap
+        vals = {role: [r.get(q, np.nan) for r in rows if r["role"] == role] for role in ("real", "null")}
+        # per-SAE numbers: one value per SAE, the interval still needs three seed pairs
+        iv = interval_stats(vals["real"], vals["null"], n_pairs=n_real_pairs, n_null_pairs=row["n_null_pairs"])
+        row.update({q: _mean(vals["real"]), f"{q}_lo": iv["lo"], f"{q}_hi": iv["hi"], f"{q}_null": _mean(vals["null"]),
+                    f"{q}_null_lo": iv["null_lo"], f"{q}_null_hi": iv["null_hi"], f"{q}_excess_distinct": iv["excess_distinct"]})
     # random decoders' value: isotropic random decoders in the space the partners were found in,
     # at that space's threshold (NaN for a space not measured)
     rand = {"raw": random_reappearance(analysis.threshold, n_latents, d, max(n_real - 1, 1))}
@@ -735,10 +699,12 @@ def eval_blocks(store, eval_mask: np.ndarray, block_rows: int):
 
 
 def sae_pass(sae_path, store_path: str, spec: dict, memory_budget_mb: float) -> tuple[np.ndarray, LatentStats, dict]:
-    """(W_dec, statistics over the SAE's held-out rows, provenance) of one trained SAE: loaded
-    with sae-lens (its own encoder), rows chosen as store_rows.split_rows chose them."""
-    from sae_lens import SAE
+    """(W_dec, statistics over the SAE's held-out rows, provenance) of one trained SAE: encoded
+    by :class:`saesim.saes.encoding.NumpySAE` (sae-lens's ``encode``, without importing it),
+    rows chosen as store_rows.split_rows chose them."""
+    import torch
 
+    from saesim.saes.encoding import NumpySAE, load_encoder
     from saesim.stores.activation_store import open_store
     from saesim.saes.loading import load_sae_weights
     from saesim.stores.rows import split_rows
@@ -746,14 +712,17 @@ def sae_pass(sae_path, store_path: str, spec: dict, memory_budget_mb: float) -> 
     from saesim.saes.training import SAESpec
 
     w = load_sae_weights(sae_path, with_encoder=False)
-    sae = SAE.load_from_disk(str(sae_path), device="cpu")
-    sae.eval()
+    sae = NumpySAE(load_encoder(sae_path), str(sae_path))
+
+    def encode(x):
+        return torch.from_numpy(sae.encode(x.numpy() if hasattr(x, "numpy") else x))
+
     with open_store(store_path) as store:
         if store.d != w.d_in:
             raise SaesimError(f"{sae_path}: d_in {w.d_in} does not match the store {store_path} (d {store.d})")
         _, eval_mask = split_rows(store, SAESpec(**spec))
         block = chunk_rows_for(w.d_sae, memory_budget_mb)
-        st = latent_stats(sae.encode, w.W_dec, w.b_dec, eval_blocks(store, eval_mask, block), memory_budget_mb=memory_budget_mb)
+        st = latent_stats(encode, w.W_dec, w.b_dec, eval_blocks(store, eval_mask, block), memory_budget_mb=memory_budget_mb)
         store_hash = store.content_hash
     weights = Path(sae_path) / "sae_weights.safetensors"
     prov = {

@@ -5,7 +5,8 @@ relational measures, one registry of each.
   (:func:`saesim.similarity.compare_decoders`, the pair JSONs): a number or a
   ``{threshold: number}`` dict, how its isotropic random-decoder baseline is obtained
   (:data:`BASELINE_RULES`), and its row label in ``saesim compare``. Every one gets a random
-  baseline, a ratio and, against a trained null, ``_null`` and ``_excess``.
+  baseline, a ratio and, against a trained null, ``_null`` and ``_excess`` (against the
+  random-weights model, :data:`NULL_MODELS`, ``_randmodel`` and ``_excess_randmodel``).
 * :class:`TableMetric`: a column of ``pairs.csv`` / ``stability.csv`` (saesim.report.tables), read
   from one decoder metric (at one threshold where it has them); its labels in figures and
   tables; ``summary`` puts it in ``results/summary.*`` (with ``_null``/``_excess`` columns).
@@ -63,7 +64,7 @@ MARKDOWN_STATS = {"mean": "{short}", "baseline": "{short} random", "ratio": "{sh
 
 @dataclass(frozen=True)
 class TableMetric:
-    name: str  # column of pairs.csv; stability.csv has <name>_mean, _std, _min, _max, _baseline, _ratio, _null, _excess ...
+    name: str  # column of pairs.csv; stability.csv has <name>_mean, _std, _min, _max, _baseline, _ratio, _null, _excess, _lo ...
     metric: str  # the DecoderMetric it reads
     label: str  # axis and colour-bar label in figures
     short: str  # header in the per-experiment summary.md
@@ -124,10 +125,16 @@ SAE_PLACES = {
 SAE_STATS = ("", "mean", "std", "baseline")
 #: statistics against the trained null's SAEs: their mean, s.d. (NaN below two) and the excess over it
 NULL_STATS = ("null", "null_std", "excess")
+#: statistics against the random-weights model's SAEs (config model_null): their mean, s.d. and the excess over it
+RANDMODEL_STATS = ("randmodel", "randmodel_std", "excess_randmodel")
 #: companions of an SAE measure's value ("") in results/summary.csv
-SUMMARY_STATS = ("", "baseline", "ratio", *NULL_STATS)
-#: companions of a table metric's value in results/summary.csv (summary metrics, every coordinate space), in order
-METRIC_STATS = ("std", "baseline", "ratio", *NULL_STATS)
+SUMMARY_STATS = ("", "baseline", "ratio", *NULL_STATS, *RANDMODEL_STATS)
+#: a number's 95% interval over seed pairs (>= 3 pairs; saesim.registry.intervals.interval_stats), the
+#: null's, and whether the excess over the null is distinguishable from zero (1: the interval
+#: excludes the null's interval, or its mean without one; 0: they overlap; empty without an interval)
+INTERVAL_STATS = ("lo", "hi", "null_lo", "null_hi", "excess_distinct")
+#: companions of a table metric's value in stability.csv and results/summary.csv (summary metrics, every coordinate space), in order
+METRIC_STATS = ("std", "baseline", "ratio", *NULL_STATS, *RANDMODEL_STATS, *INTERVAL_STATS)
 
 #: how an SAE variant was trained, from each SAE's metrics.json (saes.csv, pairs.csv, stability.csv, the summary)
 TRAINING_COLUMNS = ("architecture", "width", "sparsity_key", "sparsity")
@@ -135,10 +142,39 @@ TRAINING_COLUMNS = ("architecture", "width", "sparsity_key", "sparsity")
 VARIANT_COLUMNS = ("hook", "variant", *TRAINING_COLUMNS)
 #: what results/summary.csv puts before them: the experiment and its kind
 SUMMARY_KEYS = ("experiment", "kind")
-#: counts per variant in stability.csv: real SAEs, real seed pairs, null SAEs, null seed pairs
+#: counts per variant in stability.csv: real SAEs, real seed pairs, null SAEs, null seed pairs,
+#: random-model SAEs and seed pairs
 N_SEEDS, N_PAIRS, N_NULL_SEEDS, N_NULL_PAIRS = "n_seeds", "n_pairs", "n_null_seeds", "n_null_pairs"
+N_RANDMODEL_SEEDS, N_RANDMODEL_PAIRS = "n_randmodel_seeds", "n_randmodel_pairs"
 #: the counts results/summary.csv shows, in order
-SUMMARY_COUNTS = (N_SEEDS, N_PAIRS, N_NULL_PAIRS)
+SUMMARY_COUNTS = (N_SEEDS, N_PAIRS, N_NULL_PAIRS, N_RANDMODEL_PAIRS)
+
+
+@dataclass(frozen=True)
+class NullModel:
+    """A chance level trained like the real SAEs on other data: the same variants, recipe and
+    seed labels on another store, their seed pairs compared like the real ones. Every table
+    metric and every SAE measure whose ``null`` names its statistics gets, per variant,
+    ``stats`` = (its mean over the null model's pairs or SAEs, their s.d., the excess
+    (value - mean) / (1 - mean)) in stability.csv and results/summary.csv."""
+
+    role: str  # the artifact role of its SAEs and pairs (saesim.workflow.layout.ROLES)
+    stats: tuple[str, str, str]  # (mean, s.d., excess) statistic names: column suffixes
+    n_seeds: str  # its count columns in stability.csv
+    n_pairs: str
+    label: str  # in the summary's headers
+
+    def columns(self, name: str) -> list[str]:
+        """``<name>_<stat>`` of each of its statistics."""
+        return [f"{name}_{stat}" for stat in self.stats]
+
+
+#: role -> null model, in column order: the trained Gaussian null (results/<exp>/null/), the
+#: random-weights model (results/<exp>/randmodel/, config model_null)
+NULL_MODELS: dict[str, NullModel] = {
+    "null": NullModel("null", NULL_STATS, N_NULL_SEEDS, N_NULL_PAIRS, "null"),
+    "randmodel": NullModel("randmodel", RANDMODEL_STATS, N_RANDMODEL_SEEDS, N_RANDMODEL_PAIRS, "random model"),
+}
 
 
 @dataclass(frozen=True)
@@ -151,7 +187,8 @@ class SaeMeasure:
     * ``stability.csv``, per variant and in its ``place``: ``stats`` over the real SAEs
       (:data:`SAE_STATS`; ``baseline`` is the mean of ``<name>_baseline``) and ``null``
       (:data:`NULL_STATS`: over the null SAEs of the variant; ``excess`` =
-      ``(mean - null) / (1 - null)``).
+      ``(mean - null) / (1 - null)``; :data:`RANDMODEL_STATS` likewise over the random-weights
+      model's SAEs).
     * ``results/summary.csv``: ``summary`` (:data:`SUMMARY_STATS`): the value (``""``: the mean
       over seeds, stability's ``<name>_mean``) and companions, NaN where an experiment has
       none; SAE-quality measures before the decoder metrics, the others after them, in
@@ -301,8 +338,8 @@ class PerLatentMetric:
     base: str | None = None  # a generated metric: the registered metric it measures in ``space``
     space: str = "raw"  # the coordinate space (a key of COORDINATE_SPACES) its partners are found in
 
-    #: suffixes of the columns each metric has in per_latent.csv and results/summary.csv
-    STATS = ("lo", "hi", "null", "null_lo", "null_hi", "excess_distinct")
+    #: suffixes of the columns each metric has in per_latent.csv and results/summary.csv (INTERVAL_STATS and the null)
+    STATS = (*INTERVAL_STATS[:2], "null", *INTERVAL_STATS[2:])
 
     def column(self, stat: str) -> str:
         return f"{self.name}_{stat}"
@@ -358,9 +395,14 @@ def format_number(x, spec: str = ".3f") -> str:
     return "–" if is_missing(x) else format(x, spec)
 
 
-def format_interval(lo, hi) -> str:
-    """`` [lo, hi]``; empty where either end is missing."""
-    return "" if is_missing(lo) or is_missing(hi) else f" [{lo:.2f}, {hi:.2f}]"
+def format_interval(lo, hi, spec: str = ".2f") -> str:
+    """`` [lo, hi]`` in ``spec``; empty where either end is missing."""
+    return "" if is_missing(lo) or is_missing(hi) else f" [{lo:{spec}}, {hi:{spec}}]"
+
+
+def distinct_mark(flag) -> str:
+    """``*`` where an interval excludes the null's (``<m>_excess_distinct`` is 1), else empty."""
+    return "*" if flag == 1.0 else ""
 
 
 def _stable_cell(row) -> str:
@@ -370,8 +412,7 @@ def _stable_cell(row) -> str:
     if is_missing(row.get(m.name)):
         return "–"
     cell = f"{row[m.name]:.2f}{format_interval(row[m.column('lo')], row[m.column('hi')])}"
-    if row.get(m.column("excess_distinct")) == 1.0:
-        cell += "*"
+    cell += distinct_mark(row.get(m.column("excess_distinct")))
     cell += f" (null {format_number(row[m.column('null')], '.2f')}; EV share {format_number(row[share.name], '.2f')}"
     cell += f", null {format_number(row[share.column('null')], '.2f')})"
     return cell
@@ -410,7 +451,8 @@ class CoordinateSpace:
 
     Each table metric ``m`` gets the columns ``m_<suffix>`` (value), ``_std``, ``_baseline``
     (isotropic random decoders in that space), ``_ratio``, ``_null`` (the trained null's SAEs
-    measured the same way), ``_null_std`` and ``_excess`` in stability.csv and summary.csv.
+    measured the same way), ``_null_std``, ``_excess`` and the interval columns
+    (:data:`INTERVAL_STATS`) in stability.csv and summary.csv.
     """
 
     name: str  # key under "spaces" in a pair / baseline JSON
@@ -447,9 +489,9 @@ def space_columns() -> list[str]:
 
 def _check_sae_measure(m: SaeMeasure) -> None:
     for field, value, allowed in (("source", (m.source,), SAE_SOURCES), ("place", (m.place,), SAE_PLACES),
-                                  ("stats", m.stats, SAE_STATS), ("null", m.null, NULL_STATS),
+                                  ("stats", m.stats, SAE_STATS), ("null", m.null, (*NULL_STATS, *RANDMODEL_STATS)),
                                   ("summary", m.summary, SUMMARY_STATS),
-                                  ("markdown", [s for s, _ in m.markdown], (*SAE_STATS, *NULL_STATS))):
+                                  ("markdown", [s for s, _ in m.markdown], (*SAE_STATS, *NULL_STATS, *RANDMODEL_STATS))):
         unknown = [v for v in value if v not in allowed]
         if unknown:
             raise SaesimError(f"SAE measure {m.name}: {field} {unknown} not among {list(allowed)}")
@@ -489,7 +531,7 @@ def sae_summary_columns(quality: bool) -> list[str]:
 L0 = register(SaeMeasure("l0", "mean number of active latents per token", "sae", stats=("mean", "std"), null=("null",),
                          summary=("", "null"), markdown=(("mean", "L0"),), display=("L0", ".1f")))
 register(SaeMeasure("explained_variance", "fraction of the activations' variance the reconstruction explains", "sae",
-                    null=NULL_STATS, summary=("", *NULL_STATS), markdown=(("mean", "expl. var."), ("null", "expl. var. null")),
+                    null=(*NULL_STATS, "randmodel"), summary=("", *NULL_STATS, "randmodel"), markdown=(("mean", "expl. var."), ("null", "expl. var. null")),
                     display=("expl. var.", ".3f"), display_null="expl. var. null"))
 register(SaeMeasure("mse", "mean squared reconstruction error", "sae", stats=()))
 register(SaeMeasure("dead_fraction", "fraction of latents that never fire on the evaluation rows", "sae",

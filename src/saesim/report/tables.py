@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 
 from saesim.similarity.geometry import flat_space_values
-from saesim.workflow.layout import ArtifactId, identity_in, parse, sae_key_identity
-from saesim.registry.metrics import (COORDINATE_SPACES, DECODER_METRICS, GT_MCC, L0, MARKDOWN_PARTS, METRIC_STATS, NULL_STATS,
-                      N_NULL_PAIRS, N_NULL_SEEDS, N_PAIRS, N_SEEDS, PER_LATENT_METRICS, PWMCC,
-                      SAE_MEASURES, SAE_PLACES, SUMMARY_COUNTS, SUMMARY_KEYS, SUMMARY_PARTS, SaeMeasure,
-                      TABLE_METRICS, TRAINING_COLUMNS, TRUE_L0, VARIANT_COLUMNS, format_number, is_missing,
-                      per_latent_summary_columns, per_latent_thresholds, sae_measures, sae_summary_columns, space_columns, summary_metrics,
-                      summary_stats, table_metric)
+from saesim.workflow.layout import ROLES, ArtifactId, identity_in, parse, sae_key_identity
+from saesim.registry.metrics import (COORDINATE_SPACES, DECODER_METRICS, GT_MCC, INTERVAL_STATS, L0, MARKDOWN_PARTS,
+                      METRIC_STATS, NULL_MODELS, NULL_STATS, N_PAIRS, N_SEEDS, PER_LATENT_METRICS,
+                      PWMCC, NullModel, SAE_MEASURES, SAE_PLACES, SUMMARY_COUNTS, SUMMARY_KEYS, SUMMARY_PARTS, SaeMeasure,
+                      TABLE_METRICS, TRAINING_COLUMNS, TRUE_L0, VARIANT_COLUMNS, distinct_mark, format_interval,
+                      format_number, is_missing, per_latent_summary_columns, per_latent_thresholds, sae_measures, sae_summary_columns,
+                      space_columns, summary_metrics, summary_stats, table_metric)
+from saesim.registry.intervals import interval_stats
 from saesim.registry.metrics import excess, ratio
 
 
@@ -57,7 +58,7 @@ def sae_table(sae_dirs: Iterable[str], ground_truth_files: Iterable[str] = (), d
     for path in sae_dirs:
         m = json.loads((Path(path) / "metrics.json").read_text())
         key = identity_in(m, "sae", path)
-        rows.append({"hook": key.hook, "variant": key.variant, "seed": int(key.seed), "null": key.null,
+        rows.append({"hook": key.hook, "variant": key.variant, "seed": int(key.seed), "null": key.null, "role": key.role,
                      **{c: m[c] for c in TRAINING_COLUMNS}, **_source_columns(m, "sae")})
     df = pd.DataFrame(rows)
     gt_rows = []
@@ -70,8 +71,14 @@ def sae_table(sae_dirs: Iterable[str], ground_truth_files: Iterable[str] = (), d
         df = df.merge(pd.DataFrame(gt_rows), on=["hook", "variant", "seed", "null"], how="left")
     downstream = downstream_rows(downstream_files)
     if len(downstream):  # real SAEs only
-        df = df.merge(downstream.assign(null=False), on=["hook", "variant", "seed", "null"], how="left")
-    return df.sort_values(["null", "hook", "architecture", "width", "sparsity", "seed"]).reset_index(drop=True)
+        df = df.merge(downstream.assign(role="real"), on=["hook", "variant", "seed", "role"], how="left")
+    return _by_role(df, ["hook", "architecture", "width", "sparsity", "seed"])
+
+
+def _by_role(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Rows sorted by role (real, null, randmodel: saesim.workflow.layout.ROLES), then ``keys``."""
+    rank = df["role"].map({r: i for i, r in enumerate(ROLES)}).rename("_role_rank")
+    return df.assign(_role_rank=rank).sort_values(["_role_rank", *keys]).drop(columns="_role_rank").reset_index(drop=True)
 
 
 def pair_table(pair_files: Iterable[str], saes: pd.DataFrame) -> pd.DataFrame:
@@ -80,14 +87,15 @@ def pair_table(pair_files: Iterable[str], saes: pd.DataFrame) -> pd.DataFrame:
     for path in pair_files:
         r = json.loads(Path(path).read_text())
         key = identity_in(r, "pair", path)
-        row = {"hook": key.hook, "variant": key.variant, "seed_a": int(key.seeds[0]), "seed_b": int(key.seeds[1]), "null": key.null}
+        row = {"hook": key.hook, "variant": key.variant, "seed_a": int(key.seeds[0]), "seed_b": int(key.seeds[1]), "null": key.null,
+               "role": key.role}
         row.update({m.name: float(m.value(r)) for m in TABLE_METRICS.values()})
         row.update({name: r.get(name) for name in _untabled_decoder_metrics()})
         row.update(flat_space_values(r, TABLE_METRICS.values()))  # mean-removed / whitened (saesim.similarity.geometry)
         rows.append(row)
     df = pd.DataFrame(rows)
     info = saes.drop_duplicates(["hook", "variant"])[list(VARIANT_COLUMNS)]
-    return df.merge(info, on=["hook", "variant"], how="left").sort_values(["null", "hook", "architecture", "width", "sparsity", "seed_a", "seed_b"]).reset_index(drop=True)
+    return _by_role(df.merge(info, on=["hook", "variant"], how="left"), ["hook", "architecture", "width", "sparsity", "seed_a", "seed_b"])
 
 
 def _untabled_decoder_metrics() -> list[str]:
@@ -118,27 +126,47 @@ def baseline_std(baseline: dict, metric: str) -> float:
     return float(value) if value is not None else float("nan")
 
 
+def role_rows(df: pd.DataFrame, role: str) -> pd.DataFrame:
+    """The rows of one role (saesim.workflow.layout.ROLES) of a table of SAEs or pairs: column
+    ``role``; tables written before it had only ``null`` (True: the trained null's rows)."""
+    if "role" in df:
+        return df[df["role"] == role]
+    if "null" in df:
+        return df[df["null"].astype(bool) == (role == "null")] if role in ("real", "null") else df.iloc[0:0]
+    return df if role == "real" else df.iloc[0:0]
+
+
 def real_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows of real SAEs / pairs of a table that may also hold the trained null's."""
-    return df[~df["null"].astype(bool)] if "null" in df else df
+    """The rows of real SAEs / pairs of a table that may also hold the trained null's and the random model's."""
+    return role_rows(df, "real")
 
 
 def null_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The rows of null SAEs / pairs (trained on the Gaussian twin of the store)."""
-    return df[df["null"].astype(bool)] if "null" in df else df.iloc[0:0]
+    return role_rows(df, "null")
 
 
-def _null_stats(value: float, null_values) -> dict[str, float]:
-    """:data:`saesim.registry.metrics.NULL_STATS` of a value: the null's mean (over null SAEs or null pairs),
-    its s.d. (NaN below two) and the excess over it."""
+def _null_stats(value: float, null_values, stats: tuple[str, str, str] = NULL_STATS) -> dict[str, float]:
+    """A null model's statistics of a value (``stats``, e.g. :data:`saesim.registry.metrics.NULL_STATS`):
+    the null's mean (over its SAEs or seed pairs), its s.d. (NaN below two) and the excess over it."""
     v = pd.Series(null_values, dtype=float).dropna()
     null = v.mean() if len(v) else np.nan
-    return {"null": null, "null_std": v.std(ddof=0) if len(v) >= 2 else np.nan, "excess": excess(value, null)}
+    mean, std, over = stats
+    return {mean: null, std: v.std(ddof=0) if len(v) >= 2 else np.nan, over: excess(value, null)}
 
 
-def _add_null(row: dict, name: str, value: float, null_values) -> None:
-    """``<name>_null``, ``<name>_null_std`` and ``<name>_excess`` (:func:`_null_stats`)."""
-    row.update({f"{name}_{stat}": v for stat, v in _null_stats(value, null_values).items()})
+def _add_null(row: dict, name: str, value: float, null_values, model: NullModel = NULL_MODELS["null"]) -> None:
+    """``<name>_<stat>`` of a null model's statistics (:func:`_null_stats`), e.g. ``<name>_null``,
+    ``<name>_null_std`` and ``<name>_excess``."""
+    row.update({f"{name}_{stat}": v for stat, v in _null_stats(value, null_values, model.stats).items()})
+
+
+def _add_intervals(row: dict, name: str, values, null_values) -> None:
+    """``<name>_<stat>`` for :data:`saesim.registry.metrics.INTERVAL_STATS`: the 95% t-interval over the
+    real seed pairs' values, the null's over its pairs (each where there are >= 3 pairs) and
+    ``_excess_distinct`` (saesim.registry.intervals.interval_stats)."""
+    stats = interval_stats(pd.Series(values, dtype=float).to_numpy(), pd.Series(null_values, dtype=float).to_numpy())
+    row.update({f"{name}_{stat}": stats[stat] for stat in INTERVAL_STATS})
 
 
 def _measure_stats(row: dict, m: SaeMeasure, group: pd.DataFrame) -> None:
@@ -155,12 +183,14 @@ def _measure_stats(row: dict, m: SaeMeasure, group: pd.DataFrame) -> None:
             row[m.column(stat)] = group[m.name].mean()
 
 
-def _measure_null(row: dict, m: SaeMeasure, group: pd.DataFrame, nulls: pd.DataFrame) -> None:
-    """An SAE measure's ``m.null`` statistics against the variant's null SAEs, where it was measured."""
-    if not m.null or m.name not in group:
+def _measure_null(row: dict, m: SaeMeasure, group: pd.DataFrame, nulls: pd.DataFrame, model: NullModel = NULL_MODELS["null"]) -> None:
+    """An SAE measure's ``m.null`` statistics of one null model against the variant's SAEs of
+    that model (``nulls``), where it was measured."""
+    wanted = [stat for stat in m.null if stat in model.stats]
+    if not wanted or m.name not in group:
         return
-    stats = _null_stats(row[m.column("mean")], nulls[m.name] if len(nulls) and m.name in nulls else [])
-    row.update({m.column(stat): stats[stat] for stat in m.null})
+    stats = _null_stats(row[m.column("mean")], nulls[m.name] if len(nulls) and m.name in nulls else [], model.stats)
+    row.update({m.column(stat): stats[stat] for stat in wanted})
 
 
 def stability_table(saes: pd.DataFrame, pairs: pd.DataFrame, baselines: dict) -> pd.DataFrame:
@@ -168,12 +198,16 @@ def stability_table(saes: pd.DataFrame, pairs: pd.DataFrame, baselines: dict) ->
     in their places), each stability metric's spread over seed pairs, its random baseline and the
     ratio value / baseline.
 
-    Where ``saes`` / ``pairs`` also hold null SAEs and pairs (column ``null``: trained on the
+    Where ``saes`` / ``pairs`` also hold null SAEs and pairs (column ``role`` null: trained on the
     Gaussian twin of the store), each metric also gets ``<metric>_null`` (mean over null pairs;
     for SAE measures: over null SAEs), ``<metric>_null_std`` and ``<metric>_excess`` =
-    (value - null) / (1 - null); NaN where there is no null.
+    (value - null) / (1 - null); NaN where there is no null. Every stability metric (in every
+    coordinate space) also gets its 95% t-interval over seed pairs and the null's
+    (:data:`saesim.registry.metrics.INTERVAL_STATS`, saesim.registry.intervals; NaN below three pairs).
+    The same null columns for the random-weights model's (role randmodel, saesim.registry.metrics.NULL_MODELS): ``<metric>_randmodel``,
+    ``<metric>_randmodel_std`` and ``<metric>_excess_randmodel``.
     """
-    nulls, null_pairs = null_rows(saes), null_rows(pairs)
+    others = {model.role: (role_rows(saes, model.role), role_rows(pairs, model.role)) for model in NULL_MODELS.values()}
     saes, pairs = real_rows(saes), real_rows(pairs)
     rows = []
     for (hook, variant), group in saes.groupby(["hook", "variant"], sort=False):
@@ -197,29 +231,36 @@ def stability_table(saes: pd.DataFrame, pairs: pd.DataFrame, baselines: dict) ->
             row[f"{metric}_ratio"] = ratio(values.mean(), b)
         for m in sae_measures(place="outcome"):
             _measure_stats(row, m, group)
-        # the trained null: the same variant on the Gaussian twin of the store
-        ng = nulls[(nulls["hook"] == hook) & (nulls["variant"] == variant)]
-        npairs = null_pairs[(null_pairs["hook"] == hook) & (null_pairs["variant"] == variant)]
-        row[N_NULL_SEEDS] = len(ng)
-        row[N_NULL_PAIRS] = len(npairs)
-        for m in sae_measures(place="quality"):
-            _measure_null(row, m, group, ng)
-        for metric in TABLE_METRICS:
-            _add_null(row, metric, row[f"{metric}_mean"], npairs[metric] if len(npairs) else [])
-        for m in sae_measures(place="outcome"):
-            _measure_null(row, m, group, ng)
+        # the null models: the same variant on the Gaussian twin of the store, on the random model's store
+        model_pairs = {}
+        for model in NULL_MODELS.values():
+            nulls, null_pairs = others[model.role]
+            ng = nulls[(nulls["hook"] == hook) & (nulls["variant"] == variant)]
+            npairs = null_pairs[(null_pairs["hook"] == hook) & (null_pairs["variant"] == variant)]
+            model_pairs[model.role] = npairs
+            row[model.n_seeds] = len(ng)
+            row[model.n_pairs] = len(npairs)
+            for m in sae_measures(place="quality"):
+                _measure_null(row, m, group, ng, model)
+            for metric in TABLE_METRICS:
+                _add_null(row, metric, row[f"{metric}_mean"], npairs[metric] if len(npairs) else [], model)
+                if model.role == "null":  # the intervals are against the trained Gaussian null
+                    _add_intervals(row, metric, p[metric], npairs[metric] if len(npairs) else [])
+            for m in sae_measures(place="outcome"):
+                _measure_null(row, m, group, ng, model)
         for m in (*sae_measures(place="library"), *sae_measures(place="data")):
             _measure_stats(row, m, group)
-        _add_space_columns(row, p, npairs, base)
+        _add_space_columns(row, p, model_pairs, base)
         rows.append(row)
     return pd.DataFrame(rows).sort_values(["hook", "architecture", "width", "sparsity"]).reset_index(drop=True)
 
 
-def _add_space_columns(row: dict, pairs: pd.DataFrame, null_pairs: pd.DataFrame, base: dict) -> None:
+def _add_space_columns(row: dict, pairs: pd.DataFrame, model_pairs: dict[str, pd.DataFrame], base: dict) -> None:
     """Each table metric in each non-raw coordinate space (saesim.similarity.geometry): mean and spread over
     seed pairs, the isotropic random baseline in that space (``base["spaces"]``), the ratio, and
-    the trained null's pairs measured the same way (``_null``, ``_null_std``, ``_excess``).
-    NaN where the pairs or baselines were computed without the spaces."""
+    each null model's pairs (``model_pairs``: role -> pairs) measured the same way (``_null``,
+    ``_null_std``, ``_excess``; ``_randmodel``, ...). NaN where the pairs or baselines were
+    computed without the spaces."""
     for space in COORDINATE_SPACES.values():
         if not space.suffix:
             continue
@@ -233,7 +274,12 @@ def _add_space_columns(row: dict, pairs: pd.DataFrame, null_pairs: pd.DataFrame,
             row[f"{col}_std"] = values.std(ddof=0) if len(values) else np.nan
             row[f"{col}_baseline"] = b
             row[f"{col}_ratio"] = ratio(mean, b)
-            _add_null(row, col, mean, null_pairs[col] if len(null_pairs) and col in null_pairs else [])
+            for model in NULL_MODELS.values():
+                npairs = model_pairs.get(model.role, pd.DataFrame())
+                model_values = npairs[col] if len(npairs) and col in npairs else []
+                _add_null(row, col, mean, model_values, model)
+                if model.role == "null":
+                    _add_intervals(row, col, values, model_values)
 
 
 def _markdown_columns(places: tuple[str, ...], null: bool) -> dict[str, str]:
@@ -255,11 +301,18 @@ def summary_markdown(stability: pd.DataFrame, true_l0: float | None = None) -> s
         **_markdown_columns(("library", "data"), null=False),
     }
     cols.update({k: v for k, v in measured.items() if k in stability})
+    # the random-weights model's (config model_null), where the experiment has one
+    model = NULL_MODELS["randmodel"]
+    randmodel = {c: f"{m.short} {model.label}" + (" excess" if c.endswith(model.stats[2]) else "")
+                 for m in summary_metrics() for c in (f"{m.name}_{model.stats[0]}", f"{m.name}_{model.stats[2]}")}
+    cols.update({k: v for k, v in randmodel.items() if k in stability and stability[k].notna().any()})
     table = stability[list(cols)].rename(columns=cols)
     header = (
         "Cross-seed stability per SAE variant (means over seeds / seed pairs; 'random' = same metric on random decoders "
         "of the same shape; 'null' = SAEs of the same variant trained on Gaussian data with the store's mean and "
-        "covariance, mean over their seed pairs; 'excess' = (value - null) / (1 - null)).\n\n"
+        "covariance, mean over their seed pairs; 'excess' = (value - null) / (1 - null); 'random model' = SAEs "
+        "of the same variant trained on the activations of the model with re-initialised weights, where configured "
+        "(model_null), with its excess the same way).\n\n"
     )
     if TRUE_L0.name in stability and stability[TRUE_L0.name].notna().any():
         true_l0 = float(stability[TRUE_L0.name].mean())  # measured in the store (hierarchies lower it)
@@ -359,7 +412,9 @@ def cross_experiment_summary(
             for stat in stats:
                 src = m.column(stat or "mean")
                 df[m.column(stat)] = st[src] if src in st else np.nan
-        df[N_NULL_PAIRS] = st[N_NULL_PAIRS] if N_NULL_PAIRS in st else np.nan
+        for count in SUMMARY_COUNTS:  # the null models' counts: NaN in tables written before them
+            if count not in df:
+                df[count] = st[count] if count in st else np.nan
         for metric in (m.name for m in summary_metrics()):
             df[metric] = st[f"{metric}_mean"]
             for suffix in METRIC_STATS:
@@ -388,18 +443,20 @@ def _merge_per_latent(df: pd.DataFrame, table: pd.DataFrame | None) -> pd.DataFr
     return pd.concat([df, pd.DataFrame(np.nan, index=df.index, columns=missing)], axis=1) if missing else df
 
 
-def _vs_random(value, baseline, value_ratio) -> str:
+def _vs_random(value, baseline, value_ratio, lo=None, hi=None, distinct=None) -> str:
+    """``value [lo, hi]* (random, ratio×)``: the interval where there is one, ``*`` where it
+    excludes the null's."""
     if is_missing(value):
         return "–"
-    return f"{value:.3f} ({baseline:.3f}, {value_ratio:.1f}×)"
+    return f"{value:.3f}{format_interval(lo, hi, '.3f')}{distinct_mark(distinct)} ({baseline:.3f}, {value_ratio:.1f}×)"
 
 
-def _vs_null(null, std, value_excess) -> str:
-    """``null +- std (excess e)``; – where there is no trained null."""
+def _vs_null(null, std, value_excess, lo=None, hi=None) -> str:
+    """``null [lo, hi] +- std (excess e)``; – where there is no trained null."""
     if is_missing(null):
         return "–"
     spread = "" if is_missing(std) else f" ± {std:.3f}"
-    return f"{null:.3f}{spread} (excess {value_excess:+.2f})"
+    return f"{null:.3f}{format_interval(lo, hi, '.3f')}{spread} (excess {value_excess:+.2f})"
 
 
 def _cell_groups() -> list[list[SaeMeasure]]:
@@ -440,16 +497,24 @@ def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
         if m.display is not None:
             out[m.display[0]] = summary[m.name].map(lambda x, spec=m.display[1]: format_number(x, spec))
     for m in summary_metrics():
-        out[f"{m.summary} (random, ratio)"] = [
-            _vs_random(v, b, r) for v, b, r in zip(summary[m.name], summary[f"{m.name}_baseline"], summary[f"{m.name}_ratio"])
+        out[f"{m.summary} [95% CI] (random, ratio)"] = [
+            _vs_random(*cells) for cells in zip(*(summary[m.name if s == "" else f"{m.name}_{s}"]
+                                                   for s in ("", "baseline", "ratio", "lo", "hi", "excess_distinct")))
         ]
     for m in SAE_MEASURES.values():
         if m.display_null is not None:
             out[m.display_null] = summary[m.column("null")].map(lambda x, spec=m.display[1]: format_number(x, spec))
     for m in summary_metrics():
         out[f"{m.summary_short or m.summary} null (excess)"] = [
-            _vs_null(n, s, e) for n, s, e in zip(summary[f"{m.name}_null"], summary[f"{m.name}_null_std"], summary[f"{m.name}_excess"])
+            _vs_null(*cells) for cells in zip(*(summary[f"{m.name}_{s}"] for s in ("null", "null_std", "excess", "null_lo", "null_hi")))
         ]
+    model = NULL_MODELS["randmodel"]  # where an experiment has a random-weights model null (model_null)
+    for m in summary_metrics():
+        mean, std, over = model.columns(m.name)
+        if mean in summary and summary[mean].notna().any():
+            out[f"{m.summary_short or m.summary} {model.label} (excess)"] = [
+                _vs_null(n, s, e) for n, s, e in zip(summary[mean], summary[std], summary[over])
+            ]
     out["ground truth (random; null)"] = [_ground_truth_cell(row) for _, row in summary.iterrows()]
     cells = [m for m in PER_LATENT_METRICS.values() if m.cell is not None]
     if cells and cells[0].name in summary and summary[cells[0].name].notna().any():  # per-latent stability (docs/per-latent.md)
@@ -468,7 +533,13 @@ SUMMARY_LEGEND = (
     "data with the store's mean and covariance (nothing sparse in it), mean ± s.d. over its seed "
     "pairs (over its SAEs for explained variance and ground truth; no s.d. from a single pair), and "
     "the excess over it, (value − null) / (1 − null): 0 means no more agreement than covariance "
-    "alone gives, 1 perfect agreement. Stable latents: the fraction of latents whose best decoder "
+    "alone gives, 1 perfect agreement. [95% CI]: a Student-t interval over seed pairs where a "
+    "variant has >= 3 of them (rough: pairs sharing a seed are not independent), the null's where "
+    "it has >= 3 null pairs; * where the interval excludes the null's (or the null's mean): the "
+    "excess over the null is distinguishable from zero. Random model (where an experiment has one, config model_null): the same "
+    "variant trained with the same recipe on the activations of the experiment's model with its weights "
+    "re-initialised (token statistics kept, learned structure removed; Heap et al. 2026), mean ± s.d. over its "
+    "seed pairs and the excess over it, the same way. Stable latents: the fraction of latents whose best decoder "
     "partner reaches |cos| >= t in every other seed (t: the 99th percentile of the null SAEs' "
     "best-match |cos|), mean over seeds, 95% t-interval over seeds where there are >= 3 seed pairs, "
     "* where that interval excludes the null's; EV share: the part of the explained variance those "

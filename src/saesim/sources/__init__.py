@@ -1,4 +1,5 @@
 """Where activations come from: synthetic data with ground truth (sae_lens.synthetic), the
 modular-addition transformer, pretrained language models and their corpus, activation
-extraction, the Gaussian null's data, and the source-kind registry.
+extraction, the Gaussian null's data, the random-weights model null's re-initialised models, and
+the source-kind registry.
 """

@@ -96,11 +96,14 @@ def _torch_dtype(name: str):
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
 
 
-def load_hf_bridge(name_or_path: str, *, gguf_file: str | None, device: str, dtype: str, bridge_name: str | None = None):
+def load_hf_bridge(name_or_path: str, *, gguf_file: str | None, device: str, dtype: str, bridge_name: str | None = None,
+                   prepare=None):
     """Load a causal LM with ``transformers`` and wrap it in a ``TransformerBridge``.
 
     Returns ``(bridge, tokenizer)``.  A hub name is refused with one clear
     error when the hub cannot be reached; a local directory never touches it.
+    ``prepare`` (optional) is called on the ``transformers`` model before it is wrapped, e.g.
+    to re-initialise its weights (saesim.sources.random_model).
     """
     local = Path(name_or_path).exists()
     if local:
@@ -117,6 +120,8 @@ def load_hf_bridge(name_or_path: str, *, gguf_file: str | None, device: str, dty
     except (OSError, ValueError) as exc:
         raise SaesimError(f"model {name_or_path!r}: cannot be loaded ({str(exc).splitlines()[0][:200]})") from None
     hf_model.eval()
+    if prepare is not None:
+        prepare(hf_model)
     bridge = TransformerBridge.boot_transformers(
         bridge_name or name_or_path, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=_torch_dtype(dtype)
     )
@@ -170,14 +175,16 @@ def smollm2_converted_dir(cache_dir: str | os.PathLike) -> Path:
     return target
 
 
-def load_language_model(spec: LanguageModelSpec | dict[str, Any], *, cache_dir: str | os.PathLike | None = "auto"):
+def load_language_model(spec: LanguageModelSpec | dict[str, Any], *, cache_dir: str | os.PathLike | None = "auto", prepare=None):
     """Load the model a config entry names; returns ``(model, tokenizer)``.
 
     ``model`` is a ``HookedTransformer`` (source ``transformer_lens``) or a
     ``TransformerBridge`` (``hf``, ``smollm2``), in eval mode on the resolved device.
     For ``smollm2``, ``cache_dir`` (``"auto"``: :func:`default_cache_dir`)
     keeps a converted copy of the GGUF file (see :func:`smollm2_converted_dir`);
-    ``None`` reads the GGUF file every time.
+    ``None`` reads the GGUF file every time. ``prepare``: called on the ``transformers`` model
+    before it is wrapped (``smollm2`` and ``hf`` only; e.g. the random-weights model of
+    saesim.sources.random_model).
     """
     if isinstance(spec, dict):
         spec = LanguageModelSpec.from_dict(spec)
@@ -185,12 +192,15 @@ def load_language_model(spec: LanguageModelSpec | dict[str, Any], *, cache_dir: 
     if spec.source == "smollm2":
         if cache_dir is not None:
             converted = smollm2_converted_dir(default_cache_dir() if cache_dir == "auto" else cache_dir)
-            return load_hf_bridge(str(converted), gguf_file=None, device=device, dtype=spec.dtype, bridge_name=SMOLLM2_NAME)
+            return load_hf_bridge(str(converted), gguf_file=None, device=device, dtype=spec.dtype, bridge_name=SMOLLM2_NAME,
+                                  prepare=prepare)
         return load_hf_bridge(
-            str(smollm2_dir()), gguf_file=SMOLLM2_GGUF, device=device, dtype=spec.dtype, bridge_name=SMOLLM2_NAME
+            str(smollm2_dir()), gguf_file=SMOLLM2_GGUF, device=device, dtype=spec.dtype, bridge_name=SMOLLM2_NAME, prepare=prepare
         )
     if spec.source == "hf":
-        return load_hf_bridge(spec.name, gguf_file=spec.gguf_file, device=device, dtype=spec.dtype)
+        return load_hf_bridge(spec.name, gguf_file=spec.gguf_file, device=device, dtype=spec.dtype, prepare=prepare)
+    if prepare is not None:
+        raise SaesimError(f"model {spec.name!r}: a TransformerLens model cannot be prepared (re-initialised) before loading")
     # transformer_lens
     from transformer_lens import HookedTransformer
 

@@ -212,7 +212,7 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
         raise SaesimError(f"{source}: {_describe(_deepest(errors[0]))}")
     for name, exp in config["experiments"].items():  # what the user wrote, before defaults
         if not source_kinds.of(exp).trains_saes:
-            for key in ("sae", "hooks", "store"):
+            for key in ("sae", "hooks", "store", "model_null"):
                 if key in exp:
                     raise SaesimError(
                         f"{source}: experiments.{name}.{key}: an imported-SAE experiment (source kind saes) "
@@ -278,6 +278,7 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
             check_model_values(exp["source"]["model"], f"{source}: experiments.{name}.source.model")
         for block in SNAPSHOT_BLOCKS:  # raises on a bad variant or hook
             snapshot_target(exp, block, where=f"{source}: experiments.{name}.{block}")
+        model_null(exp, where=f"{source}: experiments.{name}.model_null")  # raises on a bad kind, variant or hook
     for name, cmp in config.get("comparisons", {}).items():
         for side in ("a", "b"):
             ref = cmp[side]
@@ -533,3 +534,62 @@ def expected_l0(source: dict) -> float | None:
 
     return synthetic_expected_l0(source)
 
+
+
+#: the store families whose model saesim can re-initialise (``model_null``): language models
+#: loaded through transformers (smollm2, hf) and the modular-addition transformer
+MODEL_NULL_KINDS = ("smollm2", "hf", "modular")
+
+
+class ModelNull(NamedTuple):
+    """An experiment's random-weights model null (config ``model_null``), defaults filled in:
+    the (hook, variant) pairs trained on the random model, in the order of the experiment's hooks
+    and variants; the hooks its stores are extracted at; the seed labels of its SAEs; whether the
+    trained embeddings are kept; the re-initialisation seed."""
+
+    hook_variants: list[tuple[str, str]]
+    hooks: list[str]
+    seeds: list[int]
+    keep_embeddings: bool
+    seed: int
+
+
+def model_null(exp: dict, where: str = "model_null") -> ModelNull | None:
+    """The :class:`ModelNull` of a validated experiment, or None (no ``model_null`` block, or
+    ``enabled: false``). Raises SaesimError naming the key (``where``) for a source kind whose
+    model cannot be re-initialised, a variant or hook the experiment does not have, or a choice
+    that trains nothing.
+
+    Defaults: every variant, every hook, the first two of ``sae.seeds``, ``keep_embeddings``
+    false, seed 0 (language models) or ``source.seed`` (the modular model before training).
+    """
+    conf = exp.get("model_null")
+    if not conf or not conf.get("enabled", True):
+        return None
+    kind = exp["source"]["kind"]
+    if kind not in MODEL_NULL_KINDS:
+        raise SaesimError(
+            f"{where}: a {kind} experiment has no model saesim can re-initialise; the random-weights model null "
+            f"needs source kind {', '.join(MODEL_NULL_KINDS)}"
+        )
+    by_id = {v.id: v for v in expand_variants(exp)}
+    hooks = source_kinds.hooks_of(exp)
+    variants = conf.get("variants") or list(by_id)
+    for vid in variants:
+        if vid not in by_id:
+            raise SaesimError(f"{where}.variants: {vid!r} is not a variant of this experiment; variants: {', '.join(by_id)}")
+    chosen_hooks = conf.get("hooks") or list(hooks)
+    for hook in chosen_hooks:
+        if hook not in hooks:
+            raise SaesimError(f"{where}.hooks: {hook!r} is not a hook of this experiment; hooks: {', '.join(hooks)}")
+    pairs = [(h, vid) for h in hooks if h in chosen_hooks for vid in by_id if vid in variants and by_id[vid].trained_at(h)]
+    if not pairs:
+        raise SaesimError(f"{where}: none of the variants {variants} is trained at the hooks {chosen_hooks}; nothing to train")
+    used_hooks = [h for h in hooks if any(h == ph for ph, _ in pairs)]
+    idle = [h for h in conf.get("hooks") or [] if h not in used_hooks]
+    if idle:
+        raise SaesimError(f"{where}.hooks: none of the variants {variants} is trained at {', '.join(idle)}")
+    seeds = list(conf.get("seeds") or exp["sae"]["seeds"][:2])
+    default_seed = exp["source"].get("seed", 0) if kind == "modular" else 0
+    seed = conf.get("seed", default_seed)
+    return ModelNull(pairs, used_hooks, seeds, bool(conf.get("keep_embeddings", False)), int(seed))

@@ -16,12 +16,14 @@ from typing import Any, Mapping
 
 #: every artifact lies below this folder (relative to the project folder)
 RESULTS = "results"
-#: ``real``: an artifact of the experiment; ``null``: of its trained null (results/<exp>/null/...)
-ROLES = ("real", "null")
-_ROLE_DIR = {"real": "", "null": "null/"}
+#: ``real``: an artifact of the experiment; ``null``: of its trained Gaussian null
+#: (results/<exp>/null/...); ``randmodel``: of its random-weights model null (results/<exp>/randmodel/...)
+ROLES = ("real", "null", "randmodel")
+_ROLE_DIR = {"real": "", "null": "null/", "randmodel": "randmodel/"}
+_ROLE_NAME = {"real": "the experiment", "null": "the trained null", "randmodel": "the random-weights model null"}
 
 #: kind -> path below RESULTS. Fields: ``exp``, ``hook``, ``variant``, ``seed`` (one SAE) or
-#: ``a``/``b`` (a seed pair) and ``null`` (the role's folder) come from the identity; the
+#: ``a``/``b`` (a seed pair) and ``null`` (the role's folder: none, ``null/`` or ``randmodel/``) come from the identity; the
 #: others are keywords of :func:`path`. Field names are the workflow's wildcard names.
 TEMPLATES = {
     # one SAE, one seed pair, one store (of the experiment or of its trained null)
@@ -157,8 +159,8 @@ def _identity_fields(kind: str, ident: ArtifactId) -> dict:
     out = {"exp": ident.experiment, "hook": ident.hook, "variant": ident.variant}
     if "null" in names:
         out["null"] = _ROLE_DIR[ident.role]
-    elif ident.null:
-        raise ValueError(f"{kind}: the trained null has no such artifact ({ident})")
+    elif ident.role != "real":
+        raise ValueError(f"{kind}: {_ROLE_NAME[ident.role]} has no such artifact ({ident})")
     n_seeds = 1 if "seed" in names else 2 if "a" in names else 0
     if len(ident.seeds) != n_seeds:
         raise ValueError(f"{kind}: needs {n_seeds} seed(s), got {list(ident.seeds)}")
@@ -191,8 +193,8 @@ def pattern(kind: str, role: str = "real", *, root: str = RESULTS, **extra) -> s
     if role not in ROLES:
         raise ValueError(f"artifact role {role!r} is not one of {', '.join(ROLES)}")
     template = _template(kind)
-    if role == "null" and "{null}" not in template:
-        raise ValueError(f"{kind}: the trained null has no such artifact")
+    if role != "real" and "{null}" not in template:
+        raise ValueError(f"{kind}: {_ROLE_NAME[role]} has no such artifact")
     out = template.format_map(_Wildcards(extra, null=_ROLE_DIR[role]))
     return f"{root}/{out}" if root else out
 
@@ -202,7 +204,7 @@ def _regex(kind: str) -> re.Pattern:
     for literal, field, _, _ in string.Formatter().parse(_template(kind)):
         parts.append(re.escape(literal))
         if field == "null":
-            parts.append(r"(?P<null>null/)?")
+            parts.append(r"(?P<null>(?:null|randmodel)/)?")
         elif field:
             parts.append(f"(?P<{field}>{FIELD_PATTERNS.get(field, _ANY)})")
     return re.compile("(?:^|/)" + re.escape(RESULTS) + "/" + "".join(parts) + "/?$")
@@ -219,7 +221,8 @@ def parse(kind: str, artifact_path: Any) -> tuple[ArtifactId | None, dict]:
     if "exp" not in g:
         return None, extra
     seeds = (g["seed"],) if "seed" in g else tuple(g[k] for k in ("a", "b") if k in g)
-    ident = ArtifactId(g["exp"], g.get("hook"), g.get("variant"), tuple(int(s) for s in seeds), "null" if g.get("null") else "real")
+    role = g["null"].rstrip("/") if g.get("null") else "real"
+    ident = ArtifactId(g["exp"], g.get("hook"), g.get("variant"), tuple(int(s) for s in seeds), role)
     return ident, extra
 
 

@@ -16,7 +16,7 @@ import copy
 from saesim.workflow import layout
 from saesim.sources import kinds as source_kinds
 from saesim.saes.architectures import figure_choice
-from saesim.workflow.config import expand_variants, expected_l0, seed_pair, snapshot_target
+from saesim.workflow.config import expand_variants, expected_l0, model_null, seed_pair, snapshot_target
 from saesim.errors import SaesimError, check_no_broken_links
 from saesim.workflow.layout import ArtifactId
 from saesim.workflow.resources import RuleCosts
@@ -229,7 +229,17 @@ def rule_name(prefix, exp):
 
 
 def role_of(null):
+    """The artifact role (saesim.workflow.layout.ROLES) of a ``null`` argument: False (the real
+    SAEs), True (the trained Gaussian null) or a role name (``"randmodel"``: the random-weights model)."""
+    if isinstance(null, str):
+        if null not in layout.ROLES:
+            raise ValueError(f"artifact role {null!r} is not one of {', '.join(layout.ROLES)}")
+        return null
     return "null" if null else "real"
+
+
+#: the config block whose ``seeds`` each role's SAEs use
+_SEEDS_BLOCK = {"real": "sae", "null": "null", "randmodel": "model_null"}
 
 
 # ---- the plan of one validated config ------------------------------------------------
@@ -255,6 +265,7 @@ class Plan:
         self.gpu = 1 if uses_gpu(self.device) else 0
         #: the rules' resource functions: ``plan.cost.mem_mb(rule)``, ``plan.cost.runtime(rule)``
         self.cost = RuleCosts(self)
+        self._model_nulls = {}
         #: imported experiment -> label -> its SAE (saesim.workflow.suite_runs.expand_imported)
         self.imported = {
             name: {item["label"]: item for item in expand_imported(e["source"]["saes"], f"experiments.{name}.source.saes")}
@@ -293,12 +304,21 @@ class Plan:
     def variants(self, exp):
         return variants(self.experiments[exp])
 
-    def hook_variants(self, exp):
+    def hook_variants(self, exp, null=False):
+        """(hook, variant id) of an experiment's SAEs; for the random-weights model
+        (``null="randmodel"``) those its model_null block chooses."""
+        if role_of(null) == "randmodel":
+            target = self.model_null(exp)
+            return list(target.hook_variants) if target is not None else []
         return hook_variants(self.experiments[exp])
 
     def seeds(self, exp, null=False):
-        """Seed labels of an experiment's SAEs, or of its null SAEs."""
-        return self.experiments[exp]["null" if null else "sae"]["seeds"]
+        """Seed labels of an experiment's SAEs, or of its null's (``null``: True, or a role, see role_of)."""
+        role = role_of(null)
+        if role == "randmodel":
+            target = self.model_null(exp)
+            return target.seeds if target is not None else []
+        return self.experiments[exp][_SEEDS_BLOCK[role]]["seeds"]
 
     def seed_pairs(self, exp, null=False):
         return seed_pairs(self.seeds(exp, null))
@@ -309,6 +329,60 @@ class Plan:
     def roles(self, exp):
         """``False`` (the real SAEs), then ``True`` where the experiment trains a null."""
         return (False, True) if self.null_enabled(exp) else (False,)
+
+    def model_null(self, exp):
+        """The experiment's random-weights model null (saesim.workflow.config.ModelNull), or None."""
+        if exp not in self._model_nulls:  # asked for by many input functions: resolve once
+            self._model_nulls[exp] = model_null(self.experiments[exp], f"experiments.{exp}.model_null")
+        return self._model_nulls[exp]
+
+    def randmodel_enabled(self, exp):
+        return not is_imported(self.experiments[exp]) and self.model_null(exp) is not None
+
+    def role_enabled(self, exp, null):
+        """Whether the experiment has SAEs of a role: the real ones always, the null's and the
+        random model's where configured."""
+        role = role_of(null)
+        if role == "null":
+            return self.null_enabled(exp)
+        if role == "randmodel":
+            return self.randmodel_enabled(exp)
+        return True
+
+    def training_roles(self, exp):
+        """Every role whose SAEs the experiment trains: real, then the null's and the random model's where configured."""
+        return [r for r in layout.ROLES if self.role_enabled(exp, r)]
+
+    def randmodel_hooks(self, exp):
+        """The hooks the random model's stores are extracted at (none without a model_null block)."""
+        target = self.model_null(exp)
+        return list(target.hooks) if target is not None else []
+
+    def randmodel_params(self, exp):
+        """Params of the random model's extraction job: the ModelNull block as plain data, the
+        source, store settings and the device."""
+        target = self.model_null(exp)
+        return {
+            "model_null": {"seed": target.seed, "keep_embeddings": target.keep_embeddings},
+            "hooks": list(target.hooks),
+            "source": self.experiments[exp]["source"],
+            "store": self.experiments[exp]["store"],
+            "family": self.source_kind(exp).store_rule,
+            "device": self.device,
+        }
+
+    def randmodel_inputs(self, exp):
+        """The random model's extraction inputs: a language model's corpus; for the modular
+        model, the trained model only when its embeddings are kept (its config is in the params)."""
+        if self.source_kind(exp).store_rule == "language":
+            return {"corpus": layout.path("corpus", ArtifactId(exp))}
+        if self.model_null(exp).keep_embeddings:
+            return {"model": layout.path("model", ArtifactId(exp))}
+        return {}
+
+    def store_input(self, null):
+        """An input function: the store of a job's ``exp`` and ``hook`` wildcards, for a role."""
+        return lambda w: self.store(w.exp, w.hook, null)
 
     def row_exclusions(self, exp):
         """The rows SAE training leaves out (for moments streamed from the store itself)."""
@@ -342,9 +416,12 @@ class Plan:
     def sae_identity(self, exp, hook, variant, seed, null=False):
         return ArtifactId(exp, hook, variant, (seed,), role_of(null)).to_dict()
 
-    def moments_source(self, exp, hook):
+    def moments_source(self, exp, hook, null=False):
         """Where the store's mean and covariance come from (saesim.similarity.geometry.load_moments): the null
-        store, which keeps them as fitted in its one streaming pass; else the store itself."""
+        store, which keeps them as fitted in its one streaming pass; else the store itself. The random
+        model's (``null="randmodel"``): its own store, a distribution of its own."""
+        if role_of(null) == "randmodel":
+            return self.store(exp, hook, "randmodel")
         return self.store(exp, hook, null=self.null_enabled(exp))
 
     def baseline(self, exp, hook, variant):
@@ -354,22 +431,22 @@ class Plan:
     # ---- every artifact of a kind, in target order
 
     def saes(self, exp, null=False):
-        """Every SAE folder of an experiment (or of its null: none without one), hooks first."""
-        if null and not self.null_enabled(exp):
+        """Every SAE folder of an experiment (or of its null or random model: none without one), hooks first."""
+        if not self.role_enabled(exp, null):
             return []
-        return [self.sae(exp, h, v, s, null) for h, v in self.hook_variants(exp) for s in self.seeds(exp, null)]
+        return [self.sae(exp, h, v, s, null) for h, v in self.hook_variants(exp, null) for s in self.seeds(exp, null)]
 
     def sae_keys(self, exp):
         """``hook/variant/seed<s>`` of every SAE of an experiment, in the order of :meth:`saes`."""
         return [layout.sae_key(ArtifactId(exp, h, v, (s,))) for h, v in self.hook_variants(exp) for s in self.seeds(exp)]
 
     def pair_files(self, exp, null=False):
-        if null and not self.null_enabled(exp):
+        if not self.role_enabled(exp, null):
             return []
         role = role_of(null)
         return [
             layout.path("pair", ArtifactId(exp, h, v, (a, b), role))
-            for h, v in self.hook_variants(exp)
+            for h, v in self.hook_variants(exp, null)
             for a, b in self.seed_pairs(exp, null)
         ]
 
@@ -481,13 +558,14 @@ class Plan:
             "resume_dirs": [self.side_dir("resume", e, h, v, s, null) for e, h, v, s in saes],
             "trained_caches": [self.side_dir("trained_cache", e, h, v, s, null) for e, h, v, s in saes],
             "identities": [self.sae_identity(e, h, v, s, null) for e, h, v, s in saes],
-            "snapshots": [self.snapshot_fractions(e, h, v) for e, h, v, s in saes],
+            # the random model's SAEs keep none (no trajectory reads them)
+            "snapshots": [[] if role_of(null) == "randmodel" else self.snapshot_fractions(e, h, v) for e, h, v, s in saes],
         }
 
     def experiment_training_saes(self, exp, null):
         """(exp, hook, variant, seed) of every SAE of an experiment (or of its null), hooks first:
         what its one training job trains (sae.train_jobs: experiment)."""
-        return [(exp, h, v, s) for h, v in self.hook_variants(exp) for s in self.seeds(exp, null)]
+        return [(exp, h, v, s) for h, v in self.hook_variants(exp, null) for s in self.seeds(exp, null)]
 
     def variant_training_params(self, null):
         """Input functions of the params of the job that trains every seed of one variant at one
@@ -761,6 +839,7 @@ class Plan:
             if is_imported(self.experiments[s["experiment"]]):
                 check_same_d({m: v["spec"] for m, v in members.items()}, f"suites.{suite}")
         stores = [self.store(exp, h, null) for exp in self.trained() for null in self.roles(exp) for h in self.hooks(exp)]
+        stores += [self.store(exp, h, "randmodel") for exp in self.trained() for h in self.randmodel_hooks(exp)]
         check_no_broken_links(stores, "activation store")
         for exp in self.trained():
             self.causal_files(exp)

@@ -535,9 +535,9 @@ class RuleCosts:
             return self.plan.variants(w.exp)[w.variant].width
         return int(w.width)
 
-    def _hook_widths(self, exp):
-        """(hook, width) of every SAE variant an experiment trains."""
-        return [(h, self.plan.variants(exp)[v].width) for h, v in self.plan.hook_variants(exp)]
+    def _hook_widths(self, exp, null=False):
+        """(hook, width) of every SAE variant an experiment trains (``null="randmodel"``: on its random model)."""
+        return [(h, self.plan.variants(exp)[v].width) for h, v in self.plan.hook_variants(exp, null)]
 
     # ---- tables and figures (and the run time of other short jobs)
 
@@ -564,22 +564,28 @@ class RuleCosts:
     # ---- SAE training: one variant's seeds (wildcards hook, variant) or, with
     # sae.train_jobs: experiment, every SAE of the experiment (no wildcards)
 
-    def _train_saes_mem_mb(self, w, attempt):
+    def _train_saes_mem_mb(self, w, attempt, null=False):
         if hasattr(w, "variant"):
             return train_sae_mem_mb(self._exp(w), w.hook, self._width(w), attempt)
-        return train_experiment_mem_mb(self._exp(w), self._hook_widths(w.exp), attempt)
+        return train_experiment_mem_mb(self._exp(w), self._hook_widths(w.exp, null), attempt)
 
     def _train_saes_runtime(self, w, threads, attempt, null=False):
-        if hasattr(w, "variant"):  # the job's seeds: sae.seeds, or null.seeds for the null's rule
-            n = len(self.plan.seeds(w.exp, null))
-            return n * train_sae_runtime(self._exp(w), w.hook, self._width(w), threads, self.plan.gpu, attempt)
+        # the job's seeds: sae.seeds, null.seeds for the null's rule, model_null.seeds for the random model's
         n = len(self.plan.seeds(w.exp, null))
-        return train_experiment_runtime(self._exp(w), self._hook_widths(w.exp), n, threads, self.plan.gpu, attempt)
+        if hasattr(w, "variant"):
+            return n * train_sae_runtime(self._exp(w), w.hook, self._width(w), threads, self.plan.gpu, attempt)
+        return train_experiment_runtime(self._exp(w), self._hook_widths(w.exp, null), n, threads, self.plan.gpu, attempt)
 
     _train_null_saes_mem_mb = _train_saes_mem_mb
 
     def _train_null_saes_runtime(self, w, threads, attempt):
         return self._train_saes_runtime(w, threads, attempt, null=True)
+
+    def _train_randmodel_saes_mem_mb(self, w, attempt):
+        return self._train_saes_mem_mb(w, attempt, null="randmodel")
+
+    def _train_randmodel_saes_runtime(self, w, threads, attempt):
+        return self._train_saes_runtime(w, threads, attempt, null="randmodel")
 
     # ---- comparisons of SAEs, evaluation against ground truth
 
@@ -632,6 +638,19 @@ class RuleCosts:
 
     def _extract_activations_runtime(self, w, threads, attempt):
         return extract_runtime(self._exp(w), self.plan.hooks(w.exp), threads, self.plan.gpu, attempt)
+
+    def _extract_randmodel_stores_mem_mb(self, w, attempt):
+        """The random model's stores: a language model's or the modular model's extraction at its hooks."""
+        hooks = self.plan.randmodel_hooks(w.exp)
+        if self.plan.source_kind(w.exp).store_rule == "modular":
+            return extract_modular_mem_mb(self._exp(w), hooks, attempt)
+        return extract_mem_mb(self._exp(w), hooks, attempt)
+
+    def _extract_randmodel_stores_runtime(self, w, threads, attempt):
+        hooks = self.plan.randmodel_hooks(w.exp)
+        if self.plan.source_kind(w.exp).store_rule == "modular":
+            return extract_modular_runtime(self._exp(w), hooks, attempt)
+        return extract_runtime(self._exp(w), hooks, threads, self.plan.gpu, attempt)
 
     # ---- universality: comparisons by activations, downstream loss, co-activation
 

@@ -192,11 +192,19 @@ class ArraySAE:
 
 
 def load_sae(path: str | os.PathLike, device: str = "cpu"):
-    """Load an sae-lens SAE folder (``cfg.json`` + ``sae_weights.safetensors``)."""
+    """Load an sae-lens SAE folder (``cfg.json`` + ``sae_weights.safetensors``): on the CPU as a
+    :class:`saesim.saes.encoding.NumpySAE` where the numpy encoder reads its architecture (no
+    sae-lens import, about 10 CPU-seconds a job), else with sae-lens."""
     path = Path(path)
     if not (path / "cfg.json").exists():
         raise SaesimError(f"{path}: not an SAE folder (no cfg.json)")
-    from sae_lens import SAE  # heavy import (~7 s), only when an SAE folder is given
+    if device == "cpu":
+        from saesim.saes.encoding import numpy_sae
+
+        sae = numpy_sae(path)
+        if sae is not None:
+            return sae
+    from sae_lens import SAE  # heavy import (~10 CPU-s): architectures the numpy encoder cannot read, GPUs
 
     try:
         return SAE.load_from_disk(str(path), device=device)
