@@ -301,6 +301,88 @@ def test_trained_saes_on_a_recoverable_synthetic_store(tmp_path):
     assert v["frac_stable_lo"] == pytest.approx(0.8) and v["n_pairs"] == 3
 
 
+def _anisotropic(rng, n=4000, d=12):
+    """Activations with a large mean and very unequal variances: x = mu + z L^T."""
+    mix = rng.standard_normal((d, d)) * np.linspace(0.2, 3.0, d)
+    return rng.standard_normal(d) * 5 + rng.standard_normal((n, d)) @ mix.T
+
+
+def _moments_of(x):
+    from saesim.similarity.geometry import Moments
+
+    return Moments(x.mean(0), np.cov(x.T, bias=True), len(x))
+
+
+def _noisy_seeds(rng, n=40, d=12, seeds=(0, 1, 2), noise=0.3):
+    base = rng.standard_normal((n, d))
+    return {s: base[rng.permutation(n)] + noise * rng.standard_normal((n, d)) for s in seeds}
+
+
+def test_whitened_reappearance_is_invariant_under_an_invertible_linear_map(rng):
+    """Store and every SAE (real and null) mapped by a random invertible A (x -> A x, decoder rows
+    d -> A d): partners, |cos|, the null-calibrated threshold and reappearance in whitened
+    coordinates are unchanged; the raw ones change (mirrors tests/test_geometry.py)."""
+    x = _anisotropic(rng)
+    d = x.shape[1]
+    real = _noisy_seeds(rng)
+    null = {s: rng.standard_normal((40, d)) for s in (0, 1)}
+    stats = {"real": {s: _fake_stats(40, rng) for s in real}, "null": {s: _fake_stats(40, rng) for s in null}}
+    # well conditioned enough that whitening keeps every direction on both sides (1e-6 of the top eigenvalue)
+    A = np.linalg.qr(rng.standard_normal((d, d)))[0] * np.geomspace(0.3, 3, d) + 0.1 * rng.standard_normal((d, d))
+    mapped = {role: {s: dec @ A.T for s, dec in decs.items()} for role, decs in (("real", real), ("null", null))}
+    before = pl.analyse_variant({"real": real, "null": null}, stats, moments=_moments_of(x))
+    after = pl.analyse_variant(mapped, stats, moments=_moments_of(x @ A.T))
+    wb, wa = before.spaces["whitened"], after.spaces["whitened"]
+    assert wb["threshold_source"] == "null_q0.99" and wb["dim"] == wa["dim"] == d
+    assert wa["threshold"] == pytest.approx(wb["threshold"], abs=1e-5)
+    for key in before.tables:
+        tb, ta = before.tables[key], after.tables[key]
+        np.testing.assert_array_equal(ta["best_partner_white"], tb["best_partner_white"])
+        np.testing.assert_allclose(ta["best_cos_white"], tb["best_cos_white"], atol=1e-5)
+        np.testing.assert_array_equal(ta["reappear_t_white"], tb["reappear_t_white"])
+    rows_b = {(r["role"], r["seed"]): r for r in before.sae_rows}
+    rows_a = {(r["role"], r["seed"]): r for r in after.sae_rows}
+    for key in rows_b:
+        assert rows_a[key]["frac_stable_white"] == rows_b[key]["frac_stable_white"]
+    # raw coordinates see the map: |cos|, the threshold and the reappearance move
+    raw_shift = max(np.abs(after.tables[k]["best_cos"] - before.tables[k]["best_cos"]).max() for k in before.tables)
+    assert raw_shift > 0.1
+    assert abs(after.threshold - before.threshold) > 1e-3
+    assert any(not np.array_equal(after.tables[k]["reappear_t"], before.tables[k]["reappear_t"]) for k in before.tables)
+    # the summary carries the space's columns, with random decoders in the space's dimension
+    summ = pl.variant_summary(before, 40, d)
+    for col in ("frac_stable_white", "frac_stable_white_null", "frac_stable_white_random", "reappear_mean_mr",
+                "reappear_mean_mr_random", "ev_share_stable_white", "threshold_white", "threshold_mr"):
+        assert np.isfinite(summ[col]), col
+    assert summ["dim_mr"] == d - 1
+    assert summ["frac_stable_white_random"] == pytest.approx(
+        pl.random_reappearance(wb["threshold"], 40, d, 2)["frac_stable"])
+
+
+def test_isotropic_centred_moments_leave_every_space_equal_to_raw(rng):
+    """Mean 0 and covariance I: mean removal does nothing and whitening is a rotation, so every
+    space's partners, threshold and stable share equal the raw ones; without moments the space
+    columns are absent and NaN in the summary."""
+    from saesim.similarity.geometry import Moments
+
+    d = 16
+    real = _noisy_seeds(rng, n=30, d=d)
+    null = {s: rng.standard_normal((30, d)) for s in (0, 1)}
+    stats = {"real": {s: _fake_stats(30, rng) for s in real}, "null": {s: _fake_stats(30, rng) for s in null}}
+    va = pl.analyse_variant({"real": real, "null": null}, stats, moments=Moments(np.zeros(d), np.eye(d)))
+    for name, sfx in (("mean_removed", "mr"), ("whitened", "white")):
+        assert va.spaces[name]["threshold"] == pytest.approx(va.threshold, abs=1e-5) and va.spaces[name]["dim"] == d
+        for t in va.tables.values():
+            np.testing.assert_array_equal(t[f"best_partner_{sfx}"], t["best_partner"])
+            np.testing.assert_array_equal(t[f"stable_{sfx}"], t["stable"])
+        for r in va.sae_rows:
+            assert r[f"frac_stable_{sfx}"] == r["frac_stable"]
+    plain = pl.analyse_variant({"real": real, "null": null}, stats)
+    assert plain.spaces == {} and "best_cos_white" not in plain.tables[("real", 0)]
+    summ = pl.variant_summary(plain, 30, d)
+    assert np.isnan(summ["frac_stable_white"]) and np.isnan(summ["frac_stable_white_random"])
+
+
 def _planted_block_store(path, rng, n=30_000, d=32, n_clean=8, r=8):
     """Activations in R^d: ``n_clean`` sparse features along orthonormal directions (each fires on
     12% of rows, magnitude 1 + Exp(0.5)), plus an r-dimensional block, orthogonal to them, active on

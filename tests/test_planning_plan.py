@@ -172,6 +172,20 @@ def test_comparison_inputs_files_and_exclusions_of_the_default_config(default):
     targets = default.all_targets()
     assert "results/comparisons/smollm2-layers/transfer.csv" in targets and "results/suites/smollm2-widths/matrix.csv" in targets
     assert any(t.startswith("results/modular/causal/") for t in targets)
+    # causal equivalence of SmolLM2 k 64 at blocks.6: the language-model job's inputs and options
+    assert default.causal_files("smollm2") == ["results/smollm2/causal/blocks.6.hook_out/topk-w1152-k64/seed0-seed1.json"]
+    assert default.causal_files("smollm2")[0] in targets
+    w = SimpleNamespace(exp="smollm2", hook="blocks.6.hook_out", variant="topk-w1152-k64", a="0", b="1")
+    assert default.causal_inputs(w) == {
+        "a": "results/smollm2/saes/blocks.6.hook_out/topk-w1152-k64/seed0",
+        "b": "results/smollm2/saes/blocks.6.hook_out/topk-w1152-k64/seed1",
+        "corpus": "results/smollm2/corpus.npz", "store": "results/smollm2/stores/blocks.6.hook_out.h5",
+    }
+    opts = default.causal_options("smollm2")
+    assert opts["kind"] == "language" and opts["exclude_positions"] == [0] and opts["source"]["kind"] == "smollm2"
+    assert default.causal_options("modular")["kind"] == "modular"
+    assert sorted(default.causal_inputs(SimpleNamespace(exp="modular", hook="blocks.0.hook_mlp_out", variant="topk-w512-k16",
+                                                        a="0", b="1"))) == ["a", "b", "model"]
     assert "results/smollm2/downstream.json" in default.downstream_files("smollm2")
 
 
@@ -179,7 +193,7 @@ def test_causal_blocks_are_checked_at_start_up():
     raw = copy.deepcopy(TINY)
     raw["experiments"]["toy"]["causal"] = {"variants": ["topk-w12-k2"]}
     p = plan_of(raw)
-    with pytest.raises(SaesimError, match=r"^experiments\.toy\.causal: needs a modular-addition experiment"):
+    with pytest.raises(SaesimError, match=r"^experiments\.toy\.causal: needs a modular-addition or language-model experiment"):
         p.check()
 
 

@@ -35,12 +35,10 @@ rule plot_coordinate_spaces:
         "../../scripts/plot_coordinate_spaces.py"
 
 
-# Causal equivalence of matched latents (modular models; config experiments.<exp>.causal).
+# Causal equivalence of matched latents (modular and language models; config experiments.<exp>.causal).
 rule causal_equivalence:
     input:
-        model=layout.pattern("model"),
-        a=layout.pattern("sae", seed="{a}"),
-        b=layout.pattern("sae", seed="{b}"),
+        unpack(plan.causal_inputs),
     output:
         layout.pattern("causal"),
     log:
@@ -49,14 +47,15 @@ rule causal_equivalence:
         a=r"\d+",
         b=r"\d+",
     params:
-        causal=lambda w: plan.experiments[w.exp]["causal"],
+        causal=lambda w: plan.causal_options(w.exp),
         memory_budget_mb=config["memory_budget_mb"],
         identity=planning.job_identity(),
         code=code_of("scripts/causal_equivalence.py"),
     threads: config["threads_per_job"]
     resources:
-        mem_mb=plan.cost.mem_mb("table"),
-        runtime=plan.cost.runtime("table"),
+        mem_mb=plan.cost.mem_mb("causal_equivalence"),
+        runtime=plan.cost.runtime("causal_equivalence"),
+        gpu=lambda w: plan.gpu if plan.causal_options(w.exp)["kind"] == "language" else 0,
     conda:
         "../../envs/saesim.yaml"
     script:

@@ -12,6 +12,7 @@ for _exp in [e for e in plan.experiments if plan.per_latent_enabled(e)]:
         input:
             saes=[s["path"] for s in _saes],
             stores=sorted({s["store"] for s in _saes}),
+            moments=sorted({s["moments"] for s in _saes}),
         output:
             saes=[layout.path("per_latent", ArtifactId.from_dict(s["identity"])) for s in _saes],
             table=report(

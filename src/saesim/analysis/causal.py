@@ -14,8 +14,10 @@ its own hook) the causal correlation is the Pearson correlation over tokens of `
 
 Models are reached through one callable, ``run(replacement) -> log-probs [n_tokens, vocab]``,
 that runs the model on a fixed token set with the hook's activation replaced by
-``replacement(act)`` (:func:`modular_runner` builds it for the modular-addition model; a
-language model's is the same with the next-token positions). Cost: one forward per ablated
+``replacement(act)`` (:func:`modular_runner` builds it for the modular-addition model), or a
+batched one, ``run(replacement, batch)`` (:class:`LanguageModelRunner`: held-out contexts of a
+language model, next-token predictions at the spliced positions, splicing as the downstream
+loss does). Cost: one forward per ablated
 latent plus one spliced forward per SAE, each over all tokens in batches. Memory: the log-probs
 of all tokens twice (spliced and one ablation; ``n_tokens x vocab`` float64, 3.7 MB for the
 modular model's 4,096 inputs) and the effects, ``2 x n_latents x n_tokens`` float64; bound it
@@ -36,48 +38,70 @@ DEFAULT_CAUSAL_PAIRS = 24
 HIGH_COS = 0.7
 
 
+def _runner_parts(run, targets) -> list[tuple[Callable, Any]]:
+    """``[(run of one part, its targets)]``: a batched runner (one with ``batches`` and
+    ``targets(batch)``, e.g. :class:`LanguageModelRunner`) part by part, else ``run`` on ``targets``."""
+    batches = getattr(run, "batches", None)
+    if batches is None:
+        if targets is None:
+            raise SaesimError("causal equivalence: a runner without batches needs the target tokens")
+        return [(run, targets)]
+    return [(lambda replacement, b=b: run(replacement, b), run.targets(b)) for b in batches]
+
+
 def ablation_effects(
     run: Callable[[Callable[[Any], Any]], Any],
     encode: Callable[[Any], Any],
     decode: Callable[[Any], Any],
     latents: Sequence[int],
-    targets: Any,
+    targets: Any = None,
 ) -> dict[str, np.ndarray]:
     """Per-token effects of ablating each of ``latents`` of one spliced SAE.
 
     ``run(replacement)`` returns log-probs ``[n_tokens, vocab]`` (torch) with the hook's
     activation replaced by ``replacement(act)``; ``targets`` ``[n_tokens]`` the target tokens.
+    A batched runner (``run.batches``, ``run(replacement, batch)``, ``run.targets(batch)``:
+    :class:`LanguageModelRunner`) is run batch by batch, every ablation of a batch before the
+    next, so only one batch's log-probs are held; ``targets`` is then not needed.
     Returns ``{"kl": [L, n_tokens], "dce": [L, n_tokens]}`` float64.
     """
     import torch
 
-    targets = torch.as_tensor(np.asarray(targets), dtype=torch.long)
-    memo: list = [None, None]  # (act, codes): a runner that passes the same tensor is encoded once
+    kl_parts, dce_parts = [], []
+    for part, part_targets in _runner_parts(run, targets):
+        tg = torch.as_tensor(np.asarray(part_targets), dtype=torch.long)
+        memo: list = [None, None]  # (act, codes): a runner that passes the same tensor is encoded once
 
-    def encode_once(act):
-        if memo[0] is not act:
-            memo[0], memo[1] = act, encode(act)
-        return memo[1]
+        def encode_once(act, memo=memo):
+            if memo[0] is not act:
+                memo[0], memo[1] = act, encode(act)
+            return memo[1]
 
-    def spliced(act):
-        return decode(encode_once(act))
+        def spliced(act, encode_once=encode_once):
+            return decode(encode_once(act))
 
-    with torch.no_grad():
-        base = run(spliced).double()
-        p_base = base.exp()
-        ce_base = -base.gather(-1, targets[:, None])[:, 0]
-        kl = np.empty((len(latents), base.shape[0]))
-        dce = np.empty_like(kl)
-        for row, i in enumerate(latents):
-            def ablated(act, i=int(i)):
-                z = encode_once(act).clone()
-                z[..., i] = 0
-                return decode(z)
+        with torch.no_grad():
+            base = part(spliced).double()
+            p_base = base.exp()
+            ce_base = -base.gather(-1, tg[:, None])[:, 0]
+            kl = np.empty((len(latents), base.shape[0]))
+            dce = np.empty_like(kl)
+            for row, i in enumerate(latents):
+                if not bool((memo[1][..., int(i)] != 0).any()):  # never active here: ablating it changes nothing
+                    kl[row], dce[row] = 0.0, 0.0
+                    continue
 
-            logp = run(ablated).double()
-            kl[row] = (p_base * (base - logp)).sum(-1).clamp_min(0).cpu().numpy()
-            dce[row] = (-logp.gather(-1, targets[:, None])[:, 0] - ce_base).cpu().numpy()
-    return {"kl": kl, "dce": dce}
+                def ablated(act, i=int(i), encode_once=encode_once):
+                    z = encode_once(act).clone()
+                    z[..., i] = 0
+                    return decode(z)
+
+                logp = part(ablated).double()
+                kl[row] = (p_base * (base - logp)).sum(-1).clamp_min(0).cpu().numpy()
+                dce[row] = (-logp.gather(-1, tg[:, None])[:, 0] - ce_base).cpu().numpy()
+        kl_parts.append(kl)
+        dce_parts.append(dce)
+    return {"kl": np.concatenate(kl_parts, axis=1), "dce": np.concatenate(dce_parts, axis=1)}
 
 
 def row_correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -91,23 +115,53 @@ def row_correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (a * b).sum(1) / den, np.nan)
 
 
-def choose_pairs(rows: np.ndarray, cols: np.ndarray, cos: np.ndarray, n_a: int, n_b: int, n_pairs: int, seed: int = 0):
-    """Matched pairs spread over the |cos| range (evenly spaced ranks of the one-to-one matching)
-    and as many random pairs (independent latents of A and B). Returns
+def choose_pairs(rows: np.ndarray, cols: np.ndarray, cos: np.ndarray, n_a: int, n_b: int, n_pairs: int, seed: int = 0,
+                 spacing: str = "rank"):
+    """Matched pairs spread over the |cos| range and as many random pairs (independent latents of
+    A and B). ``spacing="rank"``: evenly spaced ranks of the one-to-one matching; ``"cos"``: the
+    pairs nearest to evenly spaced |cos| values from the highest to the lowest (each pair once) (more of the few
+    high-|cos| pairs where most pairs sit low). Returns
     ``(matched_a, matched_b, matched_cos, random_a, random_b)``."""
-    order = np.argsort(-np.asarray(cos), kind="stable")
+    cos = np.asarray(cos)
+    order = np.argsort(-cos, kind="stable")
     k = min(int(n_pairs), len(order))
-    pick = order[np.unique(np.linspace(0, len(order) - 1, k).round().astype(int))] if k else order[:0]
+    if spacing == "cos" and k:
+        ranked = cos[order]  # descending
+        taken: list[int] = []
+        for target in np.linspace(ranked[0], ranked[-1], k):  # the nearest pair not yet taken
+            near = np.argsort(np.abs(ranked - target), kind="stable")
+            taken.append(int(next(j for j in near if j not in taken)))
+        pick = order[np.sort(taken)]
+    elif spacing in ("rank", "cos"):
+        pick = order[np.unique(np.linspace(0, len(order) - 1, k).round().astype(int))] if k else order[:0]
+    else:
+        raise SaesimError(f"causal pairs: spacing must be 'rank' or 'cos', got {spacing!r}")
     rng = np.random.default_rng(seed)
     ra = rng.choice(n_a, size=int(n_pairs), replace=n_pairs > n_a)
     rb = rng.choice(n_b, size=int(n_pairs), replace=n_pairs > n_b)
     return np.asarray(rows)[pick], np.asarray(cols)[pick], np.asarray(cos)[pick], ra, rb
 
 
+def mismatched_pairs(matched_a: Any, matched_b: Any, max_pairs: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random pairs among the matched latents: latent ``matched_a[k]`` of A with the partner
+    ``matched_b[l]`` of another matched pair (``k != l``), every such pair or ``max_pairs`` of
+    them drawn without replacement. Their latents are ablated for the matched pairs anyway, so
+    this baseline costs no forward pass (the language-model job's choice, where forwards dominate)."""
+    ma, mb = np.asarray(matched_a), np.asarray(matched_b)
+    k, l = np.nonzero(~np.eye(len(ma), dtype=bool))
+    keep = (ma[k] != ma[l]) & (mb[k] != mb[l])  # a latent matched twice is not a mismatch
+    k, l = k[keep], l[keep]
+    if max_pairs is not None and len(k) > max_pairs:
+        pick = np.sort(np.random.default_rng(seed).choice(len(k), size=int(max_pairs), replace=False))
+        k, l = k[pick], l[pick]
+    return ma[k], mb[l]
+
+
 def causal_equivalence(run_a, run_b, sae_a, sae_b, targets, matched, random_pairs) -> dict[str, Any]:
     """Causal correlations of matched and random pairs.
 
-    ``run_*``: the model runner of each SAE's hook (see :func:`ablation_effects`); ``sae_*``: objects
+    ``run_*``: the model runner of each SAE's hook (see :func:`ablation_effects`; ``targets`` is
+    None for batched runners, which know theirs); ``sae_*``: objects
     with torch ``encode``/``decode``; ``matched`` = (latents of A, latents of B, decoder |cos|);
     ``random_pairs`` = (latents of A, latents of B). Returns per-pair correlations of the KL and
     CE-change effects and the summary medians (matched pairs at |cos| >= :data:`HIGH_COS`, all
@@ -135,7 +189,7 @@ def causal_equivalence(run_a, run_b, sae_a, sae_b, targets, matched, random_pair
                     "kl_corr": corr(ma, mb, "kl").tolist(), "dce_corr": corr(ma, mb, "dce").tolist()},
         "random": {"a": ra.tolist(), "b": rb.tolist(),
                    "kl_corr": corr(ra, rb, "kl").tolist(), "dce_corr": corr(ra, rb, "dce").tolist()},
-        "n_tokens": int(len(np.asarray(targets))),
+        "n_tokens": int(eff_a["kl"].shape[1]),
         "high_cos": HIGH_COS,
     }
     high = mcos >= HIGH_COS
@@ -193,3 +247,67 @@ def modular_runner(model, hook: str, tokens: Any, batch_size: int = 4096) -> Cal
         return torch.cat(outs)
 
     return run
+
+
+#: held-out contexts per forward of :class:`LanguageModelRunner` (its log-probs are contexts x n_ctx x vocab)
+LM_BATCH_CONTEXTS = 4
+
+
+class LanguageModelRunner:
+    """A batched runner (see :func:`ablation_effects`) for a language model with an SAE spliced in.
+
+    ``model`` is what :func:`saesim.analysis.downstream.downstream_losses` takes (a
+    ``TransformerBridge`` or ``HookedTransformer``: ``run_with_hooks(tokens, fwd_hooks=...)``
+    returning logits); ``tokens`` ``[n_contexts, n_ctx]`` held-out contexts; ``keep`` (bool
+    ``[n_contexts, n_ctx]``) and ``max_norm`` say where the SAE is spliced, as for the downstream
+    loss (:func:`saesim.analysis.downstream.splice`: elsewhere the clean activation passes).
+    ``run(replacement, batch)`` runs the contexts of one batch (``batch_contexts`` of them) with
+    the hook's activation replaced by ``replacement(act)`` and returns the next-token log-probs at
+    the spliced positions (``keep[:, :-1]``), ``[n_predictions, vocab]``; ``targets(batch)``
+    the tokens they predict. Each batch's hook activation is kept from its first run (the
+    spliced baseline) and passed, the same tensor every time, to every later replacement, so
+    an SAE encodes it once per batch. Memory: the model, ``n_contexts x n_ctx x d`` cached
+    activations and one batch's log-probs (float64, three copies in :func:`ablation_effects`).
+    """
+
+    def __init__(self, model, hook: str, tokens: Any, keep: Any = None, max_norm: float | None = None,
+                 batch_contexts: int = LM_BATCH_CONTEXTS):
+        import torch
+
+        self.model, self.hook, self.max_norm = model, hook, max_norm
+        self.tokens = torch.as_tensor(np.asarray(tokens), dtype=torch.long)
+        if self.tokens.ndim != 2 or self.tokens.shape[1] < 2 or self.tokens.shape[0] == 0:
+            raise SaesimError(f"language-model runner: tokens must be [n_contexts >= 1, n_ctx >= 2], got {tuple(self.tokens.shape)}")
+        self.keep = torch.ones(self.tokens.shape, dtype=torch.bool) if keep is None else torch.as_tensor(np.array(keep, dtype=bool))
+        if self.keep.shape != self.tokens.shape:
+            raise SaesimError(f"language-model runner: keep mask is {tuple(self.keep.shape)}, tokens are {tuple(self.tokens.shape)}")
+        self.batch_contexts = max(1, int(batch_contexts))
+        self.batches = list(range(0, self.tokens.shape[0], self.batch_contexts))
+        self._acts: dict = {}
+        self.device = next(iter(model.parameters())).device
+
+    def _slice(self, batch: int) -> slice:
+        return slice(batch, batch + self.batch_contexts)
+
+    def targets(self, batch: int) -> np.ndarray:
+        sl = self._slice(batch)
+        return self.tokens[sl, 1:][self.keep[sl, :-1]].numpy()
+
+    def __call__(self, replacement: Callable[[Any], Any], batch: int):
+        import torch
+
+        from saesim.analysis.downstream import splice
+
+        sl = self._slice(batch)
+        acts = self._acts
+
+        def swap(act):
+            if batch not in acts:  # the first run of a batch keeps its clean activation
+                acts[batch] = act.detach().clone()
+            return replacement(acts[batch])
+
+        hook_fn = splice(swap, self.keep[sl], self.max_norm)
+        with torch.no_grad():
+            logits = self.model.run_with_hooks(self.tokens[sl].to(self.device), fwd_hooks=[(self.hook, hook_fn)])
+        logp = logits.float().log_softmax(-1)[:, :-1]
+        return logp[self.keep[sl, :-1].to(logp.device)]

@@ -33,7 +33,7 @@ reconstructions and O(n_latents) float64 accumulators; the decoder is read, neve
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -41,7 +41,7 @@ import numpy as np
 
 from saesim.errors import SaesimError
 from saesim.registry.intervals import interval_stats
-from saesim.registry.metrics import PER_LATENT_METRICS
+from saesim.registry.metrics import COORDINATE_SPACES, per_latent_metrics
 
 #: fixed thresholds reported beside the calibrated one
 FIXED_THRESHOLDS = (0.7, 0.9)
@@ -347,10 +347,10 @@ def subspace_rank(n_unstable_a: int, n_unstable_b: int, d: int, fraction: float)
 # One variant: every SAE's per-latent table, pair rows and the variant's summary
 # --------------------------------------------------------------------------
 
-#: per-SAE numbers summarised per variant (saesim.registry.metrics.PER_LATENT_METRICS, per="sae"); interval over SAEs
-SAE_QUANTITIES = tuple(m.name for m in PER_LATENT_METRICS.values() if m.per == "sae")
+#: per-SAE numbers summarised per variant (saesim.registry.metrics.per_latent_metrics, per="sae"); interval over SAEs
+SAE_QUANTITIES = tuple(m.name for m in per_latent_metrics() if m.per == "sae")
 #: per-pair numbers summarised per variant (per="pair"); interval over seed pairs
-PAIR_QUANTITIES = tuple(m.name for m in PER_LATENT_METRICS.values() if m.per == "pair")
+PAIR_QUANTITIES = tuple(m.name for m in per_latent_metrics() if m.per == "pair")
 DEFAULT_SUBSPACE_FRACTION = 0.25
 
 
@@ -362,11 +362,110 @@ class VariantAnalysis:
     sae_rows: list  # dicts
     pair_rows: list  # dicts
     spectra: dict  # (role, a, b) -> principal cosines, descending
+    #: non-raw coordinate space -> {"threshold", "threshold_source", "dim"} (empty without moments)
+    spaces: dict = field(default_factory=dict)
 
 
 def _pairs(seeds: Sequence) -> list[tuple]:
     s = list(seeds)
     return [(s[i], s[j]) for i in range(len(s)) for j in range(i + 1, len(s))]
+
+
+def _all_partners(decoders: dict, memory_budget_mb: float, device: str, hungarian: bool = True) -> dict:
+    """``(role, a, b) -> PairPartners`` of every seed pair of each role; without ``hungarian``
+    the best partners only (saesim.similarity.scan.max_abs_cosine: one bounded scan, no matching)."""
+    from saesim.similarity.scan import max_abs_cosine
+
+    def partners(a, b):
+        if hungarian:
+            return pair_partners(a, b, memory_budget_mb=memory_budget_mb, device=device)
+        return max_abs_cosine(a, b, memory_budget_mb=memory_budget_mb, device=device)
+
+    return {(role, a, b): partners(decs[a], decs[b]) for role, decs in decoders.items() for a, b in _pairs(sorted(decs))}
+
+
+def _calibrate(partners: dict, null_quantile: float, threshold: float | None) -> tuple[float, str]:
+    """(threshold, source): given, else the null pairs' ``null_quantile``, else :data:`FALLBACK_THRESHOLD`."""
+    null_cos = [v for (role, _, _), p in partners.items() if role == "null" for v in (p.best_cos_a, p.best_cos_b)]
+    if threshold is not None:
+        return float(threshold), "given"
+    if null_cos:
+        return null_threshold(null_cos, null_quantile), f"null_q{null_quantile:g}"
+    return FALLBACK_THRESHOLD, "fixed"
+
+
+def _partner_columns(partners: dict, role: str, s, others: Sequence, hungarian: bool = True) -> dict[str, np.ndarray]:
+    """Seed ``s``'s partners in each of ``others``: ``[n_latents, n_others]`` arrays (best
+    partners and, with ``hungarian``, the one-to-one matching's)."""
+    cols = {k: [] for k in ("best_partner", "best_cos", "hungarian_partner", "hungarian_cos")[: 4 if hungarian else 2]}
+    for o in others:
+        p = partners.get((role, s, o))
+        if p is not None:  # s is A
+            vals = (p.best_b_for_a, p.best_cos_a, *((p.hung_b_for_a, p.hung_cos_a) if hungarian else ()))
+        else:
+            p = partners[(role, o, s)]
+            vals = (p.best_a_for_b, p.best_cos_b, *((p.hung_a_for_b, p.hung_cos_b) if hungarian else ()))
+        for k, v in zip(cols, vals):
+            cols[k].append(v)
+    return {k: np.stack(v, axis=1) for k, v in cols.items()}
+
+
+def _pair_reappearance(p, t: float) -> float:
+    return float(np.mean([(p.best_cos_a >= t).mean(), (p.best_cos_b >= t).mean()]))
+
+
+def analyse_spaces(
+    decoders: dict,
+    stats: dict,
+    moments,
+    *,
+    memory_budget_mb: float = 1024,
+    null_quantile: float = NULL_QUANTILE,
+    threshold: float | None = None,
+    device: str = "cpu",
+) -> tuple[dict, dict, dict, dict]:
+    """Reappearance with partners found in each non-raw coordinate system of
+    :func:`saesim.similarity.geometry.coordinate_maps` (the store's ``moments``: every decoder, the
+    null's too, mapped with the same transform, as the decoder metrics are), the threshold
+    calibrated on the null's pairs *in that space* like :func:`analyse_variant`'s.
+
+    Returns ``(spaces, columns, sae_values, pair_values)``: ``{space: {threshold,
+    threshold_source, dim}}``; per ``(role, seed)`` the artifact's columns ``best_partner_<sfx>``,
+    ``best_cos_<sfx>``, ``reappear_t_<sfx>``, ``stable_<sfx>``; per ``(role, seed)`` and per
+    ``(role, a, b)`` the values of the per-latent metrics registered with ``spaces=True``.
+    """
+    from saesim.registry.metrics import COORDINATE_SPACES
+    from saesim.similarity.geometry import coordinate_maps
+
+    spaces, columns, sae_values, pair_values = {}, {}, {}, {}
+    for name, cmap in coordinate_maps(moments).items():
+        sfx = COORDINATE_SPACES[name].suffix
+        if not sfx:
+            continue
+        metrics = [m for m in per_latent_metrics() if m.space == name]
+        mapped = {role: {s: cmap.map_rows(np.asarray(d, dtype=np.float32)) for s, d in decs.items()} for role, decs in decoders.items()}
+        partners = _all_partners(mapped, memory_budget_mb, device, hungarian=False)
+        t, source = _calibrate(partners, null_quantile, threshold)
+        spaces[name] = {"threshold": t, "threshold_source": source, "dim": int(cmap.dim)}
+        for role, decs in mapped.items():
+            seeds = sorted(decs)
+            for s in seeds:
+                cols = _partner_columns(partners, role, s, [o for o in seeds if o != s], hungarian=False)
+                reap = reappearance(cols["best_cos"], t)
+                stable, half = stable_masks(reap)
+                columns.setdefault((role, s), {}).update({
+                    f"best_partner_{sfx}": cols["best_partner"], f"best_cos_{sfx}": cols["best_cos"],
+                    f"reappear_t_{sfx}": reap, f"stable_{sfx}": stable,
+                })
+                s_all, s_half = set_summary(stable, stats[role][s]), set_summary(half, stats[role][s])
+                values = {"frac_stable": s_all["frac"], "frac_stable_half": s_half["frac"],
+                          "ev_share_stable": s_all["ev_share"], "firing_share_stable": s_all["firing_share"]}
+                sae_values.setdefault((role, s), {}).update(
+                    {m.name: values.get(m.base, float("nan")) for m in metrics if m.per == "sae"})
+        for key, p in partners.items():
+            values = {"reappear_mean": _pair_reappearance(p, t)}
+            pair_values.setdefault(key, {}).update({m.name: values.get(m.base, float("nan")) for m in metrics if m.per == "pair"})
+    return spaces, columns, sae_values, pair_values
 
 
 def analyse_variant(
@@ -378,6 +477,7 @@ def analyse_variant(
     subspace_fraction: float = DEFAULT_SUBSPACE_FRACTION,
     threshold: float | None = None,
     device: str = "cpu",
+    moments=None,
 ) -> VariantAnalysis:
     """Every SAE of one variant: ``decoders[role][seed]`` (``W_dec`` [n, d]) and ``stats[role][seed]``
     (:class:`LatentStats`), roles ``"real"`` (at least two seeds) and optionally ``"null"``.
@@ -385,41 +485,32 @@ def analyse_variant(
     The threshold is the ``null_quantile`` of the null SAEs' best-match |cos| (both directions of
     every null pair) or, without at least two null SAEs, :data:`FALLBACK_THRESHOLD`. Each role's
     latents are judged against the other seeds of the same role. A given ``threshold`` replaces
-    the calibrated one (source ``"given"``).
+    the calibrated one (source ``"given"``), in every coordinate space.
+
+    With the store's ``moments`` (:class:`saesim.similarity.geometry.Moments`), the same is measured
+    in the mean-removed and whitened coordinates too (:func:`analyse_spaces`): more columns in the
+    tables and rows, ``spaces`` filled; without them those columns are absent (NaN in the summary).
     """
     if len(decoders.get("real", {})) < 2:
         raise SaesimError(f"per-latent stability needs at least two seeds; got {sorted(decoders.get('real', {}))}")
     # a null with a single seed has no partners to reappear in: left out (no threshold from it)
     decoders = {role: decs for role, decs in decoders.items() if len(decs) >= 2}
-    partners = {}
-    for role, decs in decoders.items():
-        for a, b in _pairs(sorted(decs)):
-            partners[(role, a, b)] = pair_partners(decs[a], decs[b], memory_budget_mb=memory_budget_mb, device=device)
-    null_cos = [v for (role, _, _), p in partners.items() if role == "null" for v in (p.best_cos_a, p.best_cos_b)]
-    if threshold is not None:
-        t, source = float(threshold), "given"
-    elif null_cos:
-        t, source = null_threshold(null_cos, null_quantile), f"null_q{null_quantile:g}"
-    else:
-        t, source = FALLBACK_THRESHOLD, "fixed"
+    partners = _all_partners(decoders, memory_budget_mb, device)
+    t, source = _calibrate(partners, null_quantile, threshold)
     thresholds = {"t": t, **{f"{x:g}": x for x in FIXED_THRESHOLDS}}
+    spaces, space_cols, space_sae, space_pair = {}, {}, {}, {}
+    if moments is not None:
+        spaces, space_cols, space_sae, space_pair = analyse_spaces(
+            decoders, stats, moments, memory_budget_mb=memory_budget_mb, null_quantile=null_quantile,
+            threshold=threshold, device=device,
+        )
 
     tables, sae_rows, stable_of = {}, [], {}
     for role, decs in decoders.items():
         seeds = sorted(decs)
         for s in seeds:
             others = [o for o in seeds if o != s]
-            cols = {k: [] for k in ("best_partner", "best_cos", "hungarian_partner", "hungarian_cos")}
-            for o in others:
-                p = partners[(role, s, o)] if (role, s, o) in partners else None
-                if p is not None:  # s is A
-                    vals = (p.best_b_for_a, p.best_cos_a, p.hung_b_for_a, p.hung_cos_a)
-                else:
-                    p = partners[(role, o, s)]
-                    vals = (p.best_a_for_b, p.best_cos_b, p.hung_a_for_b, p.hung_cos_b)
-                for k, v in zip(cols, vals):
-                    cols[k].append(v)
-            cols = {k: np.stack(v, axis=1) for k, v in cols.items()}
+            cols = _partner_columns(partners, role, s, others)
             st = stats[role][s]
             dec = np.asarray(decs[s], dtype=np.float32)
             reap = {k: reappearance(cols["best_cos"], x) for k, x in thresholds.items()}
@@ -438,6 +529,7 @@ def analyse_variant(
                 **{f"reappear_{k}": v for k, v in reap.items()},
                 "stable": stable,
                 "stable_half": half,
+                **space_cols.get((role, s), {}),
             }
             s_all, s_half = set_summary(stable, st), set_summary(half, st)
             sae_rows.append({
@@ -450,6 +542,7 @@ def analyse_variant(
                 "ev_share_stable": s_all["ev_share"], "firing_share_stable": s_all["firing_share"],
                 "ev_share_stable_half": s_half["ev_share"],
                 "live_fraction": float((st.count > 0).mean()),
+                **space_sae.get((role, s), {}),
             })
 
     pair_rows, spectra = [], {}
@@ -467,13 +560,14 @@ def analyse_variant(
         r_eff = min(q.shape[1] for q in qs)
         pair_rows.append({
             "role": role, "seed_a": a, "seed_b": b, "threshold": t,
-            "reappear_mean": float(np.mean([(p.best_cos_a >= t).mean(), (p.best_cos_b >= t).mean()])),
+            "reappear_mean": _pair_reappearance(p, t),
             "hungarian_mean_cos": float(np.nanmean(np.r_[p.hung_cos_a])),
             "n_unstable_a": int(ua.sum()), "n_unstable_b": int(ub.sum()), "subspace_rank": r_eff, "d": d,
             "unstable_subspace": subspace_agreement(*qs),
             "unstable_subspace_chance": random_subspace_chance(qs[0].shape[1], qs[1].shape[1], d),
+            **space_pair.get((role, a, b), {}),
         })
-    return VariantAnalysis(t, source, tables, sae_rows, pair_rows, spectra)
+    return VariantAnalysis(t, source, tables, sae_rows, pair_rows, spectra, spaces)
 
 
 def _mean(values) -> float:
@@ -493,16 +587,25 @@ def variant_summary(analysis: VariantAnalysis, n_latents: int, d: int) -> dict:
     row["n_seeds"], row["n_pairs"] = n_real, n_real_pairs
     row["n_null_seeds"] = sum(r["role"] == "null" for r in analysis.sae_rows)
     row["n_null_pairs"] = sum(r["role"] == "null" for r in analysis.pair_rows)
-    rand = random_reappearance(analysis.threshold, n_latents, d, max(n_real - 1, 1))
+    for name, sp in analysis.spaces.items():
+        row[COORDINATE_SPACES[name].column("threshold")] = sp["threshold"]
+        row[COORDINATE_SPACES[name].column("threshold_source")] = sp["threshold_source"]
+        row[COORDINATE_SPACES[name].column("dim")] = sp["dim"]
     for q in (*SAE_QUANTITIES, *PAIR_QUANTITIES):
         rows = analysis.sae_rows if q in SAE_QUANTITIES else analysis.pair_rows
-        vals = {role: [r[q] for r in rows if r["role"] == role] for role in ("real", "null")}
+        vals = {role: [r.get(q, np.nan) for r in rows if r["role"] == role] for role in ("real", "null")}
         # per-SAE numbers: one value per SAE, the interval still needs three seed pairs
         iv = interval_stats(vals["real"], vals["null"], n_pairs=n_real_pairs, n_null_pairs=row["n_null_pairs"])
         row.update({q: _mean(vals["real"]), f"{q}_lo": iv["lo"], f"{q}_hi": iv["hi"], f"{q}_null": _mean(vals["null"]),
                     f"{q}_null_lo": iv["null_lo"], f"{q}_null_hi": iv["null_hi"], f"{q}_excess_distinct": iv["excess_distinct"]})
-    for q in ("reappear_mean", "frac_stable", "frac_stable_half"):
-        row[f"{q}_random"] = rand[q]
+    # random decoders' value: isotropic random decoders in the space the partners were found in,
+    # at that space's threshold (NaN for a space not measured)
+    rand = {"raw": random_reappearance(analysis.threshold, n_latents, d, max(n_real - 1, 1))}
+    for name, sp in analysis.spaces.items():
+        rand[name] = random_reappearance(sp["threshold"], n_latents, sp["dim"], max(n_real - 1, 1))
+    for m in per_latent_metrics():
+        if m.reference == "random":
+            row[m.column("random")] = rand[m.space][m.base or m.name] if m.space in rand else float("nan")
     for x in FIXED_THRESHOLDS:  # the same at the fixed thresholds (means only)
         for q in (f"frac_stable_{x:g}", f"reappear_mean_{x:g}"):
             row[q] = _mean(r[q] for r in analysis.sae_rows if r["role"] == "real")
@@ -632,9 +735,27 @@ def sae_pass(sae_path, store_path: str, spec: dict, memory_budget_mb: float) -> 
     return np.asarray(w.W_dec, dtype=np.float32), st, prov
 
 
+def variant_moments(members: Sequence[dict], cache: dict | None = None):
+    """The store's moments for the coordinate spaces (saesim.similarity.geometry.load_moments) from
+    the first of ``members`` with a ``moments`` path (the null store, which keeps them: no pass over
+    the rows; else the store, streamed once over the rows training may use, ``row_exclusions``); None
+    without one. ``cache`` (path -> moments) keeps a store's moments for its other variants."""
+    from saesim.similarity.geometry import load_moments
+
+    src = next((s for s in members if s.get("moments")), None)
+    if src is None:
+        return None
+    cache = {} if cache is None else cache
+    if src["moments"] not in cache:
+        cache[src["moments"]] = load_moments(src["moments"], **(src.get("row_exclusions") or {}))
+    return cache[src["moments"]]
+
+
 def run_experiment(saes: Sequence[dict], options: dict, memory_budget_mb: float) -> tuple[list, list, list, dict, dict]:
     """Every variant of an experiment: ``saes`` are dicts with ``hook, variant, seed, role, path,
-    store, spec, identity, out`` (``out``: the per-SAE artifact to write). Writes the artifacts;
+    store, spec, identity, out`` (``out``: the per-SAE artifact to write) and optionally ``moments``
+    and ``row_exclusions`` (:func:`variant_moments`: the per-latent view in the mean-removed and
+    whitened coordinates too). Writes the artifacts;
     returns (variant rows, SAE rows, pair rows, principal cosines keyed ``(hook, variant, role, a, b)``,
     ``[n, 2]`` (frequency, reappearance) of each role's first seed keyed ``(hook, variant, role)``)."""
     from saesim.stores.activation_store import producer_versions
@@ -643,6 +764,7 @@ def run_experiment(saes: Sequence[dict], options: dict, memory_budget_mb: float)
     for s in saes:
         groups.setdefault((s["hook"], s["variant"]), []).append(s)
     variant_rows, sae_rows, pair_rows, spectra, scatter = [], [], [], {}, {}
+    moments_cache: dict = {}
     for (hook, variant), members in groups.items():
         decoders: dict = {}
         stats: dict = {}
@@ -655,6 +777,7 @@ def run_experiment(saes: Sequence[dict], options: dict, memory_budget_mb: float)
         va = analyse_variant(
             decoders, stats, memory_budget_mb=memory_budget_mb, null_quantile=options["null_quantile"],
             subspace_fraction=options["subspace_fraction"], threshold=options.get("threshold"),
+            moments=variant_moments(members, moments_cache),
         )
         for s in members:
             key = (s["role"], s["seed"])
@@ -672,6 +795,7 @@ def run_experiment(saes: Sequence[dict], options: dict, memory_budget_mb: float)
                 "sst": st.sst,
                 "ess_bias": st.ess_bias,
                 "subspace_fraction": options["subspace_fraction"],
+                "spaces": va.spaces,
                 "provenance": prov[key],
                 "producer": producer_versions(),
                 "definitions": "docs/per-latent.md",

@@ -12,10 +12,10 @@ import pandas as pd
 from saesim.similarity.geometry import flat_space_values
 from saesim.workflow.layout import ROLES, ArtifactId, identity_in, parse, sae_key_identity
 from saesim.registry.metrics import (COORDINATE_SPACES, DECODER_METRICS, GT_MCC, INTERVAL_STATS, L0, MARKDOWN_PARTS,
-                      METRIC_STATS, NULL_MODELS, NULL_STATS, N_PAIRS, N_SEEDS, PER_LATENT_METRICS, PER_LATENT_THRESHOLD,
+                      METRIC_STATS, NULL_MODELS, NULL_STATS, N_PAIRS, N_SEEDS, PER_LATENT_METRICS,
                       PWMCC, NullModel, SAE_MEASURES, SAE_PLACES, SUMMARY_COUNTS, SUMMARY_KEYS, SUMMARY_PARTS, SaeMeasure,
                       TABLE_METRICS, TRAINING_COLUMNS, TRUE_L0, VARIANT_COLUMNS, distinct_mark, format_interval,
-                      format_number, is_missing, per_latent_summary_columns, sae_measures, sae_summary_columns,
+                      format_number, is_missing, per_latent_summary_columns, per_latent_thresholds, sae_measures, sae_summary_columns,
                       space_columns, summary_metrics, summary_stats, table_metric)
 from saesim.registry.intervals import interval_stats
 from saesim.registry.metrics import excess, ratio
@@ -434,18 +434,13 @@ def cross_experiment_summary(
 def _merge_per_latent(df: pd.DataFrame, table: pd.DataFrame | None) -> pd.DataFrame:
     """The per-latent columns (saesim.registry.metrics.per_latent_summary_columns) of one experiment's
     per_latent.csv, by hook and variant; NaN where it has none."""
-    cols = [c for c in per_latent_summary_columns() if c != PER_LATENT_THRESHOLD]
-    if table is None or not len(table):
-        for c in per_latent_summary_columns():
-            df[c] = np.nan
-        return df
-    t = table.rename(columns={"threshold": PER_LATENT_THRESHOLD})
-    keep = ["hook", "variant", *(c for c in per_latent_summary_columns() if c in t)]
-    df = df.merge(t[keep], on=["hook", "variant"], how="left")
-    for c in cols:
-        if c not in df:
-            df[c] = np.nan
-    return df
+    if table is not None and len(table):
+        t = table.rename(columns=per_latent_thresholds())
+        keep = ["hook", "variant", *(c for c in per_latent_summary_columns() if c in t)]
+        df = df.merge(t[keep], on=["hook", "variant"], how="left")
+    missing = [c for c in per_latent_summary_columns() if c not in df]
+    # one concat, not a column at a time (pandas warns of a fragmented frame)
+    return pd.concat([df, pd.DataFrame(np.nan, index=df.index, columns=missing)], axis=1) if missing else df
 
 
 def _vs_random(value, baseline, value_ratio, lo=None, hi=None, distinct=None) -> str:

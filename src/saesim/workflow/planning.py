@@ -485,8 +485,10 @@ class Plan:
         c = self.experiments[exp].get("causal") or {}
         if not c.get("variants"):
             return []
-        if not is_modular(self.experiments[exp]) or len(self.seeds(exp)) < 2:
-            raise SaesimError(f"experiments.{exp}.causal: needs a modular-addition experiment with at least two sae.seeds")
+        e = self.experiments[exp]
+        if not (is_modular(e) or is_language(e)) or is_imported(e) or len(self.seeds(exp)) < 2:
+            raise SaesimError(f"experiments.{exp}.causal: needs a modular-addition or language-model experiment "
+                              "that trains SAEs with at least two sae.seeds")
         known = {v for _, v in self.hook_variants(exp)}
         unknown = [v for v in c["variants"] if v not in known]
         if unknown:
@@ -497,6 +499,24 @@ class Plan:
             for h, v in self.hook_variants(exp)
             if v in c["variants"] and (not c.get("hooks") or h in c["hooks"])
         ]
+
+    def causal_inputs(self, wildcards):
+        """A causal-equivalence job's inputs: SAEs ``a`` and ``b``, and the model (modular: its
+        folder) or what the held-out contexts and the norm cut need (language: corpus and store)."""
+        w = wildcards
+        out = {"a": self.sae(w.exp, w.hook, w.variant, w.a), "b": self.sae(w.exp, w.hook, w.variant, w.b)}
+        if is_language(self.experiments[w.exp]):
+            return {**out, "corpus": layout.path("corpus", ArtifactId(w.exp)), "store": self.store(w.exp, w.hook)}
+        return {**out, "model": layout.path("model", ArtifactId(w.exp))}
+
+    def causal_options(self, exp):
+        """The causal job's params: the config block, the source kind and, for a language model,
+        its source block, the training's row exclusions and the device."""
+        e = self.experiments[exp]
+        out = {**e["causal"], "kind": "language" if is_language(e) else "modular"}
+        if is_language(e):
+            out.update(source=e["source"], device=self.device, **self.row_exclusions(exp))
+        return out
 
     def downstream_inputs(self, wildcards):
         exp = wildcards.exp
@@ -733,6 +753,9 @@ class Plan:
                         "store": self.store(exp, h, null),
                         "spec": self.sae_spec(exp, v, s),
                         "identity": self.sae_identity(exp, h, v, s, null),
+                        # the real store's coordinate systems, for real and null SAEs alike (as the pair jobs)
+                        "moments": self.moments_source(exp, h),
+                        "row_exclusions": self.row_exclusions(exp),
                     })
         return out
 

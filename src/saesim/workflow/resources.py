@@ -349,6 +349,31 @@ def downstream_runtime(exp, n_hooks, n_saes, threads, gpu, attempt):
     return minutes(2.0 * params * tokens * passes, threads, gpu, attempt) + 5 * attempt
 
 
+def causal_mem_mb(exp, attempt):
+    """Causal equivalence: tables' memory for the modular model; for a language model the model,
+    one batch of contexts (LM_BATCH_CONTEXTS, saesim.analysis.causal) and three float64 copies of
+    its log-probabilities."""
+    if not source_kinds.of(exp).language_model:
+        return table_mem_mb(attempt)
+    d, params, layers = language_model_size(exp)
+    n_ctx = exp["source"].get("corpus", {}).get("n_ctx", 128)
+    batch = 4
+    logp = 3 * 8 * batch * n_ctx * VOCAB + 4 * batch * n_ctx * VOCAB
+    return mem(LIBS_MB, 4 * 4 * params + 4 * batch * n_ctx * d * (layers + 8) + logp, attempt)
+
+
+def causal_runtime(exp, threads, gpu, attempt):
+    """Causal equivalence of a language model: one spliced forward per SAE and one per ablated
+    latent (``n_pairs`` per SAE) over ``max_tokens``, plus loading the model; the modular
+    model's runs are products with the unembedding (a table job's time)."""
+    if not source_kinds.of(exp).language_model:
+        return short_runtime(attempt)
+    d, params, layers = language_model_size(exp)
+    c = exp["causal"]
+    passes = 2 * (1 + c["n_pairs"])
+    return minutes(2.0 * params * c["max_tokens"] * passes, threads, gpu, attempt) + 5 * attempt
+
+
 def coactivation_mem_mb(exp, trained, attempt):
     """Co-firing counts (at most tokens x L0^2 / 2 pairs, 16 bytes each, times three while
     summed) and one chunk of dense codes. ``trained``: the Variant of every (hook, variant)."""
@@ -656,6 +681,12 @@ class RuleCosts:
     def _downstream_loss_runtime(self, w, threads, attempt):
         n_saes = len(self.plan.hook_variants(w.exp)) * len(self.plan.seeds(w.exp))
         return downstream_runtime(self._exp(w), len(self.plan.hooks(w.exp)), n_saes, threads, self.plan.gpu, attempt)
+
+    def _causal_equivalence_mem_mb(self, w, attempt):
+        return causal_mem_mb(self._exp(w), attempt)
+
+    def _causal_equivalence_runtime(self, w, threads, attempt):
+        return causal_runtime(self._exp(w), threads, self.plan.gpu, attempt)
 
     def _coactivation_mem_mb(self, w, attempt):
         trained = [self.plan.variants(w.exp)[v] for _, v in self.plan.hook_variants(w.exp)]
