@@ -211,3 +211,112 @@ def test_cos_spacing_picks_pairs_nearest_evenly_spaced_cos_values():
     assert by_cos.max() == 0.95 and by_cos.min() == pytest.approx(0.1) and len(by_cos) == 5
     with pytest.raises(Exception, match="spacing"):
         choose_pairs(rows, cols, cos, 100, 100, 5, spacing="x")
+
+
+def _rotated_copy(model, R):
+    """The same modular model in a rotated residual basis (resid' = resid R): every residual write
+    right-multiplied by R, every read left-multiplied by R^T; without LayerNorm its outputs are equal."""
+    import copy
+
+    rot = copy.deepcopy(model)
+    R = torch.as_tensor(R, dtype=torch.float32)
+    sd = rot.state_dict()
+    with torch.no_grad():
+        for k in ("embed.W_E", "pos_embed.W_pos", "blocks.0.attn.W_O", "blocks.0.attn.b_O", "blocks.0.mlp.W_out", "blocks.0.mlp.b_out"):
+            sd[k].copy_(sd[k] @ R)  # writes
+        for k in ("blocks.0.attn.W_Q", "blocks.0.attn.W_K", "blocks.0.attn.W_V", "blocks.0.mlp.W_in", "unembed.W_U"):
+            sd[k].copy_(R.T @ sd[k])  # reads
+    return rot
+
+
+def test_across_models_a_rotated_model_and_its_rotated_sae_correlate_one_random_pairs_near_zero():
+    """Model B is model A in a randomly rotated residual basis and SAE B is SAE A rotated the same
+    way with its latents permuted: decoder |cos| across them is meaningless, yet the activation
+    matching finds every latent's copy (correlation 1) and their ablation effects correlate 1;
+    random pairs of latents about 0."""
+    from saesim.analysis.causal import (activation_correlation, causal_equivalence_across_models, hook_activations,
+                                        modular_runner)
+    from saesim.sources.modular import all_inputs, all_labels, build_model, nanda_config
+
+    p, d, n_lat = 23, 16, 96
+    model = build_model(nanda_config(p=p, d_model=d, n_heads=2, d_head=8, d_mlp=32, seed=0))
+    rng = np.random.default_rng(0)
+    R, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    rotated = _rotated_copy(model, R)
+    tokens, labels = all_inputs(p), all_labels(p)
+    run_a = modular_runner(model, "blocks.0.hook_mlp_out", tokens)
+    run_b = modular_runner(rotated, "blocks.0.hook_mlp_out", tokens)
+    torch.testing.assert_close(run_a(lambda a: a), run_b(lambda a: a), atol=1e-4, rtol=1e-4)  # the same function
+    act = hook_activations(run_a).numpy()
+    np.testing.assert_allclose(hook_activations(run_b).numpy(), act @ R, atol=1e-4)
+    W = rng.standard_normal((d, n_lat))
+    b = -np.quantile(act @ W, 0.7, axis=0)  # each latent fires on about 30% of the inputs
+    D = rng.standard_normal((n_lat, d)) * 2 * np.abs(act).mean()
+    sae_a = TinySAE(W, b, D)
+    perm = rng.permutation(n_lat)
+    sae_b = TinySAE((R.T @ W)[:, perm], b[perm], (D @ R)[perm])
+    corr = activation_correlation(sae_a.encode(hook_activations(run_a)).numpy(), sae_b.encode(hook_activations(run_b)).numpy())
+    np.testing.assert_allclose(corr[np.arange(n_lat), np.argsort(perm)], 1.0, atol=1e-4)
+
+    res = causal_equivalence_across_models(run_a, run_b, sae_a, sae_b, labels, n_pairs=16, n_top=4)
+    inv = np.argsort(perm)
+    assert res["matched"]["b"] == inv[res["matched"]["a"]].tolist()  # every matched pair is a latent and its copy
+    np.testing.assert_allclose(res["matched"]["act_corr"], 1.0, atol=1e-4)
+    np.testing.assert_allclose(res["matched"]["kl_corr"], 1.0, atol=1e-4)
+    np.testing.assert_allclose(res["matched"]["dce_corr"], 1.0, atol=1e-4)
+    assert res["kl_corr_median_high_act_corr"] == pytest.approx(1.0, abs=1e-4)
+    assert res["n_matched_high_act_corr"] == len(res["matched"]["a"]) >= 16
+    # CE changes of unrelated latents are uncorrelated; KLs (all >= 0, large where the output is
+    # fragile) share the inputs' sensitivity, so random pairs sit above 0 but far below 1 (here ~0.2)
+    assert abs(res["dce_corr_median_random"]) < 0.1 and abs(res["kl_corr_median_random"]) < 0.5
+    assert res["n_tokens"] == p * p and res["n_alive_a"] == res["n_alive_b"] == n_lat
+
+
+def test_causal_across_models_script_on_one_model_twice_and_an_sae_with_its_copy(tmp_path):
+    """The rule script end to end: model B is model A saved again and SAE B a byte copy of SAE A,
+    so every latent's partner is itself at activation correlation 1 and its effects correlate 1;
+    the provenance names both SAEs with their weight hashes. Models of different p are refused."""
+    import json
+    import runpy
+    import shutil
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    pytest.importorskip("sae_lens")
+    from saesim.hashes import file_sha256
+    from saesim.sources.modular import build_model, nanda_config, save_modular_model
+    from saesim.saes.training import SAESpec, build_training_sae
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = nanda_config(p=11, d_model=16, n_heads=2, d_head=8, d_mlp=32, seed=0)
+    model = build_model(cfg)
+    for name in ("model_a", "model_b"):
+        save_modular_model(tmp_path / name, model, cfg, {})
+    torch.manual_seed(0)
+    build_training_sae(SAESpec("topk", 32, 4, 0, 0), 16).save_inference_model(str(tmp_path / "a"))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    out = tmp_path / "causal.json"
+    hook = "blocks.0.hook_mlp_out"
+
+    def smk(model_b):
+        return SimpleNamespace(
+            input=SimpleNamespace(model_a=str(tmp_path / "model_a"), model_b=str(tmp_path / model_b),
+                                  sae_a=str(tmp_path / "a"), sae_b=str(tmp_path / "b")),
+            output=[str(out)], log=[str(tmp_path / "job.log")], threads=1,
+            params=SimpleNamespace(causal={"hooks": [hook, hook], "n_pairs": 6, "n_top": 2}),
+            wildcards=SimpleNamespace(cmp="models"), rule="causal_across_models", resources={},
+            scriptdir=str(root / "scripts"),
+        )
+
+    runpy.run_path(str(root / "scripts" / "causal_across_models.py"), init_globals={"snakemake": smk("model_b")})
+    r = json.loads(out.read_text())
+    assert r["matched"]["a"] == r["matched"]["b"] and len(r["matched"]["a"]) >= 6
+    assert r["kl_corr_median_high_act_corr"] == pytest.approx(1.0, abs=1e-6)
+    assert r["n_tokens"] == 121 and len(r["random"]["a"]) == 6 and r["inputs"]["p"] == 11
+    assert r["a"]["sae_weights_sha256"] == r["b"]["sae_weights_sha256"] == file_sha256(tmp_path / "a" / "sae_weights.safetensors")
+    assert r["a"]["hook"] == hook and r["b"]["model"].endswith("model_b")
+    other = nanda_config(p=13, d_model=16, n_heads=2, d_head=8, d_mlp=32, seed=0)
+    save_modular_model(tmp_path / "model_p13", build_model(other), other, {})
+    with pytest.raises(SystemExit):  # rulekit.run ends the job with the error's one line in the log
+        runpy.run_path(str(root / "scripts" / "causal_across_models.py"), init_globals={"snakemake": smk("model_p13")})
+    assert "comparisons.models.causal: the models have p 11" in (tmp_path / "job.log").read_text()

@@ -61,6 +61,15 @@ def test_default_config_is_valid_and_gets_defaults(default_config):
          r"experiments\.smollm2\.sae\.variants\[1\]\.hooks: 'blocks\.7\.hook_out' is not a hook of smollm2; hooks: blocks\.6\.hook_out, blocks\.15\.hook_out"),
         (lambda c: c["comparisons"]["smollm2-widths"]["b"].update(hooks=["blocks.15.hook_out"]),
          r"comparisons\.smollm2-widths\.b\.hooks: 'blocks\.15\.hook_out' is not a hook smollm2 trains topk-w2304-k64 at; hooks: blocks\.6\.hook_out"),
+        # causal equivalence across models: the same inputs (p), modular models, trained hooks
+        (lambda c: c["experiments"]["modular-s1"]["source"].update(p=97),
+         r"comparisons\.modular-model-seeds\.causal: modular has p 113 and modular-s1 p 97; both models need the same inputs"),
+        (lambda c: c["comparisons"]["modular-model-seeds"]["causal"].update(hooks=["blocks.0.hook_mlp_out", "blocks.0.hook_resid_post"]),
+         r"comparisons\.modular-model-seeds\.causal\.hooks: 'blocks\.0\.hook_resid_post' is not a hook modular-s1 trains topk-w512-k16 at"),
+        (lambda c: c["comparisons"]["smollm2-widths"].update(causal={"hooks": ["blocks.6.hook_out"] * 2}),
+         r"comparisons\.smollm2-widths\.causal: needs two modular-addition experiments; smollm2 is smollm2"),
+        (lambda c: c["comparisons"]["modular-model-seeds"]["causal"].update(hooks=["blocks.0.hook_mlp_out"]),
+         r"comparisons\.modular-model-seeds\.causal\.hooks: .*too short"),
     ],
 )
 def test_bad_config_gives_one_message_naming_the_key(default_config, mutate, message):

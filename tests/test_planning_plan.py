@@ -187,6 +187,15 @@ def test_comparison_inputs_files_and_exclusions_of_the_default_config(default):
     assert sorted(default.causal_inputs(SimpleNamespace(exp="modular", hook="blocks.0.hook_mlp_out", variant="topk-w512-k16",
                                                         a="0", b="1"))) == ["a", "b", "model"]
     assert "results/smollm2/downstream.json" in default.downstream_files("smollm2")
+    # causal equivalence across the two modular models (comparisons.modular-model-seeds.causal)
+    assert default.causal_across_files("modular-model-seeds") == ["results/comparisons/modular-model-seeds/causal.json"]
+    assert default.causal_across_files("smollm2-widths") == [] and "results/comparisons/modular-model-seeds/causal.json" in targets
+    assert default.causal_across_inputs(SimpleNamespace(cmp="modular-model-seeds")) == {
+        "model_a": "results/modular/model", "sae_a": "results/modular/saes/blocks.0.hook_mlp_out/topk-w512-k16/seed0",
+        "model_b": "results/modular-s1/model", "sae_b": "results/modular-s1/saes/blocks.0.hook_mlp_out/topk-w512-k16/seed0",
+    }
+    assert default.causal_across_options("modular-model-seeds")["hooks"] == ["blocks.0.hook_mlp_out"] * 2
+    assert "causal" not in default.comparison_options("modular-model-seeds")  # not an option of compare_by_activations
 
 
 def test_causal_blocks_are_checked_at_start_up():

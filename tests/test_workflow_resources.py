@@ -311,6 +311,8 @@ def test_default_config_jobs_on_cpu_with_threads(default):
     assert resources(default, "compare_by_activations", widths, threads=4) == [(1573, 11), (3146, 22)]
     cell = job(suite="smollm2-widths", a="topk-w1152-k64", b="topk-w2304-k64")
     assert resources(default, "suite_cell", cell) == [(1670, 11), (3340, 22)]
+    # causal equivalence across the modular models: 12769 inputs x two 512-latent SAEs, short
+    assert resources(default, "causal_across_models", job(cmp="modular-model-seeds")) == [(1478, 10), (2956, 20)]
 
 
 def test_a_gpu_shortens_the_torch_jobs_only(default):

@@ -60,3 +60,27 @@ rule causal_equivalence:
         "../../envs/saesim.yaml"
     script:
         "../../scripts/causal_equivalence.py"
+
+
+# Causal equivalence across the two models of a comparison (config comparisons.<cmp>.causal):
+# each model with its SAE spliced in at its hook, the same inputs, latents paired by activation correlation.
+rule causal_across_models:
+    input:
+        unpack(plan.causal_across_inputs),
+    output:
+        layout.pattern("comparison_causal"),
+    log:
+        layout.log("causal_across_models", "cmp"),
+    wildcard_constraints:
+        cmp=layout.FIELD_PATTERNS["cmp"],
+    params:
+        causal=lambda w: plan.causal_across_options(w.cmp),
+        code=code_of("scripts/causal_across_models.py"),
+    threads: config["threads_per_job"]
+    resources:
+        mem_mb=plan.cost.mem_mb("causal_across_models"),
+        runtime=plan.cost.runtime("causal_across_models"),
+    conda:
+        "../../envs/saesim.yaml"
+    script:
+        "../../scripts/causal_across_models.py"

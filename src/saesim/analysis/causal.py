@@ -157,15 +157,17 @@ def mismatched_pairs(matched_a: Any, matched_b: Any, max_pairs: int | None = Non
     return ma[k], mb[l]
 
 
-def causal_equivalence(run_a, run_b, sae_a, sae_b, targets, matched, random_pairs) -> dict[str, Any]:
+def causal_equivalence(run_a, run_b, sae_a, sae_b, targets, matched, random_pairs, measure: str = "cos") -> dict[str, Any]:
     """Causal correlations of matched and random pairs.
 
     ``run_*``: the model runner of each SAE's hook (see :func:`ablation_effects`; ``targets`` is
     None for batched runners, which know theirs); ``sae_*``: objects
-    with torch ``encode``/``decode``; ``matched`` = (latents of A, latents of B, decoder |cos|);
+    with torch ``encode``/``decode``; ``matched`` = (latents of A, latents of B, their similarity:
+    decoder |cos| within a model, activation correlation across models, named by ``measure``);
     ``random_pairs`` = (latents of A, latents of B). Returns per-pair correlations of the KL and
-    CE-change effects and the summary medians (matched pairs at |cos| >= :data:`HIGH_COS`, all
-    matched, random).
+    CE-change effects and the summary medians (matched pairs at similarity >= :data:`HIGH_COS`, all
+    matched, random); keys ``<measure>``, ``high_<measure>``, ``*_median_high_<measure>`` and
+    ``n_matched_high_<measure>``.
     """
     ma, mb, mcos = (np.asarray(v) for v in matched)
     ra, rb = (np.asarray(v) for v in random_pairs)
@@ -185,19 +187,108 @@ def causal_equivalence(run_a, run_b, sae_a, sae_b, targets, matched, random_pair
         return float(np.median(v)) if len(v) else float("nan")
 
     out: dict[str, Any] = {
-        "matched": {"a": ma.tolist(), "b": mb.tolist(), "cos": mcos.tolist(),
+        "matched": {"a": ma.tolist(), "b": mb.tolist(), measure: mcos.tolist(),
                     "kl_corr": corr(ma, mb, "kl").tolist(), "dce_corr": corr(ma, mb, "dce").tolist()},
         "random": {"a": ra.tolist(), "b": rb.tolist(),
                    "kl_corr": corr(ra, rb, "kl").tolist(), "dce_corr": corr(ra, rb, "dce").tolist()},
         "n_tokens": int(eff_a["kl"].shape[1]),
-        "high_cos": HIGH_COS,
+        f"high_{measure}": HIGH_COS,
     }
     high = mcos >= HIGH_COS
     for key in ("kl", "dce"):
-        out[f"{key}_corr_median_high_cos"] = med(np.asarray(out["matched"][f"{key}_corr"])[high])
+        out[f"{key}_corr_median_high_{measure}"] = med(np.asarray(out["matched"][f"{key}_corr"])[high])
         out[f"{key}_corr_median_matched"] = med(out["matched"][f"{key}_corr"])
         out[f"{key}_corr_median_random"] = med(out["random"][f"{key}_corr"])
-    out["n_matched_high_cos"] = int(high.sum())
+    out[f"n_matched_high_{measure}"] = int(high.sum())
+    return out
+
+
+# ---- across models: latents paired by activation correlation on the same inputs ----------
+
+
+def hook_activations(run) -> Any:
+    """The hook activation a runner passes to its replacement (one spliced-free run, every part
+    concatenated), e.g. ``[n_inputs, d]`` of :func:`modular_runner`: what an SAE spliced there encodes."""
+    import torch
+
+    seen: list = []
+    for part, _ in _runner_parts(run, ()):
+        part(lambda act: seen.append(act) or act)
+    return torch.cat(seen) if len(seen) > 1 else seen[0]
+
+
+def activation_correlation(codes_a: Any, codes_b: Any) -> np.ndarray:
+    """Pearson correlation ``[n_a, n_b]`` over inputs of every latent of A with every latent of B
+    (codes ``[n_inputs, n_a]`` and ``[n_inputs, n_b]`` on the same inputs); NaN where a latent is
+    constant (never fires) on them."""
+    a = np.asarray(codes_a, np.float64)
+    b = np.asarray(codes_b, np.float64)
+    if a.shape[0] != b.shape[0]:
+        raise SaesimError(f"activation correlation: codes cover {a.shape[0]} and {b.shape[0]} inputs; they must be the same inputs")
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    na, nb = np.sqrt((a * a).sum(0)), np.sqrt((b * b).sum(0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (a.T @ b) / np.where(na > 0, na, np.nan)[:, None] / np.where(nb > 0, nb, np.nan)[None, :]
+
+
+def activation_matching(corr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One-to-one pairing of the latents that fire (finite rows and columns of ``corr``) maximising
+    the summed activation correlation (Hungarian, scipy). Returns ``(rows, cols, corr)``, latent
+    indices into the full SAEs."""
+    from scipy.optimize import linear_sum_assignment
+
+    corr = np.asarray(corr, np.float64)
+    alive_a = np.flatnonzero(np.isfinite(corr).any(1))
+    alive_b = np.flatnonzero(np.isfinite(corr).any(0))
+    sub = np.nan_to_num(corr[np.ix_(alive_a, alive_b)], nan=0.0)
+    r, c = linear_sum_assignment(sub, maximize=True)
+    return alive_a[r], alive_b[c], sub[r, c]
+
+
+def cross_model_pairs(corr: np.ndarray, n_pairs: int, n_top: int = 0, seed: int = 0):
+    """Pairs for causal equivalence across models: the one-to-one activation matching
+    (:func:`activation_matching`), ``n_pairs`` of its pairs spread over the correlation range
+    (:func:`choose_pairs`, ``spacing="cos"``) plus its ``n_top`` most correlated, and ``n_pairs``
+    random pairs of latents that fire on the inputs (the baseline). Returns
+    ``(matched_a, matched_b, matched_corr, random_a, random_b)``, matched pairs by decreasing correlation."""
+    rows, cols, mcorr = activation_matching(corr)
+    if not len(rows):
+        raise SaesimError("causal equivalence across models: no latent of either SAE fires on the inputs")
+    ma, mb, mc, _, _ = choose_pairs(rows, cols, mcorr, 1, 1, n_pairs, seed=seed, spacing="cos")
+    top = np.argsort(-mcorr, kind="stable")[: int(n_top)]
+    keep = {(int(a), int(b)): float(c) for a, b, c in zip(ma, mb, mc)}
+    keep.update({(int(rows[k]), int(cols[k])): float(mcorr[k]) for k in top})
+    order = sorted(keep, key=lambda ab: (-keep[ab], ab))
+    alive_a = np.flatnonzero(np.isfinite(corr).any(1))
+    alive_b = np.flatnonzero(np.isfinite(corr).any(0))
+    rng = np.random.default_rng(seed)
+    ra = alive_a[rng.choice(len(alive_a), size=int(n_pairs), replace=n_pairs > len(alive_a))]
+    rb = alive_b[rng.choice(len(alive_b), size=int(n_pairs), replace=n_pairs > len(alive_b))]
+    return (np.array([a for a, _ in order], int), np.array([b for _, b in order], int),
+            np.array([keep[ab] for ab in order]), ra, rb)
+
+
+def causal_equivalence_across_models(run_a, run_b, sae_a, sae_b, targets, n_pairs: int, n_top: int = 0,
+                                     seed: int = 0) -> dict[str, Any]:
+    """Causal equivalence of two models' SAEs on the same inputs (``run_a``/``run_b``: each model's
+    runner at its SAE's hook, the same inputs in the same order, ``targets`` their labels). Decoder
+    |cos| means nothing across residual bases, so latents are paired by the correlation of their
+    activations on these inputs (:func:`cross_model_pairs`); then :func:`causal_equivalence`
+    with ``measure="act_corr"``. Adds ``n_alive_a``/``n_alive_b`` (latents firing on the inputs)
+    and the matching's median correlation."""
+    import torch
+
+    with torch.no_grad():
+        codes_a = sae_a.encode(hook_activations(run_a)).float().cpu().numpy()
+        codes_b = sae_b.encode(hook_activations(run_b)).float().cpu().numpy()
+    corr = activation_correlation(codes_a, codes_b)
+    ma, mb, mc, ra, rb = cross_model_pairs(corr, n_pairs, n_top, seed)
+    out = causal_equivalence(run_a, run_b, sae_a, sae_b, targets, (ma, mb, mc), (ra, rb), measure="act_corr")
+    _, _, all_corr = activation_matching(corr)
+    out.update(n_alive_a=int(np.isfinite(corr).any(1).sum()), n_alive_b=int(np.isfinite(corr).any(0).sum()),
+               matching_act_corr_median=float(np.median(all_corr)),
+               n_matching_act_corr_high=int((all_corr >= HIGH_COS).sum()))
     return out
 
 

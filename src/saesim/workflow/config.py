@@ -300,11 +300,34 @@ def validate_config(config: dict, schema_path: str | Path, *, source: str = "con
                     raise SaesimError(
                         f"{where}.hooks: {hook!r} is not a hook {ref['experiment']} trains {ref['variant']} at; hooks: {', '.join(known)}"
                     )
+        check_causal_across_models(config, name, cmp, source)
     for name, suite in config.get("suites", {}).items():
         check_suite(config, name, suite, source)
     for name, exp in config["experiments"].items():
         check_fits_a_machine(name, exp, config.get("max_job_mem_mb", DEFAULT_MAX_JOB_MEM_MB), source)
     return config
+
+
+def check_causal_across_models(config: dict, name: str, cmp: dict, source: str) -> None:
+    """A comparison's ``causal:`` block (causal equivalence across models): both sides
+    modular-addition experiments of the same p, each side's variant trained at its hook."""
+    c = cmp.get("causal")
+    if not c:
+        return
+    where = f"{source}: comparisons.{name}.causal"
+    exps = [cmp[side]["experiment"] for side in ("a", "b")]
+    kinds = [config["experiments"][e]["source"]["kind"] for e in exps]
+    if kinds != ["modular", "modular"]:
+        raise SaesimError(f"{where}: needs two modular-addition experiments; {exps[0]} is {kinds[0]}, {exps[1]} is {kinds[1]}")
+    ps = [config["experiments"][e]["source"].get("p", 113) for e in exps]
+    if ps[0] != ps[1]:
+        raise SaesimError(f"{where}: {exps[0]} has p {ps[0]} and {exps[1]} p {ps[1]}; both models need the same inputs (the same p)")
+    for side, e, hook in zip(("a", "b"), exps, c["hooks"]):
+        exp = config["experiments"][e]
+        variant = {v.id: v for v in expand_variants(exp)}[cmp[side]["variant"]]
+        known = [h for h in source_kinds.hooks_of(exp) if variant.trained_at(h)]
+        if hook not in known:
+            raise SaesimError(f"{where}.hooks: {hook!r} is not a hook {e} trains {variant.id} at; hooks: {', '.join(known)}")
 
 
 def _check_experiment(name: str, exp: dict, source: str) -> None:

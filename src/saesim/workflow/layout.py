@@ -55,6 +55,7 @@ TEMPLATES = {
     "comparison": "comparisons/{cmp}/{hook_a}__{hook_b}.{ext}",
     "comparison_table": "comparisons/{cmp}/results.csv",
     "transfer_table": "comparisons/{cmp}/transfer.csv",
+    "comparison_causal": "comparisons/{cmp}/causal.json",
     "comparison_figure": "figures/cmp-{cmp}_{name}.{ext}",
     "suite_cell": "suites/{suite}/{member_a}__{member_b}.json",
     "suite_matrix": "suites/{suite}/matrix.csv",

@@ -199,6 +199,7 @@ def comparison_options(cmp):
     c = dict(cmp)
     c.pop("a")
     c.pop("b")
+    c.pop("causal", None)  # its own job (causal_across_models)
     c["seed"] = 0
     return c
 
@@ -662,6 +663,24 @@ class Plan:
         hooks_b = self.comparison_side(cmp, "b")[3]
         return [layout.path("comparison", cmp=cmp, hook_a=ha, hook_b=hb, ext="json") for ha in hooks_a for hb in hooks_b]
 
+    def causal_across_files(self, cmp):
+        """Causal equivalence across the two models of a comparison (geometry.smk), when its
+        ``causal:`` block is given (checked by saesim.workflow.config: modular, the same p)."""
+        return [layout.path("comparison_causal", cmp=cmp)] if self.comparisons[cmp].get("causal") else []
+
+    def causal_across_inputs(self, wildcards):
+        """The job's two models and the two SAEs (each side's variant and seed at its causal hook)."""
+        hooks = self.comparisons[wildcards.cmp]["causal"]["hooks"]
+        out = {}
+        for side, hook in zip(("a", "b"), hooks):
+            exp, variant, seed, _ = self.comparison_side(wildcards.cmp, side)
+            out[f"model_{side}"] = layout.path("model", ArtifactId(exp))
+            out[f"sae_{side}"] = self.sae(exp, hook, variant, seed)
+        return out
+
+    def causal_across_options(self, cmp):
+        return dict(self.comparisons[cmp]["causal"])
+
     # ---- imported SAEs and suites
 
     def imported_identity_file(self, exp, label):
@@ -845,6 +864,7 @@ class Plan:
                 layout.path("comparison_figure", cmp=cmp, name="paired_vs_random", ext="pdf"),
                 layout.path("comparison_figure", cmp=cmp, name="layer_heatmap", ext="pdf"),
             ]
+            out += self.causal_across_files(cmp)
         for exp, e in self.experiments.items():
             if is_imported(e):
                 out += self.imported_files(exp)

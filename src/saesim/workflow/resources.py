@@ -374,6 +374,18 @@ def causal_runtime(exp, threads, gpu, attempt):
     return minutes(2.0 * params * c["max_tokens"] * passes, threads, gpu, attempt) + 5 * attempt
 
 
+def causal_across_models_mem_mb(n_inputs, widths, vocab, attempt):
+    """Causal equivalence across two modular models: both SAEs' dense codes (float32, twice while
+    correlated as float64), the latent x latent correlation and three float64 copies of the
+    log-probabilities ``n_inputs x vocab``."""
+    return mem(LIBS_MB, 12 * n_inputs * sum(widths) + 8 * widths[0] * widths[1] + 3 * 8 * n_inputs * vocab, attempt)
+
+
+def causal_across_models_runtime(attempt):
+    """Each ablation is a product with the unembedding (modular_runner's shortcut): a table job's time."""
+    return short_runtime(attempt)
+
+
 def coactivation_mem_mb(exp, trained, attempt):
     """Co-firing counts (at most tokens x L0^2 / 2 pairs, 16 bytes each, times three while
     summed) and one chunk of dense codes. ``trained``: the Variant of every (hook, variant)."""
@@ -687,6 +699,18 @@ class RuleCosts:
 
     def _causal_equivalence_runtime(self, w, threads, attempt):
         return causal_runtime(self._exp(w), threads, self.plan.gpu, attempt)
+
+    def _causal_across_models_mem_mb(self, w, attempt):
+        widths, inputs = [], []
+        for side in ("a", "b"):
+            exp, variant, _, _ = self.plan.comparison_side(w.cmp, side)
+            widths.append(self.plan.variants(exp)[variant].width)
+            inputs.append(self.plan.experiments[exp]["source"].get("p", 113) ** 2)
+        n = min(min(inputs), self.plan.comparisons[w.cmp]["causal"].get("max_inputs") or min(inputs))
+        return causal_across_models_mem_mb(n, widths, round(max(inputs) ** 0.5) + 1, attempt)  # vocab p + 1
+
+    def _causal_across_models_runtime(self, w, threads, attempt):
+        return causal_across_models_runtime(attempt)
 
     def _coactivation_mem_mb(self, w, attempt):
         trained = [self.plan.variants(w.exp)[v] for _, v in self.plan.hook_variants(w.exp)]
