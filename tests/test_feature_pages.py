@@ -244,8 +244,9 @@ def test_workflow_feature_pages_render_in_chromium(workflow_copy, tmp_path):
 
 
 def test_default_config_pages_seed_pairs_and_suite_cells():
-    """The default config: the suite cells of smollm2 (widths 1152 vs 2304, the k sweep) are pages of the
-    smollm2 job, after its seed pairs; experiments without suites keep their seed pairs only."""
+    """The full run's config: the suite cells of smollm2 (widths 1152 vs 2304, the k sweep) are pages of
+    the smollm2 job, after its seed pairs; experiments without suites keep their seed pairs only.
+    The default config keeps the widths cell only."""
     import copy
 
     import yaml
@@ -254,15 +255,22 @@ def test_default_config_pages_seed_pairs_and_suite_cells():
     from saesim.workflow.planning import Plan
 
     root = Path(__file__).resolve().parents[1]
-    raw = yaml.safe_load((root / "config.yaml").read_text())
-    plan = Plan(validate_config(copy.deepcopy(raw), root / "workflow" / "schemas" / "config.schema.yaml"))
+    schema = root / "workflow" / "schemas" / "config.schema.yaml"
+    default = Plan(validate_config(yaml.safe_load((root / "config.yaml").read_text()), schema))
+    assert [j["out"] for j in default.feature_page_jobs("smollm2") if j["section"] == "suite cells"] == [
+        "results/smollm2/features/suites/smollm2-widths/topk-w1152-k64__topk-w2304-k64.html"]
+    raw = yaml.safe_load((root / "config" / "presets" / "runs" / "full.yaml").read_text())
+    plan = Plan(validate_config(copy.deepcopy(raw), schema))
     jobs = plan.feature_page_jobs("smollm2")
     suites = [j for j in jobs if j["section"] == "suite cells"]
-    assert [j["section"] for j in jobs] == ["seed pairs"] * (len(jobs) - 4) + ["suite cells"] * 4
+    assert [j["section"] for j in jobs] == ["seed pairs"] * (len(jobs) - 7) + ["suite cells"] * 7
     assert [j["out"] for j in suites] == [
         "results/smollm2/features/suites/smollm2-widths/topk-w1152-k64__topk-w2304-k64.html",
+        "results/smollm2/features/suites/smollm2-k/topk-w1152-k16__topk-w1152-k32.html",
         "results/smollm2/features/suites/smollm2-k/topk-w1152-k16__topk-w1152-k64.html",
         "results/smollm2/features/suites/smollm2-k/topk-w1152-k16__topk-w1152-k128.html",
+        "results/smollm2/features/suites/smollm2-k/topk-w1152-k32__topk-w1152-k64.html",
+        "results/smollm2/features/suites/smollm2-k/topk-w1152-k32__topk-w1152-k128.html",
         "results/smollm2/features/suites/smollm2-k/topk-w1152-k64__topk-w1152-k128.html",
     ]
     assert suites[0]["sae_a"] == "results/smollm2/saes/blocks.6.hook_out/topk-w1152-k64/seed0"
