@@ -121,6 +121,9 @@ def test_modular_hook_the_model_lacks_is_refused_listing_the_valid_ones(default_
     refused(default_config, "'blocks.0.attn.hook_z'")
     exp(default_config, "modular")["hooks"] = ["blocks.1.hook_mlp_out"]
     exp(default_config, "modular")["source"]["n_layers"] = 2
+    # the cross-model causal comparison names blocks.0.hook_mlp_out, which modular no longer trains at
+    refused(default_config, "comparisons.modular-model-seeds.causal.hooks: 'blocks.0.hook_mlp_out'")
+    default_config["comparisons"]["modular-model-seeds"].pop("causal")
     validate_config(default_config, SCHEMA)
 
 
