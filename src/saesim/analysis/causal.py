@@ -236,8 +236,9 @@ def activation_matching(corr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     """One-to-one pairing of the latents that fire (finite rows and columns of ``corr``) maximising
     the summed activation correlation (Hungarian, scipy). Returns ``(rows, cols, corr)``, latent
     indices into the full SAEs."""
-    from scipy.optimize import linear_sum_assignment
+    from saesim.similarity.matching import _linear_sum_assignment  # scipy's, without all of scipy.optimize
 
+    linear_sum_assignment = _linear_sum_assignment()
     corr = np.asarray(corr, np.float64)
     alive_a = np.flatnonzero(np.isfinite(corr).any(1))
     alive_b = np.flatnonzero(np.isfinite(corr).any(0))
