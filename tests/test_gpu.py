@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from saesim.errors import SaesimError
+from saesim.workflow import gpu
 from saesim.workflow.gpu import acquire_gpus, job_gpu_count, visible_devices
 from saesim.workflow.rulekit import run
 
@@ -182,3 +183,27 @@ def test_hf_hub_offline_has_one_parsing(monkeypatch, value, offline):
     assert models.hub_offline() is offline
     if offline:
         assert models.hub_reachable() is False  # no network try when forced offline
+
+
+def test_auto_device_without_a_gpu_driver_skips_torch(monkeypatch):
+    """With no GPU driver on the machine, ``device: auto`` plans CPU jobs without importing torch."""
+    import sys
+    import shutil
+
+    from saesim.workflow import planning
+
+    class Forbidden:
+        def __getattr__(self, name):
+            raise AssertionError(f"torch.{name} used although no GPU driver is present")
+
+    monkeypatch.setattr(gpu.os.path, "exists", lambda p: False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setitem(sys.modules, "torch", Forbidden())
+    assert gpu.gpu_driver_present() is False
+    assert planning.uses_gpu("auto") is False
+    assert planning.uses_gpu("cuda") is True
+
+
+def test_gpu_driver_present_sees_the_nvidia_driver(monkeypatch):
+    monkeypatch.setattr(gpu.os.path, "exists", lambda p: p == "/proc/driver/nvidia")
+    assert gpu.gpu_driver_present() is True

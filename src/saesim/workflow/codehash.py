@@ -78,11 +78,22 @@ def _imported_names(tree: ast.AST, module: str | None, is_package: bool, package
     return out
 
 
-def _parse(path: Path) -> ast.AST:
+@lru_cache(maxsize=None)
+def _imports_of(source: bytes, filename: str, module: str | None, is_package: bool, package: str) -> frozenset[str]:
+    """:func:`_imported_names` of one file's contents, parsed once per process.
+
+    A DAG build hashes about 60 scripts whose import closures share most modules;
+    keyed by the contents (not the path), so an edited file is parsed again.
+    """
     try:
-        return ast.parse(path.read_bytes(), filename=path.name)
+        tree = ast.parse(source, filename=filename)
     except SyntaxError as err:
-        raise SaesimError(f"{path.name}: cannot be parsed for its imports ({err.msg}, line {err.lineno})") from None
+        raise SaesimError(f"{filename}: cannot be parsed for its imports ({err.msg}, line {err.lineno})") from None
+    return frozenset(_imported_names(tree, module, is_package, package))
+
+
+def _file_imports(path: Path, module: str | None, is_package: bool, package: str) -> frozenset[str]:
+    return _imports_of(path.read_bytes(), path.name, module, is_package, package)
 
 
 def module_files(script: str | Path, package_dir: str | Path = PACKAGE_DIR, package: str = PACKAGE) -> dict[str, Path]:
@@ -95,7 +106,7 @@ def module_files(script: str | Path, package_dir: str | Path = PACKAGE_DIR, pack
     if not script.is_file():
         raise SaesimError(f"{script}: rule script not found")
     seen: dict[str, Path] = {}
-    todo = sorted(_imported_names(_parse(script), None, False, package))
+    todo = sorted(_file_imports(script, None, False, package))
     while todo:
         name = todo.pop()
         if name in seen:
@@ -104,8 +115,7 @@ def module_files(script: str | Path, package_dir: str | Path = PACKAGE_DIR, pack
         if path is None:
             continue  # an attribute imported with ``from pkg import name``, not a module
         seen[name] = path
-        tree = _parse(path)
-        todo.extend(sorted(_imported_names(tree, name, path.name == "__init__.py", package) - set(seen)))
+        todo.extend(sorted(_file_imports(path, name, path.name == "__init__.py", package) - set(seen)))
     files = {f"{package}/{p.relative_to(package_dir).as_posix()}": p for p in seen.values()}
     return dict(sorted(files.items()))
 

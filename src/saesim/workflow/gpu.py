@@ -34,6 +34,18 @@ from saesim.errors import SaesimError
 DEFAULT_LOCK_DIR = ".snakemake/gpu-slots"
 
 
+def gpu_driver_present() -> bool:
+    """Whether this machine shows any GPU driver (NVIDIA or ROCm), checked without importing torch.
+
+    False means ``torch.cuda.is_available()`` is False too, so a caller can skip the
+    2-3 s torch import (the Snakefile asks this at every DAG build).
+    """
+    import shutil
+
+    paths = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+    return any(os.path.exists(p) for p in paths) or shutil.which("nvidia-smi") is not None
+
+
 def _driver_device_count() -> int:
     """GPUs the NVIDIA driver reports, without initialising CUDA in this process."""
     proc_dir = Path("/proc/driver/nvidia/gpus")

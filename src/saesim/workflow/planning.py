@@ -18,6 +18,7 @@ from saesim.sources import kinds as source_kinds
 from saesim.saes.architectures import figure_choice
 from saesim.workflow.config import expand_variants, expected_l0, model_null, seed_pair, snapshot_target
 from saesim.errors import SaesimError, check_no_broken_links
+from saesim.workflow.gpu import gpu_driver_present
 from saesim.workflow.layout import ArtifactId
 from saesim.workflow.resources import RuleCosts
 from saesim.workflow.suite_runs import check_same_d, expand_imported
@@ -214,7 +215,7 @@ def uses_gpu(device):
     """Whether jobs that can use a GPU get one: ``device: cuda``, or ``auto`` where torch sees one."""
     if device == "cuda":
         return True
-    if device == "cpu":
+    if device == "cpu" or not gpu_driver_present():
         return False
     try:
         import torch
