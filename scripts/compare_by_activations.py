@@ -12,12 +12,10 @@ from saesim.workflow.rulekit import run, write_json_atomic  # noqa: E402
 
 def main(smk):
     import numpy as np
-    import torch
 
     from saesim.similarity.universality import compare_by_activations, compare_neuron_activations
     from saesim.similarity.universality.transfer import DEFAULT_TRANSFER_ROWS, transfer_between_stores
 
-    torch.set_num_threads(smk.threads)
     options = dict(smk.params.options)
     max_tokens = options.pop("max_tokens", None)
     transfer_rows = options.pop("transfer_rows", DEFAULT_TRANSFER_ROWS)
