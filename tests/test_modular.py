@@ -25,12 +25,46 @@ def test_inputs_labels_and_split():
     np.testing.assert_array_equal(train, again)
 
 
-def test_fast_forward_equals_hooked_transformer_forward():
-    model = modular.build_model(modular.ModularConfig(p=23, seed=3))
-    x = torch.from_numpy(modular.all_inputs(23))
-    assert modular.supports_fast_forward(model)
+def _random_model(p, seed):
+    """A :func:`modular.build_model` model with every parameter random (biases included)."""
+    model = modular.build_model(modular.ModularConfig(p=p, seed=seed))
+    gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        torch.testing.assert_close(modular.last_position_logits(model, x), model(x)[:, -1], atol=1e-5, rtol=1e-5)
+        for param in model.parameters():
+            param.copy_(0.1 * torch.randn(param.shape, generator=gen))
+    return model
+
+
+def _logits_and_grads(model, forward, tokens, labels):
+    model.zero_grad(set_to_none=True)
+    logits = forward(model, tokens)
+    torch.nn.functional.cross_entropy(logits, labels).backward()
+    return logits.detach(), {name: param.grad for name, param in model.named_parameters()}
+
+
+SHARED_LAST = modular.all_inputs(23)  # every row ends in "=": the token-table attention
+MIXED_LAST = np.random.default_rng(5).integers(0, 24, size=(300, 3))  # any last token: per-row attention
+
+
+@pytest.mark.parametrize(
+    "tokens, unused_path",
+    [(SHARED_LAST, "_attention_per_row"), (SHARED_LAST[:, 1:], "_attention_per_row"), (MIXED_LAST, "_attention_from_token_tables")],
+    ids=["a-b-eq", "b-eq", "mixed-last"],
+)
+def test_fast_forward_equals_hooked_transformer_forward_with_gradients(tokens, unused_path, monkeypatch):
+    model = _random_model(23, seed=3)
+    assert modular.supports_fast_forward(model)
+    x = torch.from_numpy(tokens)
+    y = torch.from_numpy(np.random.default_rng(1).integers(0, 23, size=len(x)))
+    ref_logits, ref_grads = _logits_and_grads(model, lambda m, t: m(t)[:, -1], x, y)
+    monkeypatch.setattr(modular, unused_path, None)  # the other fast path must not be taken
+    logits, grads = _logits_and_grads(model, modular.last_position_logits, x, y)
+    assert float(ref_logits.abs().max()) > 0.1
+    assert float((logits - ref_logits).abs().max()) < 1e-4
+    assert set(grads) == set(ref_grads)
+    for name, ref in ref_grads.items():  # gradients of a mean loss: at most ~0.2 here
+        assert ref is not None and grads[name] is not None, name
+        assert float((grads[name] - ref).abs().max()) < 1e-5, name
 
 
 def test_two_layer_model_uses_the_general_forward():
