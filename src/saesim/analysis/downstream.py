@@ -212,14 +212,17 @@ class StartAtHook:
         return self.model.unembed(self.model.ln_final(h))
 
     def agrees(self, clean_logits, last_input) -> bool:
-        """Whether running the last block from its clean input reproduces ``clean_logits``."""
+        """Whether running the last block from its clean input reproduces ``clean_logits``
+        (to float32 rounding: 1e-5 of the largest logit)."""
         import torch
 
         tail = self.logits_from(self.n_layers - 1, last_input)
         if tail.shape != clean_logits.shape:
             return False
-        scale = float(clean_logits.abs().max()) + 1.0
-        return bool(torch.allclose(tail.float(), clean_logits.float(), rtol=0.0, atol=1e-5 * scale))
+        if torch.equal(tail, clean_logits):
+            return True
+        scale = float(clean_logits.abs().max()) + 1.0  # float32 rounding of the same sums in another order
+        return float((tail.float() - clean_logits.float()).abs_().max()) <= 1e-5 * scale
 
 
 def _log_softmax(logits):
@@ -310,12 +313,12 @@ def downstream_losses(
                     out = tail.logits_from(starts_at[hook], replace(acts[hook]))
                 else:
                     out = model.run_with_hooks(batch, fwd_hooks=[(hook, replace)])
-                return _log_softmax(out)[:, :-1]
+                return _log_softmax(out[:, :-1])
 
             def ce(logp) -> float:
                 return -logp.gather(-1, targets).double().sum().item()
 
-            clean = _log_softmax(logits)[:, :-1]
+            clean = _log_softmax(logits[:, :-1])
             del logits
             ce_clean += ce(clean)
             p_clean = clean.exp()
@@ -324,7 +327,8 @@ def downstream_losses(
             for name, (hook, forward) in saes.items():
                 spliced = run(hook, forward)
                 ce_sae[name] += ce(spliced)
-                kl[name] += (p_clean * (clean - spliced)).double().sum().item()  # KL(p_clean || p_sae)
+                terms = spliced.neg_().add_(clean).mul_(p_clean)  # p_clean (log p_clean - log p_sae), in place
+                kl[name] += terms.sum(dtype=torch.float64).item()  # KL(p_clean || p_sae)
             n_pred += targets.numel()
     return {
         name: DownstreamLoss(
