@@ -152,3 +152,41 @@ def test_hooked_transformer_start_at_hook_equals_full_forward(pos, monkeypatch):
     assert abs(fast["half0"].ce_sae - fast["neg1pre"].ce_sae) > 100 * TOL
     assert abs(fast["last"].kl_div) > 100 * TOL
     assert StartAtHook(model).start("blocks.0.hook_resid_post") == StartAtHook(model).start("blocks.1.hook_resid_pre") == 1
+
+
+@pytest.mark.parametrize("hook", ["blocks.1.hook_out", "blocks.0.hook_in"])
+def test_causal_runner_from_the_hook_equals_full_forward(bridge, monkeypatch, hook):
+    """saesim.analysis.causal.LanguageModelRunner runs every ablation of a batch from the hook:
+    the per-latent effects equal those of full forward passes, with one full run per batch."""
+    from saesim.analysis.causal import LanguageModelRunner, ablation_effects
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(3, 96, size=(5, 12))
+    keep = np.ones(tokens.shape, dtype=bool)
+    keep[:, 0] = False
+    enc = torch.as_tensor(rng.standard_normal((32, 8)), dtype=torch.float32)
+    dec = torch.as_tensor(rng.standard_normal((8, 32)) * 0.3, dtype=torch.float32)
+
+    def encode(x):
+        return torch.relu(x @ enc)
+
+    def decode(z):
+        return z @ dec
+
+    with torch.no_grad():  # splice only rows up to the median norm, as rows above the cut were not trained on
+        _, cache = bridge.run_with_cache(torch.as_tensor(tokens), names_filter=[hook])
+    max_norm = float(cache[hook].norm(dim=-1).median())
+    effects = {}
+    for start in (True, False):
+        calls = _counting(bridge, monkeypatch)
+        run = LanguageModelRunner(bridge, hook, tokens, keep, max_norm=max_norm, batch_contexts=2, start_at_hook=start)
+        effects[start] = ablation_effects(run, encode, decode, [0, 3, 5])
+        monkeypatch.undo()
+        n_runs = len(calls)
+        if start:
+            assert n_runs == len(run.batches)  # one clean run per batch, every ablation from the hook
+        else:
+            assert n_runs > 3 * len(run.batches)
+    assert np.abs(effects[False]["kl"]).max() > 1e-4  # the ablations do something
+    np.testing.assert_allclose(effects[True]["kl"], effects[False]["kl"], atol=1e-6)
+    np.testing.assert_allclose(effects[True]["dce"], effects[False]["dce"], atol=1e-5)

@@ -358,13 +358,18 @@ class LanguageModelRunner:
     the spliced positions (``keep[:, :-1]``), ``[n_predictions, vocab]``; ``targets(batch)``
     the tokens they predict. Each batch's hook activation is kept from its first run (the
     spliced baseline) and passed, the same tensor every time, to every later replacement, so
-    an SAE encodes it once per batch. Memory: the model, ``n_contexts x n_ctx x d`` cached
+    an SAE encodes it once per batch. Where the hook lies between blocks (``start_at_hook``,
+    :class:`saesim.analysis.downstream.StartAtHook`), each batch runs the whole model once (clean)
+    and every replacement from the hook on: the same log-probs, the blocks before the hook not
+    repeated. Memory: the model, ``n_contexts x n_ctx x d`` cached
     activations and one batch's log-probs (float64, three copies in :func:`ablation_effects`).
     """
 
     def __init__(self, model, hook: str, tokens: Any, keep: Any = None, max_norm: float | None = None,
-                 batch_contexts: int = LM_BATCH_CONTEXTS):
+                 batch_contexts: int = LM_BATCH_CONTEXTS, start_at_hook: bool = True):
         import torch
+
+        from saesim.analysis.downstream import StartAtHook
 
         self.model, self.hook, self.max_norm = model, hook, max_norm
         self.tokens = torch.as_tensor(np.asarray(tokens), dtype=torch.long)
@@ -377,6 +382,11 @@ class LanguageModelRunner:
         self.batches = list(range(0, self.tokens.shape[0], self.batch_contexts))
         self._acts: dict = {}
         self.device = next(iter(model.parameters())).device
+        # runs after a batch's first start at the hook (StartAtHook), where the hook is between blocks
+        self._tail = StartAtHook(model) if start_at_hook else None
+        self._start = self._tail.start(hook) if self._tail is not None else None
+        self._tail_batch = None  # the batch whose clean run the tail's recorded block arguments are of
+        self._checked = False
 
     def _slice(self, batch: int) -> slice:
         return slice(batch, batch + self.batch_contexts)
@@ -392,6 +402,11 @@ class LanguageModelRunner:
 
         sl = self._slice(batch)
         acts = self._acts
+        if self._start is not None:
+            logits = self._from_hook(replacement, batch, sl)
+            if logits is not None:
+                logp = logits.float().log_softmax(-1)[:, :-1]
+                return logp[self.keep[sl, :-1].to(logp.device)]
 
         def swap(act):
             if batch not in acts:  # the first run of a batch keeps its clean activation
@@ -403,3 +418,31 @@ class LanguageModelRunner:
             logits = self.model.run_with_hooks(self.tokens[sl].to(self.device), fwd_hooks=[(self.hook, hook_fn)])
         logp = logits.float().log_softmax(-1)[:, :-1]
         return logp[self.keep[sl, :-1].to(logp.device)]
+
+    def _from_hook(self, replacement: Callable[[Any], Any], batch: int, sl: slice):
+        """Logits of one batch run from the hook (the blocks before it are the clean run's), or None
+        where the first check finds that running from the hook does not reproduce the clean logits."""
+        import warnings
+
+        import torch
+
+        from saesim.analysis.downstream import splice
+
+        tail = self._tail
+        if self._tail_batch != batch:  # one clean run per batch records what the later blocks need
+            tokens = self.tokens[sl].to(self.device)
+            check = tail.input_hook(tail.n_layers - 1)
+            with torch.no_grad():
+                clean, acts = tail.clean(tokens, sorted({self.hook} | ({check} if not self._checked else set())))
+                if not self._checked:
+                    self._checked = True
+                    if not tail.agrees(clean, acts[check]):
+                        warnings.warn(f"causal equivalence: running {type(self.model).__name__} from {self.hook} does not "
+                                      "reproduce its clean logits; using full forward passes", stacklevel=3)
+                        self._start = None
+                        return None
+            self._acts.setdefault(batch, acts[self.hook])
+            self._tail_batch = batch
+        with torch.no_grad():
+            spliced = splice(replacement, self.keep[sl], self.max_norm)(self._acts[batch])
+            return tail.logits_from(self._start, spliced)
