@@ -290,14 +290,14 @@ def test_default_config_jobs_on_cpu_with_threads(default):
     assert resources(default, "train_saes", job(), threads=4, exp="toy") == [(1252, 231), (2504, 462)]
     # one job per variant: the widest variant needs more memory; 4 threads train faster
     smollm2 = dict(exp="smollm2", hook="blocks.6.hook_out")
-    assert resources(default, "train_saes", job(**smollm2, variant="topk-w1152-k64"), exp="smollm2") == [(1509, 33), (3018, 66)]
+    assert resources(default, "train_saes", job(**smollm2, variant="topk-w1152-k64"), exp="smollm2") == [(1508, 33), (3016, 66)]
     assert resources(default, "train_saes", job(**smollm2, variant="topk-w2304-k64"), threads=4, exp="smollm2") == [
         (1701, 33), (3402, 66)]
     # the null's rule of that variant trains null.seeds (the first two of three): two thirds of the time
-    assert resources(default, "train_null_saes", job(**smollm2, variant="topk-w1152-k64"), exp="smollm2") == [(1509, 22), (3018, 44)]
-    assert resources(default, "extract_activations", job(), exp="smollm2") == [(4761, 38), (9522, 76)]
-    assert resources(default, "extract_activations", job(), threads=4, exp="smollm2") == [(4761, 21), (9522, 42)]
-    assert resources(default, "build_corpus", job(exp="smollm2")) == [(2405, 21), (4810, 42)]
+    assert resources(default, "train_null_saes", job(**smollm2, variant="topk-w1152-k64"), exp="smollm2") == [(1508, 22), (3016, 44)]
+    assert resources(default, "extract_activations", job(), exp="smollm2") == [(4761, 30), (9522, 60)]
+    assert resources(default, "extract_activations", job(), threads=4, exp="smollm2") == [(4761, 19), (9522, 38)]
+    assert resources(default, "build_corpus", job(exp="smollm2")) == [(2403, 21), (4806, 42)]
     assert resources(default, "downstream_loss", job(exp="smollm2")) == [(5397, 29), (10794, 58)]
     assert resources(default, "convergence", job(exp="smollm2")) == [(1311, 12), (2622, 24)]
     assert resources(default, "seed_modes", job(exp="toy")) == [(1252, 102), (2504, 204)]
@@ -308,7 +308,7 @@ def test_default_config_jobs_on_cpu_with_threads(default):
     assert resources(default, "fourier_overlap", job(exp="modular-s1", hook="blocks.0.hook_mlp_out", variant="topk-w512-k16",
                                                      seed=0)) == [(603, 10), (1206, 20)]
     widths = job(cmp="smollm2-widths", hook_a="blocks.6.hook_out", hook_b="blocks.6.hook_out")
-    assert resources(default, "compare_by_activations", widths, threads=4) == [(1573, 11), (3146, 22)]
+    assert resources(default, "compare_by_activations", widths, threads=4) == [(1537, 11), (3074, 22)]
     cell = job(suite="smollm2-widths", a="topk-w1152-k64", b="topk-w2304-k64")
     assert resources(default, "suite_cell", cell) == [(1670, 11), (3340, 22)]
     # causal equivalence across the modular models: 12769 inputs x two 512-latent SAEs, short
