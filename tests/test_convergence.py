@@ -282,12 +282,15 @@ def test_seed_modes_rule_on_a_toy_experiment(tmp_path):
     assert t.loc[("both", 1.0), "mmcs_mean"] == pytest.approx(compare_decoders(a.W_dec, b.W_dec, with_baseline=False)["mmcs"], abs=1e-6)
 
 
-def test_long_reference_preset_validates_with_log_scale_snapshots_from_0():
-    raw = yaml.safe_load((ROOT / "config" / "presets" / "runs" / "smollm2-long.yaml").read_text())
+@pytest.mark.parametrize(("preset", "samples", "tokens"), [("smollm2-long", 10_000_000, 1_000_000), ("smollm2-long-1m", 1_000_000, 262_144)])
+def test_long_reference_preset_validates_with_log_scale_snapshots_from_0(preset, samples, tokens):
+    """The long reference run and its CPU slice: log-scale snapshots from 0, both nulls."""
+    raw = yaml.safe_load((ROOT / "config" / "presets" / "runs" / f"{preset}.yaml").read_text())
     exp = validate_config(raw, SCHEMA)["experiments"]["smollm2-long"]
     variant, hook, fractions, _ = snapshot_target(exp, "convergence")
     assert (variant, hook) == ("topk-w1152-k64", "blocks.6.hook_out") and fractions[0] == 0.0 and fractions[-1] == 1.0
-    assert exp["sae"]["training"]["training_samples"] >= 10_000_000 and exp["source"]["corpus"]["n_tokens"] >= 1_000_000
+    assert exp["sae"]["training"]["training_samples"] >= samples and exp["source"]["corpus"]["n_tokens"] >= tokens
+    assert exp["null"]["enabled"] and exp["model_null"]["variants"] == ["topk-w1152-k64"]
     ratios = [b / a for a, b in zip(fractions[1:-1], fractions[2:-1])]
     assert all(2.9 <= r <= 3.4 for r in ratios)  # log scale
 
