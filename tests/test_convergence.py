@@ -316,3 +316,19 @@ def test_trajectory_figure_draws_without_a_null(tmp_path):
     fig = trajectory_plot(pd.DataFrame(rows), title="t")
     save_figure(fig, tmp_path / "t.pdf", tmp_path / "t.png")
     assert (tmp_path / "t.png").stat().st_size > 1000
+
+
+def test_trajectory_axis_is_log_beyond_the_first_snapshot_only_for_log_spaced_snapshots():
+    """Log-spaced snapshots (the long reference run: 10k .. 1M) get a symlog x axis, so the early
+    ones do not pile up at 0; the default's 10%-100% snapshots keep a linear one. Ticks at the snapshots."""
+    import matplotlib.pyplot as plt
+
+    from saesim.report.figures import _samples_axis
+
+    fig, (log_ax, lin_ax) = plt.subplots(1, 2)
+    _samples_axis(log_ax, [0, 10_240, 30_208, 100_352, 300_032, 1_000_448], [0, 0.01, 0.03, 0.1, 0.3, 1.0])
+    _samples_axis(lin_ax, [0, 6_144, 15_360, 30_208, 60_416], [0, 0.1, 0.25, 0.5, 1.0])
+    assert log_ax.get_xscale() == "symlog" and lin_ax.get_xscale() == "linear"
+    assert list(log_ax.get_xticks()) == [0, 10_240, 30_208, 100_352, 300_032, 1_000_448]
+    assert [t.get_text() for t in log_ax.get_xticklabels()][:2] == ["0\n0%", "10.2k\n1%"]
+    plt.close(fig)

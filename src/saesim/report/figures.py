@@ -568,8 +568,26 @@ def _count_label(n: float) -> str:
     return f"{n:.0f}"
 
 
+def _samples_axis(ax, samples, fractions) -> None:
+    """x = training samples seen, a tick at each snapshot: linear, or symlog (linear up to the
+    first snapshot after 0, log beyond) where the snapshots span 30x or more (log-scale
+    snapshots, e.g. the long reference run), so that the early ones do not pile up at 0."""
+    x = np.asarray(samples, dtype=float)
+    positive = x[x > 0]
+    if len(positive) and positive.max() >= 30 * positive.min():
+        ax.set_xscale("symlog", linthresh=float(positive.min()), linscale=0.5)
+        ax.set_xlim(left=0, right=float(x.max()) * 1.3)
+    else:
+        ax.set_xlim(left=-0.02 * max(1.0, x.max()))
+    ax.set_xticks(x)
+    ax.set_xticks([], minor=True)
+    ax.set_xticklabels([f"{_count_label(n) if n else '0'}\n{f:.0%}" for n, f in zip(x, fractions)], fontsize=7)
+    ax.set_xlabel("training samples seen (fraction)")
+
+
 def trajectory_plot(table: pd.DataFrame, title: str | None = None):
-    """The training trajectory from the initialised SAE (x = training samples seen, linear from 0):
+    """The training trajectory from the initialised SAE (x = training samples seen from 0; log
+    beyond the first snapshot where the snapshots are log-spaced, :func:`_samples_axis`):
     left, cross-seed stability (solid, min-max bars) with the trained null's pairs at the same
     point of training (dotted, x) and random decoders (dashed); middle, drift from
     initialisation, the median over latents of cos(decoder row now, row at step 0) (mean over
@@ -612,10 +630,7 @@ def trajectory_plot(table: pd.DataFrame, title: str | None = None):
     ax.set_ylabel("held-out rows")
     ax.legend(loc="best", fontsize=8, frameon=False)
     for ax in axes:
-        ax.set_xlim(left=-0.02 * max(1.0, x.max()))
-        ax.set_xticks(x)
-        ax.set_xticklabels([f"{_count_label(n) if n else '0'}\n{f:.0%}" for n, f in zip(x, t["fraction"])], fontsize=7)
-        ax.set_xlabel("training samples seen (fraction)")
+        _samples_axis(ax, x, t["fraction"])
         ax.set_ylim(*UNIT_YLIM)
     _top_legend(fig, axes[:1], extra, title)
     return fig
@@ -656,9 +671,7 @@ def seed_modes_plot(table: pd.DataFrame, title: str | None = None):
         ax.set_ylabel(TABLE_METRICS[m].label)
     axes[-1].set_ylabel("drift: median cos(row now, row at step 0)")
     for ax in axes:
-        ax.set_xticks(t["samples"])
-        ax.set_xticklabels([f"{_count_label(n) if n else '0'}\n{f:.0%}" for n, f in zip(t["samples"], t["fraction"])], fontsize=7)
-        ax.set_xlabel("training samples seen (fraction)")
+        _samples_axis(ax, t["samples"], t["fraction"])
         ax.set_ylim(*UNIT_YLIM)
     _top_legend(fig, axes, extra, title)
     return fig
