@@ -282,7 +282,8 @@ def test_seed_modes_rule_on_a_toy_experiment(tmp_path):
     assert t.loc[("both", 1.0), "mmcs_mean"] == pytest.approx(compare_decoders(a.W_dec, b.W_dec, with_baseline=False)["mmcs"], abs=1e-6)
 
 
-@pytest.mark.parametrize(("preset", "samples", "tokens"), [("smollm2-long", 10_000_000, 1_000_000), ("smollm2-long-1m", 1_000_000, 262_144)])
+@pytest.mark.parametrize(("preset", "samples", "tokens"), [("smollm2-long", 10_000_000, 1_000_000), ("smollm2-long-1m", 1_000_000, 262_144),
+                                                  ("smollm2-long-3m", 3_000_000, 262_144)])
 def test_long_reference_preset_validates_with_log_scale_snapshots_from_0(preset, samples, tokens):
     """The long reference run and its CPU slice: log-scale snapshots from 0, both nulls."""
     raw = yaml.safe_load((ROOT / "config" / "presets" / "runs" / f"{preset}.yaml").read_text())
